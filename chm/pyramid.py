@@ -1,0 +1,321 @@
+"""Resampling between CHM levels: bicubic halving, pixel replication, label pooling.
+
+A CHM level ``l`` works on the image halved ``l`` times. The three operators
+here reproduce the original MATLAB code exactly (``MyDownSample``,
+``MyUpSample``, ``Mymaxpooling``), because the classifiers of one level are
+fed the resampled outputs of the others and any half-pixel shift or different
+kernel changes what they learn.
+
+Sizes follow MATLAB: every halving maps a length ``n`` to ``ceil(n / 2)``.
+"""
+
+import numpy as np
+
+__all__ = [
+    "BICUBIC_HALVING_WEIGHTS",
+    "downsample",
+    "downsample_n",
+    "level_shape",
+    "upsample",
+    "maxpool_labels",
+    "pyramid",
+]
+
+# MATLAB's antialiased cubic (a = -0.5) sampled at scale 0.5: the kernel is
+# stretched to 8 taps and output r is centred on input 2r + 0.5. These are
+# exact binary fractions (multiples of 1/256) that sum to exactly 1.
+BICUBIC_HALVING_WEIGHTS = np.array(
+    [
+        -0.01171875,
+        -0.03515625,
+        0.11328125,
+        0.43359375,
+        0.43359375,
+        0.11328125,
+        -0.03515625,
+        -0.01171875,
+    ]
+)
+BICUBIC_HALVING_WEIGHTS.flags.writeable = False
+
+_EDGE_MODES = ("replicate", "symmetric")
+
+
+def _check_image(image, name="image"):
+    arr = np.asarray(image)
+    if arr.ndim not in (2, 3):
+        raise ValueError(
+            f"{name} must be 2-D (H, W) or 3-D (H, W, C), got shape {arr.shape}"
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape})")
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
+    if np.iscomplexobj(arr):
+        raise TypeError(f"{name} must be real, got dtype {arr.dtype}")
+    return arr
+
+
+def _tap_indices(n, mode):
+    """Input indices of the 8 taps for every output sample along one axis.
+
+    MATLAB first appends a copy of the last sample when ``n`` is odd, then
+    resizes the padded length ``m`` to ``m / 2``. We work on the padded
+    index range and only at the end map the virtual padded sample ``n`` back
+    to ``n - 1``, which is what the copy holds; no padded array is built.
+    """
+    m = n + (n % 2)
+    out = m // 2
+    idx = 2 * np.arange(out)[:, None] - 3 + np.arange(8)[None, :]
+    if mode == "replicate":
+        idx = np.clip(idx, 0, m - 1)
+    else:
+        # Half-sample mirror about both ends of the padded range, as in
+        # imresize's aux = [1:m, m:-1:1] indexing (MATLAB R2017 and later).
+        period = 2 * m
+        idx = np.mod(idx, period)
+        idx = np.where(idx < m, idx, period - 1 - idx)
+    return np.minimum(idx, n - 1)
+
+
+def _halve_axis(arr, axis, mode):
+    idx = _tap_indices(arr.shape[axis], mode)
+    w = BICUBIC_HALVING_WEIGHTS
+    # Accumulate tap by tap (not one big gather) so peak memory stays at two
+    # output-sized arrays, and in tap order so the sum is reproducible.
+    out = w[0] * np.take(arr, idx[:, 0], axis=axis)
+    for k in range(1, 8):
+        out += w[k] * np.take(arr, idx[:, k], axis=axis)
+    return out
+
+
+def downsample(image, mode="replicate"):
+    """Halve an image once with MATLAB's antialiased bicubic ``imresize``.
+
+    Reproduces one step of CHM's ``MyDownSample``: odd dimensions get a copy
+    of their last row/column appended, then ``imresize(I, 0.5)`` (bicubic,
+    antialiased) is applied. Output sample ``r`` along an axis is
+    ``sum_n w[n] * x[clamp(2 r - 3 + n)]`` with the weights
+    :data:`BICUBIC_HALVING_WEIGHTS`, applied to rows first, then columns.
+
+    Parameters
+    ----------
+    image : array_like, shape (H, W) or (H, W, C)
+        Real-valued image; channels are resampled independently.
+    mode : {"replicate", "symmetric"}, optional
+        How taps beyond the border are filled. ``"replicate"`` (default)
+        clamps indices to the edge, like MATLAB's ``imresize`` up to about
+        R2016 and PyCHM. ``"symmetric"`` mirrors them, like newer MATLAB
+        releases. Only the outermost few output samples differ.
+
+    Returns
+    -------
+    ndarray of float64, shape (ceil(H/2), ceil(W/2)[, C])
+        The halved image.
+
+    Notes
+    -----
+    MATLAB CHM passes uint8 images to ``imresize``, which rounds and clips
+    the result back to uint8 at every halving. This function always
+    computes in float64 and never re-quantises (as PyCHM), so coarse levels
+    keep their full precision; integer inputs are converted to float64
+    without rescaling. Bicubic overshoot is not clipped, so a map in [0, 1]
+    may come out slightly outside it, again as in MATLAB.
+
+    Examples
+    --------
+    >>> downsample(np.ones((7, 5))).shape
+    (4, 3)
+    """
+    if mode not in _EDGE_MODES:
+        raise ValueError(f"mode must be one of {_EDGE_MODES}, got {mode!r}")
+    arr = _check_image(image).astype(np.float64, copy=False)
+    # imresize orders dimensions by scale and breaks the tie (both 0.5)
+    # with rows first; the order matters only to the last bit.
+    return _halve_axis(_halve_axis(arr, 0, mode), 1, mode)
+
+
+def downsample_n(image, n, mode="replicate"):
+    """Halve an image ``n`` times (MATLAB ``MyDownSample(I, n)``).
+
+    Parameters
+    ----------
+    image : array_like, shape (H, W) or (H, W, C)
+        Real-valued image.
+    n : int
+        Number of halvings, ``n >= 0``; ``n = 0`` returns a float64 copy.
+    mode : {"replicate", "symmetric"}, optional
+        Border handling, see :func:`downsample`.
+
+    Returns
+    -------
+    ndarray of float64
+        Image of shape :func:`level_shape` ``(image.shape, n)``.
+    """
+    n = _check_count(n, "n")
+    out = np.array(_check_image(image), dtype=np.float64)
+    for _ in range(n):
+        out = downsample(out, mode=mode)
+    return out
+
+
+def level_shape(shape, level):
+    """Shape of an image after ``level`` halvings.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(H, W)`` or ``(H, W, C)``; trailing dimensions are kept.
+    level : int
+        Number of halvings, ``level >= 0``.
+
+    Returns
+    -------
+    tuple of int
+        ``(H', W', ...)`` with each of ``H``, ``W`` halved and rounded up
+        ``level`` times (equal to ``ceil(H / 2**level)``).
+
+    Examples
+    --------
+    >>> level_shape((7, 5), 1), level_shape((7, 5), 3)
+    ((4, 3), (1, 1))
+    """
+    level = _check_count(level, "level")
+    shape = tuple(int(s) for s in shape)
+    if len(shape) < 2 or min(shape[:2]) < 1:
+        raise ValueError(f"shape must start with two positive sizes, got {shape}")
+    # ceil(ceil(x / 2) / 2) == ceil(x / 4), so one division suffices.
+    f = 2**level
+    return (-(-shape[0] // f), -(-shape[1] // f)) + shape[2:]
+
+
+def upsample(image, n, shape):
+    """Enlarge an image ``2**n`` times by pixel replication, then crop.
+
+    Reproduces MATLAB ``MyUpSample(I, n)`` followed by CHM's crop to the
+    finer image: every pixel becomes a ``2**n x 2**n`` block and the
+    top-left ``shape`` part is kept. Because bicubic halving centres output
+    ``r`` on input ``2 r + 0.5``, replication introduces no half-pixel
+    shift.
+
+    Parameters
+    ----------
+    image : array_like, shape (h, w) or (h, w, C)
+        Coarse map.
+    n : int
+        Number of doublings, ``n >= 0``.
+    shape : tuple of int
+        Target ``(H, W)``; must satisfy ``H <= h * 2**n`` and
+        ``W <= w * 2**n``. Trailing entries, if given, must match.
+
+    Returns
+    -------
+    ndarray
+        Array of shape ``(H, W[, C])`` with the dtype of ``image``.
+    """
+    n = _check_count(n, "n")
+    arr = _check_image(image)
+    shape = tuple(int(s) for s in shape)
+    if len(shape) < 2 or shape[2:] not in ((), arr.shape[2:]):
+        raise ValueError(
+            f"shape {shape} is not compatible with an image of shape {arr.shape}"
+        )
+    f = 2**n
+    h, w = shape[:2]
+    if not (0 < h <= arr.shape[0] * f and 0 < w <= arr.shape[1] * f):
+        raise ValueError(
+            f"cannot crop a {arr.shape[:2]} image upsampled {f}x to {shape[:2]}"
+        )
+    # n repeated doublings equal one repeat by 2**n; crop first so we never
+    # build rows or columns that are thrown away.
+    rows = -(-h // f)
+    cols = -(-w // f)
+    out = np.repeat(np.repeat(arr[:rows, :cols], f, axis=0), f, axis=1)
+    return out[:h, :w]
+
+
+def maxpool_labels(labels, n):
+    """Pool a sparse label map ``n`` times by 2x2 blocks.
+
+    Generalises MATLAB ``Mymaxpooling`` to sparse labels. In each 2x2 block
+    the coarse label is -1 when no fine pixel is labelled, otherwise the
+    largest class index among the labelled pixels. In the binary case that
+    is MATLAB's rule: positive if any labelled fine pixel is positive.
+
+    Parameters
+    ----------
+    labels : array_like of int, shape (H, W)
+        -1 for unlabelled pixels, ``0 .. K-1`` for classes. A boolean map is
+        read as fully labelled 0/1.
+    n : int
+        Number of poolings, ``n >= 0``.
+
+    Returns
+    -------
+    ndarray of int, shape :func:`level_shape` ``((H, W), n)``
+        Pooled labels, same integer dtype as ``labels`` (int8 for bool).
+
+    Notes
+    -----
+    Odd dimensions are padded with -1 (unlabelled) so padding never creates
+    labels. MATLAB pads with 0 (negative); on a fully labelled map both give
+    the same result, because every padded block still holds a real pixel
+    whose label is >= 0.
+
+    For ``K > 2`` classes "largest index wins" is an arbitrary but
+    deterministic choice that keeps the binary rule; a majority vote over
+    the labelled pixels would be a reasonable alternative.
+    """
+    n = _check_count(n, "n")
+    arr = np.asarray(labels)
+    if arr.dtype == bool:
+        arr = arr.astype(np.int8)
+    if arr.ndim != 2 or arr.size == 0:
+        raise ValueError(f"labels must be a non-empty 2-D array, got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"labels must be integers, got dtype {arr.dtype}")
+    if arr.min() < -1:
+        raise ValueError("labels must be -1 (unlabelled) or a class index >= 0")
+    if np.issubdtype(arr.dtype, np.unsignedinteger):
+        # -1 padding needs a signed type; unsigned maps are fully labelled.
+        arr = arr.astype(np.result_type(arr.dtype, np.int8))
+    for _ in range(n):
+        h, w = arr.shape
+        if h % 2 or w % 2:
+            arr = np.pad(arr, ((0, h % 2), (0, w % 2)), constant_values=-1)
+        # -1 is below every class, so a plain block max is -1 exactly when
+        # the block is unlabelled and the largest labelled class otherwise.
+        arr = arr.reshape(arr.shape[0] // 2, 2, arr.shape[1] // 2, 2).max(axis=(1, 3))
+    return arr if n else arr.copy()
+
+
+def pyramid(image, levels, mode="replicate"):
+    """All CHM levels of an image.
+
+    Parameters
+    ----------
+    image : array_like, shape (H, W) or (H, W, C)
+        Level-0 image.
+    levels : int
+        Number of halvings, ``levels >= 0``.
+    mode : {"replicate", "symmetric"}, optional
+        Border handling, see :func:`downsample`.
+
+    Returns
+    -------
+    list of ndarray of float64
+        ``levels + 1`` arrays; entry ``l`` is the image halved ``l`` times.
+    """
+    levels = _check_count(levels, "levels")
+    out = [np.array(_check_image(image), dtype=np.float64)]
+    for _ in range(levels):
+        out.append(downsample(out[-1], mode=mode))
+    return out
+
+
+def _check_count(value, name):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return int(value)
