@@ -1,0 +1,178 @@
+"""Reading and validating images.
+
+Every image that enters the toolkit passes through :func:`as_float_image` so
+the rest of the code can rely on one representation: a 2-D float64 gray
+image in [0, 1]. CHM's filters are gray-only, hence the conversion of colour
+input.
+"""
+
+import os
+
+import numpy as np
+
+__all__ = ["read_image", "read_mask", "as_float_image"]
+
+
+def as_float_image(array, name="image"):
+    """Validate an in-memory image and return it as float64 gray in [0, 1].
+
+    Parameters
+    ----------
+    array : array_like
+        ``(H, W)`` gray, or ``(H, W, 3)`` RGB / ``(H, W, 4)`` RGBA (alpha is
+        dropped), converted to gray with :func:`skimage.color.rgb2gray`.
+        Supported dtypes: uint8 (divided by 255), uint16 (divided by 65535),
+        bool, and floats already in [0, 1].
+    name : str, optional
+        What to call the array in error messages.
+
+    Returns
+    -------
+    ndarray of float64, shape (H, W)
+        Gray image in [0, 1]. Always a new array.
+
+    Raises
+    ------
+    TypeError
+        Unsupported dtype (e.g. signed integers, whose range is ambiguous).
+    ValueError
+        Empty array, wrong number of dimensions or channels, NaN/inf, or
+        float values outside [0, 1].
+    """
+    arr = np.asarray(array)
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape})")
+    if arr.ndim == 3 and arr.shape[2] in (3, 4):
+        is_colour = True
+    elif arr.ndim == 2:
+        is_colour = False
+    else:
+        raise ValueError(
+            f"{name} must be (H, W) gray or (H, W, 3|4) colour, got shape {arr.shape}"
+        )
+    if arr.dtype == np.uint8:
+        out = arr / 255.0
+    elif arr.dtype == np.uint16:
+        out = arr / 65535.0
+    elif arr.dtype == bool:
+        out = arr.astype(np.float64)
+    elif np.issubdtype(arr.dtype, np.floating):
+        out = arr.astype(np.float64)
+        if not np.isfinite(out).all():
+            raise ValueError(f"{name} contains NaN or infinite values")
+        lo, hi = out.min(), out.max()
+        if lo < 0 or hi > 1:
+            raise ValueError(
+                f"{name} is float with values in [{lo:g}, {hi:g}], expected [0, 1]"
+            )
+    else:
+        raise TypeError(
+            f"{name} has unsupported dtype {arr.dtype}; use uint8, uint16, bool "
+            "or float in [0, 1]"
+        )
+    if is_colour:
+        from skimage.color import rgb2gray
+
+        # rgb2gray's weights sum to 1 only up to rounding; clip so the
+        # [0, 1] promise holds to the last bit.
+        out = np.clip(rgb2gray(out[..., :3]), 0.0, 1.0)
+    return out
+
+
+def _imread(path):
+    """Read raw pixels, mapping every failure to FileNotFoundError/ValueError."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"image file not found: '{path}'")
+    if os.path.isdir(path):
+        raise ValueError(f"cannot read image '{path}': it is a directory")
+    import skimage.io
+
+    try:
+        arr = np.asarray(skimage.io.imread(path))
+    except Exception as exc:  # decoders raise many types; callers need one
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "backend" in reason:
+            # imageio's "no backend" text suggests installing plugins, which
+            # misleads when the file is simply not an image.
+            reason = "unknown format or corrupt file"
+        raise ValueError(f"cannot read image '{path}': {reason}") from exc
+    if arr.size == 0 or arr.ndim not in (2, 3):
+        raise ValueError(
+            f"cannot read image '{path}': expected a single 2-D image, got shape {arr.shape}"
+        )
+    if arr.ndim == 3 and arr.shape[2] == 2:
+        # gray + alpha: keep the gray channel.
+        arr = arr[..., 0]
+    return path, arr
+
+
+def read_image(path):
+    """Read an image file as a float64 gray image in [0, 1].
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Any format :func:`skimage.io.imread` reads (PNG, JPEG, TIFF, ...).
+        Colour images are converted to gray (alpha ignored); 8- and 16-bit
+        integers are divided by their dtype's maximum.
+
+    Returns
+    -------
+    ndarray of float64, shape (H, W)
+
+    Raises
+    ------
+    FileNotFoundError
+        The file does not exist.
+    ValueError
+        The file is corrupt, truncated, not an image, a stack of images, or
+        of an unsupported pixel type; the message names the path.
+    """
+    path, arr = _imread(path)
+    try:
+        return as_float_image(arr, name=f"image '{path}'")
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"cannot read image '{path}': {exc}") from exc
+
+
+def read_mask(path, threshold=127):
+    """Read a mask file as a boolean array (pixel value > ``threshold``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Single-channel mask. JPEG masks are fine: compression noise around
+        0 and 255 is removed by the threshold. Colour masks are reduced to
+        their luminance first.
+    threshold : float, optional
+        In the file's own pixel units (0-255 for 8-bit files, 0-65535 for
+        16-bit). Ignored for 1-bit files, which are returned as stored.
+
+    Returns
+    -------
+    ndarray of bool, shape (H, W)
+
+    Raises
+    ------
+    FileNotFoundError
+        The file does not exist.
+    ValueError
+        The file is corrupt, truncated or not a single image.
+    """
+    path, arr = _imread(path)
+    if arr.dtype == bool:
+        return arr.copy() if arr.ndim == 2 else arr[..., 0].copy()
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise ValueError(f"cannot read image '{path}': unsupported pixel type {arr.dtype}")
+    if arr.ndim == 3:
+        if arr.shape[2] not in (3, 4):
+            raise ValueError(
+                f"cannot read image '{path}': expected a mask, got shape {arr.shape}"
+            )
+        from skimage.color import rgb2gray
+
+        # Luminance in the file's units, so the threshold means the same
+        # thing for gray and colour masks.
+        arr = rgb2gray(arr[..., :3].astype(np.float64))
+    return arr > threshold
