@@ -131,7 +131,7 @@ def read_image(path):
     """
     path, arr = _imread(path)
     try:
-        return as_float_image(arr, name=f"image '{path}'")
+        return as_float_image(arr, name="pixel data")
     except (TypeError, ValueError) as exc:
         raise ValueError(f"cannot read image '{path}': {exc}") from exc
 
