@@ -1,0 +1,193 @@
+"""Per-pixel SGD for the AND-OR (LDNN) network, in numba, with a plain numpy reference.
+
+The network (chm-reference 3.1): unit u = i * M + j of group i, node j has
+sigma_u = 1 / (1 + exp(-(W[u, :d] . x + W[u, d]))); group i outputs g_i = prod_j sigma_ij
+and the network f = 1 - prod_i (1 - g_i). Logistic regression is the 1 x 1 network.
+
+One epoch walks an *item schedule* built by the caller (so the numba kernel and the numpy
+reference see the same random choices, and ``random_state`` controls all of them):
+
+* a supervised item ``k < n_sup`` is the labelled row ``sup_rows[k]`` with target
+  ``sup_t[k]``; its loss is 0.5 (f - t)^2, so its coefficient is dE/df = f - t;
+* a spatial item ``k >= n_sup`` is the neighbourhood ``nbr_rows[centres[k - n_sup]]`` (9 rows,
+  3 x 3 row-major). The kernel evaluates f on the 9 pixels and asks the spatial loss for the
+  coefficients ``c_p = spatial_weight * sum_f rho'(s_f . f9) s_f[p]`` (paper eq. 15); each of
+  the 9 pixels is then back-propagated with its own coefficient (paper eq. 6).
+
+Gradients are summed over ``batch_size`` items, then the momentum step of the original CHM is
+taken: v <- -G + momentum * v; W <- W + lr * v. With dropout (coarse levels, batch 1) each item
+uses its own subset of groups and of node indices (``gsel``, ``nsel``; the same node subset for
+every chosen group), and only those units are updated.
+"""
+
+import numpy as np
+from numba import njit
+
+# Clip the pre-activation so exp never overflows (PyCHM clips at [-709, 37]; float32 here).
+_ZCLIP = 30.0
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _forward(W, x, gs, ns, M, sig, g):
+    d = x.shape[0]
+    q = 1.0
+    for a in range(gs.shape[0]):
+        prod = 1.0
+        for b in range(ns.shape[0]):
+            u = gs[a] * M + ns[b]
+            s = W[u, d]
+            for k in range(d):
+                s += W[u, k] * x[k]
+            s = min(max(s, -_ZCLIP), _ZCLIP)
+            v = 1.0 / (1.0 + np.exp(-s))
+            sig[a, b] = v
+            prod *= v
+        g[a] = prod
+        q *= 1.0 - prod
+    return 1.0 - q
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _backward(G, x, gs, ns, M, sig, g, coef):
+    d = x.shape[0]
+    na = gs.shape[0]
+    for a in range(na):
+        # prod_{l != a} (1 - g_l) without dividing by (1 - g_a), which may be 0.
+        others = 1.0
+        for l in range(na):
+            if l != a:
+                others *= 1.0 - g[l]
+        base = coef * others * g[a]
+        for b in range(ns.shape[0]):
+            delta = base * (1.0 - sig[a, b])
+            u = gs[a] * M + ns[b]
+            for k in range(d):
+                G[u, k] += delta * x[k]
+            G[u, d] += delta
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _step(W, V, G, gs, ns, M, lr, momentum):
+    cols = W.shape[1]
+    for a in range(gs.shape[0]):
+        for b in range(ns.shape[0]):
+            u = gs[a] * M + ns[b]
+            for k in range(cols):
+                V[u, k] = momentum * V[u, k] - G[u, k]
+                W[u, k] += lr * V[u, k]
+                G[u, k] = 0.0
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def sgd_epoch(W, V, X, sup_rows, sup_t, nbr_rows, centres, stencils, penalty, spatial_weight,
+              order, gsel, nsel, M, lr, momentum, batch_size):
+    """One SGD epoch in place on ``W`` and ``V``; returns (sum (f-t)^2, sum spatial loss).
+
+    ``gsel`` / ``nsel`` hold one row of active groups / nodes per item (dropout), or a
+    single row used for every item (no dropout).
+    """
+    n_sup = sup_rows.shape[0]
+    G = np.zeros_like(W)
+    npx = nbr_rows.shape[1]
+    ga, nb = gsel.shape[1], nsel.shape[1]
+    sig = np.empty((npx, ga, nb))
+    g = np.empty((npx, ga))
+    f9 = np.empty(npx)
+    coef = np.empty(npx)
+    sq_err = 0.0
+    sp_loss = 0.0
+    in_batch = 0
+    per_item = gsel.shape[0] > 1
+    gs, ns = gsel[0], nsel[0]
+    for it in range(order.shape[0]):
+        k = order[it]
+        if per_item:
+            gs, ns = gsel[it], nsel[it]
+        if k < n_sup:
+            x = X[sup_rows[k]]
+            f = _forward(W, x, gs, ns, M, sig[0], g[0])
+            r = f - sup_t[k]
+            sq_err += r * r
+            _backward(G, x, gs, ns, M, sig[0], g[0], r)
+        else:
+            rows = nbr_rows[centres[k - n_sup]]
+            for p in range(npx):
+                f9[p] = _forward(W, X[rows[p]], gs, ns, M, sig[p], g[p])
+            coef[:] = 0.0
+            for q in range(stencils.shape[0]):
+                resp = 0.0
+                for p in range(npx):
+                    resp += stencils[q, p] * f9[p]
+                if penalty == 0:
+                    sp_loss += abs(resp)
+                    d = 1.0 if resp > 0 else (-1.0 if resp < 0 else 0.0)
+                else:
+                    sp_loss += 0.5 * resp * resp
+                    d = resp
+                for p in range(npx):
+                    coef[p] += spatial_weight * d * stencils[q, p]
+            for p in range(npx):
+                if coef[p] != 0.0:
+                    _backward(G, X[rows[p]], gs, ns, M, sig[p], g[p], coef[p])
+        in_batch += 1
+        if in_batch == batch_size or it == order.shape[0] - 1:
+            _step(W, V, G, gs, ns, M, lr, momentum)
+            in_batch = 0
+    return sq_err, sp_loss
+
+
+def sgd_epoch_reference(W, V, X, sup_rows, sup_t, nbr_rows, centres, stencils, penalty, spatial_weight,
+                        order, gsel, nsel, M, lr, momentum, batch_size):
+    """Plain numpy version of :func:`sgd_epoch` (same arguments, same result up to rounding)."""
+    n_sup = len(sup_rows)
+    G = np.zeros(W.shape)
+    sq_err = sp_loss = 0.0
+    in_batch = 0
+    per_item = len(gsel) > 1
+    gs, ns = gsel[0], nsel[0]
+
+    def units(gs, ns):
+        return (gs[:, None] * M + ns[None, :]).ravel()
+
+    def fwd(x, u):
+        z = np.clip(W[u, :-1].astype(np.float64) @ x + W[u, -1], -_ZCLIP, _ZCLIP)
+        sig = (1.0 / (1.0 + np.exp(-z))).reshape(len(gs), len(ns))
+        gg = sig.prod(axis=1)
+        return 1.0 - np.prod(1.0 - gg), sig, gg
+
+    def bwd(x, u, sig, gg, c):
+        others = np.array([np.prod(np.delete(1.0 - gg, a)) for a in range(len(gg))])
+        delta = (c * others * gg)[:, None] * (1.0 - sig)
+        G[u] += np.outer(delta.ravel(), np.append(x, 1.0))
+
+    for it, k in enumerate(order):
+        if per_item:
+            gs, ns = gsel[it], nsel[it]
+        u = units(gs, ns)
+        if k < n_sup:
+            x = X[sup_rows[k]].astype(np.float64)
+            f, sig, gg = fwd(x, u)
+            sq_err += (f - sup_t[k]) ** 2
+            bwd(x, u, sig, gg, f - sup_t[k])
+        else:
+            xs = X[nbr_rows[centres[k - n_sup]]].astype(np.float64)
+            outs = [fwd(x, u) for x in xs]
+            f9 = np.array([o[0] for o in outs])
+            resp = stencils @ f9
+            if penalty == 0:
+                sp_loss += np.abs(resp).sum()
+                d = np.sign(resp)
+            else:
+                sp_loss += 0.5 * (resp ** 2).sum()
+                d = resp
+            coef = spatial_weight * (d @ stencils)
+            for x, (_, sig, gg), c in zip(xs, outs, coef):
+                if c != 0.0:
+                    bwd(x, u, sig, gg, c)
+        in_batch += 1
+        if in_batch == batch_size or it == len(order) - 1:
+            V[u] = momentum * V[u] - G[u]
+            W[u] += (lr * V[u]).astype(W.dtype)
+            G[u] = 0.0
+            in_batch = 0
+    return sq_err, sp_loss

@@ -1,0 +1,72 @@
+"""Input checks shared by the public entry points: one place, messages that name the argument."""
+
+import numbers
+
+import numpy as np
+
+__all__ = ["check_random_state", "check_labels", "check_image_list"]
+
+
+def check_random_state(seed):
+    """Turn ``None``, an int or a Generator into a :class:`numpy.random.Generator`."""
+    if seed is None or isinstance(seed, (numbers.Integral, np.integer)):
+        return np.random.default_rng(seed)
+    if isinstance(seed, np.random.Generator):
+        return seed
+    raise TypeError(f"random_state must be None, an int or a numpy Generator, got {type(seed).__name__}")
+
+
+def check_image_list(images, name="images"):
+    """Validate a non-empty list of 2-D images; return float64 arrays in [0, 1]."""
+    from .images import as_float_image
+
+    if isinstance(images, np.ndarray) and images.ndim == 2:
+        raise TypeError(f"{name} must be a list of 2-D arrays, got a single 2-D array; wrap it in a list")
+    try:
+        images = list(images)
+    except TypeError:
+        raise TypeError(f"{name} must be a list of 2-D arrays, got {type(images).__name__}") from None
+    if not images:
+        raise ValueError(f"{name} is empty")
+    return [as_float_image(im, name=f"{name}[{i}]") for i, im in enumerate(images)]
+
+
+def check_labels(labels, images, n_classes=2, name="labels"):
+    """Validate sparse label maps: int arrays shaped like the images, -1 = unlabelled.
+
+    Returns int8 arrays. Raises if a label is out of range, if no pixel is labelled, or if the
+    labelled pixels hold fewer than two classes.
+    """
+    try:
+        labels = list(labels)
+    except TypeError:
+        raise TypeError(f"{name} must be a list of integer arrays, got {type(labels).__name__}") from None
+    if len(labels) != len(images):
+        raise ValueError(f"got {len(images)} images but {len(labels)} label maps")
+    out = []
+    seen = set()
+    for i, (lab, im) in enumerate(zip(labels, images)):
+        lab = np.asarray(lab)
+        if lab.shape != im.shape:
+            raise ValueError(f"{name}[{i}] has shape {lab.shape} but images[{i}] has shape {im.shape}")
+        if lab.dtype == bool:
+            raise TypeError(f"{name}[{i}] is boolean: sparse labels need -1 for unlabelled pixels; "
+                            "use e.g. chm.datasets.sample_sparse_labels or mask.astype(int) for dense labels")
+        if not np.issubdtype(lab.dtype, np.integer):
+            if np.issubdtype(lab.dtype, np.floating) and np.isfinite(lab).all() and np.all(lab == np.round(lab)):
+                lab = lab.astype(np.int64)
+            else:
+                raise TypeError(f"{name}[{i}] must hold integers (-1 = unlabelled, 0..{n_classes - 1} = class), "
+                                f"got dtype {lab.dtype}")
+        bad = (lab < -1) | (lab >= n_classes)
+        if bad.any():
+            raise ValueError(f"{name}[{i}] has values outside -1..{n_classes - 1} "
+                             f"(e.g. {lab[bad].flat[0]}); -1 = unlabelled, 0..{n_classes - 1} = class")
+        seen.update(np.unique(lab[lab >= 0]).tolist())
+        out.append(lab.astype(np.int8))
+    if not seen:
+        raise ValueError(f"{name} has no labelled pixel (all are -1)")
+    if len(seen) < 2:
+        raise ValueError(f"{name} holds a single class ({seen.pop()}); labelled pixels of both "
+                         "background (0) and foreground (1) are needed")
+    return out

@@ -1,0 +1,312 @@
+"""Pixel classifiers of the cascade: the LDNN and logistic regression.
+
+Both share one small interface::
+
+    clf.fit(X, y, neighbourhoods=None, spatial_loss=None, alpha=0.0) -> clf
+    clf.predict_proba(X) -> (n,) float32 P(foreground)
+    clf.fold_affine(offset, scale)     # absorb a feature normalisation into the weights
+    clf.to_state() / Classifier.from_state(state)
+
+``X`` holds one row per pixel the SGD may touch; ``y`` is the class of each row with -1 for
+rows that are only there as neighbours of a spatial-loss centre; ``neighbourhoods`` is an
+(n_centres, 9) array of row indices (3 x 3 neighbourhoods, row-major) for the spatial loss.
+"""
+
+import numpy as np
+
+from . import _sgd
+from .losses import get_spatial_loss
+from ._validation import check_random_state
+
+__all__ = ["LDNN", "LogisticRegression", "kmeans", "make_classifier"]
+
+
+def kmeans(X, k, rng, n_iter=50):
+    """Lloyd's k-means with k-means++ seeding; empty clusters are re-seeded at the farthest point.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, d)
+    k : int
+        Number of clusters, ``1 <= k <= n``.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    centres : ndarray, shape (k, d)
+    """
+    X = np.asarray(X, dtype=np.float64)
+    n = len(X)
+    if n < k:
+        raise ValueError(f"k-means needs at least {k} samples, got {n}")
+    sq = np.einsum("ij,ij->i", X, X)
+    centres = np.empty((k, X.shape[1]))
+    centres[0] = X[rng.integers(n)]
+    d2 = np.maximum(sq - 2 * X @ centres[0] + centres[0] @ centres[0], 0)
+    for c in range(1, k):
+        total = d2.sum()
+        idx = rng.choice(n, p=d2 / total) if total > 0 else rng.integers(n)
+        centres[c] = X[idx]
+        d2 = np.minimum(d2, np.maximum(sq - 2 * X @ centres[c] + centres[c] @ centres[c], 0))
+    labels = None
+    for _ in range(n_iter):
+        # ||x||^2 - 2 x.c + ||c||^2 can go slightly negative: clamp (chm-reference 7.8).
+        dist = np.maximum(sq[:, None] - 2 * X @ centres.T + np.einsum("ij,ij->i", centres, centres), 0)
+        new = dist.argmin(axis=1)
+        if labels is not None and np.array_equal(new, labels):
+            break
+        labels = new
+        for c in range(k):
+            members = labels == c
+            if members.any():
+                centres[c] = X[members].mean(axis=0)
+            else:
+                far = dist.min(axis=1).argmax()
+                centres[c] = X[far]
+                labels[far] = c
+    return centres
+
+
+class LDNN:
+    """Logistic disjunctive normal network: f = 1 - prod_i (1 - prod_j sigma_ij).
+
+    Parameters
+    ----------
+    n_groups, n_nodes : int
+        N groups (OR) of M nodes (AND). The original CHM uses 10 x 20 at full resolution
+        and 24 x 24 with dropout at coarse levels.
+    epochs : int
+        Passes over the supervised rows.
+    learning_rate, momentum : float
+        Momentum SGD step (v <- momentum v - G; w <- w + learning_rate v).
+    batch_size : int
+        Items whose gradients are summed per step (100 at level 0, 1 with dropout).
+    dropout : bool
+        Train each item on a random half of the groups and of the node indices, and evaluate
+        with the geometric compensation f = 1 - sqrt(prod_i (1 - sqrt(prod_j sigma_ij))).
+    targets : (float, float)
+        Regression targets of class 0 and class 1.
+    spatial_rate : float
+        Spatial-loss items per supervised item and epoch (the loss itself is scaled so that
+        ``alpha`` weighs the *mean* spatial loss per pixel against the *mean* supervised loss
+        per labelled pixel, whatever this rate).
+    random_state : int, Generator or None
+    """
+
+    def __init__(self, n_groups=10, n_nodes=20, epochs=15, learning_rate=0.01, momentum=0.5,
+                 batch_size=100, dropout=False, targets=(0.1, 0.9), spatial_rate=4.0, random_state=None):
+        self.n_groups = n_groups
+        self.n_nodes = n_nodes
+        self.epochs = epochs
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.batch_size = batch_size
+        self.dropout = dropout
+        self.targets = targets
+        self.spatial_rate = spatial_rate
+        self.random_state = random_state
+
+    # -- training -------------------------------------------------------------------------
+    def _check_params(self):
+        for name in ("n_groups", "n_nodes", "epochs", "batch_size"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if self.dropout and self.batch_size != 1:
+            raise ValueError("dropout training is per sample: use batch_size=1")
+        if self.dropout and (self.n_groups < 2 or self.n_nodes < 2):
+            raise ValueError("dropout needs at least 2 groups and 2 nodes")
+        if not (self.learning_rate > 0 and 0 <= self.momentum < 1):
+            raise ValueError("learning_rate must be > 0 and momentum in [0, 1)")
+        if self.spatial_rate < 0:
+            raise ValueError(f"spatial_rate must be >= 0, got {self.spatial_rate!r}")
+
+    def _init_weights(self, X, y, rng):
+        """k-means init (chm-reference 3.2): group i <- positive centre i, node j <- negative centre j."""
+        N, M = self.n_groups, self.n_nodes
+        pos, neg = X[y == 1], X[y == 0]
+        # The original clusters every 10th sample; do so only when there are plenty.
+        pos = pos[:: 10] if len(pos) > 100 * N else pos
+        neg = neg[:: 10] if len(neg) > 100 * M else neg
+        if len(pos) < N or len(neg) < M:
+            raise ValueError(
+                f"not enough labelled pixels to initialise a {N} x {M} LDNN: {len(pos)} foreground "
+                f"and {len(neg)} background (need >= {N} and >= {M}); label more pixels, "
+                "use fewer levels or a smaller network")
+        cp, cn = kmeans(pos, N, rng), kmeans(neg, M, rng)
+        diff = cp[:, None, :] - cn[None, :, :]
+        norm = np.linalg.norm(diff, axis=2, keepdims=True)
+        w = diff / np.where(norm > 0, norm, 1.0)
+        b = -np.einsum("ijk,ijk->ij", w, (cp[:, None, :] + cn[None, :, :]) / 2)
+        W = np.concatenate([w, b[:, :, None]], axis=2).reshape(N * M, -1)
+        return np.ascontiguousarray(W, dtype=np.float32)
+
+    def fit(self, X, y, neighbourhoods=None, spatial_loss=None, alpha=0.0, progress=None):
+        """Train on rows ``X`` with classes ``y`` (-1 = unlabelled row).
+
+        Parameters
+        ----------
+        X : ndarray, shape (n_rows, d)
+        y : ndarray of int, shape (n_rows,)
+        neighbourhoods : ndarray of int, shape (n_centres, 9), optional
+            Row indices of the 3 x 3 neighbourhoods of spatial-loss centres.
+        spatial_loss : str or SpatialLoss, optional
+            Used when ``alpha > 0`` (default "tv").
+        alpha : float
+            Weight of the mean spatial loss against the mean supervised loss.
+        progress : callable(epoch, sq_err, spatial), optional
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        y = np.asarray(y)
+        if X.ndim != 2 or y.shape != (len(X),):
+            raise ValueError(f"X must be (n, d) and y (n,), got {X.shape} and {y.shape}")
+        if not np.isfinite(X).all():
+            raise ValueError("X contains NaN or infinite values")
+        rng = check_random_state(self.random_state)
+        sup_rows = np.flatnonzero(y >= 0)
+        if len(sup_rows) == 0:
+            raise ValueError("no labelled row (all y == -1)")
+        if len(np.unique(y[sup_rows])) < 2:
+            raise ValueError(f"only one class among the labelled rows ({np.unique(y[sup_rows])}); need both 0 and 1")
+        t0, t1 = self.targets
+        sup_t = np.where(y[sup_rows] == 1, t1, t0).astype(np.float64)
+        self.W_ = self._init_weights(X[sup_rows], y[sup_rows], rng)
+        self.n_features_in_ = X.shape[1]
+        N, M = self.n_groups, self.n_nodes
+
+        use_spatial = alpha > 0 and neighbourhoods is not None and len(neighbourhoods) > 0
+        if use_spatial:
+            loss = get_spatial_loss(spatial_loss or "tv")
+            nbr = np.ascontiguousarray(neighbourhoods, dtype=np.int64)
+            if nbr.ndim != 2 or nbr.shape[1] != 9 or nbr.min() < 0 or nbr.max() >= len(X):
+                raise ValueError("neighbourhoods must be (n_centres, 9) row indices into X")
+            stencils, penalty = loss.flat_stencils, loss.penalty_code
+            n_sp = max(1, int(round(self.spatial_rate * len(sup_rows))))
+            # alpha weighs mean spatial loss vs mean supervised loss: rescale per item.
+            spatial_weight = float(alpha) * len(sup_rows) / n_sp
+        else:
+            nbr = np.zeros((1, 9), dtype=np.int64)
+            stencils, penalty, n_sp, spatial_weight = np.zeros((1, 9)), 0, 0, 0.0
+
+        V = np.zeros_like(self.W_)
+        self.loss_curve_ = []
+        for epoch in range(self.epochs):
+            order, centres, gsel, nsel = self._schedule(rng, len(sup_rows), n_sp, len(nbr))
+            sq, sp = _sgd.sgd_epoch(self.W_, V, X, sup_rows, sup_t, nbr, centres, stencils, penalty,
+                                    spatial_weight, order, gsel, nsel, M, float(self.learning_rate),
+                                    float(self.momentum), int(self.batch_size))
+            rms = float(np.sqrt(sq / len(sup_rows)))
+            mean_sp = float(sp / n_sp) if n_sp else 0.0
+            self.loss_curve_.append((rms, mean_sp))
+            if progress is not None:
+                progress(epoch, rms, mean_sp)
+        if not np.isfinite(self.W_).all():
+            raise FloatingPointError("LDNN training diverged (non-finite weights); lower learning_rate")
+        return self
+
+    def _schedule(self, rng, n_sup, n_sp, n_centres):
+        """Item order, spatial centres and dropout subsets of one epoch."""
+        order = rng.permutation(n_sup + n_sp).astype(np.int64)
+        centres = rng.integers(0, n_centres, size=max(n_sp, 1)).astype(np.int64)
+        N, M = self.n_groups, self.n_nodes
+        if self.dropout:
+            n_items = len(order)
+            gsel = np.argsort(rng.random((n_items, N)), axis=1)[:, : N // 2].astype(np.int64)
+            nsel = np.argsort(rng.random((n_items, M)), axis=1)[:, : M // 2].astype(np.int64)
+        else:
+            gsel = np.arange(N, dtype=np.int64)[None, :]
+            nsel = np.arange(M, dtype=np.int64)[None, :]
+        return order, centres, gsel, nsel
+
+    # -- inference ------------------------------------------------------------------------
+    def predict_proba(self, X, chunk=32768):
+        """P(foreground) for every row of ``X`` (n, d) -> (n,) float32."""
+        W = self.W_
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != W.shape[1] - 1:
+            raise ValueError(f"X must have shape (n, {W.shape[1] - 1}), got {X.shape}")
+        N, M = self.n_groups, self.n_nodes
+        Wt = np.ascontiguousarray(W[:, :-1].T)
+        out = np.empty(len(X), dtype=np.float32)
+        for s in range(0, len(X), chunk):
+            z = X[s:s + chunk].astype(np.float32, copy=False) @ Wt
+            z += W[:, -1]
+            np.clip(z, -_sgd._ZCLIP, _sgd._ZCLIP, out=z)
+            sig = 1.0 / (1.0 + np.exp(-z))
+            g = sig.reshape(-1, N, M).prod(axis=2)
+            if self.dropout:
+                out[s:s + chunk] = 1.0 - np.sqrt(np.prod(1.0 - np.sqrt(g), axis=1))
+            else:
+                out[s:s + chunk] = 1.0 - np.prod(1.0 - g, axis=1)
+        return out
+
+    def fold_affine(self, offset, scale):
+        """Make the weights act on raw rows x where they were trained on (x - offset) / scale."""
+        W = self.W_.astype(np.float64)
+        w = W[:, :-1] / scale
+        b = W[:, -1] - w @ offset
+        self.W_ = np.ascontiguousarray(np.concatenate([w, b[:, None]], axis=1), dtype=np.float32)
+        return self
+
+    # -- persistence ----------------------------------------------------------------------
+    def get_params(self):
+        return {k: getattr(self, k) for k in ("n_groups", "n_nodes", "epochs", "learning_rate", "momentum",
+                                              "batch_size", "dropout", "targets", "spatial_rate")}
+
+    def to_state(self):
+        """(JSON-able parameters, {name: array}) for model files."""
+        return {"type": type(self).__name__, "params": _jsonable(self.get_params())}, {"W": self.W_}
+
+    @staticmethod
+    def from_state(meta, arrays):
+        cls = {"LDNN": LDNN, "LogisticRegression": LogisticRegression}[meta["type"]]
+        params = dict(meta["params"])
+        params["targets"] = tuple(params["targets"])
+        if cls is LogisticRegression:
+            for k in ("n_groups", "n_nodes", "dropout"):
+                params.pop(k, None)
+        clf = cls(**params)
+        clf.W_ = np.ascontiguousarray(arrays["W"], dtype=np.float32)
+        clf.n_features_in_ = clf.W_.shape[1] - 1
+        return clf
+
+
+class LogisticRegression(LDNN):
+    """Logistic regression f = sigmoid(w . x + b): the 1 x 1 LDNN, with the same loss and SGD.
+
+    Initialised (like the LDNN) from the two class means: w along their difference, with the
+    decision boundary half way between them.
+    """
+
+    def __init__(self, epochs=15, learning_rate=0.01, momentum=0.5, batch_size=100,
+                 targets=(0.1, 0.9), spatial_rate=4.0, random_state=None):
+        super().__init__(n_groups=1, n_nodes=1, epochs=epochs, learning_rate=learning_rate, momentum=momentum,
+                         batch_size=batch_size, dropout=False, targets=targets, spatial_rate=spatial_rate,
+                         random_state=random_state)
+
+
+def make_classifier(kind, coarse, random_state=None, **overrides):
+    """The cascade's classifier for one (stage, level), with the original CHM's settings.
+
+    ``coarse`` selects the level > 0 settings (24 x 24 LDNN, dropout, per-sample SGD, lr 0.05,
+    chm-reference 3.3); full resolution uses 10 x 20, mini-batch 100, lr 0.01.
+    """
+    if kind == "ldnn":
+        params = dict(n_groups=24, n_nodes=24, dropout=True, batch_size=1, learning_rate=0.05) if coarse \
+            else dict(n_groups=10, n_nodes=20, dropout=False, batch_size=100, learning_rate=0.01)
+        params.update(overrides)
+        return LDNN(random_state=random_state, **params)
+    if kind == "logistic":
+        params = dict(batch_size=1, learning_rate=0.05) if coarse else dict(batch_size=100, learning_rate=0.01)
+        params.update({k: v for k, v in overrides.items() if k not in ("n_groups", "n_nodes", "dropout")})
+        return LogisticRegression(random_state=random_state, **params)
+    raise ValueError(f"classifier must be 'ldnn' or 'logistic', got {kind!r}")
+
+
+def _jsonable(d):
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}

@@ -1,0 +1,338 @@
+"""The Contextual Hierarchical Model: a cascade of pixel classifiers over an image pyramid.
+
+Training order (chm-reference 1.1): stage 1 levels 0..L (bottom-up), then every later stage
+levels 0..L, the last stage level 0 only (the top-down fusion). Each classifier sees the
+filter-bank features of its level's image plus 57 context features (a radius-7 stencil) per
+context map (chm-reference 1.2):
+
+* stage 1 or level > 0: the outputs of the same stage's lower levels, halved down to this level;
+* stage >= 2, level 0: every level's output of the previous stage, pixel-replicated up to full size.
+
+Contexts are the soft outputs of the trained classifiers on the training images themselves.
+
+Memory: features are computed per image (joblib over images) and kept only at the rows that
+SGD needs: the labelled pixels and the 3 x 3 neighbourhoods of the sampled spatial-loss centres.
+Inference streams image by image.
+"""
+
+import time
+
+import numpy as np
+from joblib import Parallel, delayed
+
+from features import FilterBank, stencil, stencil_offsets
+
+from . import pyramid
+from ._progress import bar
+from ._validation import check_image_list, check_labels, check_random_state
+from .classifiers import make_classifier
+from .losses import get_spatial_loss
+
+__all__ = ["CHM"]
+
+_MIN_COARSE_SIDE = 4  # the coarsest level must keep this many pixels per side
+
+
+class CHM:
+    """Contextual Hierarchical Model trained from sparse pixel labels, optionally with a TV loss.
+
+    Parameters
+    ----------
+    levels : int
+        Levels above full resolution (level l works on the image halved l times).
+    stages : int
+        Cascade stages; the last one trains the full-resolution fusion classifier only.
+    classifier : {"ldnn", "logistic"}
+    alpha : float
+        Weight of the unsupervised spatial loss (paper: E_S + alpha E_U), as the ratio of the mean
+        spatial loss per pixel to the mean supervised loss per labelled pixel. 0 = supervised.
+    tv_levels : sequence of int or None
+        Levels whose classifiers get the spatial loss; None = (0,), the paper's choice (the
+        full-resolution classifiers of every stage).
+    spatial_loss : str or chm.losses.SpatialLoss
+        "tv" (paper eq. 8-15) or any SpatialLoss.
+    spatial_rate : float
+        Spatial-loss items per labelled pixel and epoch (sampling rate; does not change the objective).
+    tv_centres : int
+        Spatial-loss centres drawn per training image (uniformly over all its pixels) whose
+        3 x 3 neighbourhood features are kept for SGD.
+    features : sequence of str
+        Filter families (see ``features.FAMILIES``).
+    context_radius : int
+        Stencil radius of the context features (7 -> 57 values per map).
+    epochs : int or None
+        Epochs per classifier; None = the original (15, and 6 for level 0 of stages >= 2).
+    classifier_params : dict or None
+        Overrides for every classifier (e.g. ``{"n_groups": 4, "n_nodes": 4}``).
+    max_samples : int or None
+        Cap on labelled training pixels per class and level (dense labels); None = no cap.
+    n_jobs : int
+        Parallel workers over images (joblib; any joblib backend, e.g. dask, applies).
+    progress : bool
+        Show progress bars.
+    random_state : int, Generator or None
+        Seeds every random choice; the same seed gives the same model for any ``n_jobs``.
+    """
+
+    def __init__(self, levels=3, stages=2, classifier="ldnn", alpha=0.0, tv_levels=None, spatial_loss="tv",
+                 spatial_rate=4.0, tv_centres=64, features=("haar", "hog", "edge", "gabor", "sift", "intensity"),
+                 context_radius=7, epochs=None, classifier_params=None, max_samples=None, n_jobs=1,
+                 progress=True, random_state=None):
+        self.levels = levels
+        self.stages = stages
+        self.classifier = classifier
+        self.alpha = alpha
+        self.tv_levels = tv_levels
+        self.spatial_loss = spatial_loss
+        self.spatial_rate = spatial_rate
+        self.tv_centres = tv_centres
+        self.features = features
+        self.context_radius = context_radius
+        self.epochs = epochs
+        self.classifier_params = classifier_params
+        self.max_samples = max_samples
+        self.n_jobs = n_jobs
+        self.progress = progress
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------------------------
+    def _validate_params(self):
+        for name, lo in (("levels", 0), ("stages", 1), ("context_radius", 1), ("tv_centres", 0)):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or v < lo:
+                raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+        if self.classifier not in ("ldnn", "logistic"):
+            raise ValueError(f"classifier must be 'ldnn' or 'logistic', got {self.classifier!r}")
+        if not (np.isfinite(self.alpha) and self.alpha >= 0):
+            raise ValueError(f"alpha must be a finite number >= 0, got {self.alpha!r}")
+        tv = (0,) if self.tv_levels is None else tuple(self.tv_levels)
+        if any(not 0 <= l <= self.levels for l in tv):
+            raise ValueError(f"tv_levels must lie in 0..levels={self.levels}, got {self.tv_levels!r}")
+        get_spatial_loss(self.spatial_loss)
+        if self.max_samples is not None and self.max_samples < 1:
+            raise ValueError(f"max_samples must be None or >= 1, got {self.max_samples!r}")
+        return tv if self.alpha > 0 else ()
+
+    def _schedule(self):
+        """(stage, level) pairs in training order (stages and levels count from 1 and 0)."""
+        return [(s, l) for s in range(1, self.stages + 1)
+                for l in (range(self.levels + 1) if s < self.stages else [0])]
+
+    def fit(self, images, labels):
+        """Train the cascade.
+
+        Parameters
+        ----------
+        images : list of 2-D arrays
+            Gray images, uint8 or float in [0, 1]; any sizes.
+        labels : list of int arrays
+            Same shapes; -1 = unlabelled, 0 = background, 1 = foreground.
+
+        Returns
+        -------
+        self
+        """
+        tv_levels = self._validate_params()
+        images = check_image_list(images)
+        labels = check_labels(labels, images)
+        for i, im in enumerate(images):
+            side = min(pyramid.level_shape(im.shape, self.levels))
+            if side < _MIN_COARSE_SIDE:
+                raise ValueError(f"images[{i}] of shape {im.shape} is too small for levels={self.levels}: "
+                                 f"its coarsest level would be {side} px wide (need >= {_MIN_COARSE_SIDE}); "
+                                 "use fewer levels")
+        rng = check_random_state(self.random_state)
+        self.bank_ = FilterBank(tuple(self.features))
+        self.n_classes_ = 2
+        self.timings_ = {}
+        seeds = rng.integers(0, 2**63 - 1, size=len(images))
+        cap = None if self.max_samples is None else max(1, -(-self.max_samples // len(images)))
+        par = Parallel(n_jobs=self.n_jobs, return_as="generator")
+
+        # Pass A: filter-bank rows at every level, only where SGD will look.
+        t0 = time.perf_counter()
+        jobs = (delayed(_training_rows)(im, lab, self.levels, tv_levels, self.tv_centres, cap, self.bank_, sd)
+                for im, lab, sd in zip(images, labels, seeds))
+        rows = list(bar(par(jobs), total=len(images), desc="features", enabled=self.progress))
+        self.timings_["features"] = time.perf_counter() - t0
+
+        maps = [dict() for _ in images]
+        self.classifiers_ = {}
+        schedule = self._schedule()
+        for s, l in schedule:
+            t0 = time.perf_counter()
+            X, y, nbr = _assemble(rows, maps, s, l, self.levels, self.context_radius)
+            offset, scale = _normaliser(X, self.bank_)
+            X -= offset.astype(np.float32)  # in place: X can be large
+            X /= scale.astype(np.float32)
+            clf = self._make_classifier(s, l, int(rng.integers(0, 2**63 - 1)))
+            with bar(total=clf.epochs, desc=f"stage {s} level {l} SGD", enabled=self.progress) as pbar:
+                clf.fit(X, y, neighbourhoods=nbr, spatial_loss=self.spatial_loss,
+                        alpha=self.alpha if l in tv_levels else 0.0,
+                        progress=lambda e, rms, sp: (pbar.update(1), pbar.set_postfix(rms=f"{rms:.3f}")))
+            clf.fold_affine(offset, scale)
+            self.classifiers_[(s, l)] = clf
+            t1 = time.perf_counter()
+            if (s, l) != schedule[-1]:  # the final output is not a context for anything
+                jobs = (delayed(_level_map)(im, l, self.bank_, _contexts(m, s, l, self.levels,
+                                                                          pyramid.level_shape(im.shape, l)),
+                                            clf, self.context_radius)
+                        for im, m in zip(images, maps))
+                for m, p in zip(maps, bar(par(jobs), total=len(images), desc=f"stage {s} level {l} contexts",
+                                          enabled=self.progress)):
+                    m[(s, l)] = p
+            self.timings_[(s, l)] = {"sgd": t1 - t0, "contexts": time.perf_counter() - t1}
+        return self
+
+    def _make_classifier(self, stage, level, seed):
+        overrides = dict(self.classifier_params or {})
+        overrides.setdefault("spatial_rate", self.spatial_rate)
+        if self.epochs is not None:
+            overrides.setdefault("epochs", self.epochs)
+        elif level == 0:
+            overrides.setdefault("epochs", 15 if stage == 1 else 6)
+        return make_classifier(self.classifier, coarse=level > 0, random_state=seed, **overrides)
+
+    # ------------------------------------------------------------------------------------
+    def _check_fitted(self):
+        if not hasattr(self, "classifiers_"):
+            raise RuntimeError("this CHM is not fitted yet: call fit(images, labels) or chm.load(path)")
+
+    def predict_proba(self, images):
+        """P(foreground) per pixel: a list of float32 (H, W) arrays."""
+        self._check_fitted()
+        images = check_image_list(images)
+        for i, im in enumerate(images):
+            if min(pyramid.level_shape(im.shape, self.levels)) < 1:
+                raise ValueError(f"images[{i}] of shape {im.shape} is too small for levels={self.levels}")
+        par = Parallel(n_jobs=self.n_jobs, return_as="generator")
+        jobs = (delayed(_predict_image)(im, self.bank_, self.classifiers_, self._schedule(), self.levels,
+                                        self.context_radius) for im in images)
+        return list(bar(par(jobs), total=len(images), desc="predict", enabled=self.progress))
+
+    def predict(self, images, threshold=0.5):
+        """Binary masks (uint8 0/1): ``predict_proba(images) > threshold``."""
+        return [(p > threshold).astype(np.uint8) for p in self.predict_proba(images)]
+
+    def save(self, path):
+        """Write the model to ``path`` (.npz + JSON; see :mod:`chm.persistence`)."""
+        from .persistence import save_model
+
+        self._check_fitted()
+        save_model(self, path)
+
+    def get_params(self):
+        return {k: getattr(self, k) for k in ("levels", "stages", "classifier", "alpha", "tv_levels", "spatial_loss",
+                                              "spatial_rate", "tv_centres", "features", "context_radius", "epochs",
+                                              "classifier_params", "max_samples", "n_jobs", "progress",
+                                              "random_state")}
+
+    def __repr__(self):
+        return f"CHM(levels={self.levels}, stages={self.stages}, classifier={self.classifier!r}, alpha={self.alpha})"
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-image work (top-level functions so joblib can ship them to any backend).
+
+def _contexts(maps, s, l, levels, shape):
+    """Context maps of classifier (s, l) at level-l size (chm-reference 1.2)."""
+    if s >= 2 and l == 0:
+        return [pyramid.upsample(maps[(s - 1, j)], j, shape) for j in range(levels + 1)]
+    return [pyramid.downsample_n(maps[(s, j)], l - j) for j in range(l)]
+
+
+def _training_rows(image, labels, levels, tv_levels, tv_centres, cap, bank, seed):
+    """Per level: the pixels SGD will use and their filter-bank features."""
+    rng = np.random.default_rng(seed)
+    out = []
+    img_l = image
+    for l in range(levels + 1):
+        if l:
+            img_l = pyramid.downsample(img_l)
+        lab = pyramid.maxpool_labels(labels, l).ravel()
+        h, w = img_l.shape
+        sup = np.flatnonzero(lab >= 0)
+        if cap is not None:
+            keep = [rng.permutation(sup[lab[sup] == c])[:cap] for c in np.unique(lab[sup])]
+            sup = np.sort(np.concatenate(keep))
+        nbr_flat = None
+        if l in tv_levels and tv_centres > 0 and h >= 3 and w >= 3:
+            cy = rng.integers(1, h - 1, size=tv_centres)
+            cx = rng.integers(1, w - 1, size=tv_centres)
+            dy, dx = np.divmod(np.arange(9), 3)
+            nbr_flat = (cy[:, None] + dy - 1) * w + (cx[:, None] + dx - 1)
+        flat = sup if nbr_flat is None else np.union1d(sup, nbr_flat.ravel())
+        y = np.full(len(flat), -1, dtype=np.int8)
+        y[np.searchsorted(flat, sup)] = lab[sup]
+        nbr = None if nbr_flat is None else np.searchsorted(flat, nbr_flat)
+        feats = bank(img_l).reshape(h * w, -1)[flat]
+        out.append({"flat": flat, "y": y, "nbr": nbr, "X": feats, "shape": (h, w)})
+    return out
+
+
+def _stencil_rows(m, flat, radius):
+    """``stencil(m, radius)`` at the flat positions only."""
+    offs = stencil_offsets(radius)
+    pad = np.pad(m, radius, mode="symmetric")
+    ys, xs = np.divmod(flat, m.shape[1])
+    return pad[ys[:, None] + radius + offs[:, 0], xs[:, None] + radius + offs[:, 1]].astype(np.float32)
+
+
+def _assemble(rows, maps, s, l, levels, radius):
+    """Training matrix of classifier (s, l) over all images: X, y and neighbourhoods (or None)."""
+    Xs, ys, nbrs, n = [], [], [], 0
+    for r, m in zip(rows, maps):
+        r = r[l]
+        ctx = [_stencil_rows(c, r["flat"], radius) for c in _contexts(m, s, l, levels, r["shape"])]
+        Xs.append(np.concatenate([r["X"]] + ctx, axis=1) if ctx else r["X"])
+        ys.append(r["y"])
+        if r["nbr"] is not None:
+            nbrs.append(r["nbr"] + n)
+        n += len(r["y"])
+    return np.concatenate(Xs), np.concatenate(ys), (np.concatenate(nbrs) if nbrs else None)
+
+
+def _normaliser(X, bank):
+    """Robust per-feature scaling (PyCHM's median-MAD to 0.5 +- 0.5) of the filter columns.
+
+    Intensity and context columns are already in [0, 1] and stay as they are (chm-reference 2.8).
+    """
+    offset = np.zeros(X.shape[1])
+    scale = np.ones(X.shape[1])
+    cols = np.ones(X.shape[1], dtype=bool)
+    cols[bank.n_features:] = False
+    if "intensity" in bank.slices:
+        cols[bank.slices["intensity"]] = False
+    if cols.any():
+        med = np.median(X[:, cols], axis=0)
+        mad = np.median(np.abs(X[:, cols] - med), axis=0) * 1.4826 * 5
+        std = X[:, cols].std(axis=0) * 5
+        s = np.where(mad > 1e-8, mad, np.where(std > 1e-8, std, 1.0))
+        scale[cols] = s
+        offset[cols] = med - 0.5 * s
+    return offset, scale
+
+
+def _evaluate(bank_feats, ctx, clf, radius):
+    """Classifier output over one level image, from its filter-bank features and context maps."""
+    h, w = bank_feats.shape[:2]
+    parts = [bank_feats] + [stencil(c.astype(np.float32), radius) for c in ctx]
+    X = np.concatenate(parts, axis=2) if len(parts) > 1 else bank_feats
+    return clf.predict_proba(X.reshape(h * w, -1)).reshape(h, w)
+
+
+def _level_map(image, l, bank, ctx, clf, radius):
+    return _evaluate(bank(pyramid.downsample_n(image, l)), ctx, clf, radius)
+
+
+def _predict_image(image, bank, classifiers, schedule, levels, radius):
+    """Run the whole cascade on one image; the filter bank runs once per level."""
+    imgs = pyramid.pyramid(image, levels)
+    bank_feats = {}
+    maps = {}
+    for s, l in schedule:
+        if l not in bank_feats:
+            bank_feats[l] = bank(imgs[l])
+        ctx = _contexts(maps, s, l, levels, imgs[l].shape)
+        maps[(s, l)] = _evaluate(bank_feats[l], ctx, classifiers[(s, l)], radius)
+    return maps[schedule[-1]]

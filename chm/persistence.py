@@ -1,0 +1,124 @@
+"""Model files: one ``.npz`` archive holding arrays and a JSON header, no pickle.
+
+Layout (format ``chm-model``, version 1)::
+
+    __chm__          uint8 array: UTF-8 JSON header
+                     {"format": "chm-model", "version": 1, "chm_version": ..., "params": {...},
+                      "bank": FilterBank.to_dict(), "n_classes": 2,
+                      "classifiers": [{"stage": s, "level": l, "type": ..., "params": {...}}, ...]}
+    s{s}_l{l}_W      float32 weights of classifier (stage s, level l), shape (N*M, d+1)
+
+Loading uses ``numpy.load(..., allow_pickle=False)``, so a model file cannot run code.
+Files are written to a temporary name and renamed, so a failed save never clobbers an
+existing model.
+"""
+
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+FORMAT = "chm-model"
+VERSION = 1
+_HEADER = "__chm__"
+
+__all__ = ["save_model", "load", "FORMAT", "VERSION"]
+
+
+def _jsonable(v):
+    if isinstance(v, (tuple, list)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.floating):
+        return float(v)
+    if isinstance(v, np.random.Generator):
+        return None  # a Generator has no stable JSON form; the fitted weights are what matter
+    if hasattr(v, "to_dict"):
+        return v.to_dict()
+    return v
+
+
+def save_model(model, path):
+    """Write a fitted :class:`chm.CHM` to ``path`` (``.npz`` is appended if missing)."""
+    from . import __version__
+
+    path = os.fspath(path)
+    if not path.endswith(".npz"):
+        path += ".npz"
+    header = {"format": FORMAT, "version": VERSION, "chm_version": __version__,
+              "params": _jsonable(model.get_params()), "bank": model.bank_.to_dict(),
+              "n_classes": int(model.n_classes_), "classifiers": []}
+    arrays = {}
+    for (s, l), clf in model.classifiers_.items():
+        meta, arrs = clf.to_state()
+        header["classifiers"].append({"stage": s, "level": l, **meta})
+        for name, a in arrs.items():
+            arrays[f"s{s}_l{l}_{name}"] = a
+    arrays[_HEADER] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(suffix=".npz.part", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def load(path):
+    """Read a model written by :meth:`chm.CHM.save`.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file is truncated, not an ``.npz`` archive, not a chm model, or of a newer format version.
+    """
+    from features import FilterBank
+
+    from .classifiers import LDNN
+    from .model import CHM
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no model file at '{path}'")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if _HEADER not in z.files:
+                raise ValueError(f"'{path}' is not a chm model file (no '{_HEADER}' header)")
+            header = json.loads(z[_HEADER].tobytes().decode("utf-8"))
+            arrays = {k: z[k] for k in z.files if k != _HEADER}
+    except (zipfile.BadZipFile, EOFError, OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"cannot read model file '{path}': it is truncated or not a chm model ({e})") from None
+    if header.get("format") != FORMAT:
+        raise ValueError(f"'{path}' is not a chm model file (format {header.get('format')!r})")
+    if not isinstance(header.get("version"), int) or header["version"] > VERSION:
+        raise ValueError(f"'{path}' has model format version {header.get('version')!r}; this chm reads "
+                         f"versions up to {VERSION}: upgrade chm")
+    params = header["params"]
+    for key in ("features", "tv_levels"):
+        if params.get(key) is not None:
+            params[key] = tuple(params[key])
+    model = CHM(**params)
+    model.bank_ = FilterBank.from_dict(header["bank"])
+    model.n_classes_ = header["n_classes"]
+    model.classifiers_ = {}
+    try:
+        for c in header["classifiers"]:
+            s, l = c["stage"], c["level"]
+            state = {k.split("_", 2)[2]: v for k, v in arrays.items() if k.startswith(f"s{s}_l{l}_")}
+            model.classifiers_[(s, l)] = LDNN.from_state(c, state)
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"model file '{path}' is incomplete or corrupt (missing {e})") from None
+    if sorted(model.classifiers_) != sorted(model._schedule()):
+        raise ValueError(f"model file '{path}' is incomplete: its classifiers do not match levels/stages")
+    return model
