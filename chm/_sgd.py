@@ -23,6 +23,8 @@ every chosen group), and only those units are updated.
 import numpy as np
 from numba import njit
 
+from .losses import DEAD_ZONE as _DEAD_ZONE
+
 # Clip the pre-activation so exp never overflows (PyCHM clips at [-709, 37]; float32 here).
 _ZCLIP = 30.0
 
@@ -119,8 +121,8 @@ def sgd_epoch(W, V, X, sup_rows, sup_t, nbr_rows, centres, stencils, penalty, sp
                 for p in range(npx):
                     resp += stencils[q, p] * f9[p]
                 if penalty == 0:
-                    sp_loss += abs(resp)
-                    d = 1.0 if resp > 0 else (-1.0 if resp < 0 else 0.0)
+                    d = 1.0 if resp > _DEAD_ZONE else (-1.0 if resp < -_DEAD_ZONE else 0.0)
+                    sp_loss += d * resp
                 else:
                     sp_loss += 0.5 * resp * resp
                     d = resp
@@ -175,8 +177,8 @@ def sgd_epoch_reference(W, V, X, sup_rows, sup_t, nbr_rows, centres, stencils, p
             f9 = np.array([o[0] for o in outs])
             resp = stencils @ f9
             if penalty == 0:
-                sp_loss += np.abs(resp).sum()
-                d = np.sign(resp)
+                d = np.where(np.abs(resp) > _DEAD_ZONE, np.sign(resp), 0.0)
+                sp_loss += (d * resp).sum()
             else:
                 sp_loss += 0.5 * (resp ** 2).sum()
                 d = resp

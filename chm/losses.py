@@ -29,6 +29,9 @@ SOBEL_X = np.array([[-1, -2, -1], [0, 0, 0], [1, 2, 1]], dtype=np.float64)
 SOBEL_Y = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=np.float64)
 
 _PENALTIES = {"l1": 0, "l2": 1}
+# |response| below this counts as 0 for the L1 subgradient: a flat region must give sign 0,
+# not the sign of a rounding residue (the numba kernel uses the same dead zone).
+DEAD_ZONE = 1e-9
 
 
 def squared_error(f, t):
@@ -83,10 +86,10 @@ class SpatialLoss:
         return _PENALTIES[self.penalty]
 
     def _rho(self, r):
-        return np.abs(r) if self.penalty == "l1" else 0.5 * r * r
+        return np.where(np.abs(r) > DEAD_ZONE, np.abs(r), 0.0) if self.penalty == "l1" else 0.5 * r * r
 
     def _drho(self, r):
-        return np.sign(r) if self.penalty == "l1" else r
+        return np.where(np.abs(r) > DEAD_ZONE, np.sign(r), 0.0) if self.penalty == "l1" else r
 
     def responses(self, prob):
         """Stencil responses at the valid centres: (n_filters, H-2, W-2[, K])."""

@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+
+from chm.losses import SOBEL_X, SOBEL_Y, SpatialLoss, TV, get_spatial_loss, squared_error
+
+
+def test_constant_map_has_zero_tv_and_zero_gradient():
+    p = np.full((6, 7), 0.3)
+    assert TV().value(p) == 0.0
+    assert np.all(TV().gradient(p) == 0.0)
+
+
+def test_step_edge_known_value():
+    # Vertical step 0 -> 1 between columns 2 and 3 of a 5 x 6 map. Valid centres: rows 1..3,
+    # columns 1..4. Sobel-Y (columns) responds 4 at centre columns 2 and 3, Sobel-X (rows) is 0.
+    p = np.zeros((5, 6))
+    p[:, 3:] = 1.0
+    assert TV().value(p) == pytest.approx(3 * 2 * 4.0)
+    # Horizontal step: the same by symmetry.
+    assert TV().value(p.T.copy()) == pytest.approx(3 * 2 * 4.0)
+
+
+def test_squared_error_known_answer():
+    loss, d = squared_error([0.5, 0.9], [0.1, 0.9])
+    assert loss == pytest.approx(0.5 * 0.16)
+    np.testing.assert_allclose(d, [0.4, 0.0])
+
+
+@pytest.mark.parametrize("penalty", ["l1", "l2"])
+def test_gradient_matches_finite_differences(penalty):
+    rng = np.random.default_rng(0)
+    loss = SpatialLoss(np.stack([SOBEL_X, SOBEL_Y]), penalty=penalty)
+    p = rng.random((6, 5))
+    g = loss.gradient(p)
+    eps = 1e-6
+    num = np.zeros_like(p)
+    for idx in np.ndindex(p.shape):
+        q = p.copy(); q[idx] += eps
+        r = p.copy(); r[idx] -= eps
+        num[idx] = (loss.value(q) - loss.value(r)) / (2 * eps)
+    # Random maps have no zero Sobel response, so TV is differentiable here.
+    np.testing.assert_allclose(g, num, rtol=1e-5, atol=1e-6)
+
+
+def test_coefficients_are_the_gradient_of_one_centre():
+    rng = np.random.default_rng(1)
+    patch = rng.random((3, 3))
+    c = TV().coefficients(patch)
+    expected = np.sign((SOBEL_X * patch).sum()) * SOBEL_X + np.sign((SOBEL_Y * patch).sum()) * SOBEL_Y
+    np.testing.assert_allclose(c, expected.ravel())  # paper eq. 15
+    np.testing.assert_allclose(c.reshape(3, 3), TV().gradient(patch))
+
+
+def test_vector_image_sums_channels():
+    rng = np.random.default_rng(2)
+    p = rng.random((5, 5, 3))
+    assert TV().value(p) == pytest.approx(sum(TV().value(p[:, :, k]) for k in range(3)))
+    np.testing.assert_allclose(TV().gradient(p)[:, :, 1], TV().gradient(p[:, :, 1]))
+
+
+def test_bad_input_and_registry():
+    with pytest.raises(ValueError, match="stencils"):
+        SpatialLoss(np.ones((2, 2)))
+    with pytest.raises(ValueError, match="penalty"):
+        SpatialLoss(np.ones((1, 3, 3)), penalty="huber")
+    with pytest.raises(ValueError, match="H, W >= 3"):
+        TV().value(np.zeros((2, 5)))
+    with pytest.raises(ValueError, match="unknown spatial loss"):
+        get_spatial_loss("curvy")
+    loss = get_spatial_loss(TV().to_dict())
+    assert loss.name == "tv" and loss.penalty == "l1"

@@ -1,0 +1,83 @@
+"""The numba SGD kernel agrees with its numpy reference, and its gradient with finite differences."""
+
+import numpy as np
+import pytest
+
+from chm import _sgd
+from chm.losses import TV
+
+
+def _problem(rng, n=40, d=6, N=3, M=4, n_centres=5):
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    W = (0.5 * rng.normal(size=(N * M, d + 1))).astype(np.float32)
+    sup_rows = np.arange(0, n, 3, dtype=np.int64)
+    sup_t = np.where(rng.random(len(sup_rows)) > 0.5, 0.9, 0.1)
+    nbr = rng.integers(0, n, size=(n_centres, 9)).astype(np.int64)
+    return X, W, sup_rows, sup_t, nbr
+
+
+@pytest.mark.parametrize("dropout", [False, True])
+@pytest.mark.parametrize("penalty", [0, 1])
+def test_kernel_matches_reference(dropout, penalty):
+    rng = np.random.default_rng(3)
+    X, W, sup_rows, sup_t, nbr = _problem(rng)
+    N, M = 3, 4
+    n_sp = 12
+    order = rng.permutation(len(sup_rows) + n_sp).astype(np.int64)
+    centres = rng.integers(0, len(nbr), size=n_sp).astype(np.int64)
+    if dropout:
+        gsel = np.argsort(rng.random((len(order), N)), axis=1)[:, :2].astype(np.int64)
+        nsel = np.argsort(rng.random((len(order), M)), axis=1)[:, :2].astype(np.int64)
+        batch = 1
+    else:
+        gsel, nsel, batch = np.arange(N)[None].astype(np.int64), np.arange(M)[None].astype(np.int64), 5
+    stencils = TV().flat_stencils
+    args = (X, sup_rows, sup_t, nbr, centres, stencils, penalty, 0.3, order, gsel, nsel, M, 0.05, 0.5, batch)
+    W1, V1 = W.copy(), np.zeros_like(W)
+    W2, V2 = W.copy(), np.zeros_like(W)
+    out1 = _sgd.sgd_epoch(W1, V1, *args)
+    out2 = _sgd.sgd_epoch_reference(W2, V2, *args)
+    np.testing.assert_allclose(out1, out2, rtol=1e-4)
+    np.testing.assert_allclose(W1, W2, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(W1, W)  # the epoch did move the weights
+
+
+def _network(W, x, N, M):
+    z = np.clip(W[:, :-1].astype(np.float64) @ x + W[:, -1], -30, 30)
+    g = (1 / (1 + np.exp(-z))).reshape(N, M).prod(axis=1)
+    return 1 - np.prod(1 - g)
+
+
+@pytest.mark.parametrize("spatial", [False, True])
+def test_one_step_gradient_matches_finite_differences(spatial):
+    # Without momentum one step is W <- W - lr * G with G taken at W, so G = (W - W') / lr exactly.
+    rng = np.random.default_rng(4)
+    N, M, d = 2, 3, 4
+    X = rng.normal(size=(9, d))
+    W = rng.normal(size=(N * M, d + 1))
+    stencils = TV().flat_stencils
+    if spatial:
+        sup_rows, sup_t = np.zeros(0, np.int64), np.zeros(0)
+        nbr, centres, order = np.arange(9)[None].astype(np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64)
+
+        def energy(Wf):
+            f9 = np.array([_network(Wf, x, N, M) for x in X])
+            return 0.7 * np.abs(stencils @ f9).sum()
+    else:
+        sup_rows, sup_t = np.array([2], np.int64), np.array([0.9])
+        nbr, centres, order = np.zeros((1, 9), np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64)
+
+        def energy(Wf):
+            return 0.5 * (_network(Wf, X[2], N, M) - 0.9) ** 2
+    lr = 1.0
+    W1, V = W.copy(), np.zeros_like(W)
+    _sgd.sgd_epoch_reference(W1, V, X, sup_rows, sup_t, nbr, centres, stencils, 0, 0.7, order,
+                             np.arange(N)[None], np.arange(M)[None], M, lr, 0.0, 1)
+    G = (W - W1) / lr
+    num = np.zeros_like(W)
+    eps = 1e-6
+    for idx in np.ndindex(W.shape):
+        a = W.copy(); a[idx] += eps
+        b = W.copy(); b[idx] -= eps
+        num[idx] = (energy(a) - energy(b)) / (2 * eps)
+    np.testing.assert_allclose(G, num, rtol=1e-4, atol=1e-7)
