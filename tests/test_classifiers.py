@@ -1,0 +1,115 @@
+import numpy as np
+import pytest
+
+from chm.classifiers import LDNN, LogisticRegression, kmeans, make_classifier
+
+
+def _blobs(rng, n=400, d=5):
+    y = (rng.random(n) > 0.6).astype(int)
+    X = rng.normal(size=(n, d)) + 2.0 * y[:, None]
+    return X.astype(np.float32), y
+
+
+@pytest.mark.parametrize("clf", [LDNN(n_groups=3, n_nodes=4, epochs=20, batch_size=10, random_state=0),
+                                 LogisticRegression(epochs=20, batch_size=10, random_state=0),
+                                 LDNN(n_groups=4, n_nodes=4, epochs=10, batch_size=1, dropout=True,
+                                      learning_rate=0.05, random_state=0)])
+def test_learns_separable_blobs(clf):
+    rng = np.random.default_rng(0)
+    X, y = _blobs(rng)
+    clf.fit(X, y)
+    p = clf.predict_proba(X)
+    assert p.dtype == np.float32 and p.shape == (len(X),)
+    assert np.mean((p > 0.5) == y) > 0.95
+    rms = [r for r, _ in clf.loss_curve_]
+    assert rms[-1] < rms[0]
+
+
+def test_same_seed_same_model_and_unlabelled_rows_ignored():
+    rng = np.random.default_rng(1)
+    X, y = _blobs(rng)
+    a = LDNN(n_groups=2, n_nodes=3, epochs=3, random_state=7).fit(X, y)
+    b = LDNN(n_groups=2, n_nodes=3, epochs=3, random_state=7).fit(X, y)
+    np.testing.assert_array_equal(a.W_, b.W_)
+    y2 = y.copy()
+    X2 = np.vstack([X, rng.normal(size=(50, X.shape[1])).astype(np.float32)])
+    y2 = np.concatenate([y, -np.ones(50, int)])
+    c = LDNN(n_groups=2, n_nodes=3, epochs=3, random_state=7).fit(X2, y2)
+    np.testing.assert_array_equal(a.W_, c.W_)  # without alpha, -1 rows change nothing
+
+
+def test_dropout_evaluation_is_compensated():
+    clf = LDNN(n_groups=2, n_nodes=2, dropout=True, batch_size=1)
+    clf.W_ = np.array([[1, 0.5], [0, -0.2], [2, 0.1], [-1, 0.3]], dtype=np.float32)
+    x = np.array([[0.7]], dtype=np.float32)
+    sig = 1 / (1 + np.exp(-(clf.W_[:, 0] * 0.7 + clf.W_[:, 1])))
+    g = sig.reshape(2, 2).prod(axis=1)
+    assert clf.predict_proba(x)[0] == pytest.approx(1 - np.sqrt(np.prod(1 - np.sqrt(g))), rel=1e-6)
+    clf.dropout = False
+    assert clf.predict_proba(x)[0] == pytest.approx(1 - np.prod(1 - g), rel=1e-6)
+
+
+def test_fold_affine_equals_normalised_inputs():
+    rng = np.random.default_rng(2)
+    X, y = _blobs(rng)
+    offset, scale = rng.normal(size=X.shape[1]), rng.random(X.shape[1]) + 0.5
+    clf = LDNN(n_groups=2, n_nodes=2, epochs=2, random_state=0).fit((X - offset) / scale, y)
+    before = clf.predict_proba(((X - offset) / scale).astype(np.float32))
+    after = clf.fold_affine(offset, scale).predict_proba(X)
+    np.testing.assert_allclose(before, after, atol=1e-5)
+
+
+def test_spatial_loss_smooths_neighbourhoods():
+    # Rows 0..8 form one 3 x 3 neighbourhood with a label only at the centre; TV pulls the
+    # outputs of the other 8 pixels toward the centre's.
+    rng = np.random.default_rng(3)
+    X, y = _blobs(rng, n=200)
+    nb = np.arange(9)[None, :] + 200
+    Xn = np.vstack([X, rng.normal(size=(9, X.shape[1])).astype(np.float32) + 2.0])
+    yn = np.concatenate([y, -np.ones(9, int)])
+    kw = dict(n_groups=2, n_nodes=2, epochs=30, batch_size=5, random_state=0)
+    plain = LDNN(**kw).fit(Xn, yn)
+    tv = LDNN(**kw).fit(Xn, yn, neighbourhoods=nb, alpha=1.0)
+    spread = lambda c: np.ptp(c.predict_proba(Xn[200:]))
+    assert spread(tv) < spread(plain)
+    assert tv.loss_curve_[-1][1] < tv.loss_curve_[0][1]
+
+
+def test_kmeans_finds_separated_clusters():
+    rng = np.random.default_rng(4)
+    centres = np.array([[0, 0], [10, 0], [0, 10]])
+    X = np.vstack([c + rng.normal(scale=0.1, size=(30, 2)) for c in centres])
+    found = kmeans(X, 3, rng)
+    d = np.linalg.norm(found[:, None] - centres[None], axis=2)
+    assert np.all(d.min(axis=0) < 0.2)
+
+
+def test_bad_inputs():
+    rng = np.random.default_rng(5)
+    X, y = _blobs(rng)
+    with pytest.raises(ValueError, match="one class"):
+        LDNN().fit(X, np.ones(len(X), int))
+    with pytest.raises(ValueError, match="no labelled row"):
+        LDNN().fit(X, -np.ones(len(X), int))
+    with pytest.raises(ValueError, match="NaN"):
+        Xb = X.copy(); Xb[0, 0] = np.nan
+        LDNN().fit(Xb, y)
+    with pytest.raises(ValueError, match="not enough labelled pixels"):
+        LDNN(n_groups=10).fit(X[:12], np.array([1, 0] * 6))
+    with pytest.raises(ValueError, match="batch_size=1"):
+        LDNN(dropout=True, batch_size=10).fit(X, y)
+    with pytest.raises(ValueError, match="shape"):
+        LDNN(n_groups=2, n_nodes=2, epochs=1).fit(X, y).predict_proba(X[:, :2])
+    with pytest.raises(ValueError, match="ldnn"):
+        make_classifier("svm", coarse=False)
+
+
+def test_state_round_trip():
+    rng = np.random.default_rng(6)
+    X, y = _blobs(rng)
+    for clf in (LDNN(n_groups=2, n_nodes=3, epochs=1, random_state=0), LogisticRegression(epochs=1, random_state=0)):
+        clf.fit(X, y)
+        meta, arrays = clf.to_state()
+        back = LDNN.from_state(meta, arrays)
+        assert type(back) is type(clf)
+        np.testing.assert_array_equal(back.predict_proba(X), clf.predict_proba(X))
