@@ -1,0 +1,440 @@
+"""The Weizmann horse database and sparse label sampling.
+
+The data are never shipped with the package. :func:`load_weizmann_horse`
+finds them (an explicit path, ``$CHM_DATA``, or the cache), or downloads the
+public archive once into the cache and checks every file against the
+SHA-256 manifest in ``chm/data/weizmann_horse_db.sha256``.
+"""
+
+import hashlib
+import http.client
+import os
+import shutil
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+import numpy as np
+
+from .images import read_image, read_mask
+
+__all__ = [
+    "WEIZMANN_URL",
+    "WeizmannHorse",
+    "cache_dir",
+    "find_data_root",
+    "load_weizmann_horse",
+    "verify_weizmann",
+    "sample_sparse_labels",
+]
+
+WEIZMANN_URL = (
+    "https://github.com/shenshutao/image_segmentation/raw/master/weizmann_horse_db.tar.gz"
+)
+DATA_ENV = "CHM_DATA"
+CACHE_ENV = "CHM_CACHE"
+
+_DIRNAME = "weizmann_horse_db"
+_MANIFEST_NAME = "weizmann_horse_db.sha256"
+_N_HORSES = 328
+_N_TRAIN = 164  # horse001-164 train, horse165-328 test (Tu & Bai's split)
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class WeizmannHorse:
+    """The Weizmann horse database split into train and test halves.
+
+    Attributes
+    ----------
+    train_images, test_images : list of ndarray of float64, shape (H, W)
+        Gray images in [0, 1].
+    train_masks, test_masks : list of ndarray of uint8, shape (H, W)
+        Figure/ground masks: 1 = horse, 0 = background.
+    train_names, test_names : list of str
+        ``"horse001"`` ... ``"horse328"``.
+    root : pathlib.Path
+        Folder the data were read from (the one holding ``gray/``).
+    """
+
+    train_images: list
+    train_masks: list
+    test_images: list
+    test_masks: list
+    train_names: list
+    test_names: list
+    root: Path = field(default=None, compare=False)
+
+
+def cache_dir():
+    """Download cache: ``$CHM_CACHE`` if set, else ``~/.cache/chm``."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "chm"
+
+
+def _resolve(path):
+    """The folder holding ``gray/``: ``path`` itself or ``path/weizmann_horse_db``."""
+    if not path:
+        return None
+    path = Path(path).expanduser()
+    for cand in (path, path / _DIRNAME):
+        if (cand / "gray").is_dir():
+            return cand
+    return None
+
+
+def find_data_root(extra=()):
+    """Locate an existing copy of the Weizmann horse database.
+
+    Looks at ``$CHM_DATA``, then each folder in ``extra``, then the cache
+    (see :func:`cache_dir`). Each may be the folder holding ``gray/`` or its
+    parent holding ``weizmann_horse_db/``. Nothing is downloaded.
+
+    Parameters
+    ----------
+    extra : iterable of path-like, optional
+        Further places to look, after ``$CHM_DATA``.
+
+    Returns
+    -------
+    pathlib.Path or None
+        The folder that contains ``gray/``, or None when none was found.
+    """
+    for cand in (os.environ.get(DATA_ENV), *extra, cache_dir()):
+        found = _resolve(cand)
+        if found is not None:
+            return found
+    return None
+
+
+# --- checksums -------------------------------------------------------------
+
+
+def _sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _manifest(root):
+    """SHA-256 of every file under ``root``, keyed by POSIX relative path.
+
+    Regenerate the shipped manifest from a trusted copy with::
+
+        from chm.datasets import _manifest, _format_manifest
+        text = _format_manifest(_manifest("path/to/weizmann_horse_db"))
+        open("chm/data/weizmann_horse_db.sha256", "w").write(text)
+    """
+    root = Path(root)
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    return {p.relative_to(root).as_posix(): _sha256(p) for p in files}
+
+
+def _format_manifest(manifest):
+    # The `sha256sum` format, so `sha256sum -c` works inside the data folder.
+    return "".join(f"{digest}  {name}\n" for name, digest in sorted(manifest.items()))
+
+
+def _parse_manifest(text):
+    out = {}
+    for line in text.splitlines():
+        if line.strip():
+            digest, name = line.split(maxsplit=1)
+            out[name.strip().lstrip("*")] = digest.lower()
+    return out
+
+
+def _shipped_manifest():
+    text = (resources.files(__package__) / "data" / _MANIFEST_NAME).read_text("ascii")
+    return _parse_manifest(text)
+
+
+def verify_weizmann(root, files=None, manifest=None):
+    """Check files of a Weizmann horse copy against the SHA-256 manifest.
+
+    Parameters
+    ----------
+    root : path-like
+        The folder holding ``gray/``, ``rgb/`` and ``figure_ground/``.
+    files : iterable of str, optional
+        Relative POSIX paths to check (e.g. ``"gray/horse001.jpg"``);
+        default: every file of the manifest.
+    manifest : dict of str to str, optional
+        ``{relative path: sha256 hex}``; default: the one shipped with chm.
+
+    Raises
+    ------
+    RuntimeError
+        A file is missing or its checksum differs; the message names it.
+    ValueError
+        ``files`` names a path that is not in the manifest.
+    """
+    manifest = _shipped_manifest() if manifest is None else manifest
+    names = sorted(manifest) if files is None else list(files)
+    unknown = [n for n in names if n not in manifest]
+    if unknown:
+        raise ValueError(f"not in the manifest: {', '.join(unknown[:5])}")
+    root = Path(root)
+    missing = [n for n in names if not (root / n).is_file()]
+    if missing:
+        raise RuntimeError(
+            f"{len(missing)} file(s) missing from {root}: {_shortlist(missing)}"
+        )
+    bad = [n for n in names if _sha256(root / n) != manifest[n]]
+    if bad:
+        raise RuntimeError(
+            f"checksum mismatch for {root / bad[0]}"
+            + (f" and {len(bad) - 1} other file(s)" if len(bad) > 1 else "")
+            + "; the copy is corrupt or not the original Weizmann horse database"
+        )
+
+
+def _shortlist(names, k=10):
+    more = f" ... (+{len(names) - k} more)" if len(names) > k else ""
+    return ", ".join(names[:k]) + more
+
+
+# --- download --------------------------------------------------------------
+
+
+def _manual_hint(target):
+    return (
+        f"Download {WEIZMANN_URL} by other means and unpack it so that "
+        f"{Path(target) / _DIRNAME / 'gray' / 'horse001.jpg'} exists, or unpack it "
+        f"anywhere and set {DATA_ENV} to the folder holding gray/ (or to its parent)."
+    )
+
+
+def _download(url, dest, progress=None):
+    """Stream ``url`` into the file ``dest``; any network failure -> RuntimeError."""
+    from tqdm.auto import tqdm
+
+    # progress=None lets tqdm decide (off when stderr is not a terminal).
+    disable = None if progress is None else not progress
+    try:
+        with urllib.request.urlopen(url, timeout=60) as resp, open(dest, "wb") as out:
+            total = resp.headers.get("Content-Length")
+            total = int(total) if total and total.isdigit() else None
+            got = 0
+            with tqdm(
+                total=total, unit="B", unit_scale=True, unit_divisor=1024,
+                desc=Path(url).name, disable=disable,
+            ) as bar:
+                for chunk in iter(lambda: resp.read(_CHUNK), b""):
+                    out.write(chunk)
+                    got += len(chunk)
+                    bar.update(len(chunk))
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+        if isinstance(exc, urllib.error.HTTPError):
+            reason = f"HTTP error {exc.code} ({exc.reason})"
+        elif isinstance(exc, urllib.error.URLError):
+            reason = exc.reason
+        else:
+            reason = exc
+        raise RuntimeError(f"could not download {url}: {reason}") from exc
+    if total is not None and got != total:
+        raise RuntimeError(f"could not download {url}: got {got} of {total} bytes")
+
+
+def _safe_extract(archive, dest):
+    """Extract a tar archive into ``dest``, refusing members that escape it.
+
+    Links and special files are skipped rather than extracted: the dataset
+    is plain files, and a link is the other classic way out of ``dest``.
+    """
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        with tarfile.open(archive, "r:*") as tf:
+            members = tf.getmembers()
+            for m in members:
+                posix, win = PurePosixPath(m.name), PureWindowsPath(m.name)
+                if posix.is_absolute() or win.anchor or ".." in posix.parts or ".." in win.parts:
+                    raise RuntimeError(
+                        f"refusing to extract {archive}: member '{m.name}' would be "
+                        "written outside the target folder"
+                    )
+            keep = [m for m in members if m.isfile() or m.isdir()]
+            kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+            tf.extractall(dest, members=keep, **kwargs)
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise RuntimeError(f"cannot extract {archive}: {exc}") from exc
+
+
+def _install(parent, url=WEIZMANN_URL, progress=None, manifest=None):
+    """Download, extract and verify into ``parent/weizmann_horse_db``.
+
+    Everything happens in a temporary folder next to the target and is
+    renamed into place only after verification, so an interrupted or bad
+    download never leaves a half-written dataset behind.
+    """
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    final = parent / _DIRNAME
+    tmp = Path(tempfile.mkdtemp(prefix=f".{_DIRNAME}-", dir=parent))
+    try:
+        archive = tmp / "archive.tar.gz"
+        _download(url, archive, progress)
+        _safe_extract(archive, tmp / "x")
+        found = _resolve(tmp / "x")
+        if found is None:
+            raise RuntimeError(f"the archive from {url} holds no gray/ folder")
+        verify_weizmann(found, manifest=manifest)
+        try:
+            found.rename(final)
+        except OSError:
+            # Another process may have finished the same install first.
+            if _resolve(final) is None:
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+# --- loading ---------------------------------------------------------------
+
+
+def load_weizmann_horse(root=None, download=True, progress=None, verify=False):
+    """Load the Weizmann horse database with the standard half/half split.
+
+    Parameters
+    ----------
+    root : path-like, optional
+        The folder holding ``gray/`` and ``figure_ground/``, or a folder
+        holding ``weizmann_horse_db/``. If absent there and ``download`` is
+        true, the archive is installed into ``root/weizmann_horse_db``.
+        Default: ``$CHM_DATA`` (same two forms), then
+        ``cache_dir()/weizmann_horse_db``, downloading into the cache.
+    download : bool, optional
+        Whether to fetch :data:`WEIZMANN_URL` when no copy is found.
+    progress : bool or None, optional
+        Show a download progress bar; None shows it only on a terminal.
+    verify : bool, optional
+        Check an existing copy against the SHA-256 manifest (all 984 files,
+        a fraction of a second). A fresh download is always verified.
+
+    Returns
+    -------
+    WeizmannHorse
+        horse001-164 as training, horse165-328 as test images; gray images
+        in float64 [0, 1] from ``gray/``, masks in uint8 0/1 (JPEG value >
+        127) from ``figure_ground/``.
+
+    Raises
+    ------
+    FileNotFoundError
+        No copy was found and ``download`` is false, or a copy lacks files
+        (the message lists them).
+    RuntimeError
+        The download failed (the message says where to put the data by
+        hand), or a file fails the checksum.
+    ValueError
+        An image and its mask differ in size, or a file is unreadable.
+    """
+    if root is not None:
+        found, target = _resolve(root), Path(root).expanduser()
+    else:
+        found, target = find_data_root(), cache_dir()
+    if found is None:
+        if not download:
+            raise FileNotFoundError(
+                "Weizmann horse database not found"
+                + (f" in {target}" if root is not None else f" (${DATA_ENV} or {target})")
+                + ". Pass download=True, or: " + _manual_hint(target)
+            )
+        try:
+            found = _install(target, progress=progress)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}. {_manual_hint(target)}") from exc
+    elif verify:
+        verify_weizmann(found)
+
+    names = [f"horse{i:03d}" for i in range(1, _N_HORSES + 1)]
+    needed = [f"{d}/{n}.jpg" for n in names for d in ("gray", "figure_ground")]
+    missing = [rel for rel in needed if not (found / rel).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"incomplete Weizmann horse database in {found}: {len(missing)} file(s) "
+            f"missing: {_shortlist(missing)}. Restore them or delete the folder to "
+            "download it again."
+        )
+    images, masks = [], []
+    for n in names:
+        img = read_image(found / "gray" / f"{n}.jpg")
+        mask = read_mask(found / "figure_ground" / f"{n}.jpg", threshold=127)
+        if img.shape != mask.shape:
+            raise ValueError(f"{n}: image shape {img.shape} != mask shape {mask.shape}")
+        images.append(img)
+        masks.append(mask.astype(np.uint8))
+    k = _N_TRAIN
+    return WeizmannHorse(
+        train_images=images[:k], train_masks=masks[:k],
+        test_images=images[k:], test_masks=masks[k:],
+        train_names=names[:k], test_names=names[k:], root=found,
+    )
+
+
+# --- sparse labels -----------------------------------------------------------
+
+
+def sample_sparse_labels(masks, n_per_image, rng=None):
+    """Keep the labels of ``n_per_image`` random pixels per image.
+
+    This is the seed paper's sparse supervision: pixels are drawn uniformly
+    without replacement, independently of their class.
+
+    Parameters
+    ----------
+    masks : sequence of array_like, each shape (H, W)
+        Dense label maps with classes ``0 .. K-1`` (bool is read as 0/1).
+    n_per_image : int
+        Labelled pixels per image, ``0 <= n_per_image <= H * W``.
+    rng : numpy.random.Generator or int or None, optional
+        Random generator or seed; the same seed gives the same draw. One
+        generator is used for all images in order.
+
+    Returns
+    -------
+    list of ndarray of int8 (int16 if K > 128)
+        Same shapes as ``masks``: the mask value at the drawn pixels and -1
+        (unlabelled) everywhere else.
+
+    Raises
+    ------
+    ValueError
+        ``n_per_image`` exceeds an image's pixel count, a mask is not 2-D,
+        or a mask holds negative values (-1 is reserved for unlabelled).
+    """
+    if isinstance(n_per_image, bool) or not isinstance(n_per_image, (int, np.integer)):
+        raise TypeError(f"n_per_image must be an integer, got {n_per_image!r}")
+    if n_per_image < 0:
+        raise ValueError(f"n_per_image must be >= 0, got {n_per_image}")
+    rng = np.random.default_rng(rng)
+    out = []
+    for i, m in enumerate(masks):
+        m = np.asarray(m)
+        if m.ndim != 2:
+            raise ValueError(f"mask {i} must be 2-D, got shape {m.shape}")
+        if m.dtype != bool and not np.issubdtype(m.dtype, np.integer):
+            raise ValueError(f"mask {i} must hold integer classes, got dtype {m.dtype}")
+        if n_per_image > m.size:
+            raise ValueError(
+                f"mask {i} has {m.size} pixels, fewer than n_per_image={n_per_image}"
+            )
+        top = int(m.max()) if m.size else 0
+        if m.size and m.min() < 0:
+            raise ValueError(f"mask {i} holds negative values; -1 means unlabelled")
+        if top > np.iinfo(np.int16).max:
+            raise ValueError(f"mask {i} has class {top}, too large for int16")
+        dtype = np.int8 if top <= np.iinfo(np.int8).max else np.int16
+        idx = rng.choice(m.size, size=n_per_image, replace=False)
+        lab = np.full(m.shape, -1, dtype=dtype)
+        lab.flat[idx] = m.flat[idx]
+        out.append(lab)
+    return out

@@ -1,0 +1,37 @@
+"""Shared fixtures.
+
+Data-dependent tests take ``weizmann_root`` (or ``weizmann``) and are skipped
+with a reason when the Weizmann horse database is not available. Looked up
+in ``$CHM_DATA``, then ``../shared/data`` next to the repository, then the
+download cache; nothing is downloaded during tests.
+"""
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def weizmann_root():
+    """Folder holding ``gray/``, ``rgb/``, ``figure_ground/`` (skips if absent)."""
+    # Imported here so that collecting unrelated tests never depends on chm.
+    from chm.datasets import find_data_root
+
+    root = find_data_root(extra=[SHARED_DATA])
+    if root is None:
+        pytest.skip(
+            "Weizmann data not found: set CHM_DATA=/path/to/weizmann_horse_db "
+            "(or its parent folder); see README"
+        )
+    return root
+
+
+@pytest.fixture(scope="session")
+def weizmann(weizmann_root):
+    """The loaded database (:class:`chm.datasets.WeizmannHorse`), read once."""
+    from chm.datasets import load_weizmann_horse
+
+    return load_weizmann_horse(weizmann_root, download=False)

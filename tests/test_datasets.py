@@ -1,0 +1,267 @@
+import io
+import shutil
+import tarfile
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+
+from chm import datasets
+from chm.datasets import (
+    _format_manifest,
+    _install,
+    _manifest,
+    _parse_manifest,
+    _safe_extract,
+    find_data_root,
+    load_weizmann_horse,
+    sample_sparse_labels,
+    verify_weizmann,
+)
+
+
+@pytest.fixture
+def isolated_env(tmp_path, monkeypatch):
+    """No CHM_DATA, an empty cache: the loader must find nothing."""
+    monkeypatch.delenv("CHM_DATA", raising=False)
+    monkeypatch.setenv("CHM_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def _offline(monkeypatch, exc=None):
+    calls = []
+
+    def fail(url, *args, **kwargs):
+        calls.append(url)
+        raise exc or urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(urllib.request, "urlopen", fail)
+    return calls
+
+
+def _tar(path, files, extra=()):
+    """Write a .tar.gz holding ``files`` ({name: bytes}) plus raw TarInfo ``extra``."""
+    with tarfile.open(path, "w:gz") as tf:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+        for info in extra:
+            tf.addfile(info)
+    return path
+
+
+# --- the real data ---------------------------------------------------------
+
+
+@pytest.mark.data
+def test_split(weizmann):
+    assert len(weizmann.train_images) == len(weizmann.train_masks) == 164
+    assert len(weizmann.test_images) == len(weizmann.test_masks) == 164
+    assert weizmann.train_names[0] == "horse001" and weizmann.train_names[-1] == "horse164"
+    assert weizmann.test_names[0] == "horse165" and weizmann.test_names[-1] == "horse328"
+
+
+@pytest.mark.data
+def test_images_and_masks(weizmann):
+    pixels = 0
+    for img, mask in zip(
+        weizmann.train_images + weizmann.test_images, weizmann.train_masks + weizmann.test_masks
+    ):
+        assert img.dtype == np.float64 and img.ndim == 2
+        assert mask.dtype == np.uint8 and mask.shape == img.shape
+        assert 0 <= img.min() and img.max() <= 1
+        assert set(np.unique(mask)) == {0, 1}
+        pixels += img.size
+    assert 18_000_000 < pixels < 20_000_000  # "about 19 million pixels"
+
+
+@pytest.mark.data
+def test_shipped_manifest_matches_shared_copy(weizmann_root):
+    verify_weizmann(weizmann_root)
+
+
+@pytest.mark.data
+def test_tampered_copy_fails(weizmann_root, tmp_path):
+    subset = ["gray/horse001.jpg", "figure_ground/horse001.jpg", "rgb/horse002.jpg"]
+    for rel in subset:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(weizmann_root / rel, tmp_path / rel)
+    verify_weizmann(tmp_path, files=subset)
+    data = bytearray((tmp_path / subset[1]).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (tmp_path / subset[1]).write_bytes(bytes(data))
+    with pytest.raises(RuntimeError, match="checksum mismatch for .*figure_ground/horse001.jpg"):
+        verify_weizmann(tmp_path, files=subset)
+    with pytest.raises(RuntimeError, match="missing.*gray/horse003.jpg"):
+        verify_weizmann(tmp_path, files=subset + ["gray/horse003.jpg"])
+    with pytest.raises(ValueError, match="not in the manifest"):
+        verify_weizmann(tmp_path, files=["gray/horse999.jpg"])
+
+
+@pytest.mark.data
+def test_incomplete_root_lists_missing_files(weizmann_root, tmp_path):
+    for d in ("gray", "figure_ground"):
+        (tmp_path / d).mkdir()
+        shutil.copyfile(weizmann_root / d / "horse001.jpg", tmp_path / d / "horse001.jpg")
+    with pytest.raises(FileNotFoundError, match=r"654 file\(s\) missing: gray/horse002.jpg, figure_ground/horse002.jpg"):
+        load_weizmann_horse(tmp_path, download=False)
+
+
+@pytest.mark.data
+def test_root_forms_and_env(weizmann_root, tmp_path, isolated_env, monkeypatch):
+    parent = tmp_path / "parent"
+    parent.mkdir()
+    (parent / "weizmann_horse_db").symlink_to(weizmann_root, target_is_directory=True)
+    assert find_data_root() is None
+    for value in (weizmann_root, parent):
+        monkeypatch.setenv("CHM_DATA", str(value))
+        assert (find_data_root() / "gray" / "horse001.jpg").is_file()
+
+
+@pytest.mark.data
+def test_install_from_archive_end_to_end(weizmann_root, tmp_path, isolated_env, monkeypatch):
+    # Pack the shared copy like the distribution and "download" it via file://.
+    archive = tmp_path / "weizmann_horse_db.tar"
+    with tarfile.open(archive, "w") as tf:
+        tf.add(weizmann_root, arcname="weizmann_horse_db")
+    monkeypatch.setattr(
+        datasets, "_install",
+        lambda parent, progress=None: _install(parent, url=archive.as_uri(), progress=progress),
+    )
+    data = load_weizmann_horse(progress=False)
+    assert data.root == isolated_env / "weizmann_horse_db"
+    assert len(data.train_images) == 164
+    assert sorted(p.name for p in isolated_env.iterdir()) == ["weizmann_horse_db"]
+    # Later calls find the cache instead of downloading again.
+    assert find_data_root() == data.root
+
+
+# --- download / install without the real data --------------------------------
+
+
+def test_offline_download_gives_clear_error(isolated_env, monkeypatch):
+    calls = _offline(monkeypatch)
+    with pytest.raises(RuntimeError) as err:
+        load_weizmann_horse(progress=False)
+    msg = str(err.value)
+    assert "could not download" in msg and "name resolution" in msg
+    assert "CHM_DATA" in msg and str(isolated_env) in msg
+    assert calls == [datasets.WEIZMANN_URL]
+    assert not (isolated_env / "weizmann_horse_db").exists()
+    assert list(isolated_env.iterdir()) == []  # no temp leftovers
+
+
+def test_http_error(isolated_env, monkeypatch, tmp_path):
+    _offline(monkeypatch, urllib.error.HTTPError(datasets.WEIZMANN_URL, 404, "Not Found", {}, None))
+    with pytest.raises(RuntimeError, match="HTTP error 404"):
+        load_weizmann_horse(tmp_path / "mydata", progress=False)
+    assert not (tmp_path / "mydata" / "weizmann_horse_db").exists()
+
+
+def test_no_download_gives_file_not_found(isolated_env, monkeypatch):
+    _offline(monkeypatch)
+    with pytest.raises(FileNotFoundError, match="CHM_DATA"):
+        load_weizmann_horse(download=False)
+
+
+def test_install_verifies_and_cleans_up(tmp_path):
+    src = {"weizmann_horse_db/gray/horse001.jpg": b"abc", "weizmann_horse_db/figure_ground/x": b"d"}
+    archive = _tar(tmp_path / "a.tar.gz", src)
+    good = {name.split("/", 1)[1]: __import__("hashlib").sha256(data).hexdigest()
+            for name, data in src.items()}
+    final = _install(tmp_path / "ok", url=archive.as_uri(), progress=False, manifest=good)
+    assert (final / "gray" / "horse001.jpg").read_bytes() == b"abc"
+    assert sorted(p.name for p in (tmp_path / "ok").iterdir()) == ["weizmann_horse_db"]
+
+    bad = dict(good, **{"gray/horse001.jpg": "0" * 64})
+    with pytest.raises(RuntimeError, match="checksum mismatch for .*gray/horse001.jpg"):
+        _install(tmp_path / "bad", url=archive.as_uri(), progress=False, manifest=bad)
+    assert list((tmp_path / "bad").iterdir()) == []
+
+
+def test_path_traversal_is_refused(tmp_path):
+    for evil in ("../evil.txt", "weizmann_horse_db/../../evil.txt", "/tmp/evil.txt"):
+        archive = _tar(tmp_path / "evil.tar.gz", {"ok.txt": b"x", evil: b"pwned"})
+        dest = tmp_path / "out"
+        with pytest.raises(RuntimeError, match="outside the target folder"):
+            _safe_extract(archive, dest)
+        assert not (tmp_path / "evil.txt").exists()
+        assert not any(dest.rglob("*"))
+        shutil.rmtree(dest)
+
+
+def test_links_are_not_extracted(tmp_path):
+    link = tarfile.TarInfo("gray/link.jpg")
+    link.type = tarfile.SYMTYPE
+    link.linkname = "/etc/passwd"
+    archive = _tar(tmp_path / "l.tar.gz", {"gray/a.jpg": b"x"}, extra=[link])
+    _safe_extract(archive, tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out" / "gray").iterdir()) == ["a.jpg"]
+
+
+def test_corrupt_archive(tmp_path):
+    bad = tmp_path / "bad.tar.gz"
+    bad.write_bytes(b"not a tar at all" * 10)
+    with pytest.raises(RuntimeError, match="cannot extract"):
+        _safe_extract(bad, tmp_path / "out")
+
+
+def test_manifest_round_trip(tmp_path):
+    (tmp_path / "gray").mkdir()
+    (tmp_path / "gray" / "a.jpg").write_bytes(b"hello")
+    m = _manifest(tmp_path)
+    assert m == {"gray/a.jpg": "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"}
+    assert _parse_manifest(_format_manifest(m)) == m
+    verify_weizmann(tmp_path, manifest=m)
+
+
+# --- sparse labels -------------------------------------------------------------
+
+
+@pytest.fixture
+def masks():
+    rng = np.random.default_rng(0)
+    return [(rng.random(s) > 0.5).astype(np.uint8) for s in [(20, 30), (7, 5), (64, 48)]]
+
+
+def test_sparse_counts_and_values(masks):
+    labs = sample_sparse_labels(masks, 10, rng=1)
+    assert len(labs) == len(masks)
+    for lab, m in zip(labs, masks):
+        assert lab.shape == m.shape and lab.dtype == np.int8
+        sel = lab >= 0
+        assert sel.sum() == 10
+        np.testing.assert_array_equal(lab[sel], m[sel])
+        assert (lab[~sel] == -1).all()
+
+
+def test_sparse_determinism(masks):
+    a = sample_sparse_labels(masks, 10, rng=7)
+    b = sample_sparse_labels(masks, 10, rng=np.random.default_rng(7))
+    c = sample_sparse_labels(masks, 10, rng=8)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c))
+
+
+def test_sparse_edge_cases(masks):
+    full = sample_sparse_labels(masks[1:2], 35, rng=0)[0]
+    np.testing.assert_array_equal(full, masks[1])
+    assert (sample_sparse_labels(masks, 0, rng=0)[0] == -1).all()
+    with pytest.raises(ValueError, match="mask 1 has 35 pixels"):
+        sample_sparse_labels(masks, 36, rng=0)
+    with pytest.raises(ValueError, match="negative"):
+        sample_sparse_labels([np.array([[0, -1]])], 1, rng=0)
+    with pytest.raises(ValueError, match="2-D"):
+        sample_sparse_labels([np.zeros(4, int)], 1, rng=0)
+    labs = sample_sparse_labels([np.full((3, 3), 300)], 2, rng=0)
+    assert labs[0].dtype == np.int16 and (labs[0] == 300).sum() == 2
+
+
+def test_sparse_uniform_over_pixels():
+    # Every pixel should be drawn about equally often across many draws.
+    mask = np.zeros((4, 5), dtype=np.uint8)
+    rng = np.random.default_rng(0)
+    hits = sum((sample_sparse_labels([mask], 4, rng)[0] >= 0).astype(int) for _ in range(2000))
+    np.testing.assert_allclose(hits / 2000, 4 / 20, atol=0.04)
