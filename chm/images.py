@@ -86,10 +86,13 @@ def _imread(path):
         raise FileNotFoundError(f"image file not found: '{path}'")
     if os.path.isdir(path):
         raise ValueError(f"cannot read image '{path}': it is a directory")
-    import skimage.io
+    # imageio directly rather than skimage.io.imread (a thin wrapper over
+    # it), whose channel-order guess turns a 3- or 4-row gray+alpha image
+    # sideways.
+    import imageio.v3 as iio
 
     try:
-        arr = np.asarray(skimage.io.imread(path))
+        arr = np.asarray(iio.imread(path))
     except Exception as exc:  # decoders raise many types; callers need one
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "backend" in reason:
@@ -113,7 +116,7 @@ def read_image(path):
     Parameters
     ----------
     path : str or os.PathLike
-        Any format :func:`skimage.io.imread` reads (PNG, JPEG, TIFF, ...).
+        Any format imageio reads (PNG, JPEG, TIFF, ...).
         Colour images are converted to gray (alpha ignored); 8- and 16-bit
         integers are divided by their dtype's maximum.
 

@@ -148,3 +148,21 @@ def test_as_float_image_rejects(arr, err, msg):
 def test_as_float_image_names_the_argument():
     with pytest.raises(ValueError, match="^probability map "):
         as_float_image(np.array([[2.0]]), name="probability map")
+
+
+def test_gray_alpha_and_palette(tmp_path):
+    from PIL import Image
+
+    a = (np.arange(12).reshape(3, 4) * 20).astype(np.uint8)
+    Image.fromarray(a).convert("LA").save(tmp_path / "la.png")
+    Image.fromarray(a).convert("P").save(tmp_path / "p.png")
+    for name in ("la.png", "p.png"):
+        np.testing.assert_allclose(read_image(tmp_path / name), a / 255.0, atol=1e-12)
+
+
+def test_one_bit_mask(tmp_path):
+    from PIL import Image
+
+    m = np.array([[True, False], [False, True]])
+    Image.fromarray(m).save(tmp_path / "b.png")
+    np.testing.assert_array_equal(read_mask(tmp_path / "b.png"), m)
