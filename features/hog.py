@@ -1,0 +1,112 @@
+"""Dense HOG features (36): one 2x2-cell block of 9-bin histograms per pixel.
+
+MATLAB CHM runs a full Dalal-Triggs HOG on the 15x15 patch of every pixel
+(one HOG call per pixel, gradients zero-padded inside each patch). Here we use
+the dense formulation that PyCHM adopted for its own models ("hog_new"):
+
+* gradients: centred differences ``[-1, 0, 1]`` on the symmetric-padded image
+  (real neighbours, so no artificial gradients at the patch border), ``dy``
+  positive upward as in MATLAB's HoG.cpp;
+* 9 unsigned orientation bins over [0, pi), bin centres at (k + 1/2) * 20 deg,
+  each pixel voting its magnitude *linearly split between the two nearest
+  bins* (the orientation part of Dalal-Triggs' trilinear vote; it costs one
+  extra vote and makes the features vary smoothly with the angle);
+* cells: 8x8 box sums of each orientation's vote map (hard spatial binning,
+  which is what makes the dense version a handful of box filters instead of
+  one HOG per pixel; the spatial part of the trilinear vote is dropped);
+* block: the 2x2 cells around the pixel, rows/columns ``-8..-1`` and ``0..7``
+  (a 16x16 support, half a pixel off-centre like the Haar window);
+* L2-Hys normalisation: ``v / sqrt(|v|^2 + eps^2)``, clip at 0.2, renormalise.
+
+Order of the 36 values: cell row, cell column, bin (as MATLAB). A flat region
+has an all-zero histogram and gives all-zero features.
+"""
+
+import numpy as np
+
+from ._utils import check_image, pad_symmetric, prepare_out
+
+__all__ = ["hog"]
+
+_NBINS = 9
+_CELL = 8
+_CLIP = 0.2
+_EPS = 1e-5          # L2-Hys denominator guard (as skimage)
+_ROWS_PER_CHUNK = 64  # normalise in row chunks to keep temporaries small
+
+
+def hog(image, *, out=None):
+    """Dense HOG: 2x2 cells of 8x8 px, 9 unsigned bins, L2-Hys (clip 0.2).
+
+    Parameters
+    ----------
+    image : (H, W) ndarray of float
+        Grey image in [0, 1].
+    out : (H, W, 36) float32 ndarray, optional
+        Where to write the result (may be a non-contiguous view).
+
+    Returns
+    -------
+    features : (H, W, 36) float32 ndarray
+        ``features[y, x, 9 * (2 * a + b) + k]`` is bin ``k`` (orientation
+        ``(k + 1/2) * 20`` degrees, counter-clockwise from +x with y up) of
+        cell ``(a, b)``, which covers rows ``y - 8 + 8a .. y - 1 + 8a`` and
+        columns ``x - 8 + 8b .. x - 1 + 8b``. Values in [0, 1], L2 norm 1
+        per pixel except on flat regions, where they are 0.
+    """
+    image = check_image(image)
+    H, W = image.shape
+    out = prepare_out(out, image.shape, 4 * _NBINS)
+
+    votes = _orientation_votes(image)               # (H+16, W+16, 9)
+    # integral image over the two spatial axes, float64 so that box sums of
+    # small values far from the origin do not lose precision
+    ii = np.zeros((H + 2 * _CELL + 1, W + 2 * _CELL + 1, _NBINS))
+    np.cumsum(np.cumsum(votes, axis=0), axis=1, out=ii[1:, 1:])
+    del votes
+    c = _CELL
+    # cells[i, j] = sum of votes[i : i+8, j : j+8]; pixel y sits at vote row
+    # y + 8, so its top cell starts at cells row y and its bottom one at y + 8
+    cells = ii[c:, c:] - ii[:-c, c:] - ii[c:, :-c] + ii[:-c, :-c]
+    del ii
+    np.maximum(cells, 0.0, out=cells)    # drop -1e-16 cancellation noise
+    for a in range(2):
+        for b in range(2):
+            k = _NBINS * (2 * a + b)
+            out[:, :, k:k + _NBINS] = cells[c * a:c * a + H, c * b:c * b + W]
+    del cells
+    for y0 in range(0, H, _ROWS_PER_CHUNK):
+        _l2hys(out[y0:y0 + _ROWS_PER_CHUNK])
+    return out
+
+
+def _orientation_votes(image):
+    """Per-bin gradient-magnitude vote maps on the image padded by one cell."""
+    p = pad_symmetric(image.astype(np.float32, copy=False), _CELL + 1)
+    gx = p[1:-1, 2:] - p[1:-1, :-2]
+    gy = p[:-2, 1:-1] - p[2:, 1:-1]          # positive upward
+    mag = np.hypot(gx, gy)
+    angle = np.arctan2(gy, gx)
+    angle %= np.pi                            # unsigned orientation [0, pi)
+    pos = angle * (_NBINS / np.pi) - 0.5      # position between bin centres
+    lo = np.floor(pos)
+    w_hi = pos - lo
+    lo = lo.astype(np.intp) % _NBINS          # -1 wraps to bin 8
+    hi = (lo + 1) % _NBINS
+
+    votes = np.zeros(mag.shape + (_NBINS,), dtype=np.float64)
+    flat = votes.reshape(-1, _NBINS)
+    pix = np.arange(flat.shape[0])
+    # lo != hi for every pixel, so neither fancy assignment has duplicates
+    flat[pix, lo.ravel()] = (mag * (1 - w_hi)).ravel()
+    flat[pix, hi.ravel()] = (mag * w_hi).ravel()
+    return votes
+
+
+def _l2hys(block):
+    """In-place L2-Hys over the last axis of a float32 ``block``."""
+    norm = np.sqrt(np.einsum("...k,...k->...", block, block) + _EPS**2)
+    block /= norm[..., None]
+    np.minimum(block, _CLIP, out=block)
+    norm = np.sqrt(np.einsum("...k,...k->...", block, block) + _EPS**2)
+    block /= norm[..., None]
