@@ -14,6 +14,7 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
+import warnings
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -341,6 +342,13 @@ def load_weizmann_horse(root=None, download=True, progress=None, verify=False):
         found, target = _resolve(root), Path(root).expanduser()
     else:
         found, target = find_data_root(), cache_dir()
+        env = os.environ.get(DATA_ENV)
+        if env and _resolve(env) is None:
+            # Say so, or a typo in CHM_DATA silently triggers a download.
+            warnings.warn(
+                f"{DATA_ENV}={env} holds neither gray/ nor {_DIRNAME}/gray/; ignoring it",
+                stacklevel=2,
+            )
     if found is None:
         if not download:
             raise FileNotFoundError(

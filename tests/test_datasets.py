@@ -164,6 +164,9 @@ def test_no_download_gives_file_not_found(isolated_env, monkeypatch):
     _offline(monkeypatch)
     with pytest.raises(FileNotFoundError, match="CHM_DATA"):
         load_weizmann_horse(download=False)
+    monkeypatch.setenv("CHM_DATA", str(isolated_env / "typo"))
+    with pytest.warns(UserWarning, match="typo"), pytest.raises(FileNotFoundError):
+        load_weizmann_horse(download=False)
 
 
 def test_install_verifies_and_cleans_up(tmp_path):
