@@ -1,0 +1,140 @@
+"""The CHM filter bank: several families stacked into one feature array."""
+
+import numpy as np
+
+from ._utils import check_image
+from .edge import edge
+from .gabor import gabor
+from .haar import haar
+from .hog import hog
+from .sift import sift
+from .stencil import intensity
+
+__all__ = ["FAMILIES", "FilterBank"]
+
+#: name -> (function, number of features), in MATLAB CHM order.
+FAMILIES = {
+    "haar": (haar, 2),
+    "hog": (hog, 36),
+    "edge": (edge, 49),
+    "gabor": (gabor, 180),
+    "sift": (sift, 128),
+    "intensity": (intensity, 81),
+}
+
+_DEFAULT = tuple(FAMILIES)
+
+
+class FilterBank:
+    """A selection of filter families computed into one (H, W, n) array.
+
+    Parameters
+    ----------
+    families : sequence of str, optional
+        Family names from :data:`FAMILIES`, in the order their blocks appear
+        in the output. The default is the full MATLAB CHM bank, 476 features.
+
+    Raises
+    ------
+    ValueError
+        If ``families`` is empty, holds an unknown name or a duplicate.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> bank = FilterBank(("haar", "edge"))
+    >>> bank.n_features, bank.slices["edge"]
+    (51, slice(2, 51, None))
+    >>> bank(np.zeros((4, 5))).shape
+    (4, 5, 51)
+    """
+
+    def __init__(self, families=_DEFAULT):
+        if isinstance(families, str):
+            families = (families,)
+        families = tuple(families)
+        if not families:
+            raise ValueError(f"FilterBank needs at least one family; valid names: {list(FAMILIES)}")
+        unknown = [f for f in families if f not in FAMILIES]
+        if unknown:
+            raise ValueError(f"unknown filter famil{'y' if len(unknown) == 1 else 'ies'} "
+                             f"{unknown}; valid names: {list(FAMILIES)}")
+        if len(set(families)) != len(families):
+            raise ValueError(f"duplicate family names in {list(families)}")
+        self._families = families
+
+    @property
+    def families(self):
+        """tuple of str: the family names, in output order."""
+        return self._families
+
+    @property
+    def n_features(self):
+        """int: total number of features per pixel."""
+        return sum(FAMILIES[f][1] for f in self._families)
+
+    @property
+    def slices(self):
+        """dict: family name -> slice of its block along the last axis."""
+        slices, start = {}, 0
+        for f in self._families:
+            n = FAMILIES[f][1]
+            slices[f] = slice(start, start + n)
+            start += n
+        return slices
+
+    @property
+    def names(self):
+        """list of str: one name per feature column, e.g. ``"gabor[17]"``."""
+        return [f"{f}[{i}]" for f in self._families for i in range(FAMILIES[f][1])]
+
+    def __call__(self, image, *, out=None):
+        """Compute all selected families of a 2-D float image.
+
+        Parameters
+        ----------
+        image : (H, W) ndarray of float
+            Grey image in [0, 1].
+        out : (H, W, n_features) float32 ndarray, optional
+            Preallocated output (e.g. a slice of a bigger training matrix).
+
+        Returns
+        -------
+        features : (H, W, n_features) float32 ndarray
+            Channels-last; family blocks in :attr:`slices`.
+        """
+        image = check_image(image)
+        shape = image.shape + (self.n_features,)
+        if out is None:
+            out = np.empty(shape, dtype=np.float32)
+        elif not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.shape != shape:
+            raise ValueError(f"out must be a float32 array of shape {shape}")
+        # each family writes straight into its block: no per-family temporaries
+        for name, sl in self.slices.items():
+            FAMILIES[name][0](image, out=out[:, :, sl])
+        return out
+
+    def to_dict(self):
+        """JSON-serialisable description, for model files."""
+        return {"type": "FilterBank", "families": list(self._families),
+                "n_features": self.n_features}
+
+    @classmethod
+    def from_dict(cls, d):
+        """Rebuild a bank from :meth:`to_dict` output (checks ``n_features``)."""
+        if not isinstance(d, dict) or "families" not in d:
+            raise ValueError("expected a dict with a 'families' list (from FilterBank.to_dict)")
+        bank = cls(d["families"])
+        if "n_features" in d and d["n_features"] != bank.n_features:
+            raise ValueError(f"n_features mismatch: stored {d['n_features']}, "
+                             f"families give {bank.n_features}")
+        return bank
+
+    def __eq__(self, other):
+        return isinstance(other, FilterBank) and other._families == self._families
+
+    def __hash__(self):
+        return hash(self._families)
+
+    def __repr__(self):
+        return f"FilterBank({self._families!r})"
