@@ -93,12 +93,14 @@ def load(path):
         raise FileNotFoundError(f"no model file at '{path}'")
     try:
         with np.load(path, allow_pickle=False) as z:
-            if _HEADER not in z.files:
-                raise ValueError(f"'{path}' is not a chm model file (no '{_HEADER}' header)")
-            header = json.loads(z[_HEADER].tobytes().decode("utf-8"))
-            arrays = {k: z[k] for k in z.files if k != _HEADER}
-    except (zipfile.BadZipFile, EOFError, OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            files = z.files
+            header = json.loads(z[_HEADER].tobytes().decode("utf-8")) if _HEADER in files else None
+            arrays = {k: z[k] for k in files if k != _HEADER}
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, AttributeError) as e:
+        # np.load takes non-zip bytes for a pickle and refuses it with a ValueError.
         raise ValueError(f"cannot read model file '{path}': it is truncated or not a chm model ({e})") from None
+    if header is None:
+        raise ValueError(f"'{path}' is not a chm model file (no '{_HEADER}' header)")
     if header.get("format") != FORMAT:
         raise ValueError(f"'{path}' is not a chm model file (format {header.get('format')!r})")
     if not isinstance(header.get("version"), int) or header["version"] > VERSION:

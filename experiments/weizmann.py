@@ -1,0 +1,252 @@
+"""Table 1 of the paper: Weizmann horses, N labelled pixels per training image.
+
+For every N and sparse-label draw, a supervised CHM (alpha = 0) and a semi-supervised CHM
+(alpha > 0, TV loss) are trained on the same draw; the supervised output is also post-processed
+with an MRF. The pooled test pixel error is reported as mean +- std over the draws.
+
+    python experiments/weizmann.py --levels 3 --alpha 0.1
+    python experiments/weizmann.py --quick            # smoke run in a minute or two
+
+Writes to --out: table1.md, table1.csv, fig1.png, fig2.png, and runs/ (one JSON per finished
+(N, draw, method): an interrupted run resumes where it stopped).
+"""
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import chm  # noqa: E402
+from chm import CHM, mrf  # noqa: E402
+from chm.datasets import load_weizmann_horse, sample_sparse_labels  # noqa: E402
+from chm.metrics import pixel_error  # noqa: E402
+
+# Paper Table 1 (mean, std) in %.
+PAPER = {10: ((23.81, 1.50), (19.92, 1.28), (11.98, 0.24)), 20: ((16.63, 0.67), (14.24, 0.36), (11.03, 0.21)),
+         30: ((14.20, 0.80), (12.27, 0.29), (10.30, 0.41)), 40: ((12.35, 0.16), (11.21, 0.12), (9.96, 0.35)),
+         50: ((11.86, 0.19), (11.01, 0.17), (9.78, 0.20))}
+METHODS = ("supervised", "mrf", "semi-supervised")
+FIG_IMAGES = 4
+
+
+def model_params(args):
+    """CHM settings of the experiment (shared by every run)."""
+    return dict(levels=args.levels, stages=2, classifier=args.classifier, features=tuple(args.features.split(",")),
+                epochs=args.epochs, classifier_params=json.loads(args.classifier_params),
+                tv_centres=args.tv_centres, spatial_rate=args.spatial_rate, n_jobs=args.n_jobs, progress=True)
+
+
+def _write_json(path, obj):
+    tmp = f"{path}.part"
+    with open(tmp, "w") as fh:
+        json.dump(obj, fh, indent=1)
+    os.replace(tmp, path)
+
+
+def choose_beta(data, n, args, seed):
+    """The MRF weight for N labels per image, chosen without dense labels.
+
+    Rule: hold out 20 % of the labelled pixels of every training image (draw 0), train the
+    supervised CHM on the other 80 %, run it on the training images and pick the beta whose
+    MRF labelling best matches the held-out labelled pixels (chm.mrf.select_beta).
+    """
+    rng = np.random.default_rng([seed, n, 99])
+    labels = sample_sparse_labels(data.train_masks, n, np.random.default_rng([seed, n, 0]))
+    fit_l, held = [], []
+    for lab in labels:
+        idx = np.flatnonzero(lab >= 0)
+        out = rng.permutation(idx)[: max(1, len(idx) // 5)]
+        a, b = lab.copy().ravel(), np.full(lab.size, -1, np.int8)
+        a[out], b[out] = -1, lab.ravel()[out]
+        fit_l.append(a.reshape(lab.shape))
+        held.append(b.reshape(lab.shape))
+    model = CHM(alpha=0.0, random_state=seed, **model_params(args)).fit(data.train_images, fit_l)
+    probas = model.predict_proba(data.train_images)
+    beta, errors = mrf.select_beta(probas, held)
+    return float(beta), {str(k): float(v) for k, v in errors.items()}
+
+
+def run_draw(data, n, draw, args, runs):
+    """Train/evaluate every method of one (N, draw); cached in runs/."""
+    paths = {m: runs / f"N{n}_draw{draw}_{m}.json" for m in METHODS}
+    if all(p.exists() for p in paths.values()):
+        return
+    labels = sample_sparse_labels(data.train_masks, n, np.random.default_rng([args.seed, n, draw]))
+    seed = args.seed * 1000 + n * 10 + draw
+    for method, alpha in (("supervised", 0.0), ("semi-supervised", args.alpha)):
+        if paths[method].exists() and (method != "supervised" or paths["mrf"].exists()):
+            continue
+        t0 = time.perf_counter()
+        model = CHM(alpha=alpha, random_state=seed, **model_params(args)).fit(data.train_images, labels)
+        fit_time = time.perf_counter() - t0
+        probas = model.predict_proba(data.test_images)
+        err = pixel_error([p > 0.5 for p in probas], data.test_masks)
+        _write_json(paths[method], {"N": n, "draw": draw, "method": method, "alpha": alpha, "error": err,
+                                    "fit_seconds": fit_time, "seconds": time.perf_counter() - t0})
+        if draw == 0:
+            np.savez_compressed(runs / f"N{n}_{method}_fig.npz", *probas[:FIG_IMAGES])
+        if method == "supervised":
+            beta_file = runs / f"N{n}_beta.json"
+            if not beta_file.exists():
+                beta, errs = choose_beta(data, n, args, args.seed)
+                _write_json(beta_file, {"beta": beta, "heldout_errors": errs})
+            beta = json.loads(beta_file.read_text())["beta"]
+            t1 = time.perf_counter()
+            pred = [mrf.decode(p, beta) for p in probas]
+            _write_json(paths["mrf"], {"N": n, "draw": draw, "method": "mrf", "beta": beta,
+                                       "error": pixel_error(pred, data.test_masks),
+                                       "seconds": time.perf_counter() - t1})
+
+
+def collect(runs, sizes, trials):
+    res = {}
+    for n in sizes:
+        for m in METHODS:
+            errs = [json.loads((runs / f"N{n}_draw{d}_{m}.json").read_text())["error"] for d in range(trials)
+                    if (runs / f"N{n}_draw{d}_{m}.json").exists()]
+            res[(n, m)] = 100 * np.array(errs)
+    return res
+
+
+def write_table(res, sizes, out, total_px, n_train, wall):
+    rows = []
+    for n in sizes:
+        pct = 100 * n * n_train / total_px
+        row = {"N": n, "percent_labelled": f"{pct:.4f}"}
+        for i, m in enumerate(METHODS):
+            e = res[(n, m)]
+            row[f"{m}_mean"], row[f"{m}_std"], row[f"{m}_draws"] = (f"{e.mean():.2f}" if len(e) else "",
+                                                                    f"{e.std(ddof=1) if len(e) > 1 else 0:.2f}",
+                                                                    len(e))
+            if n in PAPER:
+                row[f"paper_{m}"] = "{:.2f} ± {:.2f}".format(*PAPER[n][i])
+        rows.append(row)
+    with open(out / "table1.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    lines = ["| N (% labelled) | supervised | MRF post-processing | semi-supervised (TV) | paper: sup. / MRF / semi |",
+             "|---|---|---|---|---|"]
+    for r in rows:
+        cell = lambda m: f"{r[m + '_mean']} ± {r[m + '_std']}" if r[m + "_mean"] else "–"
+        paper = " / ".join(r.get(f"paper_{m}", "–") for m in METHODS)
+        lines.append(f"| {r['N']} ({r['percent_labelled']} %) | {cell('supervised')} | {cell('mrf')} | "
+                     f"{cell('semi-supervised')} | {paper} |")
+    lines.append(f"\nPooled test pixel error (%), mean ± std over draws; wall time {wall / 60:.1f} min.")
+    (out / "table1.md").write_text("\n".join(lines) + "\n")
+    return "\n".join(lines)
+
+
+def plot(res, sizes, out, data, runs):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, (m, color) in enumerate(zip(METHODS, ("tab:red", "tab:green", "tab:blue"))):
+        ok = [n for n in sizes if len(res[(n, m)])]
+        if ok:
+            ax.errorbar(ok, [res[(n, m)].mean() for n in ok], yerr=[res[(n, m)].std() for n in ok],
+                        label=f"ours: {m}", color=color, capsize=3, marker="o")
+        pn = [n for n in sizes if n in PAPER]
+        ax.plot(pn, [PAPER[n][i][0] for n in pn], "--", color=color, alpha=0.5, label=f"paper: {m}")
+    ax.set_xlabel("labelled pixels per training image")
+    ax.set_ylabel("test pixel error (%)")
+    ax.set_title("Weizmann horses (Table 1)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "fig1.png", dpi=120)
+    plt.close(fig)
+
+    n = sizes[0]
+    panels = [("supervised", runs / f"N{n}_supervised_fig.npz"), ("semi-supervised", runs / f"N{n}_semi-supervised_fig.npz"),
+              ("dense labels", runs / "dense_fig.npz")]
+    panels = [(t, np.load(p)) for t, p in panels if p.exists()]
+    k = min(FIG_IMAGES, len(data.test_images))
+    fig, axes = plt.subplots(k, 2 + len(panels), figsize=(2.2 * (2 + len(panels)), 1.9 * k), squeeze=False)
+    for r in range(k):
+        cols = [("image", data.test_images[r], "gray")] + [(t, z[f"arr_{r}"], "viridis") for t, z in panels] + \
+               [("ground truth", data.test_masks[r], "gray")]
+        for c, (title, im, cmap) in enumerate(cols):
+            axes[r, c].imshow(im, cmap=cmap, vmin=0, vmax=1)
+            axes[r, c].axis("off")
+            if r == 0:
+                axes[r, c].set_title(title if title in ("image", "ground truth", "dense labels") else f"{title}, N={n}",
+                                     fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "fig2.png", dpi=100)
+    plt.close(fig)
+
+
+def dense_model(data, args, runs):
+    """The model trained on dense labels (Figure 2's fourth column), once."""
+    path = runs / "dense_fig.npz"
+    if path.exists():
+        return
+    labels = [m.astype(np.int8) for m in data.train_masks]
+    model = CHM(alpha=0.0, random_state=args.seed, max_samples=args.dense_samples, **model_params(args))
+    model.fit(data.train_images, labels)
+    np.savez_compressed(path, *model.predict_proba(data.test_images[:FIG_IMAGES]))
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--levels", type=int, default=3)
+    ap.add_argument("--alpha", type=float, default=0.1)
+    ap.add_argument("--sizes", default="10,20,30,40,50", help="labelled pixels per image, comma-separated")
+    ap.add_argument("--trials", type=int, default=5, help="sparse-label draws per size")
+    ap.add_argument("--data", default=None, help="Weizmann folder (default: $CHM_DATA, then the cache/download)")
+    ap.add_argument("--out", default="results/weizmann")
+    ap.add_argument("--n-jobs", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--classifier", default="ldnn", choices=("ldnn", "logistic"))
+    ap.add_argument("--features", default="haar,hog,edge,gabor,sift,intensity")
+    ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--classifier-params", default="{}", help='JSON overrides, e.g. \'{"n_groups": 4}\'')
+    ap.add_argument("--tv-centres", type=int, default=64)
+    ap.add_argument("--spatial-rate", type=float, default=4.0)
+    ap.add_argument("--dense-samples", type=int, default=200_000, help="labelled px per class for the dense model")
+    ap.add_argument("--quick", action="store_true", help="a few images, one draw, N=10: a smoke run")
+    return ap.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    t0 = time.perf_counter()
+    data = load_weizmann_horse(args.data)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if args.quick:
+        k = 12
+        data.train_images, data.train_masks = data.train_images[:k], data.train_masks[:k]
+        data.test_images, data.test_masks = data.test_images[:k], data.test_masks[:k]
+        sizes, args.trials, args.dense_samples = sizes[:1], 1, 5000
+    out = Path(args.out)
+    runs = out / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    config = {k: v for k, v in vars(args).items()}
+    config_file = out / "config.json"
+    if config_file.exists() and json.loads(config_file.read_text()) != config:
+        raise SystemExit(f"{out} holds results of another configuration ({config_file}); use another --out")
+    _write_json(config_file, config)
+    for n in sizes:
+        for d in range(args.trials):
+            print(f"== N = {n}, draw {d + 1}/{args.trials}", flush=True)
+            run_draw(data, n, d, args, runs)
+    dense_model(data, args, runs)
+    res = collect(runs, sizes, args.trials)
+    total_px = sum(m.size for m in data.train_masks)
+    table = write_table(res, sizes, out, total_px, len(data.train_masks), time.perf_counter() - t0)
+    plot(res, sizes, out, data, runs)
+    print(table)
+    print(f"wrote {out}/table1.md, table1.csv, fig1.png, fig2.png (chm {chm.__version__})")
+
+
+if __name__ == "__main__":
+    main()

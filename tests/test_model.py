@@ -1,0 +1,142 @@
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import chm
+from chm import CHM
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+from synthetic import make_shapes  # noqa: E402
+
+SMALL = dict(levels=1, stages=2, features=("haar", "intensity"), context_radius=3,
+             classifier_params={"n_groups": 2, "n_nodes": 2}, epochs=3, progress=False, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    images, masks = make_shapes(6, shape=(24, 30), rng=rng)
+    labels = [np.where(rng.random(m.shape) < 0.1, m, -1).astype(np.int8) for m in masks]
+    return images, masks, labels
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    images, _, labels = data
+    return CHM(**SMALL).fit(images, labels)
+
+
+def test_fit_predict_shapes(fitted, data):
+    images, masks, _ = data
+    proba = fitted.predict_proba(images[:2])
+    assert [p.shape for p in proba] == [im.shape for im in images[:2]]
+    assert all(p.dtype == np.float32 and np.all((p >= 0) & (p <= 1)) for p in proba)
+    pred = fitted.predict(images[:2])
+    assert all(p.dtype == np.uint8 and set(np.unique(p)) <= {0, 1} for p in pred)
+    assert sorted(fitted.classifiers_) == [(1, 0), (1, 1), (2, 0)]
+    # The top-down classifier sees the bank + one context map per level.
+    assert fitted.classifiers_[(2, 0)].n_features_in_ == fitted.bank_.n_features + 2 * 25
+
+
+def test_learns_something(fitted, data):
+    images, masks, _ = data
+    err = chm.metrics.pixel_error(fitted.predict(images), masks)
+    assert err < 0.3
+
+
+def test_uint8_and_any_size_images(data):
+    images, _, labels = data
+    u8 = [(im * 255).astype(np.uint8) for im in images]
+    model = CHM(**SMALL).fit(u8, labels)
+    odd = np.random.default_rng(1).random((17, 23))
+    assert model.predict_proba([odd])[0].shape == (17, 23)
+
+
+def test_same_seed_same_model_any_n_jobs(data, fitted):
+    images, _, labels = data
+    other = CHM(**{**SMALL, "n_jobs": 2}).fit(images, labels)
+    for key, clf in fitted.classifiers_.items():
+        np.testing.assert_array_equal(clf.W_, other.classifiers_[key].W_)
+    np.testing.assert_array_equal(fitted.predict_proba(images[:1])[0], other.predict_proba(images[:1])[0])
+
+
+def test_tv_fit_runs_and_differs(data, fitted):
+    images, _, labels = data
+    tv = CHM(**{**SMALL, "alpha": 0.5, "tv_centres": 20}).fit(images, labels)
+    assert not np.array_equal(tv.classifiers_[(1, 0)].W_, fitted.classifiers_[(1, 0)].W_)
+    assert tv.classifiers_[(1, 0)].loss_curve_[0][1] > 0
+    assert fitted.classifiers_[(1, 0)].loss_curve_[0][1] == 0
+
+
+def test_save_load_round_trip(tmp_path, fitted, data):
+    images = data[0]
+    path = tmp_path / "model.npz"
+    fitted.save(path)
+    back = chm.load(path)
+    assert back.get_params()["levels"] == fitted.levels
+    np.testing.assert_array_equal(back.predict_proba(images[:2])[1], fitted.predict_proba(images[:2])[1])
+
+
+def test_load_refuses_foreign_and_broken_files(tmp_path, fitted):
+    path = tmp_path / "m.npz"
+    fitted.save(path)
+    raw = path.read_bytes()
+    (tmp_path / "trunc.npz").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ValueError, match="truncated or not a chm model"):
+        chm.load(tmp_path / "trunc.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip at all")
+    with pytest.raises(ValueError, match="truncated or not a chm model"):
+        chm.load(tmp_path / "junk.npz")
+    np.savez(tmp_path / "other.npz", a=np.zeros(3))
+    with pytest.raises(ValueError, match="not a chm model"):
+        chm.load(tmp_path / "other.npz")
+    with pytest.raises(FileNotFoundError):
+        chm.load(tmp_path / "missing.npz")
+
+
+def test_failed_save_keeps_existing_file(tmp_path, fitted, monkeypatch):
+    path = tmp_path / "m.npz"
+    fitted.save(path)
+    before = path.read_bytes()
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+    monkeypatch.setattr(np, "savez_compressed", boom)
+    with pytest.raises(OSError):
+        fitted.save(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+
+
+@pytest.mark.parametrize("make, err, match", [
+    (lambda im, lab: ([im[0]], [lab[0][:-1]]), ValueError, "shape"),
+    (lambda im, lab: ([np.where(im[0] > 0.5, np.nan, im[0])], [lab[0]]), ValueError, "NaN"),
+    (lambda im, lab: ([im[0]], [-np.ones_like(lab[0])]), ValueError, "no labelled pixel"),
+    (lambda im, lab: ([im[0]], [np.where(lab[0] >= 0, 1, -1)]), ValueError, "single class"),
+    (lambda im, lab: ([im[0][:5, :5]], [np.array([[0, 1, -1, -1, -1]] * 5)]), ValueError, "too small"),
+    (lambda im, lab: ([im[0].astype(complex)], [lab[0]]), TypeError, "dtype"),
+    (lambda im, lab: ([im[0]], [lab[0] + 5]), ValueError, "outside"),
+    (lambda im, lab: ([im[0]], [lab[0] >= 0]), TypeError, "boolean"),
+    (lambda im, lab: (im[0], lab[0]), TypeError, "list"),
+    (lambda im, lab: (im[:2], lab[:1]), ValueError, "2 images but 1"),
+    (lambda im, lab: ([], []), ValueError, "empty"),
+])
+def test_bad_input(data, make, err, match):
+    images, _, labels = data
+    im, lab = make(images, labels)
+    with pytest.raises(err, match=match):
+        CHM(**SMALL).fit(im, lab)
+
+
+def test_bad_params_and_unfitted(data):
+    images, _, labels = data
+    with pytest.raises(ValueError, match="classifier"):
+        CHM(**{**SMALL, "classifier": "svm"}).fit(images, labels)
+    with pytest.raises(ValueError, match="alpha"):
+        CHM(**{**SMALL, "alpha": -1}).fit(images, labels)
+    with pytest.raises(ValueError, match="tv_levels"):
+        CHM(**{**SMALL, "alpha": 0.1, "tv_levels": (3,)}).fit(images, labels)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        CHM().predict(images)
