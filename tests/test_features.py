@@ -1,0 +1,351 @@
+"""Tests of the ``features`` package (the CHM filter bank)."""
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from features import (FAMILIES, FilterBank, edge, gabor, haar, hog, intensity, sift, stencil,
+                      stencil_offsets)
+
+NAMES = list(FAMILIES)
+
+
+def smooth_image(shape, seed=0):
+    """Random smooth image scaled to [0, 1]."""
+    im = ndi.gaussian_filter(np.random.default_rng(seed).random(shape), 1.5)
+    return (im - im.min()) / max(np.ptp(im), 1e-12)
+
+
+def step_image(shape=(20, 24), col=12):
+    """Dark left, bright right: a vertical step between columns col-1 and col."""
+    im = np.zeros(shape)
+    im[:, col:] = 1.0
+    return im
+
+
+# ---------------------------------------------------------------- all families
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("shape", [(17, 23), (16, 24), (1, 1), (1, 5), (3, 2)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_shape_dtype_finite(name, shape, dtype):
+    fn, k = FAMILIES[name]
+    out = fn(smooth_image(shape).astype(dtype))
+    assert out.shape == shape + (k,)
+    assert out.dtype == np.float32
+    assert np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_input_validation(name):
+    fn = FAMILIES[name][0]
+    with pytest.raises(ValueError, match="2-D"):
+        fn(np.zeros((4, 4, 3)))
+    with pytest.raises(ValueError, match="2-D"):
+        fn(np.zeros(5))
+    with pytest.raises(ValueError, match="at least 1x1"):
+        fn(np.zeros((0, 4)))
+    bad = np.zeros((4, 4))
+    bad[1, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        fn(bad)
+    bad[1, 2] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        fn(bad)
+    with pytest.raises(TypeError, match="floating"):
+        fn(np.zeros((4, 4), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_out_argument(name):
+    fn, k = FAMILIES[name]
+    im = smooth_image((9, 11))
+    big = np.full((9, 11, k + 3), -7, dtype=np.float32)
+    res = fn(im, out=big[:, :, 1:k + 1])              # a non-contiguous view
+    np.testing.assert_array_equal(big[:, :, 1:k + 1], fn(im))
+    assert np.shares_memory(res, big)
+    assert (big[:, :, 0] == -7).all() and (big[:, :, k + 1:] == -7).all()
+    with pytest.raises(ValueError, match="shape"):
+        fn(im, out=np.empty((9, 11, k + 1), np.float32))
+    with pytest.raises(TypeError, match="float32"):
+        fn(im, out=np.empty((9, 11, k)))
+
+
+# ---------------------------------------------------------------- constant images
+
+@pytest.mark.parametrize("fn", [haar, edge, hog, sift])
+@pytest.mark.parametrize("value", [0.0, 0.37, 1.0])
+def test_constant_image_is_zero(fn, value):
+    out = fn(np.full((13, 18), value))
+    np.testing.assert_allclose(out, 0.0, atol=1e-6)
+
+
+def _gabor_kernel(sigma, theta, lam, psi):
+    """MATLAB gabor_fn with gamma = 1, written from the formula."""
+    h = int(np.ceil(3 * sigma))
+    x, y = np.meshgrid(np.arange(-h, h + 1), np.arange(-h, h + 1))
+    xt = x * np.cos(theta) + y * np.sin(theta)
+    yt = -x * np.sin(theta) + y * np.cos(theta)
+    return np.exp(-(xt**2 + yt**2) / (2 * sigma**2)) * np.cos(2 * np.pi * xt / lam + psi)
+
+
+def test_gabor_constant_image():
+    from features.gabor import FREQ_FACTORS, SIGMAS, THETAS
+    c = 0.3
+    g = gabor(np.full((12, 15), c))
+    # symmetric image: the odd response vanishes, theta and theta + pi agree
+    np.testing.assert_allclose(g[..., [36 * s + 3 * t + j for s in range(5) for t in range(6) for j in range(3)]],
+                               g[..., [36 * s + 3 * (t + 6) + j for s in range(5) for t in range(6) for j in range(3)]],
+                               atol=1e-5)
+    # and the even response is c * sum(kernel), clipped to [0, 1]
+    for s, sigma in enumerate(SIGMAS):
+        for t, theta in enumerate(THETAS):
+            for j, f in enumerate(FREQ_FACTORS):
+                expected = np.clip(c * _gabor_kernel(sigma, theta, f * sigma, 0).sum(), 0, 1)
+                np.testing.assert_allclose(g[..., 36 * s + 3 * t + j], expected, atol=1e-5)
+
+
+# ---------------------------------------------------------------- reference implementations
+
+def test_haar_matches_direct_window_sums():
+    im = smooth_image((11, 14), seed=3)
+    p = np.pad(im, 8, mode="symmetric")
+    got = haar(im)
+    for y in (0, 5, 10):
+        for x in (0, 7, 13):
+            win = p[y + 1:y + 17, x + 1:x + 17]           # rows y-7..y+8, cols x-7..x+8
+            total = win.sum() + 1e-5
+            hx = (win[:, 8:].sum() - win[:, :8].sum()) / total
+            hy = (win[8:].sum() - win[:8].sum()) / total
+            np.testing.assert_allclose(got[y, x], [hx, hy], rtol=1e-5, atol=1e-6)
+
+
+def test_haar_black_windows_are_zero():
+    im = np.zeros((40, 40))
+    im[:, 30:] = 1.0
+    assert (haar(im)[:, :20] == 0).all()
+
+
+def test_edge_matches_2d_kernels_and_neighbourhood_order():
+    im = smooth_image((15, 19), seed=4)
+    t = np.arange(-3, 4)
+    g = np.exp(-t**2 / 2.0)
+    kx = np.outer(g, -t * g)
+    kx /= np.linalg.norm(kx)
+    mag = np.hypot(ndi.correlate(im, kx, mode="reflect"), ndi.correlate(im, kx.T, mode="reflect"))
+    p = np.pad(mag, 3, mode="symmetric")
+    got = edge(im)
+    k = 0
+    for dx in range(-3, 4):                    # dx slowest, dy fastest
+        for dy in range(-3, 4):
+            np.testing.assert_allclose(got[..., k], p[3 + dy:18 + dy, 3 + dx:22 + dx], atol=1e-5)
+            k += 1
+
+
+def test_gabor_matches_spatial_correlation():
+    from features.gabor import FREQ_FACTORS, SIGMAS, THETAS
+    im = smooth_image((21, 26), seed=5)
+    got = gabor(im)
+    for s, sigma in enumerate(SIGMAS):
+        for t in (0, 2, 5, 6, 9, 11):
+            j = (s + t) % 3
+            lam = FREQ_FACTORS[j] * sigma
+            a = ndi.correlate(im, _gabor_kernel(sigma, THETAS[t], lam, 0), mode="reflect")
+            b = ndi.correlate(im, _gabor_kernel(sigma, THETAS[t], lam, np.pi / 2), mode="reflect")
+            ref = np.sqrt(np.clip(a, 0, 1)**2 + np.clip(b, 0, 1)**2)
+            np.testing.assert_allclose(got[..., 36 * s + 3 * t + j], ref, atol=2e-5)
+
+
+def test_gabor_clipping_separates_opposite_orientations():
+    g = gabor(step_image((30, 40), 20))
+    assert np.abs(g[..., :18] - g[..., 18:36]).max() > 0.1
+
+
+def _sift_reference(im):
+    """Dense SIFT following the MATLAB steps literally (with symmetric padding)."""
+    from features.sift import _G5, _PRESMOOTH
+    sm = ndi.correlate(im, np.outer(_PRESMOOTH, _PRESMOOTH), mode="nearest")
+    sm = sm / sm.max()
+    P = 30
+    p = np.pad(sm, P, mode="symmetric")
+    gy, gx = np.gradient(np.outer(_G5, _G5))
+    gx *= 2 / np.abs(gx).sum()
+    gy *= 2 / np.abs(gy).sum()
+    ix, iy = ndi.correlate(p, gx), ndi.correlate(p, gy)
+    mag, theta = np.hypot(ix, iy), np.arctan2(iy, ix)
+    w = np.zeros(16)                   # MATLAB weight_x, taps at 1-based 4..11
+    w[3:11] = [.125, .375, .625, .875, .875, .625, .375, .125]
+
+    def conv_same(c, axis):            # MATLAB conv2(..., 'same'), 16 taps
+        o = np.zeros_like(c)
+        for j in range(16):
+            o += w[j] * np.roll(c, (j + 1) - 9, axis=axis)
+        return o
+
+    chans = [conv_same(conv_same(np.maximum(np.cos(theta - a), 0)**9 * mag, 0), 1)
+             for a in np.arange(8) * np.pi / 4]
+    H, W = im.shape
+    ref = np.stack([chans[a][P + dy:P + dy + H, P + dx:P + dx + W]
+                    for dx in (-7, -3, 1, 5) for dy in (-7, -3, 1, 5) for a in range(8)], axis=-1)
+    v = ref.reshape(-1, 128)
+    n = np.linalg.norm(v, axis=1)
+    big = n > 1
+    vb = np.minimum(v[big] / n[big, None], 0.2)
+    v[big] = vb / np.linalg.norm(vb, axis=1)[:, None]
+    return v.reshape(H, W, 128)
+
+
+def test_sift_matches_literal_reference():
+    im = smooth_image((19, 14), seed=6)
+    got = sift(im)
+    np.testing.assert_allclose(got, _sift_reference(im), atol=1e-5)
+    # low-contrast image: every descriptor has norm <= 1 and stays unnormalised
+    dim = 0.5 + 0.02 * im[::-1]
+    np.testing.assert_allclose(sift(dim), _sift_reference(dim), atol=1e-5)
+
+
+def test_sift_lowe_normalisation():
+    s = sift(smooth_image((24, 24), seed=7)).reshape(-1, 128)
+    n = np.linalg.norm(s, axis=1)
+    assert (s >= 0).all()
+    assert np.all((n <= 1 + 1e-5))
+    np.testing.assert_allclose(n[n > 0.999], 1.0, atol=1e-5)
+
+
+# ---------------------------------------------------------------- step edge
+
+def test_step_edge():
+    im = step_image()
+    h = haar(im)
+    assert (h[:, 5:19, 0] > 0.05).all()          # bright on the right -> Hx > 0
+    assert (haar(1.0 - im)[:, 5:19, 0] < -0.05).all()
+    np.testing.assert_allclose(h[..., 1], 0, atol=1e-6)
+    np.testing.assert_allclose(haar(np.ascontiguousarray(im.T))[..., 1], h[..., 0].T, atol=1e-6)
+
+    e = edge(im)[..., 24]                        # channel 24: the pixel itself
+    assert set(np.argmax(e, axis=1)) <= {11, 12}
+    np.testing.assert_allclose(e[:, 11], e[:, 12], rtol=1e-5)
+    np.testing.assert_allclose(e[:, :5], 0, atol=1e-6)
+
+    g = hog(im).reshape(20, 24, 4, 9)
+    near = g[:, 10:14]
+    # horizontal gradient (0 deg) splits evenly between bins 0 (10 deg) and 8 (170 deg)
+    assert near[..., [0, 8]].sum() > 0
+    np.testing.assert_allclose(near[..., 1:8], 0, atol=1e-6)
+    gh = hog(np.ascontiguousarray(im.T)).reshape(24, 20, 4, 9)
+    np.testing.assert_allclose(np.delete(gh, 4, axis=-1), 0, atol=1e-6)   # 90 deg: bin 4 only
+
+
+def test_hog_l2hys_properties():
+    g = hog(smooth_image((30, 30), seed=8)).reshape(-1, 36)
+    assert g.min() >= 0 and g.max() <= 1
+    np.testing.assert_allclose(np.linalg.norm(g, axis=1), 1.0, atol=1e-4)
+
+
+# ---------------------------------------------------------------- stencil
+
+def test_stencil_offsets():
+    assert stencil_offsets(0).tolist() == [[0, 0]]
+    assert stencil_offsets(1).tolist() == [[dy, dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    assert stencil_offsets(2).tolist() == [[-2, -2], [-2, 0], [-2, 2], [-1, -1], [-1, 0], [-1, 1],
+                                           [0, -2], [0, -1], [0, 0], [0, 1], [0, 2],
+                                           [1, -1], [1, 0], [1, 1], [2, -2], [2, 0], [2, 2]]
+    for r in (3, 7, 10):
+        offs = stencil_offsets(r)
+        assert offs.shape == (8 * r + 1, 2)
+        assert len({tuple(o) for o in offs}) == len(offs)
+        assert (np.diff(offs[:, 0]) >= 0).all()
+    with pytest.raises(ValueError):
+        stencil_offsets(-1)
+    with pytest.raises(TypeError):
+        stencil_offsets(2.5)
+
+
+@pytest.mark.parametrize("radius", [0, 2, 7])
+@pytest.mark.parametrize("shape", [(9, 13), (1, 1), (2, 6)])
+def test_stencil_values(radius, shape):
+    im = np.random.default_rng(1).random(shape) * 1.1 - 0.05      # overshoot is kept
+    got = stencil(im, radius)
+    p = np.pad(im, radius, mode="symmetric")
+    H, W = shape
+    assert got.shape == (H, W, 8 * radius + 1)
+    for k, (dy, dx) in enumerate(stencil_offsets(radius)):
+        np.testing.assert_array_equal(got[..., k], p[radius + dy:radius + dy + H,
+                                                     radius + dx:radius + dx + W].astype(np.float32))
+
+
+def test_intensity_is_radius10_stencil():
+    im = smooth_image((8, 12))
+    np.testing.assert_array_equal(intensity(im), stencil(im, 10))
+    np.testing.assert_array_equal(intensity(im)[..., 40], im.astype(np.float32))   # centre
+
+
+# ---------------------------------------------------------------- FilterBank
+
+def test_filterbank_layout():
+    bank = FilterBank()
+    assert bank.n_features == 476
+    assert bank.families == tuple(NAMES)
+    stops = [(sl.start, sl.stop) for sl in bank.slices.values()]
+    assert stops == [(0, 2), (2, 38), (38, 87), (87, 267), (267, 395), (395, 476)]
+    names = bank.names
+    assert len(names) == 476 and len(set(names)) == 476
+    assert names[0] == "haar[0]" and names[87] == "gabor[0]" and names[104] == "gabor[17]"
+    assert names[-1] == "intensity[80]"
+
+
+def test_filterbank_matches_families():
+    im = smooth_image((14, 17), seed=9)
+    bank = FilterBank()
+    X = bank(im)
+    assert X.shape == (14, 17, 476) and X.dtype == np.float32
+    for name, sl in bank.slices.items():
+        np.testing.assert_array_equal(X[..., sl], FAMILIES[name][0](im))
+
+
+def test_filterbank_subset_and_order():
+    im = smooth_image((10, 9))
+    bank = FilterBank(("intensity", "haar"))
+    assert bank.n_features == 83
+    assert bank.slices == {"intensity": slice(0, 81), "haar": slice(81, 83)}
+    X = bank(im)
+    np.testing.assert_array_equal(X[..., :81], intensity(im))
+    np.testing.assert_array_equal(X[..., 81:], haar(im))
+    assert FilterBank("edge").n_features == 49
+
+
+def test_filterbank_bad_names():
+    with pytest.raises(ValueError, match="valid names"):
+        FilterBank(("haar", "frangi"))
+    with pytest.raises(ValueError, match="at least one"):
+        FilterBank(())
+    with pytest.raises(ValueError, match="duplicate"):
+        FilterBank(("haar", "haar"))
+    with pytest.raises(ValueError, match="2-D"):
+        FilterBank(("haar",))(np.zeros((3, 3, 3)))
+
+
+def test_filterbank_serialisation():
+    bank = FilterBank(("hog", "sift", "intensity"))
+    d = json.loads(json.dumps(bank.to_dict()))
+    again = FilterBank.from_dict(d)
+    assert again == bank and again.n_features == bank.n_features
+    with pytest.raises(ValueError, match="mismatch"):
+        FilterBank.from_dict({**d, "n_features": 5})
+    clone = pickle.loads(pickle.dumps(bank))
+    assert clone == bank
+    im = smooth_image((6, 7))
+    np.testing.assert_array_equal(clone(im), bank(im))
+
+
+def test_filterbank_out_argument():
+    bank = FilterBank(("haar", "edge"))
+    im = smooth_image((5, 6))
+    out = np.zeros((5, 6, 51), np.float32)
+    assert bank(im, out=out) is out
+    np.testing.assert_array_equal(out, bank(im))
+    with pytest.raises(ValueError, match="shape"):
+        bank(im, out=np.zeros((5, 6, 50), np.float32))
