@@ -61,6 +61,8 @@ labels); using training pixels biases beta towards 0, and using the test
 masks leaks the test set into the baseline.
 """
 
+import functools
+
 import numpy as np
 from scipy import sparse
 from scipy.sparse.csgraph import breadth_first_order, maximum_flow
@@ -294,49 +296,74 @@ def graphcut_binary(d, cap10, cap01, offs, scale=None, method="dinic"):
         scale = _CAP_BUDGET / total
     if not scale * total < 2 ** 31 - n_arcs:
         raise ValueError(f"scale={scale:g} overflows int32 capacities")
-
-    def to_int(a):
-        return np.rint(a * scale).astype(np.int64)
-
-    src, snk = to_int(src), to_int(snk)
-    fwd, bwd = to_int(cap10), to_int(cap01)
-    # Slots of a pixel's CSR row, in increasing column order: neighbours
-    # by flat offset, then the sink (column N + 1).  Source is column N.
-    slots = []
-    for o, (dy, dx) in enumerate(offs):
-        slots.append((dy * W + dx, fwd[o]))              # i -> i + off
-        back = np.zeros((H, W), np.int64)
-        bi, nj = _pair_slices(H, W, dy, dx)
-        back[nj] = bwd[o][bi]                            # j -> j - off
-        slots.append((-(dy * W + dx), back))
-    slots.sort(key=lambda s: s[0])
-    icaps = np.stack([c.ravel() for _, c in slots] + [snk.ravel()], axis=1)
-    isrc = src.ravel()
-    pix = np.arange(N)
-    cols = np.concatenate([pix[:, None] + np.array([s for s, _ in slots]),
-                           np.full((N, 1), N + 1)], axis=1)
-    keep = icaps > 0
-    rows_nnz = keep.sum(axis=1)
-    src_cols = np.flatnonzero(isrc > 0)
-    indptr = np.zeros(N + 3, np.int64)
-    np.cumsum(rows_nnz, out=indptr[1:N + 1])
-    indptr[N + 1] = indptr[N + 2] = indptr[N] + src_cols.size
-    data = np.concatenate([icaps[keep], isrc[src_cols]]).astype(np.int32)
-    indices = np.concatenate([cols[keep], src_cols]).astype(np.int32)
-    graph = sparse.csr_matrix((data, indices, indptr.astype(np.int32)),
-                              shape=(N + 2, N + 2))
+    indptr, indices, valid, slots = _cut_structure(H, W, tuple(offs))
+    block = np.zeros((N, len(slots) + 2))
+    for s, (o, forward) in enumerate(slots):
+        if forward:                                  # arc i -> i + off
+            block[:, s] = cap10[o].ravel()
+        else:                                        # arc j -> j - off
+            dy, dx = offs[o]
+            back = np.zeros((H, W))
+            bi, nj = _pair_slices(H, W, dy, dx)
+            back[nj] = cap01[o][bi]
+            block[:, s] = back.ravel()
+    block[:, -1] = snk.ravel()                       # column N: i -> s, 0
+    data = np.concatenate([block[valid], src.ravel(), np.zeros(N)])
+    data = np.rint(data * scale).astype(np.int32)
+    graph = sparse.csr_matrix((data, indices, indptr), shape=(N + 2, N + 2))
     graph.has_sorted_indices = True
     flow = maximum_flow(graph, N, N + 1, method=method).flow
+    # Every arc's reverse is already in the graph, so scipy keeps this
+    # exact structure and the residual is a plain array difference.
+    if flow.nnz != data.size or not np.array_equal(flow.indices, indices):
+        raise RuntimeError("maximum_flow changed the graph structure")
+    open_ = data > flow.data
+    ptr = np.concatenate([[0], np.cumsum(open_)])[indptr]
+    resid = sparse.csr_matrix((np.ones(ptr[-1], np.int8), indices[open_],
+                               ptr), shape=(N + 2, N + 2))
     # Source side of the min cut = nodes reachable in the residual graph.
-    resid = (graph - flow).tocsr()
-    resid.data = (resid.data > 0).astype(np.int8)
-    resid.eliminate_zeros()
     reach = breadth_first_order(resid, N, directed=True,
                                 return_predecessors=False)
     labels = np.zeros(N, np.int8)
     labels[reach[reach < N]] = 1
     return labels.reshape(H, W), {"scale": scale, "n_arcs": n_arcs,
                                   "tol": n_arcs / scale}
+
+
+@functools.lru_cache(maxsize=4)
+def _cut_structure(H, W, offs):
+    """CSR pattern of the s-t graph of an H x W grid (cached: expansion
+    solves many cuts on one grid).
+
+    Nodes are the pixels (row-major), the source N and the sink N + 1.
+    Every arc comes with its reverse (zero capacity if unused) so that
+    scipy adds none and keeps this pattern.  A pixel row holds its
+    neighbours in increasing flat offset, then the source and the sink.
+    Returns ``(indptr, indices, valid, slots)``: ``valid`` masks the
+    (N, n_slots + 2) block of pixel rows, ``slots`` is (offset index,
+    forward?) per neighbour column.
+    """
+    N = H * W
+    slots = sorted([(dy * W + dx, o, True) for o, (dy, dx) in enumerate(offs)]
+                   + [(-(dy * W + dx), o, False)
+                      for o, (dy, dx) in enumerate(offs)])
+    y, x = np.divmod(np.arange(N), W)
+    cols, valid = [], []
+    for _, o, forward in slots:
+        dy, dx = offs[o] if forward else (-offs[o][0], -offs[o][1])
+        valid.append((0 <= y + dy) & (y + dy < H) & (0 <= x + dx)
+                     & (x + dx < W))
+        cols.append(np.arange(N) + dy * W + dx)
+    cols += [np.full(N, N), np.full(N, N + 1)]
+    valid += [np.ones(N, bool)] * 2
+    cols, valid = np.stack(cols, 1), np.stack(valid, 1)
+    counts = np.concatenate([valid.sum(1), [N, N]])
+    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    pix = np.arange(N)
+    indices = np.concatenate([cols[valid], pix, pix]).astype(np.int32)
+    # Not flagged read-only: scipy's Cython takes writable memoryviews
+    # (it never writes to them).
+    return indptr, indices, valid, [(o, f) for _, o, f in slots]
 
 
 # -------------------------------------------------------------- decoders
