@@ -36,6 +36,7 @@ THETAS = tuple(k * np.pi / 6 for k in range(1, 13))
 _N_HALF = 6                                 # orientations computed directly
 _PAD = int(np.ceil(3 * max(SIGMAS)))        # 18: largest kernel half-width
 _PER_SIGMA = len(THETAS) * len(FREQ_FACTORS)  # 36 features per sigma
+_BAND = 16    # rows per post-processing band (measured: ~1.7x faster than whole)
 
 
 def _factor_spectrum(n, sigma, freq):
@@ -94,8 +95,9 @@ def gabor(image, *, out=None, workers=None):
 
     n_kern = _N_HALF * len(FREQ_FACTORS)
     stack = np.empty((n_kern,) + shape, dtype=np.complex64)
-    even = np.empty((n_kern, H, W), dtype=np.float32)
-    odd = np.empty((n_kern, H, W), dtype=np.float32)
+    band = min(H, _BAND)
+    even = np.empty((n_kern, band, W), dtype=np.float32)
+    odd = np.empty((n_kern, band, W), dtype=np.float32)
     for s, sigma in enumerate(SIGMAS):
         for t in range(_N_HALF):
             c, sn = np.cos(THETAS[t]), np.sin(THETAS[t])
@@ -110,7 +112,11 @@ def gabor(image, *, out=None, workers=None):
         resp = stack[:, _PAD:_PAD + H, _PAD:_PAD + W]
         # channel-first view of this sigma's 36 output channels
         block = out[:, :, _PER_SIGMA * s:_PER_SIGMA * (s + 1)].transpose(2, 0, 1)
-        _energies(resp.real, resp.imag, block, even, odd)
+        # row bands keep the scattered channels-last writes cache-friendly
+        for y0 in range(0, H, band):
+            r = resp[:, y0:y0 + band]
+            m = r.shape[1]
+            _energies(r.real, r.imag, block[:, y0:y0 + band], even[:, :m], odd[:, :m])
     return out
 
 

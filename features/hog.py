@@ -23,6 +23,7 @@ has an all-zero histogram and gives all-zero features.
 """
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from ._utils import check_image, pad_symmetric, prepare_out
 
@@ -32,7 +33,7 @@ _NBINS = 9
 _CELL = 8
 _CLIP = 0.2
 _EPS = 1e-5          # L2-Hys denominator guard (as skimage)
-_ROWS_PER_CHUNK = 64  # normalise in row chunks to keep temporaries small
+_BAND = 16            # rows per output band (keeps temporaries small)
 
 
 def hog(image, *, out=None):
@@ -59,24 +60,28 @@ def hog(image, *, out=None):
     out = prepare_out(out, image.shape, 4 * _NBINS)
 
     votes = _orientation_votes(image)               # (H+16, W+16, 9)
-    # integral image over the two spatial axes, float64 so that box sums of
-    # small values far from the origin do not lose precision
-    ii = np.zeros((H + 2 * _CELL + 1, W + 2 * _CELL + 1, _NBINS))
-    np.cumsum(np.cumsum(votes, axis=0), axis=1, out=ii[1:, 1:])
-    del votes
-    c = _CELL
-    # cells[i, j] = sum of votes[i : i+8, j : j+8]; pixel y sits at vote row
-    # y + 8, so its top cell starts at cells row y and its bottom one at y + 8
-    cells = ii[c:, c:] - ii[:-c, c:] - ii[c:, :-c] + ii[:-c, :-c]
-    del ii
-    np.maximum(cells, 0.0, out=cells)    # drop -1e-16 cancellation noise
-    for a in range(2):
-        for b in range(2):
-            k = _NBINS * (2 * a + b)
-            out[:, :, k:k + _NBINS] = cells[c * a:c * a + H, c * b:c * b + W]
-    del cells
-    for y0 in range(0, H, _ROWS_PER_CHUNK):
-        _l2hys(out[y0:y0 + _ROWS_PER_CHUNK])
+    # 8x8 box filter per orientation: running means (double accumulators
+    # inside scipy); the votes were pre-scaled by 64 so means are cell sums.
+    # With size 8, boxes[i] covers votes[i-4 : i+4].
+    for axis in (0, 1):
+        ndi.uniform_filter1d(votes, _CELL, axis=axis, output=votes)
+    np.maximum(votes, 0.0, out=votes)       # drop rounding noise below 0
+    # pixel y sits at vote row y + 8; its top cell covers vote rows y..y+7
+    # (box centre y + 4) and its bottom cell y+8..y+15 (centre y + 12)
+    c, h = _CELL, _CELL // 2
+    # assemble and normalise row bands in a small contiguous buffer, then
+    # write each band once: much faster than working on the strided output
+    band = np.empty((min(H, _BAND), W, 4 * _NBINS), dtype=np.float32)
+    for y0 in range(0, H, _BAND):
+        m = min(_BAND, H - y0)
+        buf = band[:m]
+        for a in range(2):
+            for b in range(2):
+                k = _NBINS * (2 * a + b)
+                r0, c0 = y0 + h + c * a, h + c * b
+                buf[:, :, k:k + _NBINS] = votes[r0:r0 + m, c0:c0 + W]
+        _l2hys(buf)
+        out[y0:y0 + m] = buf
     return out
 
 
@@ -86,6 +91,7 @@ def _orientation_votes(image):
     gx = p[1:-1, 2:] - p[1:-1, :-2]
     gy = p[:-2, 1:-1] - p[2:, 1:-1]          # positive upward
     mag = np.hypot(gx, gy)
+    mag *= _CELL * _CELL                      # see hog(): box means -> sums
     angle = np.arctan2(gy, gx)
     angle %= np.pi                            # unsigned orientation [0, pi)
     pos = angle * (_NBINS / np.pi) - 0.5      # position between bin centres
@@ -94,7 +100,7 @@ def _orientation_votes(image):
     lo = lo.astype(np.intp) % _NBINS          # -1 wraps to bin 8
     hi = (lo + 1) % _NBINS
 
-    votes = np.zeros(mag.shape + (_NBINS,), dtype=np.float64)
+    votes = np.zeros(mag.shape + (_NBINS,), dtype=np.float32)
     flat = votes.reshape(-1, _NBINS)
     pix = np.arange(flat.shape[0])
     # lo != hi for every pixel, so neither fancy assignment has duplicates

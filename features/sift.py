@@ -40,7 +40,7 @@ _TRIANGLE = np.array([1, 3, 5, 7, 7, 5, 3, 1], dtype=np.float64) / 8.0
 _TRI_ORIGIN = -2        # scipy origin that puts the 8 taps at offsets -2..+5
 _PAD_BEFORE = 7 + 2 + 2  # sample -7, triangle -2, gradient kernel radius 2
 _PAD_AFTER = 5 + 5 + 2   # sample +5, triangle +5, gradient kernel radius 2
-_ROWS_PER_CHUNK = 32
+_BAND = 16               # rows per output band
 
 
 def _gauss(size, sigma):
@@ -96,14 +96,20 @@ def sift(image, *, out=None):
         ndi.correlate1d(channels, _TRIANGLE, axis=axis, mode="reflect",
                         origin=_TRI_ORIGIN, output=channels)
 
+    # assemble and normalise row bands in a small contiguous buffer, then
+    # write each band once: much faster than working on the strided output
     p = _PAD_BEFORE
-    for ix, dx in enumerate(_SAMPLES):
-        for iy, dy in enumerate(_SAMPLES):
-            k = _NANGLES * (len(_SAMPLES) * ix + iy)
-            out[:, :, k:k + _NANGLES] = channels[p + dy:p + dy + H, p + dx:p + dx + W]
-    del channels
-    for y0 in range(0, H, _ROWS_PER_CHUNK):
-        _lowe_normalise(out[y0:y0 + _ROWS_PER_CHUNK])
+    band = np.empty((min(H, _BAND), W, out.shape[2]), dtype=np.float32)
+    for y0 in range(0, H, _BAND):
+        m = min(_BAND, H - y0)
+        buf = band[:m]
+        for ix, dx in enumerate(_SAMPLES):
+            for iy, dy in enumerate(_SAMPLES):
+                k = _NANGLES * (len(_SAMPLES) * ix + iy)
+                r0 = p + y0 + dy
+                buf[:, :, k:k + _NANGLES] = channels[r0:r0 + m, p + dx:p + dx + W]
+        _lowe_normalise(buf)
+        out[y0:y0 + m] = buf
     return out
 
 
@@ -134,13 +140,16 @@ def _orientation_channels(padded):
     return channels
 
 
-def _lowe_normalise(block):
-    """In place: Lowe normalisation of the descriptors (last axis) with norm > 1."""
-    norm = np.sqrt(np.einsum("...k,...k->...", block, block))
+def _lowe_normalise(v):
+    """In place: Lowe normalisation of the descriptors (last axis) with norm > 1.
+
+    Masks instead of fancy indexing (no gather/scatter of the rows).
+    """
+    norm = np.sqrt(np.einsum("...k,...k->...", v, v))
     big = norm > 1.0
     if not big.any():
         return
-    v = block[big] / norm[big][:, None]
-    np.minimum(v, 0.2, out=v)
-    v /= np.sqrt(np.einsum("ik,ik->i", v, v))[:, None]
-    block[big] = v
+    v *= np.where(big, 1.0 / np.maximum(norm, 1.0), 1.0)[..., None]
+    np.minimum(v, 0.2, out=v, where=big[..., None])
+    norm = np.sqrt(np.einsum("...k,...k->...", v, v))
+    v *= np.where(big, 1.0 / np.maximum(norm, 1e-30), 1.0)[..., None]

@@ -239,6 +239,33 @@ def test_step_edge():
     np.testing.assert_allclose(np.delete(gh, 4, axis=-1), 0, atol=1e-6)   # 90 deg: bin 4 only
 
 
+def test_hog_matches_per_pixel_histograms():
+    im = smooth_image((9, 12), seed=10)
+    H, W = im.shape
+    p = np.pad(im, 9, mode="symmetric")              # image pixel y at row y + 9
+    gx = p[1:-1, 2:] - p[1:-1, :-2]                  # grid pixel y at row y + 8
+    gy = p[:-2, 1:-1] - p[2:, 1:-1]
+    mag = np.hypot(gx, gy)
+    pos = np.mod(np.arctan2(gy, gx), np.pi) / (np.pi / 9) - 0.5
+    lo = np.floor(pos)
+    got = hog(im)
+    for y in range(H):
+        for x in range(W):
+            v = np.zeros(36)
+            for a in range(2):
+                for b in range(2):
+                    for yy in range(y - 8 + 8 * a, y + 8 * a):
+                        for xx in range(x - 8 + 8 * b, x + 8 * b):
+                            m, f, l = mag[yy + 8, xx + 8], pos[yy + 8, xx + 8], lo[yy + 8, xx + 8]
+                            k = 9 * (2 * a + b)
+                            v[k + int(l) % 9] += m * (1 - (f - l))
+                            v[k + int(l + 1) % 9] += m * (f - l)
+            v /= np.sqrt(v @ v + 1e-10)
+            v = np.minimum(v, 0.2)
+            v /= np.sqrt(v @ v + 1e-10)
+            np.testing.assert_allclose(got[y, x], v, atol=1e-5)
+
+
 def test_hog_l2hys_properties():
     g = hog(smooth_image((30, 30), seed=8)).reshape(-1, 36)
     assert g.min() >= 0 and g.max() <= 1
