@@ -242,8 +242,8 @@ def test_step_edge():
 def test_hog_matches_per_pixel_histograms():
     im = smooth_image((9, 12), seed=10)
     H, W = im.shape
-    p = np.pad(im, 9, mode="symmetric")              # image pixel y at row y + 9
-    gx = p[1:-1, 2:] - p[1:-1, :-2]                  # grid pixel y at row y + 8
+    p = np.pad(im, 10, mode="symmetric")             # image pixel y at row y + 10
+    gx = p[1:-1, 2:] - p[1:-1, :-2]                  # grid pixel y at row y + 9
     gy = p[:-2, 1:-1] - p[2:, 1:-1]
     mag = np.hypot(gx, gy)
     pos = np.mod(np.arctan2(gy, gx), np.pi) / (np.pi / 9) - 0.5
@@ -254,9 +254,9 @@ def test_hog_matches_per_pixel_histograms():
             v = np.zeros(36)
             for a in range(2):
                 for b in range(2):
-                    for yy in range(y - 8 + 8 * a, y + 8 * a):
-                        for xx in range(x - 8 + 8 * b, x + 8 * b):
-                            m, f, l = mag[yy + 8, xx + 8], pos[yy + 8, xx + 8], lo[yy + 8, xx + 8]
+                    for yy in range(y - 7 + 8 * a, y + 1 + 8 * a):     # cell rows y-7+8a..y+8a
+                        for xx in range(x - 7 + 8 * b, x + 1 + 8 * b):
+                            m, f, l = mag[yy + 9, xx + 9], pos[yy + 9, xx + 9], lo[yy + 9, xx + 9]
                             k = 9 * (2 * a + b)
                             v[k + int(l) % 9] += m * (1 - (f - l))
                             v[k + int(l + 1) % 9] += m * (f - l)
