@@ -40,6 +40,20 @@ def test_shape_dtype_finite(name, shape, dtype):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_input_untouched_and_precision_independent(name):
+    fn = FAMILIES[name][0]
+    im = smooth_image((13, 16), seed=2)
+    ref = im.copy()
+    im.flags.writeable = False                        # read-only input must work
+    res64 = fn(im)
+    np.testing.assert_array_equal(im, ref)
+    res32 = fn(im.astype(np.float32))
+    np.testing.assert_allclose(res32, res64, atol=2e-4)
+    # non-contiguous (transposed / strided) input gives the same as a copy
+    np.testing.assert_array_equal(fn(im.T), fn(np.ascontiguousarray(im.T)))
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_input_validation(name):
     fn = FAMILIES[name][0]
     with pytest.raises(ValueError, match="2-D"):
