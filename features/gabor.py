@@ -26,7 +26,7 @@ theta + pi is obtained by negating the odd part before clipping.
 import numpy as np
 import scipy.fft as sfft
 
-from ._utils import check_image, pad_symmetric, prepare_out
+from ._utils import check_image, prepare_out
 
 __all__ = ["gabor", "SIGMAS", "FREQ_FACTORS", "THETAS"]
 

@@ -30,7 +30,7 @@ reason the edge family uses reflection); float32 arithmetic.
 import numpy as np
 from scipy import ndimage as ndi
 
-from ._utils import check_image, pad_symmetric, prepare_out
+from ._utils import check_image, prepare_out
 
 __all__ = ["sift"]
 
@@ -80,7 +80,7 @@ def sift(image, *, out=None):
     H, W = image.shape
     out = prepare_out(out, image.shape, len(_SAMPLES) ** 2 * _NANGLES)
 
-    im = ndi.correlate1d(image.astype(np.float32), _PRESMOOTH, axis=0, mode="nearest")
+    im = ndi.correlate1d(image.astype(np.float32, copy=False), _PRESMOOTH, axis=0, mode="nearest")
     ndi.correlate1d(im, _PRESMOOTH, axis=1, mode="nearest", output=im)
     peak = im.max()
     if peak > 0:
