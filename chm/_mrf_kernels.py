@@ -1,6 +1,10 @@
-"""Numba kernels for the grid MRF in :mod:`chm.mrf`, with plain references.
+"""Low-level solvers for :mod:`chm.mrf`.
 
-Every kernel works on the same data layout:
+* Numba kernels (ICM, loopy BP, mean field), each with a plain reference.
+* :func:`graphcut_binary`: the s-t min cut, built as a CSR matrix for
+  ``scipy.sparse.csgraph.maximum_flow`` (no numba needed there).
+
+Every numba kernel works on the same data layout:
 
 ``unary``
     (H, W, K) float64, cost of each label (``-log p`` in :mod:`chm.mrf`).
@@ -17,15 +21,33 @@ free energy, and for belief propagation it makes a forward-then-backward
 sweep exact on chains.  The ``*_ref`` functions implement the same schedule
 with per-pixel numpy code; they are slow and only meant to cross-check the
 kernels on tiny grids in the tests.
+
+Integer capacities
+------------------
+``maximum_flow`` needs int32 capacities, so every capacity is multiplied
+by ``scale = 2**30 / (sum of all capacities)`` and rounded.  Every integer
+the solver handles (a residual, a path flow, the flow value) is bounded by
+that sum, which leaves a factor 2 of headroom below 2**31 whatever the data.
+Rounding moves each arc by at most 1/2, hence the cost of any cut by at
+most ``n_arcs / 2``, so the returned labelling satisfies
+``E(x) - E_min <= n_arcs / scale`` (returned as ``info["tol"]``).  That is
+a worst case; measured excesses are far smaller (tests/test_mrf.py forces
+coarse scales to check the bound).
 """
+
+import functools
 
 import numpy as np
 from numba import njit
+from scipy import sparse
+from scipy.sparse.csgraph import breadth_first_order, maximum_flow
 
 __all__ = [
     "icm_sweep", "icm_sweep_ref", "lbp", "lbp_ref",
-    "mean_field", "mean_field_ref",
+    "mean_field", "mean_field_ref", "graphcut_binary", "pair_slices",
 ]
+
+CAP_BUDGET = 2 ** 30   # half of int32: headroom for the solver's integers
 
 
 # --------------------------------------------------------------------- ICM
@@ -293,3 +315,120 @@ def mean_field_ref(unary, wdir, dys, dxs, q, max_iter, tol):
         if delta < tol:
             break
     return it
+
+
+def pair_slices(H, W, dy, dx):
+    """Slices selecting base pixels i and their neighbours j = i + (dy, dx)."""
+    x0, x1 = (0, W - dx) if dx >= 0 else (-dx, W)
+    return ((slice(0, H - dy), slice(x0, x1)),
+            (slice(dy, H), slice(x0 + dx, x1 + dx)))
+
+
+# -------------------------------------------------------------- min cut
+def graphcut_binary(d, cap10, cap01, offs, scale=None, method="dinic"):
+    """Exact minimiser of a submodular binary energy on a grid, by min cut.
+
+    The energy is ``sum_i d_i x_i + sum_{o, i} cap10[o, i] [x_i=1, x_j=0]
+    + cap01[o, i] [x_i=0, x_j=1]`` (plus a constant), j = i + offs[o].
+
+    Parameters
+    ----------
+    d : ndarray, shape (H, W)
+        Cost of label 1 minus cost of label 0.
+    cap10, cap01 : ndarray, shape (n_offsets, H, W)
+        Non-negative pairwise costs, 0 where j lies outside the grid.
+    offs : list of (dy, dx)
+    scale : float, optional
+        Integer scaling of the capacities; default ``2**30 / total``.
+    method : {"dinic", "edmonds_karp"}
+        Passed to ``scipy.sparse.csgraph.maximum_flow``.
+
+    Returns
+    -------
+    labels : ndarray of int8, shape (H, W)
+    info : dict
+        ``scale``, ``n_arcs`` and ``tol = n_arcs / scale``, the bound on
+        the energy excess caused by rounding the capacities.
+    """
+    H, W = d.shape
+    N = H * W
+    src = np.maximum(-d, 0.0)   # arc s -> i, cut when i takes label 0
+    snk = np.maximum(d, 0.0)    # arc i -> t, cut when i takes label 1
+    total = src.sum() + snk.sum() + cap10.sum() + cap01.sum()
+    n_arcs = int(np.count_nonzero(src) + np.count_nonzero(snk)
+                 + np.count_nonzero(cap10) + np.count_nonzero(cap01))
+    if total <= 0:
+        return np.zeros((H, W), np.int8), {"scale": np.inf, "n_arcs": 0,
+                                           "tol": 0.0}
+    if scale is None:
+        scale = CAP_BUDGET / total
+    if not scale * total < 2 ** 31 - n_arcs:
+        raise ValueError(f"scale={scale:g} overflows int32 capacities")
+    indptr, indices, valid, slots = _cut_structure(H, W, tuple(offs))
+    block = np.zeros((N, len(slots) + 2))
+    for s, (o, forward) in enumerate(slots):
+        if forward:                                  # arc i -> i + off
+            block[:, s] = cap10[o].ravel()
+        else:                                        # arc j -> j - off
+            dy, dx = offs[o]
+            back = np.zeros((H, W))
+            bi, nj = pair_slices(H, W, dy, dx)
+            back[nj] = cap01[o][bi]
+            block[:, s] = back.ravel()
+    block[:, -1] = snk.ravel()                       # column N: i -> s, 0
+    data = np.concatenate([block[valid], src.ravel(), np.zeros(N)])
+    data = np.rint(data * scale).astype(np.int32)
+    graph = sparse.csr_matrix((data, indices, indptr), shape=(N + 2, N + 2))
+    graph.has_sorted_indices = True
+    flow = maximum_flow(graph, N, N + 1, method=method).flow
+    # Every arc's reverse is already in the graph, so scipy keeps this
+    # exact structure and the residual is a plain array difference.
+    if flow.nnz != data.size or not np.array_equal(flow.indices, indices):
+        raise RuntimeError("maximum_flow changed the graph structure")
+    open_ = data > flow.data
+    ptr = np.concatenate([[0], np.cumsum(open_)])[indptr]
+    resid = sparse.csr_matrix((np.ones(ptr[-1], np.int8), indices[open_],
+                               ptr), shape=(N + 2, N + 2))
+    # Source side of the min cut = nodes reachable in the residual graph.
+    reach = breadth_first_order(resid, N, directed=True,
+                                return_predecessors=False)
+    labels = np.zeros(N, np.int8)
+    labels[reach[reach < N]] = 1
+    return labels.reshape(H, W), {"scale": scale, "n_arcs": n_arcs,
+                                  "tol": n_arcs / scale}
+
+
+@functools.lru_cache(maxsize=4)
+def _cut_structure(H, W, offs):
+    """CSR pattern of the s-t graph of an H x W grid (cached: expansion
+    solves many cuts on one grid).
+
+    Nodes are the pixels (row-major), the source N and the sink N + 1.
+    Every arc comes with its reverse (zero capacity if unused) so that
+    scipy adds none and keeps this pattern.  A pixel row holds its
+    neighbours in increasing flat offset, then the source and the sink.
+    Returns ``(indptr, indices, valid, slots)``: ``valid`` masks the
+    (N, n_slots + 2) block of pixel rows, ``slots`` is (offset index,
+    forward?) per neighbour column.
+    """
+    N = H * W
+    slots = sorted([(dy * W + dx, o, True) for o, (dy, dx) in enumerate(offs)]
+                   + [(-(dy * W + dx), o, False)
+                      for o, (dy, dx) in enumerate(offs)])
+    y, x = np.divmod(np.arange(N), W)
+    cols, valid = [], []
+    for _, o, forward in slots:
+        dy, dx = offs[o] if forward else (-offs[o][0], -offs[o][1])
+        valid.append((0 <= y + dy) & (y + dy < H) & (0 <= x + dx)
+                     & (x + dx < W))
+        cols.append(np.arange(N) + dy * W + dx)
+    cols += [np.full(N, N), np.full(N, N + 1)]
+    valid += [np.ones(N, bool)] * 2
+    cols, valid = np.stack(cols, 1), np.stack(valid, 1)
+    counts = np.concatenate([valid.sum(1), [N, N]])
+    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    pix = np.arange(N)
+    indices = np.concatenate([cols[valid], pix, pix]).astype(np.int32)
+    # Not flagged read-only: scipy's Cython takes writable memoryviews
+    # (it never writes to them).
+    return indptr, indices, valid, [(o, f) for _, o, f in slots]

@@ -200,10 +200,9 @@ def test_icm_energy_never_increases():
     u = naive_unary(p).reshape(25, 20, 4)
     offs, w = mrf.edge_weights((25, 20), 1.5, image=rng.uniform(size=(25, 20)),
                                connectivity=8)
-    wdir, dys, dxs = mrf._directions(offs, w)
     lab = rng.integers(0, 4, (25, 20))           # a bad start: many sweeps
     trace = [mrf._energy(u, lab, offs, w)]
-    mrf._icm(u, wdir, dys, dxs, lab, 100, trace)
+    mrf._icm(u, offs, w, lab, 100, trace)
     assert len(trace) > 3
     assert np.all(np.diff(trace) <= 1e-9)
 
@@ -319,6 +318,20 @@ def test_decode_validates_inputs(kwargs, exc):
     args.update(kwargs)
     with pytest.raises(exc):
         mrf.decode(**args)
+
+
+def test_energy_and_marginals_validate_inputs():
+    p = np.full((3, 3), 0.4)
+    with pytest.raises(ValueError):
+        mrf.energy(np.full((3, 3), 2), p, 1.0)               # label 2 of 2
+    with pytest.raises(ValueError):
+        mrf.energy(np.zeros((3, 2), int), p, 1.0)            # shape
+    with pytest.raises(TypeError):
+        mrf.energy(np.zeros((3, 3)), p, 1.0)                 # float labels
+    with pytest.raises(ValueError):
+        mrf.marginals(p, 1.0, "icm")
+    with pytest.raises(ValueError):
+        mrf.marginals(p, 1.0, "lbp", max_iter=0)
 
 
 def test_select_beta_validates_inputs():
