@@ -27,9 +27,9 @@ post-processing baseline needs:
 ``"graphcut"``
     Exact minimum for K = 2 via s-t min cut (scipy ``maximum_flow``).
 ``"expansion"``
-    Alpha-expansion for K > 2 (each move is one binary cut); for Potts the
-    result is within a factor 2 of the optimum.  For K = 2 it is the
-    exact cut.
+    Alpha-expansion for K > 2 (each move is one binary cut), started from
+    the ICM result so it is never worse than ICM; for Potts the result is
+    within a factor 2 of the optimum.  For K = 2 it is the exact cut.
 ``"icm"``
     Iterated conditional modes, raster order, from the unary argmax.
 ``"lbp"``
@@ -340,6 +340,11 @@ def decode(proba, beta, method="graphcut", image=None, sigma=None,
             labels = graphcut_binary(d, weights, weights, offs)[0]
             labels = labels.astype(np.intp)
         else:
+            # Warm start from ICM's local minimum: expansion only lowers the
+            # energy, so it can never end worse than ICM.  (From the plain
+            # argmax it did in 2 of 300 random 3-class 2x3/3x3 grids, since
+            # expansion and ICM stop in different local minima.)
+            labels = _icm(unary, offs, weights, labels, _DEFAULT_ITERS["icm"])
             labels = _expansion(unary, offs, weights, labels, max_iter)
         # Polish with ICM on the float energy: repairs pixels decided only
         # by the capacity rounding, and can never raise the energy.

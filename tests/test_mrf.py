@@ -100,7 +100,7 @@ def test_default_sigma_is_rms_of_neighbour_differences():
 @pytest.mark.parametrize("contrast", [False, True])
 def test_graphcut_equals_brute_force(conn, contrast):
     rng = np.random.default_rng(10 + conn + contrast)
-    for _ in range(25):
+    for _ in range(60):
         p = rand_binary(rng, (3, 3))
         beta = rng.uniform(0.1, 2.0)
         kw = {}
@@ -159,8 +159,11 @@ def test_graphcut_beats_approximate_decoders_on_a_larger_grid():
 
 # -------------------------------------------------------------- expansion
 def test_expansion_within_factor_two_and_not_worse_than_icm():
+    # Seed 6 includes grids (i = 0, 38) where expansion started from the
+    # plain argmax stops in a local minimum worse than ICM's.
     rng = np.random.default_rng(6)
-    for shape in [(2, 3)] * 25 + [(3, 3)] * 5:
+    for i in range(120):
+        shape = (2, 3) if i % 3 else (3, 3)
         p = rand_classes(rng, shape, 3)
         beta = rng.uniform(0.2, 3.0)
         E, _ = all_energies(p, beta)
