@@ -58,6 +58,8 @@ labels); using training pixels biases beta towards 0, and using the test
 masks leaks the test set into the baseline.
 """
 
+import numbers
+
 import numpy as np
 
 from chm import _mrf_kernels as _k
@@ -98,8 +100,8 @@ def _as_unary(proba):
 
 
 def _check_beta(beta):
-    if isinstance(beta, (bool, np.bool_)) or not np.isscalar(beta) \
-            or not np.isreal(beta):
+    if isinstance(beta, (bool, np.bool_)) or not isinstance(beta,
+                                                            numbers.Real):
         raise TypeError(f"beta must be a real number, got {beta!r}")
     beta = float(beta)
     if not np.isfinite(beta) or beta < 0:
@@ -113,7 +115,8 @@ def _check_image(image, shape, sigma):
         if image is None:
             raise ValueError("sigma is only used with an image "
                              "(contrast-sensitive weights); pass image=")
-        if not np.isscalar(sigma) or not np.isreal(sigma):
+        if isinstance(sigma, (bool, np.bool_)) or not isinstance(
+                sigma, numbers.Real):
             raise TypeError(f"sigma must be a real number, got {sigma!r}")
         if not np.isfinite(sigma) or sigma <= 0:
             raise ValueError(f"sigma must be finite and > 0, got {sigma}")
@@ -199,7 +202,7 @@ def edge_weights(shape, beta, image=None, sigma=None, connectivity=4):
 
 
 def _directions(offs, weights):
-    """Kernel layout: weights per direction, positive offsets then negatives."""
+    """Kernel layout: per-direction weights, positive offsets then negated."""
     n, H, W = weights.shape
     wdir = np.zeros((2 * n, H, W))
     wdir[:n] = weights
