@@ -66,8 +66,9 @@ class CHM:
         Overrides for every classifier (e.g. ``{"n_groups": 4, "n_nodes": 4}``).
     max_samples : int or None
         Cap on labelled training pixels per class and level (dense labels); None = no cap.
-    n_jobs : int
-        Parallel workers over images (joblib; any joblib backend, e.g. dask, applies).
+    n_jobs : int or None
+        Parallel workers over images (joblib). None defers to an enclosing
+        ``joblib.parallel_config`` (e.g. ``backend="dask"``), else runs sequentially.
     progress : bool
         Show progress bars.
     random_state : int, Generator or None
@@ -76,7 +77,7 @@ class CHM:
 
     def __init__(self, levels=3, stages=2, classifier="ldnn", alpha=0.0, tv_levels=None, spatial_loss="tv",
                  spatial_rate=4.0, tv_centres=64, features=("haar", "hog", "edge", "gabor", "sift", "intensity"),
-                 context_radius=7, epochs=None, classifier_params=None, max_samples=None, n_jobs=1,
+                 context_radius=7, epochs=None, classifier_params=None, max_samples=None, n_jobs=None,
                  progress=True, random_state=None):
         self.levels = levels
         self.stages = stages
