@@ -294,8 +294,11 @@ def _assemble(rows, maps, s, l, levels, radius):
 
 
 def _normaliser(X, bank):
-    """Robust per-feature scaling (PyCHM's median-MAD to 0.5 +- 0.5) of the filter columns.
+    """Robust per-feature scaling of the filter columns: x -> (x - offset) / scale.
 
+    PyCHM's median-MAD rule maps the median to 0.5 and +-2.5 robust SD to 0 and 1. Features that
+    are 0 on most pixels (clipped Gabor responses) have a near-zero MAD, so the scale is floored
+    at 4 standard deviations; otherwise rare responses would be blown up 10^4-fold and dominate.
     Intensity and context columns are already in [0, 1] and stay as they are (chm-reference 2.8).
     """
     offset = np.zeros(X.shape[1])
@@ -305,10 +308,10 @@ def _normaliser(X, bank):
     if "intensity" in bank.slices:
         cols[bank.slices["intensity"]] = False
     if cols.any():
-        med = np.median(X[:, cols], axis=0)
-        mad = np.median(np.abs(X[:, cols] - med), axis=0) * 1.4826 * 5
-        std = X[:, cols].std(axis=0) * 5
-        s = np.where(mad > 1e-8, mad, np.where(std > 1e-8, std, 1.0))
+        Xc = X[:, cols].astype(np.float64)
+        med = np.median(Xc, axis=0)
+        s = np.maximum(np.median(np.abs(Xc - med), axis=0) * 1.4826 * 5, Xc.std(axis=0) * 4)
+        s[s < 1e-8] = 1.0
         scale[cols] = s
         offset[cols] = med - 0.5 * s
     return offset, scale
