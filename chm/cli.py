@@ -589,12 +589,12 @@ def build_parser():
                                                         "one image")
     train.add_argument("labels", metavar="LABELS", help="folder of label images")
     train.add_argument("-o", "--output", required=True, metavar="MODEL.npz", help="model file to write")
-    train.add_argument("--levels", type=_int_at_least(0), default=3, help="pyramid levels above full resolution "
+    train.add_argument("--levels", type=_int_at_least(0), default=3, metavar="N", help="pyramid levels above full resolution "
                                                                           "(default: 3)")
-    train.add_argument("--stages", type=_int_at_least(1), default=2, help="cascade stages (default: 2)")
+    train.add_argument("--stages", type=_int_at_least(1), default=2, metavar="N", help="cascade stages (default: 2)")
     train.add_argument("--classifier", choices=("ldnn", "logistic"), default="ldnn",
                        help="pixel classifier (default: ldnn)")
-    train.add_argument("--alpha", type=_float_in(0.0), default=0.0,
+    train.add_argument("--alpha", type=_float_in(0.0), default=0.0, metavar="A",
                        help="weight of the unsupervised total-variation loss; 0 = supervised only (default: 0)")
     train.add_argument("--features", type=_families, default=tuple(FAMILIES), metavar="F1,F2,...",
                        help=f"filter families (default: {','.join(FAMILIES)})")
@@ -616,7 +616,7 @@ def build_parser():
     predict.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (created if needed)")
     predict.add_argument("--proba", action="store_true", help="write P(foreground) as round(p * 255) instead of "
                                                               "a mask")
-    predict.add_argument("--threshold", type=_float_in(0.0, 1.0), default=0.5,
+    predict.add_argument("--threshold", type=_float_in(0.0, 1.0), default=0.5, metavar="T",
                          help="foreground where P(foreground) > threshold (default: 0.5)")
     predict.add_argument("--format", choices=("png", "npy"), default="png",
                          help="png (default) or npy: float32 probabilities (implies --proba)")

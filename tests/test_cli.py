@@ -1,0 +1,180 @@
+"""The ``chm`` command line, on a handful of tiny synthetic PNGs (a few seconds in all)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from chm import load
+from chm.cli import labels_from_values, main, read_labels
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+from synthetic import make_shapes  # noqa: E402
+
+# The smallest useful network: one pyramid level, two filter families, three epochs.
+TRAIN_OPTS = ["--levels", "1", "--features", "haar,intensity", "--epochs", "3", "--seed", "0", "--quiet"]
+
+
+def write_dataset(root, n=4, shape=(24, 30)):
+    """Images in ``root/images``, label images (0 unlabelled, 1 bg, 2 fg) in ``root/labels``."""
+    rng = np.random.default_rng(0)
+    images, masks = make_shapes(n, shape=shape, rng=rng)
+    (root / "images").mkdir()
+    (root / "labels").mkdir()
+    for i, (im, mask) in enumerate(zip(images, masks)):
+        iio.imwrite(root / "images" / f"im{i}.png", np.round(im * 255).astype(np.uint8))
+        labels = np.where(rng.random(shape) < 0.3, mask + 1, 0).astype(np.uint8)
+        # Both naming rules: same stem, and stem + "_labels".
+        iio.imwrite(root / "labels" / f"im{i}{'_labels' if i % 2 else ''}.png", labels)
+    return root / "images", root / "labels"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    images, labels = write_dataset(root)
+    model = root / "model.npz"
+    assert main(["train", str(images), str(labels), "-o", str(model), *TRAIN_OPTS]) == 0
+    return images, labels, model
+
+
+def test_train_writes_a_loadable_model(trained):
+    _, _, model = trained
+    loaded = load(model)
+    assert loaded.levels == 1 and loaded.bank_.families == ("haar", "intensity")
+    assert sorted(loaded.classifiers_) == [(1, 0), (1, 1), (2, 0)]
+
+
+def test_predict_masks_proba_and_npy(trained, tmp_path):
+    images, _, model = trained
+    names = sorted(p.stem for p in images.iterdir())
+    proba = load(model).predict_proba([iio.imread(images / f"{n}.png") for n in names])
+
+    assert main(["predict", str(model), str(images), "-o", str(tmp_path / "masks"), "-q"]) == 0
+    for n, p in zip(names, proba):
+        mask = iio.imread(tmp_path / "masks" / f"{n}.png")
+        assert mask.dtype == np.uint8 and mask.shape == p.shape
+        np.testing.assert_array_equal(mask, np.where(p > 0.5, 255, 0))
+
+    assert main(["predict", str(model), str(images), "-o", str(tmp_path / "proba"), "--proba", "-q"]) == 0
+    for n, p in zip(names, proba):
+        np.testing.assert_array_equal(iio.imread(tmp_path / "proba" / f"{n}.png"), np.round(p * 255))
+
+    assert main(["predict", str(model), str(images), "-o", str(tmp_path / "npy"), "--format", "npy", "-q"]) == 0
+    for n, p in zip(names, proba):
+        arr = np.load(tmp_path / "npy" / f"{n}.npy")
+        assert arr.dtype == np.float32
+        np.testing.assert_allclose(arr, p, atol=1e-6)
+    assert sorted(f.name for f in (tmp_path / "npy").iterdir()) == [f"{n}.npy" for n in names]  # no temp files
+
+
+def test_predict_from_a_list_file(trained, tmp_path):
+    images, _, model = trained
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"# two images\n{images / 'im1.png'}\n\n{images / 'im3.png'}\n")
+    assert main(["predict", str(model), str(listing), "-o", str(tmp_path / "out"), "-q"]) == 0
+    assert sorted(f.name for f in (tmp_path / "out").iterdir()) == ["im1.png", "im3.png"]
+
+
+def test_predict_refuses_to_overwrite(trained, tmp_path, capsys):
+    images, _, model = trained
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "im2.png").write_bytes(b"keep me")
+    assert main(["predict", str(model), str(images), "-o", str(out), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("chm: error: ") and "im2.png" in err and "--overwrite" in err
+    assert [f.name for f in out.iterdir()] == ["im2.png"]  # stopped before any work
+    assert (out / "im2.png").read_bytes() == b"keep me"
+    assert main(["predict", str(model), str(images), "-o", str(out), "-q", "--overwrite"]) == 0
+    assert iio.imread(out / "im2.png").shape == (24, 30)
+
+
+def test_info_describes_the_model(trained, capsys):
+    _, _, model = trained
+    assert main(["info", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert "levels" in out and "haar (2), intensity (81)" in out and "LDNN" in out
+    assert "(200, 84)" in out  # stage 1 level 0: 10 x 20 nodes, 83 features + bias
+
+
+def test_label_convention():
+    values = np.array([[0, 1, 2], [2, 1, 0]], dtype=np.uint8)
+    np.testing.assert_array_equal(labels_from_values(values), [[-1, 0, 1], [1, 0, -1]])
+    with pytest.raises(ValueError, match="0/255 mask"):
+        labels_from_values(np.array([[0, 255]], dtype=np.uint8))
+    with pytest.raises(TypeError):
+        labels_from_values(np.array([[0.5, 1.0]]))
+
+
+def test_read_labels_gray_and_palette(tmp_path):
+    from PIL import Image
+
+    values = np.array([[0, 1, 2], [2, 1, 0]], dtype=np.uint8)
+    iio.imwrite(tmp_path / "gray.png", values)
+    indexed = Image.fromarray(values, mode="P")
+    indexed.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0])
+    indexed.save(tmp_path / "indexed.png")
+    for name in ("gray.png", "indexed.png"):
+        np.testing.assert_array_equal(read_labels(tmp_path / name), values.astype(int) - 1)
+
+
+def _train_error(images, labels, model, capsys):
+    """Run a training that must fail: exit status 2, no model file; returns the message."""
+    assert main(["train", str(images), str(labels), "-o", str(model), *TRAIN_OPTS]) == 2
+    assert not model.exists()
+    err = capsys.readouterr().err
+    assert err.startswith("chm: error: ") and "Traceback" not in err
+    return err
+
+
+def test_missing_label_names_the_image(tmp_path, capsys):
+    images, labels = write_dataset(tmp_path, n=2)
+    (labels / "im1_labels.png").unlink()
+    assert "im1.png" in _train_error(images, labels, tmp_path / "m.npz", capsys)
+
+
+def test_unmatched_label_file(tmp_path, capsys):
+    images, labels = write_dataset(tmp_path, n=2)
+    (labels / "stray.png").write_bytes((labels / "im0.png").read_bytes())
+    assert "stray.png" in _train_error(images, labels, tmp_path / "m.npz", capsys)
+
+
+def test_label_size_mismatch(tmp_path, capsys):
+    images, labels = write_dataset(tmp_path, n=2)
+    iio.imwrite(labels / "im0.png", np.ones((5, 5), np.uint8))
+    err = _train_error(images, labels, tmp_path / "m.npz", capsys)
+    assert "im0.png" in err and "5 x 5" in err
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_corrupt_image(tmp_path, capsys):
+    images, labels = write_dataset(tmp_path, n=2)
+    (images / "im1.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    assert "im1.png" in _train_error(images, labels, tmp_path / "m.npz", capsys)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # imageio tries its legacy plugins on junk
+def test_corrupt_image_in_predict_writes_nothing(trained, tmp_path, capsys):
+    _, _, model = trained
+    (tmp_path / "in").mkdir()
+    iio.imwrite(tmp_path / "in" / "good.png", np.zeros((24, 30), np.uint8))
+    (tmp_path / "in" / "bad.png").write_bytes(b"not an image")
+    assert main(["predict", str(model), str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-q"]) == 2
+    assert "bad.png" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_usage_errors_return_2(capsys):
+    assert main([]) == 2
+    assert main(["info", "/nonexistent/model.npz"]) == 2
+    assert "/nonexistent/model.npz" in capsys.readouterr().err
+
+
+def test_python_m_chm_help():
+    result = subprocess.run([sys.executable, "-m", "chm", "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert "train" in result.stdout and "predict" in result.stdout
