@@ -48,11 +48,12 @@ def _network(W, x, N, M):
     return 1 - np.prod(1 - g)
 
 
+@pytest.mark.parametrize("N, M", [(2, 3), (1, 1)])  # LDNN and logistic regression (the 1 x 1 network)
 @pytest.mark.parametrize("spatial", [False, True])
-def test_one_step_gradient_matches_finite_differences(spatial):
+def test_one_step_gradient_matches_finite_differences(spatial, N, M):
     # Without momentum one step is W <- W - lr * G with G taken at W, so G = (W - W') / lr exactly.
     rng = np.random.default_rng(4)
-    N, M, d = 2, 3, 4
+    d = 4
     X = rng.normal(size=(9, d))
     W = rng.normal(size=(N * M, d + 1))
     stencils = TV().flat_stencils
