@@ -1,0 +1,390 @@
+"""One benchmark run on the Weizmann horse split: speed, memory and accuracy of the CHM, and a peer.
+
+    python benchmarks/run.py [--data PATH] [--n-jobs 2] [--out benchmarks/results/run.md]
+                             [--quick] [--skip-peer] [--skip-ablation] [--skip-scaling]
+
+Sections (each a function below), all in one process, printed as markdown on stdout and written
+to ``--out`` (default ``benchmarks/results/run.md``, git-ignored):
+
+1. filter bank: Mpx/s per family and for the whole bank, one thread, on 20 test images;
+2. CHM (levels=3, stages=2, alpha=0.1, N = 10 labelled px per training image, all training
+   images): fit time and its breakdown (``model.timings_``), predict time per test image and
+   Mpx/s, test pixel error, peak RSS of fit and of predict;
+3. peer: scikit-image trainable segmentation (``multiscale_basic_features`` + a 100-tree random
+   forest) on the same labelled pixels; fit + predict time, test error, ratios ours / peer;
+4. scaling: CHM fit time and peak RSS for 1/4, 1/2 and all training images (41, 82, 164);
+5. ablation: CHM test error and fit + predict time with each filter family left out.
+
+Peak RSS is sampled every 0.2 s in a background thread (psutil): the sum of the RSS of this
+process and all its children (joblib workers), maximum over the phase; pages shared between
+processes are counted once per process, so it is an upper bound. "start" is that sum when the
+phase begins (data, earlier objects). A tiny warm-up fit first loads the numba caches and starts
+the joblib workers, so the timed fits do not pay for them.
+
+Expected duration, full run with --n-jobs 2 on 2 cores (rough estimate, not measured; the CHM fit
+on all 164 images ~2 min and predict ~1.5 min): filter bank ~1 min, CHM ~4 min, peer ~3-5 min,
+scaling ~4 min (three fits), ablation ~20 min (six fits + predicts): about 35 min in all.
+``--quick`` (8 train / 8 test images) takes well under a minute once the caches are warm.
+"""
+
+import os
+import sys
+
+# Running this file puts benchmarks/ first on sys.path, where benchmarks/features.py would shadow
+# the real ``features`` package (also in the joblib workers, which inherit sys.path).
+_here = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
+sys.path.insert(0, os.path.dirname(_here))
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import gc  # noqa: E402
+import platform  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import psutil  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+import chm  # noqa: E402
+from chm import CHM  # noqa: E402
+from chm.datasets import find_data_root, load_weizmann_horse, sample_sparse_labels  # noqa: E402
+from chm.metrics import pixel_error  # noqa: E402
+from features import FAMILIES, FilterBank  # noqa: E402
+
+N_LABELS = 10
+# --quick: 8 images x 10 px hold ~20 foreground pixels, fewer than the 24 x 24 full-resolution LDNN
+# needs to initialise (>= 24 per class), so the quick check labels 40 px per image instead.
+N_LABELS_QUICK = 40
+CHM_SETTINGS = dict(levels=3, stages=2, alpha=0.1)
+SEED = 0
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+class PeakRSS:
+    """Context manager: max over the block of RSS(this process + all children), sampled every 0.2 s."""
+
+    def __init__(self, interval=0.2):
+        self.interval = interval
+        self._proc = psutil.Process(os.getpid())
+        self.start = self.peak = 0
+
+    def _sample(self):
+        total = 0
+        try:
+            total += self._proc.memory_info().rss
+        except psutil.Error:
+            pass
+        for child in self._proc.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except psutil.Error:  # a worker that just exited
+                pass
+        self.peak = max(self.peak, total)
+        return total
+
+    def _loop(self):
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self):
+        gc.collect()
+        self.start = self.peak = self._sample()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        return False
+
+
+def gb(nbytes):
+    return f"{nbytes / 1024 ** 3:.2f} GB"
+
+
+def table(headers, rows):
+    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return out
+
+
+def log(msg):
+    print(f"[run.py {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def megapixels(images):
+    return sum(im.size for im in images) / 1e6
+
+
+# ---------------------------------------------------------------------------------------------
+# sections
+
+def bench_filter_bank(images):
+    """Mpx/s of each family and of the whole bank, one thread, after one warm-up call each."""
+    rows = []
+    mpx = megapixels(images)
+    with threadpool_limits(limits=1):
+        for name in list(FAMILIES) + [None]:
+            bank = FilterBank(tuple(FAMILIES) if name is None else (name,))
+            bank(images[0])  # warm-up: imports, numba caches, FFT plans
+            t0 = time.perf_counter()
+            for im in images:
+                bank(im)
+            dt = time.perf_counter() - t0
+            rows.append({"family": name or "whole bank", "n_features": bank.n_features,
+                         "ms_per_image": 1e3 * dt / len(images), "mpx_s": mpx / dt,
+                         "mfeat_s": mpx * bank.n_features / dt})
+    return rows
+
+
+def warm_up(data, n_jobs):
+    """A tiny fit + predict: numba caches and joblib workers are ready before anything is timed.
+
+    Two images with 200 labelled px each (10 would not initialise the LDNNs: they need >= 10
+    foreground and >= 20 background rows).
+    """
+    labels = sample_sparse_labels(data["train_masks"][:2], 200, np.random.default_rng(SEED))
+    CHM(**CHM_SETTINGS, epochs=1, n_jobs=n_jobs, progress=False, random_state=SEED).fit(
+        data["train_images"][:2], labels).predict(data["test_images"][:2])
+
+
+def fit_predict_chm(train_images, labels, test_images, test_masks, n_jobs, predict=True, **overrides):
+    """Fit (and predict) one CHM; times, peak RSS, timings_ and test error."""
+    params = {**CHM_SETTINGS, **overrides}
+    model = CHM(**params, n_jobs=n_jobs, progress=False, random_state=SEED)
+    with PeakRSS() as mem:
+        t0 = time.perf_counter()
+        model.fit(train_images, labels)
+        fit = time.perf_counter() - t0
+    res = {"fit": fit, "fit_rss": mem.peak, "fit_rss_start": mem.start, "timings": dict(model.timings_),
+           "n_train": len(train_images)}
+    if predict:
+        with PeakRSS() as mem:
+            t0 = time.perf_counter()
+            pred = model.predict(test_images)
+            res["predict"] = time.perf_counter() - t0
+        res["predict_rss"], res["predict_rss_start"] = mem.peak, mem.start
+        res["error"] = pixel_error(pred, test_masks)
+        res["n_test"] = len(test_images)
+        res["test_mpx"] = megapixels(test_images)
+    del model
+    gc.collect()
+    return res
+
+
+def bench_chm(data, labels, n_jobs):
+    return fit_predict_chm(data["train_images"], labels, data["test_images"], data["test_masks"], n_jobs)
+
+
+def bench_peer(data, labels, n_jobs):
+    """scikit-image trainable segmentation: multiscale_basic_features + RandomForest(100 trees).
+
+    Features are computed image by image; only the labelled rows of the training images are kept,
+    and each test image is predicted as soon as its features exist.
+    """
+    from skimage.feature import multiscale_basic_features
+    from sklearn.ensemble import RandomForestClassifier
+
+    def feats(im):  # (H, W, F), channels-last; gray image -> channel_axis=None
+        return multiscale_basic_features(im, workers=n_jobs)
+
+    res = {}
+    with PeakRSS() as mem:
+        t0 = time.perf_counter()
+        Xs, ys = [], []
+        for im, lab in zip(data["train_images"], labels):
+            F = feats(im)
+            sel = lab >= 0
+            Xs.append(F[sel])
+            ys.append(lab[sel])
+        X, y = np.concatenate(Xs), np.concatenate(ys)
+        res["n_features"] = X.shape[1]
+        rf = RandomForestClassifier(n_estimators=100, n_jobs=n_jobs, random_state=SEED).fit(X, y)
+        res["fit"] = time.perf_counter() - t0
+    res["fit_rss"] = mem.peak
+    with PeakRSS() as mem:
+        t0 = time.perf_counter()
+        pred = []
+        for im in data["test_images"]:
+            F = feats(im)
+            pred.append(rf.predict(F.reshape(-1, F.shape[-1])).reshape(im.shape).astype(np.uint8))
+            del F
+        res["predict"] = time.perf_counter() - t0
+    res["predict_rss"] = mem.peak
+    res["error"] = pixel_error(pred, data["test_masks"])
+    del rf, X, y, Xs, pred
+    gc.collect()
+    return res
+
+
+def bench_scaling(data, labels, n_jobs):
+    n = len(data["train_images"])
+    sizes = sorted({max(4, n // 4), max(4, n // 2), n})  # 41, 82, 164 on the full split
+    out = []
+    for k in sizes:
+        log(f"scaling: fit on {k} training images")
+        out.append(fit_predict_chm(data["train_images"][:k], labels[:k], None, None, n_jobs, predict=False))
+    return out
+
+
+def bench_ablation(data, labels, n_jobs):
+    out = []
+    for fam in FAMILIES:
+        log(f"ablation: without {fam}")
+        r = fit_predict_chm(data["train_images"], labels, data["test_images"], data["test_masks"], n_jobs,
+                            features=tuple(f for f in FAMILIES if f != fam))
+        r["left_out"] = fam
+        out.append(r)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# report
+
+def report(args, data, bank, ours, peer, scaling, ablation):
+    n_tr, n_te = len(data["train_images"]), len(data["test_images"])
+    lines = [f"# chm benchmark run ({'quick' if args.quick else 'full'})", "",
+             f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}",
+             f"- chm {chm.__version__}, python {platform.python_version()}, numpy {np.__version__}, "
+             f"os.cpu_count() = {os.cpu_count()}, --n-jobs {args.n_jobs}",
+             f"- Weizmann horses: {n_tr} train / {n_te} test images "
+             f"({megapixels(data['train_images']):.2f} / {megapixels(data['test_images']):.2f} Mpx), "
+             f"N = {data['n_labels']} labelled px per training image (seed {SEED})"
+             + (" [--quick uses N = 40: 8 x 10 px cannot initialise the 24 x 24 LDNN]" if args.quick else ""),
+             f"- CHM: levels={CHM_SETTINGS['levels']}, stages={CHM_SETTINGS['stages']}, "
+             f"alpha={CHM_SETTINGS['alpha']}, all six filter families unless stated, random_state={SEED}",
+             "- peak RSS = max over the phase of RSS(this process + joblib workers), sampled every 0.2 s; "
+             "start = the same sum when the phase began", ""]
+
+    if bank:
+        lines += [f"## Filter bank throughput (one thread, {len(data['bank_images'])} test images, "
+                  f"{megapixels(data['bank_images']):.2f} Mpx)", ""]
+        lines += table(["family", "features", "ms / image", "Mpx/s", "M features/s"],
+                       [[r["family"], r["n_features"], f"{r['ms_per_image']:.0f}", f"{r['mpx_s']:.3f}",
+                         f"{r['mfeat_s']:.1f}"] for r in bank])
+        lines.append("")
+
+    t = ours["timings"]
+    stages = [k for k in t if k != "features"]
+    sgd = sum(t[k]["sgd"] for k in stages)
+    ctx = sum(t[k]["contexts"] for k in stages)
+    lines += [f"## CHM, N = {data['n_labels']}, all {n_tr} training images", ""]
+    rows = [["fit (total)", f"{ours['fit']:.1f} s"],
+            ["↳ features (filter-bank rows, pass A)", f"{t['features']:.1f} s"],
+            ["↳ SGD (incl. assembling and scaling X), all classifiers", f"{sgd:.1f} s"],
+            ["↳ context maps, all classifiers", f"{ctx:.1f} s"]]
+    rows += [[f"↳ stage {s} level {l}: SGD / contexts", f"{t[(s, l)]['sgd']:.1f} s / {t[(s, l)]['contexts']:.1f} s"]
+             for s, l in stages]
+    rows += [["↳ other (validation, bookkeeping)", f"{ours['fit'] - t['features'] - sgd - ctx:.1f} s"],
+             [f"predict ({n_te} test images)", f"{ours['predict']:.1f} s = {ours['predict'] / n_te:.2f} s/image "
+              f"= {ours['test_mpx'] / ours['predict']:.3f} Mpx/s"],
+             ["test pixel error", f"{100 * ours['error']:.2f} %"],
+             ["peak RSS, fit (start)", f"{gb(ours['fit_rss'])} ({gb(ours['fit_rss_start'])})"],
+             ["peak RSS, predict (start)", f"{gb(ours['predict_rss'])} ({gb(ours['predict_rss_start'])})"]]
+    lines += table(["quantity", "value"], rows)
+    lines.append("")
+
+    if peer:
+        ours_t, peer_t = ours["fit"] + ours["predict"], peer["fit"] + peer["predict"]
+        lines += [f"## Peer: scikit-image trainable segmentation, same {data['n_labels']} labelled px per image", "",
+                  f"`multiscale_basic_features` ({peer['n_features']} features, workers={args.n_jobs}) + "
+                  f"`RandomForestClassifier(n_estimators=100, n_jobs={args.n_jobs})`; "
+                  "features computed image by image.", ""]
+        lines += table(["method", "fit", "predict", "fit + predict", "test pixel error", "peak RSS fit / predict"],
+                       [["CHM (ours)", f"{ours['fit']:.1f} s", f"{ours['predict']:.1f} s", f"{ours_t:.1f} s",
+                         f"{100 * ours['error']:.2f} %", f"{gb(ours['fit_rss'])} / {gb(ours['predict_rss'])}"],
+                        ["skimage + RF (peer)", f"{peer['fit']:.1f} s", f"{peer['predict']:.1f} s", f"{peer_t:.1f} s",
+                         f"{100 * peer['error']:.2f} %", f"{gb(peer['fit_rss'])} / {gb(peer['predict_rss'])}"],
+                        ["ratio ours / peer", f"{ours['fit'] / peer['fit']:.2f}", f"{ours['predict'] / peer['predict']:.2f}",
+                         f"{ours_t / peer_t:.2f}",
+                         f"{ours['error'] / peer['error']:.2f}" if peer["error"] > 0 else "n/a", ""]])
+        lines.append("")
+
+    if scaling:
+        lines += ["## Scaling of the CHM fit with the number of training images", ""]
+        lines += table(["training images", "fit", "s / image", "features / SGD / contexts", "peak RSS (start)"],
+                       [[r["n_train"], f"{r['fit']:.1f} s", f"{r['fit'] / r['n_train']:.2f}",
+                         " / ".join(f"{v:.1f} s" for v in _breakdown(r["timings"])),
+                         f"{gb(r['fit_rss'])} ({gb(r['fit_rss_start'])})"] for r in scaling])
+        lines.append("")
+
+    if ablation:
+        base_t = ours["fit"] + ours["predict"]
+        lines += ["## Ablation: one filter family left out", "",
+                  "Δ = change vs the full bank (first row); 'pp per min saved' = error change in percentage "
+                  "points per minute of fit + predict saved (small = the family buys little accuracy).", ""]
+        rows = [["none (full bank)", FilterBank(tuple(FAMILIES)).n_features, f"{100 * ours['error']:.2f} %", "",
+                 f"{ours['fit']:.1f} s", f"{ours['predict']:.1f} s", f"{base_t:.1f} s", "", ""]]
+        for r in ablation:
+            tot = r["fit"] + r["predict"]
+            d_err = 100 * (r["error"] - ours["error"])
+            saved = base_t - tot
+            rows.append([r["left_out"], FilterBank(tuple(f for f in FAMILIES if f != r["left_out"])).n_features,
+                         f"{100 * r['error']:.2f} %", f"{d_err:+.2f} pp", f"{r['fit']:.1f} s", f"{r['predict']:.1f} s",
+                         f"{tot:.1f} s", f"{-saved:+.1f} s",
+                         f"{d_err / (saved / 60):+.2f}" if saved > 0 else "n/a (no time saved)"])
+        lines += table(["left out", "features", "test error", "Δ error", "fit", "predict", "fit + predict",
+                        "Δ time", "pp per min saved"], rows)
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _breakdown(t):
+    keys = [k for k in t if k != "features"]
+    return t["features"], sum(t[k]["sgd"] for k in keys), sum(t[k]["contexts"] for k in keys)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=None,
+                    help="Weizmann folder (default: $CHM_DATA, ../shared/data, the cache, else download)")
+    ap.add_argument("--n-jobs", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help="8 train / 8 test images, to check the script")
+    ap.add_argument("--skip-peer", action="store_true")
+    ap.add_argument("--skip-ablation", action="store_true")
+    ap.add_argument("--skip-scaling", action="store_true")
+    ap.add_argument("--out", default=str(Path(_here) / "results" / "run.md"))
+    args = ap.parse_args(argv)
+
+    # like the tests: an explicit --data, else $CHM_DATA, ../shared/data next to the repo, the cache
+    w = load_weizmann_horse(args.data or find_data_root(extra=[Path(_here).parents[1] / "shared" / "data"]))
+    n = 8 if args.quick else None
+    data = {"train_images": w.train_images[:n], "train_masks": w.train_masks[:n],
+            "test_images": w.test_images[:n], "test_masks": w.test_masks[:n]}
+    data["bank_images"] = data["test_images"][:20]
+    data["n_labels"] = N_LABELS_QUICK if args.quick else N_LABELS
+    labels = sample_sparse_labels(data["train_masks"], data["n_labels"], np.random.default_rng(SEED))
+
+    log(f"filter bank throughput on {len(data['bank_images'])} images")
+    bank = bench_filter_bank(data["bank_images"])
+    log("warm-up")
+    warm_up(data, args.n_jobs)
+    log(f"CHM fit on {len(labels)} images, predict {len(data['test_images'])}")
+    ours = bench_chm(data, labels, args.n_jobs)
+    peer = scaling = ablation = None
+    if not args.skip_peer:
+        log("peer: skimage multiscale_basic_features + random forest")
+        peer = bench_peer(data, labels, args.n_jobs)
+    if not args.skip_scaling:
+        scaling = bench_scaling(data, labels, args.n_jobs)
+    if not args.skip_ablation:
+        ablation = bench_ablation(data, labels, args.n_jobs)
+
+    text = report(args, data, bank, ours, peer, scaling, ablation)
+    print(text)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text + "\n")
+    log(f"written to {out}")
+
+
+if __name__ == "__main__":
+    main()
