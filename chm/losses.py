@@ -152,8 +152,14 @@ def _scatter(d, s):
 
 
 def TV():
-    """The total-variation loss of the paper: L1 of the two Sobel responses (eq. 8-15)."""
-    return SpatialLoss(np.stack([SOBEL_X, SOBEL_Y]), penalty="l1", name="tv")
+    """The total-variation loss of the paper: L1 of the two Sobel responses (eq. 8-15).
+
+    The stencils are eq. 11 divided by 8, the gain that makes a Sobel response equal the
+    derivative of a linear ramp, so the loss is the TV of the map in per-pixel units
+    (a unit step costs 0.5 per centre and axis). This only rescales alpha: alpha here equals
+    alpha / 8 with the raw eq. 11 stencils.
+    """
+    return SpatialLoss(np.stack([SOBEL_X, SOBEL_Y]) / 8.0, penalty="l1", name="tv")
 
 
 _REGISTRY = {"tv": TV}

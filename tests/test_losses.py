@@ -12,12 +12,18 @@ def test_constant_map_has_zero_tv_and_zero_gradient():
 
 def test_step_edge_known_value():
     # Vertical step 0 -> 1 between columns 2 and 3 of a 5 x 6 map. Valid centres: rows 1..3,
-    # columns 1..4. Sobel-Y (columns) responds 4 at centre columns 2 and 3, Sobel-X (rows) is 0.
+    # columns 1..4. Sobel-Y (columns) responds 4 / 8 at centre columns 2 and 3, Sobel-X is 0.
     p = np.zeros((5, 6))
     p[:, 3:] = 1.0
-    assert TV().value(p) == pytest.approx(3 * 2 * 4.0)
+    assert TV().value(p) == pytest.approx(3 * 2 * 0.5)
     # Horizontal step: the same by symmetry.
-    assert TV().value(p.T.copy()) == pytest.approx(3 * 2 * 4.0)
+    assert TV().value(p.T.copy()) == pytest.approx(3 * 2 * 0.5)
+
+
+def test_tv_of_a_ramp_is_its_slope():
+    # Derivative-normalised Sobel: f = 0.1 * column gives |df/dx| = 0.1 at every valid centre.
+    p = 0.1 * np.tile(np.arange(7.0), (5, 1))
+    assert TV().value(p) == pytest.approx(0.1 * 3 * 5)
 
 
 def test_squared_error_known_answer():
@@ -46,8 +52,8 @@ def test_coefficients_are_the_gradient_of_one_centre():
     rng = np.random.default_rng(1)
     patch = rng.random((3, 3))
     c = TV().coefficients(patch)
-    expected = np.sign((SOBEL_X * patch).sum()) * SOBEL_X + np.sign((SOBEL_Y * patch).sum()) * SOBEL_Y
-    np.testing.assert_allclose(c, expected.ravel())  # paper eq. 15
+    expected = (np.sign((SOBEL_X * patch).sum()) * SOBEL_X + np.sign((SOBEL_Y * patch).sum()) * SOBEL_Y) / 8
+    np.testing.assert_allclose(c, expected.ravel())  # paper eq. 15 (stencils / 8)
     np.testing.assert_allclose(c.reshape(3, 3), TV().gradient(patch))
 
 
