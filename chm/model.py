@@ -24,6 +24,7 @@ from features import FilterBank, stencil, stencil_offsets
 
 from . import pyramid
 from ._progress import bar
+from .cache import FeatureCache, bank_features
 from ._validation import check_image_list, check_labels, check_random_state
 from .classifiers import make_classifier
 from .losses import get_spatial_loss
@@ -66,6 +67,9 @@ class CHM:
         Overrides for every classifier (e.g. ``{"n_groups": 4, "n_nodes": 4}``).
     max_samples : int or None
         Cap on labelled training pixels per class and level (dense labels); None = no cap.
+    feature_cache : str, Path or None
+        Folder of a :class:`chm.cache.FeatureCache`: filter-bank features of every (image, level)
+        are computed once and reused by later fits and predictions (float16 on disk).
     n_jobs : int or None
         Parallel workers over images (joblib). None defers to an enclosing
         ``joblib.parallel_config`` (e.g. ``backend="dask"``), else runs sequentially.
@@ -77,8 +81,8 @@ class CHM:
 
     def __init__(self, levels=3, stages=2, classifier="ldnn", alpha=0.0, tv_levels=None, spatial_loss="tv",
                  spatial_rate=4.0, tv_centres=64, features=("haar", "hog", "edge", "gabor", "sift", "intensity"),
-                 context_radius=7, epochs=None, classifier_params=None, max_samples=None, n_jobs=None,
-                 progress=True, random_state=None):
+                 context_radius=7, epochs=None, classifier_params=None, max_samples=None, feature_cache=None,
+                 n_jobs=None, progress=True, random_state=None):
         self.levels = levels
         self.stages = stages
         self.classifier = classifier
@@ -92,6 +96,7 @@ class CHM:
         self.epochs = epochs
         self.classifier_params = classifier_params
         self.max_samples = max_samples
+        self.feature_cache = feature_cache
         self.n_jobs = n_jobs
         self.progress = progress
         self.random_state = random_state
@@ -152,7 +157,8 @@ class CHM:
 
         # Pass A: filter-bank rows at every level, only where SGD will look.
         t0 = time.perf_counter()
-        jobs = (delayed(_training_rows)(im, lab, self.levels, tv_levels, self.tv_centres, cap, self.bank_, sd)
+        cache = self._cache()
+        jobs = (delayed(_training_rows)(im, lab, self.levels, tv_levels, self.tv_centres, cap, self.bank_, sd, cache)
                 for im, lab, sd in zip(images, labels, seeds))
         rows = list(bar(par(jobs), total=len(images), desc="features", enabled=self.progress))
         self.timings_["features"] = time.perf_counter() - t0
@@ -177,13 +183,16 @@ class CHM:
             if (s, l) != schedule[-1]:  # the final output is not a context for anything
                 jobs = (delayed(_level_map)(im, l, self.bank_, _contexts(m, s, l, self.levels,
                                                                           pyramid.level_shape(im.shape, l)),
-                                            clf, self.context_radius)
+                                            clf, self.context_radius, cache)
                         for im, m in zip(images, maps))
                 for m, p in zip(maps, bar(par(jobs), total=len(images), desc=f"stage {s} level {l} contexts",
                                           enabled=self.progress)):
                     m[(s, l)] = p
             self.timings_[(s, l)] = {"sgd": t1 - t0, "contexts": time.perf_counter() - t1}
         return self
+
+    def _cache(self):
+        return None if self.feature_cache is None else FeatureCache(self.feature_cache)
 
     def _make_classifier(self, stage, level, seed):
         overrides = dict(self.classifier_params or {})
@@ -208,7 +217,7 @@ class CHM:
                 raise ValueError(f"images[{i}] of shape {im.shape} is too small for levels={self.levels}")
         par = Parallel(n_jobs=self.n_jobs, return_as="generator")
         jobs = (delayed(_predict_image)(im, self.bank_, self.classifiers_, self._schedule(), self.levels,
-                                        self.context_radius) for im in images)
+                                        self.context_radius, self._cache()) for im in images)
         return list(bar(par(jobs), total=len(images), desc="predict", enabled=self.progress))
 
     def predict(self, images, threshold=0.5):
@@ -225,7 +234,7 @@ class CHM:
     def get_params(self):
         return {k: getattr(self, k) for k in ("levels", "stages", "classifier", "alpha", "tv_levels", "spatial_loss",
                                               "spatial_rate", "tv_centres", "features", "context_radius", "epochs",
-                                              "classifier_params", "max_samples", "n_jobs", "progress",
+                                              "classifier_params", "max_samples", "feature_cache", "n_jobs", "progress",
                                               "random_state")}
 
     def __repr__(self):
@@ -242,7 +251,7 @@ def _contexts(maps, s, l, levels, shape):
     return [pyramid.downsample_n(maps[(s, j)], l - j) for j in range(l)]
 
 
-def _training_rows(image, labels, levels, tv_levels, tv_centres, cap, bank, seed):
+def _training_rows(image, labels, levels, tv_levels, tv_centres, cap, bank, seed, cache=None):
     """Per level: the pixels SGD will use and their filter-bank features."""
     rng = np.random.default_rng(seed)
     out = []
@@ -266,7 +275,7 @@ def _training_rows(image, labels, levels, tv_levels, tv_centres, cap, bank, seed
         y = np.full(len(flat), -1, dtype=np.int8)
         y[np.searchsorted(flat, sup)] = lab[sup]
         nbr = None if nbr_flat is None else np.searchsorted(flat, nbr_flat)
-        feats = bank(img_l).reshape(h * w, -1)[flat]
+        feats = bank_features(img_l, bank, cache).reshape(h * w, -1)[flat].astype(np.float32)
         out.append({"flat": flat, "y": y, "nbr": nbr, "X": feats, "shape": (h, w)})
     return out
 
@@ -321,22 +330,22 @@ def _evaluate(bank_feats, ctx, clf, radius):
     """Classifier output over one level image, from its filter-bank features and context maps."""
     h, w = bank_feats.shape[:2]
     parts = [bank_feats] + [stencil(c.astype(np.float32), radius) for c in ctx]
-    X = np.concatenate(parts, axis=2) if len(parts) > 1 else bank_feats
+    X = np.concatenate(parts, axis=2, dtype=np.float32) if len(parts) > 1 else bank_feats
     return clf.predict_proba(X.reshape(h * w, -1)).reshape(h, w)
 
 
-def _level_map(image, l, bank, ctx, clf, radius):
-    return _evaluate(bank(pyramid.downsample_n(image, l)), ctx, clf, radius)
+def _level_map(image, l, bank, ctx, clf, radius, cache=None):
+    return _evaluate(bank_features(pyramid.downsample_n(image, l), bank, cache), ctx, clf, radius)
 
 
-def _predict_image(image, bank, classifiers, schedule, levels, radius):
+def _predict_image(image, bank, classifiers, schedule, levels, radius, cache=None):
     """Run the whole cascade on one image; the filter bank runs once per level."""
     imgs = pyramid.pyramid(image, levels)
     bank_feats = {}
     maps = {}
     for s, l in schedule:
         if l not in bank_feats:
-            bank_feats[l] = bank(imgs[l])
+            bank_feats[l] = bank_features(imgs[l], bank, cache)
         ctx = _contexts(maps, s, l, levels, imgs[l].shape)
         maps[(s, l)] = _evaluate(bank_feats[l], ctx, classifiers[(s, l)], radius)
     return maps[schedule[-1]]

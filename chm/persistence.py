@@ -38,6 +38,8 @@ def _jsonable(v):
         return float(v)
     if isinstance(v, np.random.Generator):
         return None  # a Generator has no stable JSON form; the fitted weights are what matter
+    if isinstance(v, os.PathLike):
+        return os.fspath(v)
     if hasattr(v, "to_dict"):
         return v.to_dict()
     return v
@@ -50,8 +52,10 @@ def save_model(model, path):
     path = os.fspath(path)
     if not path.endswith(".npz"):
         path += ".npz"
+    params = model.get_params()
+    params["feature_cache"] = None  # a cache folder is local to the machine that trained
     header = {"format": FORMAT, "version": VERSION, "chm_version": __version__,
-              "params": _jsonable(model.get_params()), "bank": model.bank_.to_dict(),
+              "params": _jsonable(params), "bank": model.bank_.to_dict(),
               "n_classes": int(model.n_classes_), "classifiers": []}
     arrays = {}
     for (s, l), clf in model.classifiers_.items():

@@ -1,0 +1,55 @@
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from chm import CHM
+from chm.cache import FeatureCache
+from features import FilterBank
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+from synthetic import make_shapes  # noqa: E402
+
+SMALL = dict(levels=1, stages=2, features=("haar", "intensity"), context_radius=3,
+             classifier_params={"n_groups": 2, "n_nodes": 2}, epochs=3, progress=False, random_state=0)
+
+
+def test_cache_returns_float16_bank_and_reuses_files(tmp_path):
+    image = np.random.default_rng(0).random((20, 25))
+    bank = FilterBank(("haar", "edge"))
+    cache = FeatureCache(tmp_path / "c")
+    first = cache.get(image, bank)
+    files = list((tmp_path / "c").iterdir())
+    assert len(files) == 1 and first.dtype == np.float16
+    np.testing.assert_allclose(first, bank(image), rtol=2e-3, atol=1e-4)
+    second = cache.get(image, bank)
+    assert isinstance(second, np.memmap)
+    np.testing.assert_array_equal(first, second)
+    # Another bank or another image is another entry.
+    cache.get(image, FilterBank(("haar",)))
+    cache.get(image + 0.01, bank)
+    assert len(list((tmp_path / "c").iterdir())) == 3
+
+
+def test_damaged_entry_is_recomputed(tmp_path):
+    image = np.random.default_rng(1).random((10, 12))
+    bank = FilterBank(("haar",))
+    cache = FeatureCache(tmp_path)
+    good = np.array(cache.get(image, bank))
+    path = next(tmp_path.iterdir())
+    path.write_bytes(b"garbage")
+    np.testing.assert_array_equal(cache.get(image, bank), good)
+
+
+def test_fit_through_cache_is_repeatable_and_close_to_uncached(tmp_path):
+    rng = np.random.default_rng(0)
+    images, masks = make_shapes(4, shape=(24, 30), rng=rng)
+    labels = [np.where(rng.random(m.shape) < 0.1, m, -1).astype(np.int8) for m in masks]
+    a = CHM(feature_cache=tmp_path, **SMALL).fit(images, labels)
+    b = CHM(feature_cache=tmp_path, **SMALL).fit(images, labels)
+    for k in a.classifiers_:
+        np.testing.assert_array_equal(a.classifiers_[k].W_, b.classifiers_[k].W_)
+    plain = CHM(**SMALL).fit(images, labels)
+    pa, pp = a.predict_proba(images)[0], plain.predict_proba(images)[0]
+    assert np.mean(np.abs(pa - pp)) < 0.02
+    a.save(tmp_path / "m.npz")  # the cache folder is not stored in the model file
