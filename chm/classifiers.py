@@ -225,16 +225,26 @@ class LDNN:
 
     # -- inference ------------------------------------------------------------------------
     def predict_proba(self, X, chunk=32768):
-        """P(foreground) for every row of ``X`` (n, d) -> (n,) float32."""
+        """P(foreground) for every row of ``X`` -> (n,) float32.
+
+        ``X`` is an (n, d) array, or a list of (n, d_k) column blocks whose widths add up to d
+        (e.g. filter-bank features and context features), which saves concatenating them.
+        """
         W = self.W_
-        X = np.asarray(X)
-        if X.ndim != 2 or X.shape[1] != W.shape[1] - 1:
-            raise ValueError(f"X must have shape (n, {W.shape[1] - 1}), got {X.shape}")
+        blocks = list(X) if isinstance(X, (list, tuple)) else [X]
+        blocks = [np.asarray(b) for b in blocks]
+        widths = [b.shape[1] if b.ndim == 2 else -1 for b in blocks]
+        if any(b.ndim != 2 or len(b) != len(blocks[0]) for b in blocks) or sum(widths) != W.shape[1] - 1:
+            raise ValueError(f"X must have shape (n, {W.shape[1] - 1}), got blocks of widths {widths}")
         N, M = self.n_groups, self.n_nodes
-        Wt = np.ascontiguousarray(W[:, :-1].T)
-        out = np.empty(len(X), dtype=np.float32)
-        for s in range(0, len(X), chunk):
-            z = X[s:s + chunk].astype(np.float32, copy=False) @ Wt
+        edges = np.cumsum([0] + widths)
+        Wts = [np.ascontiguousarray(W[:, a:b].T) for a, b in zip(edges[:-1], edges[1:])]
+        n = len(blocks[0])
+        out = np.empty(n, dtype=np.float32)
+        for s in range(0, n, chunk):
+            z = np.zeros((min(chunk, n - s), W.shape[0]), dtype=np.float32)
+            for b, Wt in zip(blocks, Wts):
+                z += b[s:s + chunk].astype(np.float32, copy=False) @ Wt
             z += W[:, -1]
             np.clip(z, -_sgd._ZCLIP, _sgd._ZCLIP, out=z)
             sig = 1.0 / (1.0 + np.exp(-z))

@@ -328,10 +328,15 @@ def _normaliser(X, bank):
 
 def _evaluate(bank_feats, ctx, clf, radius):
     """Classifier output over one level image, from its filter-bank features and context maps."""
-    h, w = bank_feats.shape[:2]
-    parts = [bank_feats] + [stencil(c.astype(np.float32), radius) for c in ctx]
-    X = np.concatenate(parts, axis=2, dtype=np.float32) if len(parts) > 1 else bank_feats
-    return clf.predict_proba(X.reshape(h * w, -1)).reshape(h, w)
+    h, w, f = bank_feats.shape
+    n_ctx = len(stencil_offsets(radius))
+    blocks = [bank_feats.reshape(h * w, f)]  # a view: the bank block is never copied
+    if ctx:
+        C = np.empty((h, w, n_ctx * len(ctx)), dtype=np.float32)
+        for k, c in enumerate(ctx):
+            stencil(c, radius, out=C[:, :, k * n_ctx:(k + 1) * n_ctx])
+        blocks.append(C.reshape(h * w, -1))
+    return clf.predict_proba(blocks).reshape(h, w)
 
 
 def _level_map(image, l, bank, ctx, clf, radius, cache=None):

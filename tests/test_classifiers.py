@@ -113,3 +113,12 @@ def test_state_round_trip():
         back = LDNN.from_state(meta, arrays)
         assert type(back) is type(clf)
         np.testing.assert_array_equal(back.predict_proba(X), clf.predict_proba(X))
+
+
+def test_column_blocks_equal_concatenated_rows():
+    rng = np.random.default_rng(7)
+    X, y = _blobs(rng)
+    clf = LDNN(n_groups=2, n_nodes=3, epochs=1, random_state=0).fit(X, y)
+    np.testing.assert_allclose(clf.predict_proba([X[:, :2], X[:, 2:]]), clf.predict_proba(X), atol=1e-6)
+    with pytest.raises(ValueError, match="widths"):
+        clf.predict_proba([X[:, :2], X[:10, 2:]])
