@@ -17,7 +17,7 @@ SMALL = dict(levels=1, stages=2, features=("haar", "intensity"), context_radius=
 @pytest.fixture(scope="module")
 def data():
     rng = np.random.default_rng(0)
-    images, masks = make_shapes(6, shape=(24, 30), rng=rng)
+    images, masks = make_shapes(6, shape=(24, 30), noise=0.35, rng=rng)
     labels = [np.where(rng.random(m.shape) < 0.1, m, -1).astype(np.int8) for m in masks]
     return images, masks, labels
 

@@ -1,0 +1,35 @@
+"""Smoke runs of the experiment scripts (the full experiments are not CI tests)."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "experiments"))
+
+
+@pytest.mark.slow
+def test_weizmann_quick_writes_table_figures_and_resumes(weizmann_root, tmp_path):
+    import weizmann
+
+    out = tmp_path / "w"
+    args = ["--quick", "--data", str(weizmann_root), "--out", str(out), "--quiet", "--n-jobs", "1"]
+    weizmann.main(args)
+    for name in ("table1.md", "table1.csv", "fig1.png", "fig2.png"):
+        assert (out / name).stat().st_size > 0, name
+    runs = sorted((out / "runs").glob("N10_draw0_*.json"))
+    assert [p.name for p in runs] == ["N10_draw0_mrf.json", "N10_draw0_semi-supervised.json",
+                                      "N10_draw0_supervised.json"]
+    errors = {p.name: json.loads(p.read_text())["error"] for p in runs}
+    assert all(0 <= e <= 1 for e in errors.values())
+    table = (out / "table1.md").read_text()
+    assert "23.81 ± 1.50" in table  # the paper's number beside ours
+    # A second call finds every result cached and retrains nothing.
+    stamps = {p: p.stat().st_mtime_ns for p in runs}
+    weizmann.main(args)
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
+    # Another configuration in the same folder is refused rather than mixed in.
+    with pytest.raises(SystemExit, match="another configuration"):
+        weizmann.main(args + ["--alpha", "0.5"])
