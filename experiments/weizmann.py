@@ -13,6 +13,7 @@ Writes to --out: table1.md, table1.csv, fig1.png, fig2.png, and runs/ (one JSON 
 
 import argparse
 import csv
+import dataclasses
 import json
 import os
 import sys
@@ -236,8 +237,8 @@ def main(argv=None):
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.quick:
         k = 12
-        data.train_images, data.train_masks = data.train_images[:k], data.train_masks[:k]
-        data.test_images, data.test_masks = data.test_images[:k], data.test_masks[:k]
+        data = dataclasses.replace(data, train_images=data.train_images[:k], train_masks=data.train_masks[:k],
+                                   test_images=data.test_images[:k], test_masks=data.test_masks[:k])
         sizes, args.trials, args.dense_samples = sizes[:1], 1, 5000
     out = Path(args.out)
     runs = out / "runs"
