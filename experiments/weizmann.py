@@ -44,7 +44,8 @@ def model_params(args):
     return dict(levels=args.levels, stages=2, classifier=args.classifier, features=tuple(args.features.split(",")),
                 epochs=args.epochs, classifier_params=json.loads(args.classifier_params),
                 tv_centres=args.tv_centres, spatial_rate=args.spatial_rate, n_jobs=args.n_jobs,
-                feature_cache=None if args.no_cache else Path(args.out) / "feature_cache", progress=not args.quiet)
+                feature_cache=None if args.no_cache else Path(args.cache or Path(args.out) / "feature_cache"),
+                progress=not args.quiet)
 
 
 def _write_json(path, obj):
@@ -223,7 +224,10 @@ def parse_args(argv=None):
                          "with 10 labels per image, at a sixth of the cost)")
     ap.add_argument("--tv-centres", type=int, default=64)
     ap.add_argument("--spatial-rate", type=float, default=4.0)
-    ap.add_argument("--dense-samples", type=int, default=200_000, help="labelled px per class for the dense model")
+    ap.add_argument("--dense-samples", type=int, default=20_000,
+                    help="labelled px per class and level for the dense-label model of Figure 2")
+    ap.add_argument("--cache", default=None, help="feature cache folder (default OUT/feature_cache; ~25 GB for "
+                                                  "the full bank on all 328 images)")
     ap.add_argument("--no-cache", action="store_true", help="recompute filter-bank features in every fit")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     ap.add_argument("--quick", action="store_true", help="a few images, one draw, N=10: a smoke run")
@@ -243,7 +247,7 @@ def main(argv=None):
     out = Path(args.out)
     runs = out / "runs"
     runs.mkdir(parents=True, exist_ok=True)
-    config = {k: v for k, v in vars(args).items() if k not in ("quiet", "n_jobs", "no_cache")}
+    config = {k: v for k, v in vars(args).items() if k not in ("quiet", "n_jobs", "no_cache", "cache")}
     config_file = out / "config.json"
     if config_file.exists() and json.loads(config_file.read_text()) != config:
         raise SystemExit(f"{out} holds results of another configuration ({config_file}); use another --out")
