@@ -9,6 +9,7 @@ the larger of this process and its joblib workers. Filter-bank throughput is mea
 """
 
 import argparse
+import json
 import resource
 import sys
 import time
@@ -45,7 +46,8 @@ def bank_throughput(images, families):
 def run(name, data, labels, args, **kw):
     t = time.perf_counter()
     model = CHM(levels=args.levels, features=tuple(args.features.split(",")), n_jobs=args.n_jobs,
-                progress=not args.quiet, random_state=args.seed, **kw).fit(data.train_images, labels)
+                classifier_params=json.loads(args.classifier_params), progress=not args.quiet,
+                random_state=args.seed, **kw).fit(data.train_images, labels)
     fit = time.perf_counter() - t
     t = time.perf_counter()
     pred = model.predict(data.test_images)
@@ -61,6 +63,7 @@ def main(argv=None):
     ap.add_argument("--features", default="haar,hog,edge,gabor,sift,intensity")
     ap.add_argument("--samples", type=int, default=100_000, help="dense: labelled px kept per class and level")
     ap.add_argument("--n-jobs", type=int, default=2)
+    ap.add_argument("--classifier-params", default="{}", help="JSON overrides of every LDNN (default: original sizes)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
