@@ -270,7 +270,7 @@ class LDNN:
 
     def to_state(self):
         """(JSON-able parameters, {name: array}) for model files."""
-        return {"type": type(self).__name__, "params": _jsonable(self.get_params())}, {"W": self.W_}
+        return {"type": type(self).__name__, "params": self.get_params()}, {"W": self.W_}
 
     @staticmethod
     def from_state(meta, arrays):
@@ -316,7 +316,3 @@ def make_classifier(kind, coarse, random_state=None, **overrides):
         params.update({k: v for k, v in overrides.items() if k not in ("n_groups", "n_nodes", "dropout")})
         return LogisticRegression(random_state=random_state, **params)
     raise ValueError(f"classifier must be 'ldnn' or 'logistic', got {kind!r}")
-
-
-def _jsonable(d):
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}

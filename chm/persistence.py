@@ -60,7 +60,7 @@ def save_model(model, path):
     arrays = {}
     for (s, l), clf in model.classifiers_.items():
         meta, arrs = clf.to_state()
-        header["classifiers"].append({"stage": s, "level": l, **meta})
+        header["classifiers"].append(_jsonable({"stage": s, "level": l, **meta}))
         for name, a in arrs.items():
             arrays[f"s{s}_l{l}_{name}"] = a
     arrays[_HEADER] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
