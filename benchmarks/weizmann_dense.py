@@ -1,6 +1,7 @@
 """Dense-label and sparse-label CHM on the Weizmann horse split: test error, time, memory.
 
-    python benchmarks/weizmann_dense.py [--data PATH] [--samples 100000] [--n-jobs 2]
+    python benchmarks/weizmann_dense.py [--data PATH] [--samples 100000] [--levels 3] [--stages 2]
+                                        [--context-radius 7] [--classifier-params JSON] [--skip-sparse]
 
 Prints a markdown table: the dense model (all 164 training images, every pixel labelled, a random
 subsample of labelled pixels per class and level as the original CHM does above 6 M pixels),
@@ -45,7 +46,7 @@ def bank_throughput(images, families):
 
 def run(name, data, labels, args, **kw):
     t = time.perf_counter()
-    model = CHM(levels=args.levels, features=tuple(args.features.split(",")), n_jobs=args.n_jobs,
+    model = CHM(levels=args.levels, stages=args.stages, context_radius=args.context_radius, features=tuple(args.features.split(",")), n_jobs=args.n_jobs,
                 classifier_params=json.loads(args.classifier_params), progress=not args.quiet,
                 random_state=args.seed, **kw).fit(data.train_images, labels)
     fit = time.perf_counter() - t
@@ -60,21 +61,26 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=None)
     ap.add_argument("--levels", type=int, default=3)
+    ap.add_argument("--stages", type=int, default=2)
+    ap.add_argument("--context-radius", type=int, default=7)
     ap.add_argument("--features", default="haar,hog,edge,gabor,sift,intensity")
     ap.add_argument("--samples", type=int, default=100_000, help="dense: labelled px kept per class and level")
     ap.add_argument("--n-jobs", type=int, default=2)
     ap.add_argument("--classifier-params", default="{}", help="JSON overrides of every LDNN (default: original sizes)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--skip-sparse", action="store_true", help="only the dense run")
     args = ap.parse_args(argv)
     data = load_weizmann_horse(args.data)
     px_s, feat_s = bank_throughput(data.test_images[:20], tuple(args.features.split(",")))
     rows = [run(f"dense ({args.samples:,} px/class/level)", data,
-                [m.astype(np.int8) for m in data.train_masks], args, max_samples=args.samples),
-            run("sparse N=10, alpha=0", data,
-                sample_sparse_labels(data.train_masks, 10, np.random.default_rng(args.seed)), args)]
+                [m.astype(np.int8) for m in data.train_masks], args, max_samples=args.samples)]
+    if not args.skip_sparse:
+        rows.append(run("sparse N=10, alpha=0", data,
+                        sample_sparse_labels(data.train_masks, 10, np.random.default_rng(args.seed)), args))
     print(f"\nWeizmann horses, {len(data.train_images)} train / {len(data.test_images)} test images, "
-          f"levels={args.levels}, stages=2, n_jobs={args.n_jobs}")
+          f"levels={args.levels}, stages={args.stages}, context_radius={args.context_radius}, "
+          f"classifier_params={args.classifier_params}, n_jobs={args.n_jobs}")
     print("| run | test pixel error | fit time | predict time (164 images) | peak RSS |")
     print("|---|---|---|---|---|")
     for r in rows:
