@@ -564,6 +564,8 @@ def build_parser():
     """The argument parser of the ``chm`` program (sub-commands ``train``, ``predict``, ``info``)."""
     from features import FAMILIES
 
+    from .model import DEFAULT_FEATURES
+
     parser = argparse.ArgumentParser(
         prog="chm", description="Contextual Hierarchical Model: segmentation learnt from a few labelled pixels.",
         epilog="Run 'chm COMMAND --help' for the options of a command.")
@@ -596,8 +598,8 @@ def build_parser():
                        help="pixel classifier (default: ldnn)")
     train.add_argument("--alpha", type=_float_in(0.0), default=0.0, metavar="A",
                        help="weight of the unsupervised total-variation loss; 0 = supervised only (default: 0)")
-    train.add_argument("--features", type=_families, default=tuple(FAMILIES), metavar="F1,F2,...",
-                       help=f"filter families (default: {','.join(FAMILIES)})")
+    train.add_argument("--features", type=_families, default=DEFAULT_FEATURES, metavar="F1,F2,...",
+                       help=f"filter families among {','.join(FAMILIES)} (default: {','.join(DEFAULT_FEATURES)})")
     train.add_argument("--epochs", type=_int_at_least(1), default=None, metavar="N",
                        help="SGD epochs per classifier (default: 15, and 6 for the full-resolution "
                             "classifiers of later stages)")
