@@ -2,6 +2,7 @@
 
     python benchmarks/run.py [--data PATH] [--n-jobs 2] [--out benchmarks/results/run.md]
                              [--quick] [--skip-peer] [--skip-ablation] [--skip-scaling]
+                             [--features F1,F2,...] [--network small|original] [--classifier-params JSON]
 
 Sections (each a function below), all in one process, printed as markdown on stdout and written
 to ``--out`` (default ``benchmarks/results/run.md``, git-ignored):
@@ -62,7 +63,7 @@ N_LABELS = 10
 # needs to initialise (>= 24 per class), so the quick check labels 40 px per image instead.
 N_LABELS_QUICK = 40
 CHM_SETTINGS = dict(levels=3, stages=2, alpha=0.1)
-CONFIG = {}  # --features / --classifier-params, set in main()
+CONFIG = {}  # --features / --network / --classifier-params, set in main()
 LATENCY_SHAPE = (210, 260)  # rows x columns
 SEED = 0
 
@@ -291,7 +292,7 @@ def report(args, data, bank, ours, peer, scaling, ablation):
              f"- CHM: levels={CHM_SETTINGS['levels']}, stages={CHM_SETTINGS['stages']}, "
              f"alpha={CHM_SETTINGS['alpha']}, features={','.join(CONFIG['features'])} "
              f"({FilterBank(CONFIG['features']).n_features}) unless stated, "
-             f"classifier_params={CONFIG['classifier_params'] or 'original CHM sizes'}, random_state={SEED}",
+             f"network={CONFIG['network']}, classifier_params={CONFIG['classifier_params']}, random_state={SEED}",
              "- peak RSS = max over the phase of RSS(this process + joblib workers), sampled every 0.2 s; "
              "start = the same sum when the phase began", ""]
 
@@ -393,12 +394,13 @@ def main(argv=None):
     ap.add_argument("--skip-scaling", action="store_true")
     ap.add_argument("--features", default=",".join(DEFAULT_FEATURES),
                     help="filter families of the CHM, comma-separated (default: the CHM default bank)")
-    ap.add_argument("--classifier-params", default="{}",
-                    help='JSON overrides of every classifier, e.g. \'{"n_groups": 6, "n_nodes": 6}\' '
-                         "(default: the original CHM sizes)")
+    ap.add_argument("--network", default="small", choices=("small", "original"),
+                    help="LDNN sizes (CHM network=; default: small, the CHM default)")
+    ap.add_argument("--classifier-params", default="{}", help="JSON overrides of every classifier")
     ap.add_argument("--out", default=str(Path(_here) / "results" / "run.md"))
     args = ap.parse_args(argv)
     CONFIG["features"] = tuple(args.features.split(","))
+    CONFIG["network"] = args.network
     CONFIG["classifier_params"] = json.loads(args.classifier_params) or None
 
     # like the tests: an explicit --data, else $CHM_DATA, ../shared/data next to the repo, the cache

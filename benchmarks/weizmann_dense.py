@@ -1,7 +1,8 @@
 """Dense-label and sparse-label CHM on the Weizmann horse split: test error, time, memory.
 
     python benchmarks/weizmann_dense.py [--data PATH] [--samples 100000] [--levels 3] [--stages 2]
-                                        [--context-radius 7] [--classifier-params JSON] [--skip-sparse]
+                                        [--context-radius 7] [--network original] [--classifier-params JSON]
+                                        [--skip-sparse]
 
 Prints a markdown table: the dense model (all 164 training images, every pixel labelled, a random
 subsample of labelled pixels per class and level as the original CHM does above 6 M pixels),
@@ -46,7 +47,8 @@ def bank_throughput(images, families):
 
 def run(name, data, labels, args, **kw):
     t = time.perf_counter()
-    model = CHM(levels=args.levels, stages=args.stages, context_radius=args.context_radius, features=tuple(args.features.split(",")), n_jobs=args.n_jobs,
+    model = CHM(levels=args.levels, stages=args.stages, network=args.network, context_radius=args.context_radius,
+                features=tuple(args.features.split(",")), n_jobs=args.n_jobs,
                 classifier_params=json.loads(args.classifier_params), progress=not args.quiet,
                 random_state=args.seed, **kw).fit(data.train_images, labels)
     fit = time.perf_counter() - t
@@ -66,7 +68,9 @@ def main(argv=None):
     ap.add_argument("--features", default="haar,hog,edge,gabor,sift,intensity")
     ap.add_argument("--samples", type=int, default=100_000, help="dense: labelled px kept per class and level")
     ap.add_argument("--n-jobs", type=int, default=2)
-    ap.add_argument("--classifier-params", default="{}", help="JSON overrides of every LDNN (default: original sizes)")
+    ap.add_argument("--network", default="original", choices=("small", "original"),
+                    help="LDNN sizes (default: original, 10 x 20 / 24 x 24, which dense labels need)")
+    ap.add_argument("--classifier-params", default="{}", help="JSON overrides of every LDNN")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--skip-sparse", action="store_true", help="only the dense run")
@@ -80,7 +84,7 @@ def main(argv=None):
                         sample_sparse_labels(data.train_masks, 10, np.random.default_rng(args.seed)), args))
     print(f"\nWeizmann horses, {len(data.train_images)} train / {len(data.test_images)} test images, "
           f"levels={args.levels}, stages={args.stages}, context_radius={args.context_radius}, "
-          f"classifier_params={args.classifier_params}, n_jobs={args.n_jobs}")
+          f"network={args.network}, classifier_params={args.classifier_params}, n_jobs={args.n_jobs}")
     print("| run | test pixel error | fit time | predict time (164 images) | peak RSS |")
     print("|---|---|---|---|---|")
     for r in rows:

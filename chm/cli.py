@@ -3,7 +3,7 @@
 ::
 
     chm train IMAGES LABELS -o MODEL.npz [--levels 3] [--stages 2] [--classifier ldnn|logistic]
-              [--alpha 0.0] [--features haar,hog,...] [--epochs N] [--n-jobs N] [--seed S]
+              [--network small] [--alpha 0.0] [--features haar,hog,...] [--epochs N] [--n-jobs N] [--seed S]
     chm predict MODEL.npz IMAGES -o OUTDIR [--proba] [--threshold 0.5] [--format png|npy]
               [--overwrite] [--n-jobs N]
     chm info MODEL.npz
@@ -358,7 +358,8 @@ def cmd_train(args):
                          "(value 2); both classes are needed")
     logger.info("%d images, %d labelled pixels (%d background, %d foreground)", len(images), n_bg + n_fg, n_bg, n_fg)
 
-    model = CHM(levels=args.levels, stages=args.stages, classifier=args.classifier, alpha=args.alpha,
+    model = CHM(levels=args.levels, stages=args.stages, classifier=args.classifier, network=args.network,
+                alpha=args.alpha,
                 features=args.features, epochs=args.epochs, n_jobs=args.n_jobs, progress=not args.quiet,
                 random_state=args.seed)
     logger.debug("%r with %s", model, model.get_params())
@@ -596,6 +597,9 @@ def build_parser():
     train.add_argument("--stages", type=_int_at_least(1), default=2, metavar="N", help="cascade stages (default: 2)")
     train.add_argument("--classifier", choices=("ldnn", "logistic"), default="ldnn",
                        help="pixel classifier (default: ldnn)")
+    train.add_argument("--network", choices=("small", "original"), default="small",
+                       help="LDNN sizes: small = 6 x 6 at every level (sparse labels), original = the original "
+                            "CHM's 10 x 20 / 24 x 24 (dense labels) (default: small)")
     train.add_argument("--alpha", type=_float_in(0.0), default=0.0, metavar="A",
                        help="weight of the unsupervised total-variation loss; 0 = supervised only (default: 0)")
     train.add_argument("--features", type=_families, default=DEFAULT_FEATURES, metavar="F1,F2,...",

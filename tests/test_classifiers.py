@@ -102,6 +102,18 @@ def test_bad_inputs():
         LDNN(n_groups=2, n_nodes=2, epochs=1).fit(X, y).predict_proba(X[:, :2])
     with pytest.raises(ValueError, match="ldnn"):
         make_classifier("svm", coarse=False)
+    with pytest.raises(ValueError, match="network"):
+        make_classifier("ldnn", coarse=False, network="huge")
+
+
+@pytest.mark.parametrize("network, fine, coarse", [("small", (6, 6), (6, 6)), ("original", (10, 20), (24, 24))])
+def test_make_classifier_networks(network, fine, coarse):
+    f = make_classifier("ldnn", coarse=False, network=network)
+    c = make_classifier("ldnn", coarse=True, network=network)
+    assert (f.n_groups, f.n_nodes, f.dropout, f.batch_size, f.learning_rate) == fine + (False, 100, 0.01)
+    assert (c.n_groups, c.n_nodes, c.dropout, c.batch_size, c.learning_rate) == coarse + (True, 1, 0.05)
+    # overrides win over the named network
+    assert make_classifier("ldnn", coarse=True, network=network, n_groups=2).n_groups == 2
 
 
 def test_state_round_trip():

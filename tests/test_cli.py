@@ -98,7 +98,8 @@ def test_info_describes_the_model(trained, capsys):
     assert main(["info", str(model)]) == 0
     out = capsys.readouterr().out
     assert "levels" in out and "haar (2), intensity (81)" in out and "LDNN" in out
-    assert "(200, 84)" in out  # stage 1 level 0: 10 x 20 nodes, 83 features + bias
+    assert "network            small" in out
+    assert "LDNN 6x6 " in out and "(36, 84)" in out  # stage 1 level 0: 6 x 6 nodes, 83 features + bias
 
 
 def test_label_convention():

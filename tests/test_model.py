@@ -134,6 +134,8 @@ def test_bad_params_and_unfitted(data):
     images, _, labels = data
     with pytest.raises(ValueError, match="classifier"):
         CHM(**{**SMALL, "classifier": "svm"}).fit(images, labels)
+    with pytest.raises(ValueError, match="network"):
+        CHM(**{**SMALL, "network": "huge"}).fit(images, labels)
     with pytest.raises(ValueError, match="alpha"):
         CHM(**{**SMALL, "alpha": -1}).fit(images, labels)
     with pytest.raises(ValueError, match="tv_levels"):

@@ -1,0 +1,110 @@
+"""Where the time of one prediction goes: a profile of ``CHM.predict_proba`` on one image.
+
+    python benchmarks/latency.py [--data PATH] [--shape 210 260] [--features F1,F2,...]
+                                 [--network small|original] [--classifier-params JSON] [--levels 3]
+                                 [--repeats 5]
+
+Trains a CHM on 20 training images (40 labelled px each: the accuracy is irrelevant here, the
+network sizes are what count), then predicts one test image resized to ``--shape`` in this
+process (``n_jobs=1``) under cProfile and prints a table: milliseconds per prediction spent in
+each filter family (all pyramid levels), the classifiers' evaluation, the context stencils and
+the rest, plus the best-of-``--repeats`` wall time without the profiler.
+"""
+
+import os
+import sys
+
+# Running this file puts benchmarks/ first on sys.path, where benchmarks/features.py would shadow
+# the real ``features`` package.
+_here = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
+sys.path.insert(0, os.path.dirname(_here))
+
+import argparse  # noqa: E402
+import cProfile  # noqa: E402
+import json  # noqa: E402
+import pstats  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+from skimage.transform import resize  # noqa: E402
+
+from chm import CHM  # noqa: E402
+from chm.datasets import find_data_root, load_weizmann_horse, sample_sparse_labels  # noqa: E402
+from chm.model import DEFAULT_FEATURES  # noqa: E402
+from features import FAMILIES  # noqa: E402
+
+
+def _cumtime(stats, module_suffix, name):
+    """Cumulative seconds of the function ``name`` defined in a file ending with ``module_suffix``."""
+    return sum(v[3] for (fn, _, func), v in stats.stats.items() if fn.endswith(module_suffix) and func == name)
+
+
+def profile(model, image, repeats):
+    model.predict_proba([image])  # warm-up (numba caches, FFT plans)
+    wall = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        model.predict_proba([image])
+        wall.append(time.perf_counter() - t0)
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(repeats):
+        model.predict_proba([image])
+    prof.disable()
+    st = pstats.Stats(prof)
+    per = 1e3 / repeats
+    total = _cumtime(st, os.path.join("chm", "model.py"), "_predict_image") * per
+    rows = []
+    for fam in model.bank_.families:
+        module = "stencil.py" if fam == "intensity" else f"{fam}.py"
+        rows.append((f"filter family: {fam}", _cumtime(st, os.path.join("features", module), fam) * per))
+    rows.append(("classifiers (GEMM + AND-OR)", _cumtime(st, os.path.join("chm", "classifiers.py"),
+                                                         "predict_proba") * per))
+    stencils = _cumtime(st, os.path.join("features", "stencil.py"), "stencil") * per
+    if "intensity" in model.bank_.families:
+        stencils -= rows[model.bank_.families.index("intensity")][1]
+    rows.append(("context stencils (57 values per map)", stencils))
+    rows.append(("pyramid (halving, upsampling)", sum(_cumtime(st, os.path.join("chm", "pyramid.py"), f) * per
+                                                      for f in ("pyramid", "upsample", "downsample_n"))))
+    rows.append(("other", total - sum(r[1] for r in rows)))
+    return min(wall), total, rows
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--shape", type=int, nargs=2, default=(210, 260), metavar=("ROWS", "COLS"))
+    ap.add_argument("--features", default=",".join(DEFAULT_FEATURES))
+    ap.add_argument("--network", default="small", choices=("small", "original"), help="LDNN sizes")
+    ap.add_argument("--classifier-params", default="{}", help="JSON overrides of every classifier")
+    ap.add_argument("--levels", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args(argv)
+    families = tuple(args.features.split(","))
+    unknown = [f for f in families if f not in FAMILIES]
+    if unknown:
+        ap.error(f"unknown families {unknown}; valid: {list(FAMILIES)}")
+
+    w = load_weizmann_horse(args.data or find_data_root(extra=[Path(_here).parents[1] / "shared" / "data"]))
+    labels = sample_sparse_labels(w.train_masks[:20], 40, np.random.default_rng(0))
+    model = CHM(levels=args.levels, alpha=0.0, features=families, network=args.network, progress=False, n_jobs=1,
+                random_state=0,
+                classifier_params=json.loads(args.classifier_params) or None).fit(w.train_images[:20], labels)
+    image = resize(w.test_images[0], args.shape, order=1, anti_aliasing=True).astype(np.float32)
+    wall, total, rows = profile(model, image, args.repeats)
+
+    print(f"predict_proba of one {args.shape[0]} x {args.shape[1]} image, levels={args.levels}, stages=2, "
+          f"features={','.join(families)} ({model.bank_.n_features}), "
+          f"network={args.network}, classifier_params={json.loads(args.classifier_params)}, n_jobs=1")
+    print(f"wall time (best of {args.repeats}, no profiler): {1e3 * wall:.0f} ms; "
+          f"under the profiler: {total:.0f} ms\n")
+    print("| part | ms per image | share |")
+    print("|---|---|---|")
+    for name, ms in rows:
+        print(f"| {name} | {ms:.1f} | {100 * ms / total:.0f} % |")
+
+
+if __name__ == "__main__":
+    main()
