@@ -32,6 +32,7 @@ from skimage.transform import resize  # noqa: E402
 
 from chm import CHM  # noqa: E402
 from chm.datasets import find_data_root, load_weizmann_horse, sample_sparse_labels  # noqa: E402
+from chm.classifiers import NETWORKS  # noqa: E402
 from chm.model import DEFAULT_FEATURES  # noqa: E402
 from features import FAMILIES  # noqa: E402
 
@@ -77,7 +78,7 @@ def main(argv=None):
     ap.add_argument("--data", default=None)
     ap.add_argument("--shape", type=int, nargs=2, default=(210, 260), metavar=("ROWS", "COLS"))
     ap.add_argument("--features", default=",".join(DEFAULT_FEATURES))
-    ap.add_argument("--network", default="small", choices=("small", "original"), help="LDNN sizes")
+    ap.add_argument("--network", default="small", choices=tuple(NETWORKS), help="LDNN sizes")
     ap.add_argument("--classifier-params", default="{}", help="JSON overrides of every classifier")
     ap.add_argument("--levels", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=5)

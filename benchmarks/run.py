@@ -52,6 +52,7 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 
 import chm  # noqa: E402
 from chm import CHM  # noqa: E402
+from chm.classifiers import NETWORKS  # noqa: E402
 from chm.model import DEFAULT_FEATURES  # noqa: E402
 from chm.datasets import find_data_root, load_weizmann_horse, sample_sparse_labels  # noqa: E402
 from chm.metrics import pixel_error  # noqa: E402
@@ -393,7 +394,7 @@ def main(argv=None):
     ap.add_argument("--skip-scaling", action="store_true")
     ap.add_argument("--features", default=",".join(DEFAULT_FEATURES),
                     help="filter families of the CHM, comma-separated (default: the CHM default bank)")
-    ap.add_argument("--network", default="small", choices=("small", "original"),
+    ap.add_argument("--network", default="small", choices=tuple(NETWORKS),
                     help="LDNN sizes (CHM network=; default: small, the CHM default)")
     ap.add_argument("--classifier-params", default="{}", help="JSON overrides of every classifier")
     ap.add_argument("--out", default=str(Path(_here) / "results" / "run.md"))

@@ -22,6 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from chm import CHM  # noqa: E402
+from chm.classifiers import NETWORKS  # noqa: E402
 from chm.datasets import load_weizmann_horse, sample_sparse_labels  # noqa: E402
 from chm.metrics import pixel_error  # noqa: E402
 from features import FilterBank  # noqa: E402
@@ -68,7 +69,7 @@ def main(argv=None):
     ap.add_argument("--features", default="haar,hog,edge,gabor,sift,intensity")
     ap.add_argument("--samples", type=int, default=100_000, help="dense: labelled px kept per class and level")
     ap.add_argument("--n-jobs", type=int, default=2)
-    ap.add_argument("--network", default="original", choices=("small", "original"),
+    ap.add_argument("--network", default="original", choices=tuple(NETWORKS),
                     help="LDNN sizes (default: original, 10 x 20 / 24 x 24, which dense labels need)")
     ap.add_argument("--classifier-params", default="{}", help="JSON overrides of every LDNN")
     ap.add_argument("--seed", type=int, default=0)

@@ -565,6 +565,7 @@ def build_parser():
     """The argument parser of the ``chm`` program (sub-commands ``train``, ``predict``, ``info``)."""
     from features import FAMILIES
 
+    from .classifiers import NETWORKS
     from .model import DEFAULT_FEATURES
 
     parser = argparse.ArgumentParser(
@@ -597,7 +598,7 @@ def build_parser():
     train.add_argument("--stages", type=_int_at_least(1), default=2, metavar="N", help="cascade stages (default: 2)")
     train.add_argument("--classifier", choices=("ldnn", "logistic"), default="ldnn",
                        help="pixel classifier (default: ldnn)")
-    train.add_argument("--network", choices=("small", "original"), default="small",
+    train.add_argument("--network", choices=tuple(NETWORKS), default="small",
                        help="LDNN sizes: small = 6 x 6 at every level (sparse labels), original = the original "
                             "CHM's 10 x 20 / 24 x 24 (dense labels) (default: small)")
     train.add_argument("--alpha", type=_float_in(0.0), default=0.0, metavar="A",
