@@ -18,6 +18,11 @@ Gradients are summed over ``batch_size`` items, then the momentum step of the or
 taken: v <- -G + momentum * v; W <- W + lr * v. With dropout (coarse levels, batch 1) each item
 uses its own subset of groups and of node indices (``gsel``, ``nsel``; the same node subset for
 every chosen group), and only those units are updated.
+
+:func:`minibatch_epoch` is the same epoch for the commonest case, supervised items only and no
+dropout (full resolution without a spatial loss), written as two matrix products per batch so
+BLAS does the work: about 6x faster than the per-item kernel at batch 100, which is what makes
+dense labels with millions of rows affordable.
 """
 
 import numpy as np
@@ -193,3 +198,36 @@ def sgd_epoch_reference(W, V, X, sup_rows, sup_t, nbr_rows, centres, stencils, p
             G[u] = 0.0
             in_batch = 0
     return sq_err, sp_loss
+
+
+def minibatch_epoch(W, V, X, sup_rows, sup_t, order, M, lr, momentum, batch_size):
+    """:func:`sgd_epoch` without spatial items or dropout, by batched matrix products.
+
+    ``order`` must hold supervised items only. ``X`` may be float16 or float32 (each batch is
+    converted to float32). Updates ``W`` and ``V`` in place; returns sum (f - t)^2.
+    """
+    d = X.shape[1]
+    N = W.shape[0] // M
+    sq_err = 0.0
+    for s in range(0, len(order), batch_size):
+        items = order[s:s + batch_size]
+        Xb = X[sup_rows[items]].astype(np.float32, copy=False)
+        z = Xb @ W[:, :d].T
+        z += W[:, d]
+        np.clip(z, -_ZCLIP, _ZCLIP, out=z)
+        sig = (1.0 / (1.0 + np.exp(-z))).reshape(len(items), N, M)
+        g = sig.prod(axis=2)
+        om = 1.0 - g
+        r = 1.0 - om.prod(axis=1) - sup_t[items]
+        sq_err += float(r @ r)
+        # prod_{l != i} (1 - g_l) as prefix x suffix products: no division by (1 - g_i).
+        ones = np.ones((len(items), 1), dtype=om.dtype)
+        before = np.cumprod(np.concatenate([ones, om[:, :-1]], axis=1), axis=1)
+        after = np.cumprod(np.concatenate([ones, om[:, :0:-1]], axis=1), axis=1)[:, ::-1]
+        delta = ((r[:, None] * before * after * g)[:, :, None] * (1.0 - sig)).reshape(len(items), -1)
+        delta = delta.astype(np.float32, copy=False)
+        V *= momentum
+        V[:, :d] -= delta.T @ Xb
+        V[:, d] -= delta.sum(axis=0)
+        W += lr * V
+    return sq_err

@@ -121,13 +121,16 @@ class LDNN:
         if self.spatial_rate < 0:
             raise ValueError(f"spatial_rate must be >= 0, got {self.spatial_rate!r}")
 
-    def _init_weights(self, X, y, rng):
-        """k-means init (chm-reference 3.2): group i <- positive centre i, node j <- negative centre j."""
+    def _init_weights(self, X, rows, y, rng):
+        """k-means init (chm-reference 3.2): group i <- positive centre i, node j <- negative centre j.
+
+        ``rows`` are the labelled rows of ``X`` and ``y`` their classes.
+        """
         N, M = self.n_groups, self.n_nodes
-        pos, neg = X[y == 1], X[y == 0]
+        pos, neg = rows[y == 1], rows[y == 0]
         # The original clusters every 10th sample; do so only when there are plenty.
-        pos = pos[:: 10] if len(pos) > 100 * N else pos
-        neg = neg[:: 10] if len(neg) > 100 * M else neg
+        pos = X[pos[:: 10] if len(pos) > 100 * N else pos]
+        neg = X[neg[:: 10] if len(neg) > 100 * M else neg]
         if len(pos) < N or len(neg) < M:
             raise ValueError(
                 f"not enough labelled pixels to initialise a {N} x {M} LDNN: {len(pos)} foreground "
@@ -147,6 +150,7 @@ class LDNN:
         Parameters
         ----------
         X : ndarray, shape (n_rows, d)
+            float32, or float16 to halve the memory of large training sets.
         y : ndarray of int, shape (n_rows,)
         neighbourhoods : ndarray of int, shape (n_centres, 9), optional
             Row indices of the 3 x 3 neighbourhoods of spatial-loss centres.
@@ -161,11 +165,12 @@ class LDNN:
         self
         """
         self._check_params()
-        X = np.ascontiguousarray(X, dtype=np.float32)
+        X = np.asarray(X)
+        X = np.ascontiguousarray(X, dtype=np.float16 if X.dtype == np.float16 else np.float32)
         y = np.asarray(y)
         if X.ndim != 2 or y.shape != (len(X),):
             raise ValueError(f"X must be (n, d) and y (n,), got {X.shape} and {y.shape}")
-        if not np.isfinite(X).all():
+        if not all(np.isfinite(X[s:s + 65536]).all() for s in range(0, len(X), 65536)):  # no n x d mask
             raise ValueError("X contains NaN or infinite values")
         rng = check_random_state(self.random_state)
         sup_rows = np.flatnonzero(y >= 0)
@@ -175,7 +180,7 @@ class LDNN:
             raise ValueError(f"only one class among the labelled rows ({np.unique(y[sup_rows])}); need both 0 and 1")
         t0, t1 = self.targets
         sup_t = np.where(y[sup_rows] == 1, t1, t0).astype(np.float64)
-        self.W_ = self._init_weights(X[sup_rows], y[sup_rows], rng)
+        self.W_ = self._init_weights(X, sup_rows, y[sup_rows], rng)
         self.n_features_in_ = X.shape[1]
         N, M = self.n_groups, self.n_nodes
 
@@ -193,13 +198,21 @@ class LDNN:
             nbr = np.zeros((1, 9), dtype=np.int64)
             stencils, penalty, n_sp, spatial_weight = np.zeros((1, 9)), 0, 0, 0.0
 
+        # Plain mini-batches go through BLAS; the per-item kernel handles spatial items and dropout.
+        batched = n_sp == 0 and not self.dropout and self.batch_size > 1
+        if not batched:
+            X = X.astype(np.float32, copy=False)
         V = np.zeros_like(self.W_)
         self.loss_curve_ = []
         for epoch in range(self.epochs):
             order, centres, gsel, nsel = self._schedule(rng, len(sup_rows), n_sp, len(nbr))
-            sq, sp = _sgd.sgd_epoch(self.W_, V, X, sup_rows, sup_t, nbr, centres, stencils, penalty,
-                                    spatial_weight, order, gsel, nsel, M, float(self.learning_rate),
-                                    float(self.momentum), int(self.batch_size))
+            if batched:
+                sq, sp = _sgd.minibatch_epoch(self.W_, V, X, sup_rows, sup_t, order, M, float(self.learning_rate),
+                                              float(self.momentum), int(self.batch_size)), 0.0
+            else:
+                sq, sp = _sgd.sgd_epoch(self.W_, V, X, sup_rows, sup_t, nbr, centres, stencils, penalty,
+                                        spatial_weight, order, gsel, nsel, M, float(self.learning_rate),
+                                        float(self.momentum), int(self.batch_size))
             rms = float(np.sqrt(sq / len(sup_rows)))
             mean_sp = float(sp / n_sp) if n_sp else 0.0
             self.loss_curve_.append((rms, mean_sp))

@@ -38,6 +38,18 @@ def test_same_seed_same_model_and_unlabelled_rows_ignored():
     np.testing.assert_array_equal(a.W_, c.W_)  # without alpha, -1 rows change nothing
 
 
+@pytest.mark.parametrize("dropout", [False, True])
+def test_float16_rows_train_like_their_float32_values(dropout):
+    rng = np.random.default_rng(2)
+    X, y = _blobs(rng)
+    X16 = X.astype(np.float16)
+    params = dict(n_groups=2, n_nodes=3, epochs=3, random_state=4,
+                  **(dict(dropout=True, batch_size=1, learning_rate=0.05) if dropout else {}))
+    a = LDNN(**params).fit(X16, y)
+    b = LDNN(**params).fit(X16.astype(np.float32), y)
+    np.testing.assert_allclose(a.W_, b.W_, rtol=1e-6, atol=1e-7)
+
+
 def test_dropout_evaluation_is_compensated():
     clf = LDNN(n_groups=2, n_nodes=2, dropout=True, batch_size=1)
     clf.W_ = np.array([[1, 0.5], [0, -0.2], [2, 0.1], [-1, 0.3]], dtype=np.float32)

@@ -42,6 +42,27 @@ def test_kernel_matches_reference(dropout, penalty):
     assert not np.allclose(W1, W)  # the epoch did move the weights
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("N, M", [(3, 4), (1, 1)])
+def test_minibatch_epoch_matches_kernel(dtype, N, M):
+    rng = np.random.default_rng(5)
+    X, W, sup_rows, sup_t, _ = _problem(rng, n=230, N=N, M=M)
+    X = X.astype(dtype)
+    order = rng.permutation(len(sup_rows)).astype(np.int64)  # 77 items: batches of 10 and a partial one
+    one = np.zeros((1, 9), dtype=np.int64)
+    W1, V1 = W.copy(), np.zeros_like(W)
+    W2, V2 = W.copy(), np.zeros_like(W)
+    for _ in range(3):  # several epochs, so the momentum carries over
+        sq1 = _sgd.minibatch_epoch(W1, V1, X, sup_rows, sup_t, order, M, 0.05, 0.5, 10)
+        sq2, _ = _sgd.sgd_epoch(W2, V2, X.astype(np.float32), sup_rows, sup_t, one, np.zeros(1, np.int64),
+                                np.zeros((1, 9)), 0, 0.0, order, np.arange(N)[None], np.arange(M)[None],
+                                M, 0.05, 0.5, 10)
+        np.testing.assert_allclose(sq1, sq2, rtol=1e-4)
+    np.testing.assert_allclose(W1, W2, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(V1, V2, rtol=1e-3, atol=1e-6)
+    assert not np.allclose(W1, W)
+
+
 def _network(W, x, N, M):
     z = np.clip(W[:, :-1].astype(np.float64) @ x + W[:, -1], -30, 30)
     g = (1 / (1 + np.exp(-z))).reshape(N, M).prod(axis=1)
