@@ -1,6 +1,7 @@
 """Dense-label and sparse-label CHM on the Weizmann horse split: test error, time, memory.
 
-    python benchmarks/weizmann_dense.py [--data PATH] [--samples 100000] [--levels 3] [--stages 2]
+    python benchmarks/weizmann_dense.py [--data PATH] [--samples 100000] [--samples-level0 N]
+                                        [--levels 3] [--stages 2]
                                         [--context-radius 7] [--network original] [--classifier-params JSON]
                                         [--skip-sparse]
 
@@ -68,6 +69,8 @@ def main(argv=None):
     ap.add_argument("--context-radius", type=int, default=7)
     ap.add_argument("--features", default="haar,hog,edge,gabor,sift,intensity")
     ap.add_argument("--samples", type=int, default=100_000, help="dense: labelled px kept per class and level")
+    ap.add_argument("--samples-level0", type=int, default=None,
+                    help="dense: labelled px kept per class at full resolution (default: --samples)")
     ap.add_argument("--n-jobs", type=int, default=2)
     ap.add_argument("--network", default="original", choices=tuple(NETWORKS),
                     help="LDNN sizes (default: original, 10 x 20 / 24 x 24, which dense labels need)")
@@ -78,8 +81,11 @@ def main(argv=None):
     args = ap.parse_args(argv)
     data = load_weizmann_horse(args.data)
     px_s, feat_s = bank_throughput(data.test_images[:20], tuple(args.features.split(",")))
-    rows = [run(f"dense ({args.samples:,} px/class/level)", data,
-                [m.astype(np.int8) for m in data.train_masks], args, max_samples=args.samples)]
+    fine = args.samples if args.samples_level0 is None else args.samples_level0
+    caps = [fine] + [args.samples] * args.levels
+    name = (f"dense ({args.samples:,} px/class/level)" if fine == args.samples else
+            f"dense ({fine:,} px/class at level 0, {args.samples:,} above)")
+    rows = [run(name, data, [m.astype(np.int8) for m in data.train_masks], args, max_samples=caps)]
     if not args.skip_sparse:
         rows.append(run("sparse N=10, alpha=0", data,
                         sample_sparse_labels(data.train_masks, 10, np.random.default_rng(args.seed)), args))

@@ -10,9 +10,9 @@ context map (chm-reference 1.2):
 
 Contexts are the soft outputs of the trained classifiers on the training images themselves.
 
-Memory: features are computed per image (joblib over images) and kept only at the rows that
-SGD needs: the labelled pixels and the 3 x 3 neighbourhoods of the sampled spatial-loss centres.
-Inference streams image by image.
+Memory: features are computed per image (joblib over images) and kept, as float16, only at the
+rows that SGD needs: the labelled pixels and the 3 x 3 neighbourhoods of the sampled
+spatial-loss centres. Inference streams image by image.
 """
 
 import time
@@ -78,8 +78,10 @@ class CHM:
         Epochs per classifier; None = the original (15, and 6 for level 0 of stages >= 2).
     classifier_params : dict or None
         Overrides for every classifier (e.g. ``{"n_groups": 4, "n_nodes": 4}``), applied after ``network``.
-    max_samples : int or None
-        Cap on labelled training pixels per class and level (dense labels); None = no cap.
+    max_samples : int, sequence of int or None, or None
+        Cap on labelled training pixels per class and level (dense labels), shared evenly by the
+        images; a sequence gives one cap per level 0..levels (None in it = no cap at that level).
+        None = no cap.
     feature_cache : str, Path or None
         Folder of a :class:`chm.cache.FeatureCache`: filter-bank features of every (image, level)
         are computed once and reused by later fits and predictions (float16 on disk).
@@ -132,9 +134,20 @@ class CHM:
         if any(not 0 <= l <= self.levels for l in tv):
             raise ValueError(f"tv_levels must lie in 0..levels={self.levels}, got {self.tv_levels!r}")
         get_spatial_loss(self.spatial_loss)
-        if self.max_samples is not None and self.max_samples < 1:
-            raise ValueError(f"max_samples must be None or >= 1, got {self.max_samples!r}")
+        self._level_caps(1)
         return tv if self.alpha > 0 else ()
+
+    def _level_caps(self, n_images):
+        """Per level: labelled pixels kept per class and image, or None (no cap)."""
+        caps = self.max_samples
+        if caps is None or np.isscalar(caps):
+            caps = [caps] * (self.levels + 1)
+        caps = list(caps)
+        if len(caps) != self.levels + 1 or any(c is not None and (not isinstance(c, (int, np.integer)) or c < 1)
+                                               for c in caps):
+            raise ValueError(f"max_samples must be None, an integer >= 1 or a sequence of {self.levels + 1} "
+                             f"such values (one per level), got {self.max_samples!r}")
+        return [None if c is None else max(1, -(-int(c) // n_images)) for c in caps]
 
     def _schedule(self):
         """(stage, level) pairs in training order (stages and levels count from 1 and 0)."""
@@ -169,13 +182,13 @@ class CHM:
         self.n_classes_ = 2
         self.timings_ = {}
         seeds = rng.integers(0, 2**63 - 1, size=len(images))
-        cap = None if self.max_samples is None else max(1, -(-self.max_samples // len(images)))
+        caps = self._level_caps(len(images))
         par = Parallel(n_jobs=self.n_jobs, return_as="generator")
 
         # Pass A: filter-bank rows at every level, only where SGD will look.
         t0 = time.perf_counter()
         cache = self._cache()
-        jobs = (delayed(_training_rows)(im, lab, self.levels, tv_levels, self.tv_centres, cap, self.bank_, sd, cache)
+        jobs = (delayed(_training_rows)(im, lab, self.levels, tv_levels, self.tv_centres, caps, self.bank_, sd, cache)
                 for im, lab, sd in zip(images, labels, seeds))
         rows = list(bar(par(jobs), total=len(images), desc="features", enabled=self.progress))
         self.timings_["features"] = time.perf_counter() - t0
@@ -187,13 +200,14 @@ class CHM:
             t0 = time.perf_counter()
             X, y, nbr = _assemble(rows, maps, s, l, self.levels, self.context_radius)
             offset, scale = _normaliser(X, self.bank_)
-            X -= offset.astype(np.float32)  # in place: X can be large
-            X /= scale.astype(np.float32)
+            for a in range(0, len(X), 65536):  # in place and in chunks: X can be gigabytes
+                X[a:a + 65536] = (X[a:a + 65536] - offset.astype(np.float32)) / scale.astype(np.float32)
             clf = self._make_classifier(s, l, int(rng.integers(0, 2**63 - 1)))
             with bar(total=clf.epochs, desc=f"stage {s} level {l} SGD", enabled=self.progress) as pbar:
                 clf.fit(X, y, neighbourhoods=nbr, spatial_loss=self.spatial_loss,
                         alpha=self.alpha if l in tv_levels else 0.0,
                         progress=lambda e, rms, sp: (pbar.update(1), pbar.set_postfix(rms=f"{rms:.3f}")))
+            del X, y, nbr  # before the next level's matrix is built
             clf.fold_affine(offset, scale)
             self.classifiers_[(s, l)] = clf
             t1 = time.perf_counter()
@@ -270,8 +284,8 @@ def _contexts(maps, s, l, levels, shape):
     return [pyramid.downsample_n(maps[(s, j)], l - j) for j in range(l)]
 
 
-def _training_rows(image, labels, levels, tv_levels, tv_centres, cap, bank, seed, cache=None):
-    """Per level: the pixels SGD will use and their filter-bank features."""
+def _training_rows(image, labels, levels, tv_levels, tv_centres, caps, bank, seed, cache=None):
+    """Per level: the pixels SGD will use and their filter-bank features (float16)."""
     rng = np.random.default_rng(seed)
     out = []
     img_l = image
@@ -281,8 +295,8 @@ def _training_rows(image, labels, levels, tv_levels, tv_centres, cap, bank, seed
         lab = pyramid.maxpool_labels(labels, l).ravel()
         h, w = img_l.shape
         sup = np.flatnonzero(lab >= 0)
-        if cap is not None:
-            keep = [rng.permutation(sup[lab[sup] == c])[:cap] for c in np.unique(lab[sup])]
+        if caps[l] is not None:
+            keep = [rng.permutation(sup[lab[sup] == c])[:caps[l]] for c in np.unique(lab[sup])]
             sup = np.sort(np.concatenate(keep))
         nbr_flat = None
         if l in tv_levels and tv_centres > 0 and h >= 3 and w >= 3:
@@ -294,7 +308,7 @@ def _training_rows(image, labels, levels, tv_levels, tv_centres, cap, bank, seed
         y = np.full(len(flat), -1, dtype=np.int8)
         y[np.searchsorted(flat, sup)] = lab[sup]
         nbr = None if nbr_flat is None else np.searchsorted(flat, nbr_flat)
-        feats = bank_features(img_l, bank, cache).reshape(h * w, -1)[flat].astype(np.float32)
+        feats = bank_features(img_l, bank, cache).reshape(h * w, -1)[flat].astype(np.float16)
         out.append({"flat": flat, "y": y, "nbr": nbr, "X": feats, "shape": (h, w)})
     return out
 
@@ -308,17 +322,26 @@ def _stencil_rows(m, flat, radius):
 
 
 def _assemble(rows, maps, s, l, levels, radius):
-    """Training matrix of classifier (s, l) over all images: X, y and neighbourhoods (or None)."""
-    Xs, ys, nbrs, n = [], [], [], 0
+    """Training matrix (float16) of classifier (s, l) over all images: X, y and neighbourhoods (or None)."""
+    n_rows = sum(len(r[l]["y"]) for r in rows)
+    n_bank = rows[0][l]["X"].shape[1]
+    n_ctx = len(stencil_offsets(radius)) * (levels + 1 if s >= 2 and l == 0 else l)
+    X = np.empty((n_rows, n_bank + n_ctx), dtype=np.float16)  # filled in place: no second copy
+    ys, nbrs, n = [], [], 0
     for r, m in zip(rows, maps):
         r = r[l]
-        ctx = [_stencil_rows(c, r["flat"], radius) for c in _contexts(m, s, l, levels, r["shape"])]
-        Xs.append(np.concatenate([r["X"]] + ctx, axis=1) if ctx else r["X"])
+        k = len(r["y"])
+        X[n:n + k, :n_bank] = r["X"]
+        col = n_bank
+        for c in _contexts(m, s, l, levels, r["shape"]):
+            block = _stencil_rows(c, r["flat"], radius)
+            X[n:n + k, col:col + block.shape[1]] = block
+            col += block.shape[1]
         ys.append(r["y"])
         if r["nbr"] is not None:
             nbrs.append(r["nbr"] + n)
-        n += len(r["y"])
-    return np.concatenate(Xs), np.concatenate(ys), (np.concatenate(nbrs) if nbrs else None)
+        n += k
+    return X, np.concatenate(ys), (np.concatenate(nbrs) if nbrs else None)
 
 
 def _normaliser(X, bank):
@@ -336,7 +359,7 @@ def _normaliser(X, bank):
     if "intensity" in bank.slices:
         cols[bank.slices["intensity"]] = False
     if cols.any():
-        Xc = X[:, cols].astype(np.float64)
+        Xc = X[:: -(-len(X) // 200_000), cols].astype(np.float64)  # <= 200k rows estimate it well
         med = np.median(Xc, axis=0)
         s = np.maximum(np.median(np.abs(Xc - med), axis=0) * 1.4826 * 5, Xc.std(axis=0) * 4)
         s[s < 1e-8] = 1.0

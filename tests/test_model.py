@@ -140,5 +140,23 @@ def test_bad_params_and_unfitted(data):
         CHM(**{**SMALL, "alpha": -1}).fit(images, labels)
     with pytest.raises(ValueError, match="tv_levels"):
         CHM(**{**SMALL, "alpha": 0.1, "tv_levels": (3,)}).fit(images, labels)
+    for bad in (0, [10], [10, 0], [10, 2.5], "all"):
+        with pytest.raises(ValueError, match="max_samples"):
+            CHM(**{**SMALL, "max_samples": bad}).fit(images, labels)
     with pytest.raises(RuntimeError, match="not fitted"):
         CHM().predict(images)
+
+
+def test_max_samples_caps_each_level(data):
+    from chm.model import _training_rows
+    from features import FilterBank
+
+    images, masks, _ = data
+    dense = masks[0].astype(np.int8)
+    caps = CHM(**{**SMALL, "max_samples": [30, None]})._level_caps(n_images=3)
+    assert caps == [10, None]  # per image: ceil(30 / 3)
+    rows = _training_rows(images[0], dense, 1, (), 0, caps, FilterBank(("haar",)), seed=0)
+    per_class = [np.bincount(r["y"], minlength=2) for r in rows]
+    assert per_class[0].tolist() == [10, 10]
+    assert per_class[1].sum() == rows[1]["shape"][0] * rows[1]["shape"][1]  # level 1: every pixel
+    assert rows[0]["X"].dtype == np.float16 and rows[0]["X"].shape == (20, 2)
