@@ -58,7 +58,8 @@ def run(name, data, labels, args, **kw):
     pred = model.predict(data.test_images)
     predict = time.perf_counter() - t
     err = pixel_error(pred, data.test_masks)
-    return {"run": name, "error": 100 * err, "fit": fit, "predict": predict, "rss": peak_rss_gb()}
+    fg = sum(int(p.sum()) for p in pred) / sum(p.size for p in pred)
+    return {"run": name, "error": 100 * err, "fit": fit, "predict": predict, "rss": peak_rss_gb(), "fg": 100 * fg}
 
 
 def main(argv=None):
@@ -92,10 +93,13 @@ def main(argv=None):
     print(f"\nWeizmann horses, {len(data.train_images)} train / {len(data.test_images)} test images, "
           f"levels={args.levels}, stages={args.stages}, context_radius={args.context_radius}, "
           f"network={args.network}, classifier_params={args.classifier_params}, n_jobs={args.n_jobs}")
-    print("| run | test pixel error | fit time | predict time (164 images) | peak RSS |")
-    print("|---|---|---|---|---|")
+    true_fg = 100 * sum(int(m.sum()) for m in data.test_masks) / sum(m.size for m in data.test_masks)
+    print(f"| run | test pixel error | predicted foreground (true {true_fg:.1f} %) | fit time "
+          "| predict time (164 images) | peak RSS |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['run']} | {r['error']:.2f} % | {r['fit']:.0f} s | {r['predict']:.0f} s | {r['rss']:.2f} GB |")
+        print(f"| {r['run']} | {r['error']:.2f} % | {r['fg']:.1f} % | {r['fit']:.0f} s | {r['predict']:.0f} s "
+              f"| {r['rss']:.2f} GB |")
     print(f"\nfilter bank ({args.features}): {px_s / 1e6:.2f} Mpx/s = {feat_s / 1e6:.1f} M features/s (1 core)")
 
 
