@@ -59,7 +59,10 @@ def run(name, data, labels, args, **kw):
     predict = time.perf_counter() - t
     err = pixel_error(pred, data.test_masks)
     fg = sum(int(p.sum()) for p in pred) / sum(p.size for p in pred)
-    return {"run": name, "error": 100 * err, "fit": fit, "predict": predict, "rss": peak_rss_gb(), "fg": 100 * fg}
+    stages = [100 * pixel_error(model.predict(data.test_images, stage=s), data.test_masks)
+              for s in range(1, args.stages)] if args.stage_errors else []
+    return {"run": name, "error": 100 * err, "fit": fit, "predict": predict, "rss": peak_rss_gb(), "fg": 100 * fg,
+            "stages": stages}
 
 
 def main(argv=None):
@@ -79,6 +82,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--skip-sparse", action="store_true", help="only the dense run")
+    ap.add_argument("--stage-errors", action="store_true",
+                    help="also print the test error of every earlier stage's full-resolution output")
     args = ap.parse_args(argv)
     data = load_weizmann_horse(args.data)
     px_s, feat_s = bank_throughput(data.test_images[:20], tuple(args.features.split(",")))
@@ -100,6 +105,9 @@ def main(argv=None):
     for r in rows:
         print(f"| {r['run']} | {r['error']:.2f} % | {r['fg']:.1f} % | {r['fit']:.0f} s | {r['predict']:.0f} s "
               f"| {r['rss']:.2f} GB |")
+        if r["stages"]:
+            print(f"  {r['run']}: test error after stage 1..{args.stages}: "
+                  + " / ".join(f"{e:.2f}" for e in r["stages"] + [r["error"]]) + " %")
     print(f"\nfilter bank ({args.features}): {px_s / 1e6:.2f} Mpx/s = {feat_s / 1e6:.1f} M features/s (1 core)")
 
 

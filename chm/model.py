@@ -240,21 +240,30 @@ class CHM:
         if not hasattr(self, "classifiers_"):
             raise RuntimeError("this CHM is not fitted yet: call fit(images, labels) or chm.load(path)")
 
-    def predict_proba(self, images):
-        """P(foreground) per pixel: a list of float32 (H, W) arrays."""
+    def predict_proba(self, images, stage=None):
+        """P(foreground) per pixel: a list of float32 (H, W) arrays.
+
+        ``stage`` (1 .. stages) returns that stage's full-resolution output instead of the final
+        one (the last stage's), to see what each stage adds.
+        """
         self._check_fitted()
+        schedule = self._schedule()
+        if stage is not None:
+            if stage not in range(1, self.stages + 1):
+                raise ValueError(f"stage must be None or in 1..{self.stages}, got {stage!r}")
+            schedule = schedule[:schedule.index((stage, 0)) + 1]
         images = check_image_list(images)
         for i, im in enumerate(images):
             if min(pyramid.level_shape(im.shape, self.levels)) < 1:
                 raise ValueError(f"images[{i}] of shape {im.shape} is too small for levels={self.levels}")
         par = Parallel(n_jobs=self.n_jobs, return_as="generator")
-        jobs = (delayed(_predict_image)(im, self.bank_, self.classifiers_, self._schedule(), self.levels,
+        jobs = (delayed(_predict_image)(im, self.bank_, self.classifiers_, schedule, self.levels,
                                         self.context_radius, self._cache()) for im in images)
         return list(bar(par(jobs), total=len(images), desc="predict", enabled=self.progress))
 
-    def predict(self, images, threshold=0.5):
-        """Binary masks (uint8 0/1): ``predict_proba(images) > threshold``."""
-        return [(p > threshold).astype(np.uint8) for p in self.predict_proba(images)]
+    def predict(self, images, threshold=0.5, stage=None):
+        """Binary masks (uint8 0/1): ``predict_proba(images, stage) > threshold``."""
+        return [(p > threshold).astype(np.uint8) for p in self.predict_proba(images, stage)]
 
     def save(self, path):
         """Write the model to ``path`` (.npz + JSON; see :mod:`chm.persistence`)."""

@@ -40,6 +40,17 @@ def test_fit_predict_shapes(fitted, data):
     assert fitted.classifiers_[(2, 0)].n_features_in_ == fitted.bank_.n_features + 2 * 25
 
 
+def test_stage_outputs(fitted, data):
+    images = data[0][:2]
+    last = fitted.predict_proba(images)
+    for a, b in zip(fitted.predict_proba(images, stage=fitted.stages), last):
+        np.testing.assert_array_equal(a, b)
+    first = fitted.predict_proba(images, stage=1)
+    assert first[0].shape == last[0].shape and not np.array_equal(first[0], last[0])
+    with pytest.raises(ValueError, match="stage"):
+        fitted.predict_proba(images, stage=fitted.stages + 1)
+
+
 def test_learns_something(fitted, data):
     images, masks, _ = data
     err = chm.metrics.pixel_error(fitted.predict(images), masks)
