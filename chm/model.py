@@ -200,8 +200,9 @@ class CHM:
             t0 = time.perf_counter()
             X, y, nbr = _assemble(rows, maps, s, l, self.levels, self.context_radius)
             offset, scale = _normaliser(X, self.bank_)
+            off32, scale32 = offset.astype(np.float32), scale.astype(np.float32)
             for a in range(0, len(X), 65536):  # in place and in chunks: X can be gigabytes
-                X[a:a + 65536] = (X[a:a + 65536] - offset.astype(np.float32)) / scale.astype(np.float32)
+                X[a:a + 65536] = (X[a:a + 65536] - off32) / scale32
             clf = self._make_classifier(s, l, int(rng.integers(0, 2**63 - 1)))
             with bar(total=clf.epochs, desc=f"stage {s} level {l} SGD", enabled=self.progress) as pbar:
                 clf.fit(X, y, neighbourhoods=nbr, spatial_loss=self.spatial_loss,
@@ -286,11 +287,17 @@ class CHM:
 # ---------------------------------------------------------------------------------------------
 # Per-image work (top-level functions so joblib can ship them to any backend).
 
+def _n_contexts(s, l, levels):
+    """How many context maps classifier (s, l) sees: every level of the previous stage for the
+    top-down fusion (stage >= 2, level 0), else the same stage's lower levels."""
+    return levels + 1 if s >= 2 and l == 0 else l
+
+
 def _contexts(maps, s, l, levels, shape):
     """Context maps of classifier (s, l) at level-l size (chm-reference 1.2)."""
     if s >= 2 and l == 0:
-        return [pyramid.upsample(maps[(s - 1, j)], j, shape) for j in range(levels + 1)]
-    return [pyramid.downsample_n(maps[(s, j)], l - j) for j in range(l)]
+        return [pyramid.upsample(maps[(s - 1, j)], j, shape) for j in range(_n_contexts(s, l, levels))]
+    return [pyramid.downsample_n(maps[(s, j)], l - j) for j in range(_n_contexts(s, l, levels))]
 
 
 def _training_rows(image, labels, levels, tv_levels, tv_centres, caps, bank, seed, cache=None):
@@ -334,7 +341,7 @@ def _assemble(rows, maps, s, l, levels, radius):
     """Training matrix (float16) of classifier (s, l) over all images: X, y and neighbourhoods (or None)."""
     n_rows = sum(len(r[l]["y"]) for r in rows)
     n_bank = rows[0][l]["X"].shape[1]
-    n_ctx = len(stencil_offsets(radius)) * (levels + 1 if s >= 2 and l == 0 else l)
+    n_ctx = len(stencil_offsets(radius)) * _n_contexts(s, l, levels)
     X = np.empty((n_rows, n_bank + n_ctx), dtype=np.float16)  # filled in place: no second copy
     ys, nbrs, n = [], [], 0
     for r, m in zip(rows, maps):
