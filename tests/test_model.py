@@ -171,3 +171,52 @@ def test_max_samples_caps_each_level(data):
     assert per_class[0].tolist() == [10, 10]
     assert per_class[1].sum() == rows[1]["shape"][0] * rows[1]["shape"][1]  # level 1: every pixel
     assert rows[0]["X"].dtype == np.float16 and rows[0]["X"].shape == (20, 2)
+
+
+def test_context_folds_hold_each_image_out(data, fitted, monkeypatch):
+    """Cross-fitted contexts: every training image's map comes from a classifier that was trained
+    on exactly the labelled rows of the images outside its fold; prediction uses the full ones."""
+    import chm.model as m
+
+    images, _, labels = data
+    trained, makers = {}, {}
+    fit_one, level_map = CHM._fit_one, m._level_map
+
+    def spy_fit(self, clf, X, y, nbr, s, l, tv_levels, desc=""):
+        trained[id(clf)] = (s, l, len(y))
+        return fit_one(self, clf, X, y, nbr, s, l, tv_levels, desc)
+
+    def spy_map(image, l, bank, ctx, clf, radius, cache=None):
+        makers.setdefault(id(clf), []).append(next(i for i, im in enumerate(images) if np.array_equal(im, image)))
+        return level_map(image, l, bank, ctx, clf, radius, cache)
+
+    monkeypatch.setattr(CHM, "_fit_one", spy_fit)
+    monkeypatch.setattr(m, "_level_map", spy_map)
+    model = CHM(**{**SMALL, "context_folds": 3}).fit(images, labels)
+    final = {id(c) for c in model.classifiers_.values()}
+    n_rows = {l: [int((chm.pyramid.maxpool_labels(lab, l) >= 0).sum()) for lab in labels] for l in (0, 1)}
+    assert len(trained) == 3 + 3 * 2  # 3 kept classifiers + 3 folds for each context-producing one
+    assert not final & set(makers)  # no training map comes from a classifier that saw every image
+    for (s, l) in [(1, 0), (1, 1)]:
+        folds = [sorted(imgs) for c, imgs in makers.items() if trained[c][:2] == (s, l)]
+        assert sorted(i for f in folds for i in f) == list(range(len(images)))  # a partition
+        assert sorted(map(len, folds)) == [2, 2, 2]
+        for c, imgs in makers.items():
+            if trained[c][:2] == (s, l):
+                assert trained[c][2] == sum(n_rows[l]) - sum(n_rows[l][i] for i in imgs)
+    again = CHM(**{**SMALL, "context_folds": 3}).fit(images, labels)
+    np.testing.assert_array_equal(model.predict_proba(images[:1])[0], again.predict_proba(images[:1])[0])
+    assert not np.array_equal(model.predict_proba(images[:1])[0], fitted.predict_proba(images[:1])[0])
+    for bad in (1, 0, 2.5, len(images) + 1):
+        with pytest.raises(ValueError, match="context_folds"):
+            CHM(**{**SMALL, "context_folds": bad}).fit(images, labels)
+
+
+def test_subset_neighbourhoods_reindexes():
+    from chm.model import _subset_neighbourhoods
+
+    keep = np.array([True, False, True, True, True, False, True, True, True, True, True])
+    nbr = np.array([[2, 3, 4, 6, 7, 8, 9, 10, 0], np.arange(0, 9)])
+    # Rows 1 and 5 are dropped: the second neighbourhood leaves X[keep], the first is re-indexed.
+    np.testing.assert_array_equal(_subset_neighbourhoods(nbr, keep), [[1, 2, 3, 4, 5, 6, 7, 8, 0]])
+    assert _subset_neighbourhoods(None, keep) is None
