@@ -200,7 +200,9 @@ class CHM:
             if self.context_folds > len(images):
                 raise ValueError(f"context_folds={self.context_folds} needs at least as many training images, "
                                  f"got {len(images)}")
-            folds = rng.permutation(len(images)) % self.context_folds  # fold of each image
+            # Its own stream (seeded by the image seeds), so the kept classifiers draw the same seeds as without folds.
+            fold_rng = np.random.default_rng(seeds)
+            folds = fold_rng.permutation(len(images)) % self.context_folds  # fold of each image
         caps = self._level_caps(len(images))
         par = Parallel(n_jobs=self.n_jobs, return_as="generator")
 
@@ -230,13 +232,13 @@ class CHM:
                 fold_clfs = []
                 for f in range(self.context_folds):
                     keep = row_fold != f
-                    fc = self._make_classifier(s, l, int(rng.integers(0, 2**63 - 1)))
+                    fc = self._make_classifier(s, l, int(fold_rng.integers(0, 2**63 - 1)))
                     self._fit_one(fc, X[keep], y[keep], _subset_neighbourhoods(nbr, keep), s, l, tv_levels,
                                   desc=f" (fold {f + 1}/{self.context_folds})")
                     fold_clfs.append(fc)
                 makers = [fold_clfs[f] for f in folds]
             del X, y, nbr  # before the next level's matrix is built
-            for c in {id(c): c for c in makers}.values():
+            for c in {id(c): c for c in [clf] + makers}.values():
                 c.fold_affine(offset, scale)
             self.classifiers_[(s, l)] = clf
             t1 = time.perf_counter()

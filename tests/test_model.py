@@ -207,6 +207,8 @@ def test_context_folds_hold_each_image_out(data, fitted, monkeypatch):
     again = CHM(**{**SMALL, "context_folds": 3}).fit(images, labels)
     np.testing.assert_array_equal(model.predict_proba(images[:1])[0], again.predict_proba(images[:1])[0])
     assert not np.array_equal(model.predict_proba(images[:1])[0], fitted.predict_proba(images[:1])[0])
+    # Folds change only what the training contexts are: the context-free first classifier is the same.
+    np.testing.assert_array_equal(model.classifiers_[(1, 0)].W_, fitted.classifiers_[(1, 0)].W_)
     for bad in (1, 0, 2.5, len(images) + 1):
         with pytest.raises(ValueError, match="context_folds"):
             CHM(**{**SMALL, "context_folds": bad}).fit(images, labels)
