@@ -2,8 +2,7 @@
 
     python benchmarks/weizmann_dense.py [--data PATH] [--samples 100000] [--samples-level0 N]
                                         [--levels 3] [--stages 2]
-                                        [--context-radius 7] [--context-folds K] [--network original]
-                                        [--classifier-params JSON]
+                                        [--context-radius 7] [--network original] [--classifier-params JSON]
                                         [--skip-sparse]
 
 Prints a markdown table: the dense model (all 164 training images, every pixel labelled, a random
@@ -51,7 +50,6 @@ def bank_throughput(images, families):
 def run(name, data, labels, args, **kw):
     t = time.perf_counter()
     model = CHM(levels=args.levels, stages=args.stages, network=args.network, context_radius=args.context_radius,
-                context_folds=args.context_folds,
                 features=tuple(args.features.split(",")), n_jobs=args.n_jobs,
                 classifier_params=json.loads(args.classifier_params), progress=not args.quiet,
                 random_state=args.seed, **kw).fit(data.train_images, labels)
@@ -73,8 +71,6 @@ def main(argv=None):
     ap.add_argument("--levels", type=int, default=3)
     ap.add_argument("--stages", type=int, default=2)
     ap.add_argument("--context-radius", type=int, default=7)
-    ap.add_argument("--context-folds", type=int, default=None,
-                    help="cross-fitted training contexts from K folds of images (default: resubstitution)")
     ap.add_argument("--features", default="haar,hog,edge,gabor,sift,intensity")
     ap.add_argument("--samples", type=int, default=100_000, help="dense: labelled px kept per class and level")
     ap.add_argument("--samples-level0", type=int, default=None,
@@ -101,7 +97,6 @@ def main(argv=None):
                         sample_sparse_labels(data.train_masks, 10, np.random.default_rng(args.seed)), args))
     print(f"\nWeizmann horses, {len(data.train_images)} train / {len(data.test_images)} test images, "
           f"levels={args.levels}, stages={args.stages}, context_radius={args.context_radius}, "
-          f"context_folds={args.context_folds}, "
           f"network={args.network}, classifier_params={args.classifier_params}, n_jobs={args.n_jobs}")
     true_fg = 100 * sum(int(m.sum()) for m in data.test_masks) / sum(m.size for m in data.test_masks)
     print(f"| run | test pixel error | predicted foreground (true {true_fg:.1f} %) | fit time "

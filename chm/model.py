@@ -8,11 +8,7 @@ context map (chm-reference 1.2):
 * stage 1 or level > 0: the outputs of the same stage's lower levels, halved down to this level;
 * stage >= 2, level 0: every level's output of the previous stage, pixel-replicated up to full size.
 
-Contexts are the soft outputs of the trained classifiers on the training images themselves
-(resubstitution, as the original CHM). ``context_folds=k`` instead gives each training image the
-maps of classifiers trained without it (k-fold cross-fitting, as in stacked sequential learning),
-so later classifiers do not learn to trust contexts that are better on training images than on
-new ones; the classifiers kept for prediction are still trained on every image.
+Contexts are the soft outputs of the trained classifiers on the training images themselves.
 
 Memory: features are computed per image (joblib over images) and kept, as float16, only at the
 rows that SGD needs: the labelled pixels and the 3 x 3 neighbourhoods of the sampled
@@ -82,10 +78,6 @@ class CHM:
         Epochs per classifier; None = the original (15, and 6 for level 0 of stages >= 2).
     classifier_params : dict or None
         Overrides for every classifier (e.g. ``{"n_groups": 4, "n_nodes": 4}``), applied after ``network``.
-    context_folds : int or None
-        None = resubstitution contexts (the original CHM). k >= 2: the training images' context
-        maps come from classifiers trained on the other k - 1 folds of images (cross-fitting);
-        costs about k more SGD per context-producing classifier.
     max_samples : int, sequence of int or None, or None
         Cap on labelled training pixels per class and level (dense labels), shared evenly by the
         images; a sequence gives one cap per level 0..levels (None in it = no cap at that level).
@@ -105,8 +97,7 @@ class CHM:
     def __init__(self, levels=3, stages=2, classifier="ldnn", network="small", alpha=0.0, tv_levels=None,
                  spatial_loss="tv",
                  spatial_rate=4.0, tv_centres=64, features=DEFAULT_FEATURES,
-                 context_radius=7, epochs=None, classifier_params=None, context_folds=None, max_samples=None,
-                 feature_cache=None,
+                 context_radius=7, epochs=None, classifier_params=None, max_samples=None, feature_cache=None,
                  n_jobs=None, progress=True, random_state=None):
         self.levels = levels
         self.stages = stages
@@ -121,7 +112,6 @@ class CHM:
         self.context_radius = context_radius
         self.epochs = epochs
         self.classifier_params = classifier_params
-        self.context_folds = context_folds
         self.max_samples = max_samples
         self.feature_cache = feature_cache
         self.n_jobs = n_jobs
@@ -144,9 +134,6 @@ class CHM:
         if any(not 0 <= l <= self.levels for l in tv):
             raise ValueError(f"tv_levels must lie in 0..levels={self.levels}, got {self.tv_levels!r}")
         get_spatial_loss(self.spatial_loss)
-        k = self.context_folds
-        if k is not None and (not isinstance(k, (int, np.integer)) or k < 2):
-            raise ValueError(f"context_folds must be None (resubstitution) or an integer >= 2, got {k!r}")
         self._level_caps(1)
         return tv if self.alpha > 0 else ()
 
@@ -195,14 +182,6 @@ class CHM:
         self.n_classes_ = 2
         self.timings_ = {}
         seeds = rng.integers(0, 2**63 - 1, size=len(images))
-        folds = None
-        if self.context_folds is not None:
-            if self.context_folds > len(images):
-                raise ValueError(f"context_folds={self.context_folds} needs at least as many training images, "
-                                 f"got {len(images)}")
-            # Its own stream (seeded by the image seeds), so the kept classifiers draw the same seeds as without folds.
-            fold_rng = np.random.default_rng(seeds)
-            folds = fold_rng.permutation(len(images)) % self.context_folds  # fold of each image
         caps = self._level_caps(len(images))
         par = Parallel(n_jobs=self.n_jobs, return_as="generator")
 
@@ -225,39 +204,24 @@ class CHM:
             for a in range(0, len(X), 65536):  # in place and in chunks: X can be gigabytes
                 X[a:a + 65536] = (X[a:a + 65536] - off32) / scale32
             clf = self._make_classifier(s, l, int(rng.integers(0, 2**63 - 1)))
-            self._fit_one(clf, X, y, nbr, s, l, tv_levels)
-            makers = [clf] * len(images)  # who makes each training image's context map
-            if folds is not None and (s, l) != schedule[-1]:
-                row_fold = np.repeat(folds, [len(r[l]["y"]) for r in rows])
-                fold_clfs = []
-                for f in range(self.context_folds):
-                    keep = row_fold != f
-                    fc = self._make_classifier(s, l, int(fold_rng.integers(0, 2**63 - 1)))
-                    self._fit_one(fc, X[keep], y[keep], _subset_neighbourhoods(nbr, keep), s, l, tv_levels,
-                                  desc=f" (fold {f + 1}/{self.context_folds})")
-                    fold_clfs.append(fc)
-                makers = [fold_clfs[f] for f in folds]
+            with bar(total=clf.epochs, desc=f"stage {s} level {l} SGD", enabled=self.progress) as pbar:
+                clf.fit(X, y, neighbourhoods=nbr, spatial_loss=self.spatial_loss,
+                        alpha=self.alpha if l in tv_levels else 0.0,
+                        progress=lambda e, rms, sp: (pbar.update(1), pbar.set_postfix(rms=f"{rms:.3f}")))
             del X, y, nbr  # before the next level's matrix is built
-            for c in {id(c): c for c in [clf] + makers}.values():
-                c.fold_affine(offset, scale)
+            clf.fold_affine(offset, scale)
             self.classifiers_[(s, l)] = clf
             t1 = time.perf_counter()
             if (s, l) != schedule[-1]:  # the final output is not a context for anything
                 jobs = (delayed(_level_map)(im, l, self.bank_, _contexts(m, s, l, self.levels,
                                                                           pyramid.level_shape(im.shape, l)),
-                                            c, self.context_radius, cache)
-                        for im, m, c in zip(images, maps, makers))
+                                            clf, self.context_radius, cache)
+                        for im, m in zip(images, maps))
                 for m, p in zip(maps, bar(par(jobs), total=len(images), desc=f"stage {s} level {l} contexts",
                                           enabled=self.progress)):
                     m[(s, l)] = p
             self.timings_[(s, l)] = {"sgd": t1 - t0, "contexts": time.perf_counter() - t1}
         return self
-
-    def _fit_one(self, clf, X, y, nbr, s, l, tv_levels, desc=""):
-        with bar(total=clf.epochs, desc=f"stage {s} level {l} SGD{desc}", enabled=self.progress) as pbar:
-            clf.fit(X, y, neighbourhoods=nbr, spatial_loss=self.spatial_loss,
-                    alpha=self.alpha if l in tv_levels else 0.0,
-                    progress=lambda e, rms, sp: (pbar.update(1), pbar.set_postfix(rms=f"{rms:.3f}")))
 
     def _cache(self):
         return None if self.feature_cache is None else FeatureCache(self.feature_cache)
@@ -312,7 +276,7 @@ class CHM:
     def get_params(self):
         return {k: getattr(self, k) for k in ("levels", "stages", "classifier", "network", "alpha", "tv_levels", "spatial_loss",
                                               "spatial_rate", "tv_centres", "features", "context_radius", "epochs",
-                                              "classifier_params", "context_folds", "max_samples", "feature_cache", "n_jobs", "progress",
+                                              "classifier_params", "max_samples", "feature_cache", "n_jobs", "progress",
                                               "random_state")}
 
     def __repr__(self):
@@ -363,15 +327,6 @@ def _training_rows(image, labels, levels, tv_levels, tv_centres, caps, bank, see
         feats = bank_features(img_l, bank, cache).reshape(h * w, -1)[flat].astype(np.float16)
         out.append({"flat": flat, "y": y, "nbr": nbr, "X": feats, "shape": (h, w)})
     return out
-
-
-def _subset_neighbourhoods(nbr, keep):
-    """Neighbourhood row indices re-indexed into ``X[keep]``; neighbourhoods that leave it are dropped."""
-    if nbr is None:
-        return None
-    new = np.cumsum(keep) - 1
-    inside = keep[nbr].all(axis=1)
-    return new[nbr[inside]]
 
 
 def _stencil_rows(m, flat, radius):
