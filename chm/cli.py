@@ -4,7 +4,7 @@
 
     chm train IMAGES LABELS -o MODEL.npz [--levels 3] [--stages 2] [--classifier ldnn|logistic]
               [--network small] [--alpha 0.0] [--features haar,hog,...] [--epochs N] [--n-jobs N] [--seed S]
-    chm predict MODEL.npz IMAGES -o OUTDIR [--proba] [--threshold 0.5] [--format png|npy]
+    chm predict MODEL.npz IMAGES -o OUTDIR [--proba] [--threshold T] [--format png|npy]
               [--overwrite] [--n-jobs N]
     chm info MODEL.npz
 
@@ -36,7 +36,7 @@ missing) and replaces an existing model file. ``predict`` writes one file per in
 into ``OUTDIR`` (created if needed), named by the input's stem:
 
 * default: ``stem.png``, the mask as uint8, 0 = background, 255 = foreground
-  (P(foreground) > ``--threshold``);
+  (P(foreground) > ``--threshold``, by default the model's ``threshold_``);
 * ``--proba``: ``stem.png``, P(foreground) as uint8 ``round(p * 255)``;
 * ``--format npy``: ``stem.npy``, P(foreground) as a float32 (H, W) array.
 
@@ -433,6 +433,8 @@ def cmd_predict(args):
     from .persistence import load
 
     model = load(args.model)
+    if args.threshold is None:
+        args.threshold = model.threshold_
     inputs = list_images(args.images)
     outdir = Path(args.output)
     if outdir.exists() and not outdir.is_dir():
@@ -498,6 +500,7 @@ def cmd_info(args):
     families = model.bank_.families
     lines.append("feature families: " + ", ".join(f"{f} ({FAMILIES[f][1]})" for f in families)
                  + f" = {model.bank_.n_features} features per pixel")
+    lines.append(f"mask threshold: {model.threshold_:.4g} (chm predict's default --threshold)")
     lines.append("classifiers (training order):")
     lines.append(f"  {'stage':>5}  {'level':>5}  {'type':<24} weights")
     for entry in header["classifiers"]:
@@ -623,8 +626,9 @@ def build_parser():
     predict.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (created if needed)")
     predict.add_argument("--proba", action="store_true", help="write P(foreground) as round(p * 255) instead of "
                                                               "a mask")
-    predict.add_argument("--threshold", type=_float_in(0.0, 1.0), default=0.5, metavar="T",
-                         help="foreground where P(foreground) > threshold (default: 0.5)")
+    predict.add_argument("--threshold", type=_float_in(0.0, 1.0), default=None, metavar="T",
+                         help="foreground where P(foreground) > threshold (default: the model's threshold_, "
+                              "0.5 unless sample caps rebalanced the classes)")
     predict.add_argument("--format", choices=("png", "npy"), default="png",
                          help="png (default) or npy: float32 probabilities (implies --proba)")
     predict.add_argument("--overwrite", action="store_true", help="replace existing output files")

@@ -193,6 +193,8 @@ class CHM:
         rows = list(bar(par(jobs), total=len(images), desc="features", enabled=self.progress))
         self.timings_["features"] = time.perf_counter() - t0
 
+        self.threshold_ = _decision_threshold(labels, [r[0]["y"] for r in rows],
+                                              self._make_classifier(self.stages, 0, 0).targets)
         maps = [dict() for _ in images]
         self.classifiers_ = {}
         schedule = self._schedule()
@@ -262,9 +264,16 @@ class CHM:
                                         self.context_radius, self._cache()) for im in images)
         return list(bar(par(jobs), total=len(images), desc="predict", enabled=self.progress))
 
-    def predict(self, images, threshold=0.5, stage=None):
-        """Binary masks (uint8 0/1): ``predict_proba(images, stage) > threshold``."""
-        return [(p > threshold).astype(np.uint8) for p in self.predict_proba(images, stage)]
+    def predict(self, images, threshold=None, stage=None):
+        """Binary masks (uint8 0/1): ``predict_proba(images, stage) > threshold``.
+
+        ``threshold=None`` uses ``threshold_`` (learned in :meth:`fit`): 0.5 unless ``max_samples``
+        changed the class balance of the full-resolution training pixels, in which case it undoes
+        that change (see :func:`_decision_threshold`).
+        """
+        self._check_fitted()
+        t = self.threshold_ if threshold is None else threshold
+        return [(p > t).astype(np.uint8) for p in self.predict_proba(images, stage)]
 
     def save(self, path):
         """Write the model to ``path`` (.npz + JSON; see :mod:`chm.persistence`)."""
@@ -286,6 +295,25 @@ class CHM:
 
 # ---------------------------------------------------------------------------------------------
 # Per-image work (top-level functions so joblib can ship them to any backend).
+
+def _decision_threshold(labels, sampled, targets):
+    """Output threshold that undoes the class rebalancing of per-class sample caps.
+
+    The full-resolution classifiers regress targets t0/t1 on the sampled rows, so their output
+    estimates t0 + (t1 - t0) P_s(foreground | x) under the sampled class balance q. Bayes' rule
+    with the labelled pixels' own balance pi scales the odds by (pi1 / pi0) / (q1 / q0); the
+    decision P(foreground | x) > 1/2 is then output > t0 + (t1 - t0) r / (1 + r) with
+    r = (q1 / q0) / (pi1 / pi0). Without caps q = pi, so the threshold is (t0 + t1) / 2 = 0.5.
+    """
+    pi = sum(np.bincount(lab[lab >= 0].ravel(), minlength=2)[:2] for lab in labels).astype(np.float64)
+    q = sum(np.bincount(y[y >= 0], minlength=2)[:2] for y in sampled).astype(np.float64)
+    if np.array_equal(pi, q):
+        r = 1.0
+    else:
+        r = (q[1] / q[0]) / (pi[1] / pi[0])
+    t0, t1 = targets
+    return float(t0 + (t1 - t0) * r / (1 + r))
+
 
 def _n_contexts(s, l, levels):
     """How many context maps classifier (s, l) sees: every level of the previous stage for the

@@ -56,7 +56,7 @@ def save_model(model, path):
     params["feature_cache"] = None  # a cache folder is local to the machine that trained
     header = {"format": FORMAT, "version": VERSION, "chm_version": __version__,
               "params": _jsonable(params), "bank": model.bank_.to_dict(),
-              "n_classes": int(model.n_classes_), "classifiers": []}
+              "n_classes": int(model.n_classes_), "threshold": float(model.threshold_), "classifiers": []}
     arrays = {}
     for (s, l), clf in model.classifiers_.items():
         meta, arrs = clf.to_state()
@@ -117,6 +117,7 @@ def load(path):
     model = CHM(**params)
     model.bank_ = FilterBank.from_dict(header["bank"])
     model.n_classes_ = header["n_classes"]
+    model.threshold_ = float(header.get("threshold", 0.5))  # files written before it was learned used 0.5
     model.classifiers_ = {}
     try:
         for c in header["classifiers"]:

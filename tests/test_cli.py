@@ -100,6 +100,7 @@ def test_info_describes_the_model(trained, capsys):
     assert "levels" in out and "haar (2), intensity (81)" in out and "LDNN" in out
     assert "network            small" in out
     assert "LDNN 6x6 " in out and "(36, 84)" in out  # stage 1 level 0: 6 x 6 nodes, 83 features + bias
+    assert "mask threshold: 0.5 " in out  # sparse labels, no caps: nothing to undo
 
 
 def test_label_convention():

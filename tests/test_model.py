@@ -88,6 +88,7 @@ def test_save_load_round_trip(tmp_path, fitted, data):
     back = chm.load(path)
     assert back.get_params()["levels"] == fitted.levels
     np.testing.assert_array_equal(back.predict_proba(images[:2])[1], fitted.predict_proba(images[:2])[1])
+    assert back.threshold_ == fitted.threshold_
 
 
 def test_load_refuses_foreign_and_broken_files(tmp_path, fitted):
@@ -171,3 +172,28 @@ def test_max_samples_caps_each_level(data):
     assert per_class[0].tolist() == [10, 10]
     assert per_class[1].sum() == rows[1]["shape"][0] * rows[1]["shape"][1]  # level 1: every pixel
     assert rows[0]["X"].dtype == np.float16 and rows[0]["X"].shape == (20, 2)
+
+
+def test_decision_threshold_known_answers():
+    from chm.model import _decision_threshold
+
+    lab = [np.array([[0, 0, 0, 1, -1]]), np.array([[0, 0, 0, 1]])]  # pi = 6 : 2 background : foreground
+    assert _decision_threshold(lab, [np.array([0, 0, 0, 1, -1]), np.array([0, 0, 0, 1])], (0.1, 0.9)) == 0.5
+    # Caps kept 2 : 2, so the odds were tripled: undo it. r = (2/2) / (2/6) = 3 -> t0 + (t1 - t0) * 3/4.
+    balanced = [np.array([0, 1, -1]), np.array([0, 1])]
+    assert _decision_threshold(lab, balanced, (0.1, 0.9)) == pytest.approx(0.7)
+    assert _decision_threshold(lab, balanced, (0.0, 1.0)) == pytest.approx(0.75)
+
+
+def test_threshold_learned_from_sample_caps(data, fitted):
+    images, masks, _ = data
+    assert fitted.threshold_ == 0.5  # sparse labels, no caps
+    dense = [m.astype(np.int8) for m in masks]
+    fg = sum(int(m.sum()) for m in masks) / sum(m.size for m in masks)
+    model = CHM(**{**SMALL, "max_samples": 40}).fit(images, dense)  # 40 px per class: balanced
+    assert model.threshold_ == pytest.approx(0.1 + 0.8 * (1 - fg))  # r = pi0 / pi1
+    proba = model.predict_proba(images[:2])
+    for p, m in zip(proba, model.predict(images[:2])):
+        np.testing.assert_array_equal(m, p > model.threshold_)
+    for p, m in zip(proba, model.predict(images[:2], threshold=0.5)):
+        np.testing.assert_array_equal(m, p > 0.5)
