@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 from joblib import Parallel, delayed
+from threadpoolctl import threadpool_limits
 
 from features import FilterBank, stencil, stencil_offsets
 
@@ -426,7 +427,11 @@ def _evaluate(bank_feats, ctx, clf, radius):
 
 
 def _level_map(image, l, bank, ctx, clf, radius, cache=None):
-    return _evaluate(bank_features(pyramid.downsample_n(image, l), bank, cache), ctx, clf, radius)
+    """A training context map. Threaded BLAS rounds the classifier's GEMM differently from one
+    thread (1 ulp in about a third of the pixels), and SGD amplifies that: one BLAS thread keeps
+    the model the same for any ``n_jobs`` (joblib workers run one thread already)."""
+    with threadpool_limits(1, user_api="blas"):
+        return _evaluate(bank_features(pyramid.downsample_n(image, l), bank, cache), ctx, clf, radius)
 
 
 def _predict_image(image, bank, classifiers, schedule, levels, radius, cache=None):

@@ -73,6 +73,25 @@ def test_same_seed_same_model_any_n_jobs(data, fitted):
     np.testing.assert_array_equal(fitted.predict_proba(images[:1])[0], other.predict_proba(images[:1])[0])
 
 
+def test_training_contexts_do_not_depend_on_blas_threads(data):
+    """Threaded GEMMs round differently once the feature block is long (OpenBLAS: K > ~400, here 476);
+    the training context maps must not (else n_jobs would change the model)."""
+    from threadpoolctl import threadpool_limits
+
+    from chm.model import _level_map
+    from features import FAMILIES
+
+    images, _, labels = data
+    model = CHM(**{**SMALL, "levels": 0, "stages": 1, "features": tuple(FAMILIES),
+                   "classifier_params": {"n_groups": 6, "n_nodes": 6}}).fit(images, labels)
+    image = np.random.default_rng(3).random((120, 160))
+    maps = []
+    for threads in (1, 2):
+        with threadpool_limits(threads, user_api="blas"):
+            maps.append(_level_map(image, 0, model.bank_, [], model.classifiers_[(1, 0)], model.context_radius))
+    np.testing.assert_array_equal(maps[0], maps[1])
+
+
 def test_tv_fit_runs_and_differs(data, fitted):
     images, _, labels = data
     tv = CHM(**{**SMALL, "alpha": 0.5, "tv_centres": 20}).fit(images, labels)
