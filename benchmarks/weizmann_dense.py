@@ -65,8 +65,8 @@ def run(name, data, labels, args, **kw):
     fg = sum(int(p.sum()) for p in pred) / sum(p.size for p in pred)
     stages = [100 * pixel_error(model.predict(data.test_images, stage=s), data.test_masks)
               for s in range(1, args.stages)] if args.stage_errors else []
-    return {"run": name, "error": 100 * err, "threshold": model.threshold_, "error_half": 100 * err_half, "fit": fit, "predict": predict, "rss": peak_rss_gb(), "fg": 100 * fg,
-            "stages": stages}
+    return {"run": name, "error": 100 * err, "threshold": model.threshold_, "error_half": 100 * err_half,
+            "fit": fit, "predict": predict, "rss": peak_rss_gb(), "fg": 100 * fg, "stages": stages}
 
 
 def main(argv=None):

@@ -194,8 +194,6 @@ class CHM:
         rows = list(bar(par(jobs), total=len(images), desc="features", enabled=self.progress))
         self.timings_["features"] = time.perf_counter() - t0
 
-        self.threshold_ = _decision_threshold(labels, [r[0]["y"] for r in rows],
-                                              self._make_classifier(self.stages, 0, 0).targets)
         maps = [dict() for _ in images]
         self.classifiers_ = {}
         schedule = self._schedule()
@@ -224,6 +222,7 @@ class CHM:
                                           enabled=self.progress)):
                     m[(s, l)] = p
             self.timings_[(s, l)] = {"sgd": t1 - t0, "contexts": time.perf_counter() - t1}
+        self.threshold_ = _decision_threshold(labels, [r[0]["y"] for r in rows], clf.targets)
         return self
 
     def _cache(self):
@@ -306,12 +305,9 @@ def _decision_threshold(labels, sampled, targets):
     decision P(foreground | x) > 1/2 is then output > t0 + (t1 - t0) r / (1 + r) with
     r = (q1 / q0) / (pi1 / pi0). Without caps q = pi, so the threshold is (t0 + t1) / 2 = 0.5.
     """
-    pi = sum(np.bincount(lab[lab >= 0].ravel(), minlength=2)[:2] for lab in labels).astype(np.float64)
-    q = sum(np.bincount(y[y >= 0], minlength=2)[:2] for y in sampled).astype(np.float64)
-    if np.array_equal(pi, q):
-        r = 1.0
-    else:
-        r = (q[1] / q[0]) / (pi[1] / pi[0])
+    pi = sum(np.bincount(lab[lab >= 0], minlength=2) for lab in labels).astype(np.float64)
+    q = sum(np.bincount(y[y >= 0], minlength=2) for y in sampled).astype(np.float64)
+    r = (q[1] * pi[0]) / (q[0] * pi[1])  # exactly 1.0 when q == pi
     t0, t1 = targets
     return float(t0 + (t1 - t0) * r / (1 + r))
 
