@@ -3,6 +3,7 @@
     python benchmarks/weizmann_dense.py [--data PATH] [--samples 100000] [--samples-level0 N]
                                         [--levels 3] [--stages 2]
                                         [--context-radius 7] [--network original] [--classifier-params JSON]
+                                        [--label-pooling max|mean]
                                         [--skip-sparse]
 
 Prints a markdown table: the dense model (all 164 training images, every pixel labelled, a random
@@ -53,7 +54,8 @@ def run(name, data, labels, args, **kw):
     t = time.perf_counter()
     model = CHM(levels=args.levels, stages=args.stages, network=args.network, context_radius=args.context_radius,
                 features=tuple(args.features.split(",")), n_jobs=args.n_jobs,
-                classifier_params=json.loads(args.classifier_params), progress=not args.quiet,
+                classifier_params=json.loads(args.classifier_params), label_pooling=args.label_pooling,
+                progress=not args.quiet,
                 random_state=args.seed, **kw).fit(data.train_images, labels)
     fit = time.perf_counter() - t
     t = time.perf_counter()
@@ -83,6 +85,8 @@ def main(argv=None):
     ap.add_argument("--network", default="original", choices=tuple(NETWORKS),
                     help="LDNN sizes (default: original, 10 x 20 / 24 x 24, which dense labels need)")
     ap.add_argument("--classifier-params", default="{}", help="JSON overrides of every LDNN")
+    ap.add_argument("--label-pooling", default="max", choices=("max", "mean"),
+                    help="coarse-level labels: max-pooled classes (original) or foreground fractions")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--skip-sparse", action="store_true", help="only the dense run")
@@ -101,7 +105,8 @@ def main(argv=None):
                         sample_sparse_labels(data.train_masks, 10, np.random.default_rng(args.seed)), args))
     print(f"\nWeizmann horses, {len(data.train_images)} train / {len(data.test_images)} test images, "
           f"levels={args.levels}, stages={args.stages}, context_radius={args.context_radius}, "
-          f"network={args.network}, classifier_params={args.classifier_params}, n_jobs={args.n_jobs}")
+          f"network={args.network}, classifier_params={args.classifier_params}, label_pooling={args.label_pooling}, "
+          f"n_jobs={args.n_jobs}")
     true_fg = 100 * sum(int(m.sum()) for m in data.test_masks) / sum(m.size for m in data.test_masks)
     print(f"| run | test pixel error | mask threshold (error at 0.5) | predicted foreground (true {true_fg:.1f} %) "
           "| fit time | predict time (164 images) | peak RSS |")

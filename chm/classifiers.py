@@ -145,7 +145,7 @@ class LDNN:
         W = np.concatenate([w, b[:, :, None]], axis=2).reshape(N * M, -1)
         return np.ascontiguousarray(W, dtype=np.float32)
 
-    def fit(self, X, y, neighbourhoods=None, spatial_loss=None, alpha=0.0, progress=None):
+    def fit(self, X, y, neighbourhoods=None, spatial_loss=None, alpha=0.0, progress=None, soft_targets=None):
         """Train on rows ``X`` with classes ``y`` (-1 = unlabelled row).
 
         Parameters
@@ -160,6 +160,10 @@ class LDNN:
         alpha : float
             Weight of the mean spatial loss against the mean supervised loss.
         progress : callable(epoch, sq_err, spatial), optional
+        soft_targets : ndarray of float, shape (n_rows,), optional
+            Foreground fraction in [0, 1] of each labelled row (e.g. of a coarse pixel's block):
+            the row regresses t0 + (t1 - t0) * fraction instead of its class's target. ``y``
+            still picks the k-means initialisation's classes. Unlabelled rows are ignored.
 
         Returns
         -------
@@ -180,7 +184,16 @@ class LDNN:
         if len(np.unique(y[sup_rows])) < 2:
             raise ValueError(f"only one class among the labelled rows ({np.unique(y[sup_rows])}); need both 0 and 1")
         t0, t1 = self.targets
-        sup_t = np.where(y[sup_rows] == 1, t1, t0).astype(np.float64)
+        if soft_targets is None:
+            sup_t = np.where(y[sup_rows] == 1, t1, t0).astype(np.float64)
+        else:
+            soft = np.asarray(soft_targets, dtype=np.float64)
+            if soft.shape != y.shape:
+                raise ValueError(f"soft_targets must have the shape of y {y.shape}, got {soft.shape}")
+            soft = soft[sup_rows]
+            if not (np.isfinite(soft).all() and soft.min() >= 0 and soft.max() <= 1):
+                raise ValueError("soft_targets must lie in [0, 1] on every labelled row")
+            sup_t = t0 + (t1 - t0) * soft
         self.W_ = self._init_weights(X, sup_rows, y[sup_rows], rng)
         self.n_features_in_ = X.shape[1]
         N, M = self.n_groups, self.n_nodes

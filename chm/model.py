@@ -79,6 +79,11 @@ class CHM:
         Epochs per classifier; None = the original (15, and 6 for level 0 of stages >= 2).
     classifier_params : dict or None
         Overrides for every classifier (e.g. ``{"n_groups": 4, "n_nodes": 4}``), applied after ``network``.
+    label_pooling : {"max", "mean"}
+        Labels of the coarse levels. "max": the original's max-pooling (a coarse pixel is
+        foreground if any labelled fine pixel in its block is). "mean": each coarse pixel
+        regresses the foreground fraction of its block's labelled pixels (soft targets), so the
+        coarse maps say how much of a block is foreground rather than whether any of it is.
     max_samples : int, sequence of int or None, or None
         Cap on labelled training pixels per class and level (dense labels), shared evenly by the
         images; a sequence gives one cap per level 0..levels (None in it = no cap at that level).
@@ -98,7 +103,8 @@ class CHM:
     def __init__(self, levels=3, stages=2, classifier="ldnn", network="small", alpha=0.0, tv_levels=None,
                  spatial_loss="tv",
                  spatial_rate=4.0, tv_centres=64, features=DEFAULT_FEATURES,
-                 context_radius=7, epochs=None, classifier_params=None, max_samples=None, feature_cache=None,
+                 context_radius=7, epochs=None, classifier_params=None, label_pooling="max", max_samples=None,
+                 feature_cache=None,
                  n_jobs=None, progress=True, random_state=None):
         self.levels = levels
         self.stages = stages
@@ -113,6 +119,7 @@ class CHM:
         self.context_radius = context_radius
         self.epochs = epochs
         self.classifier_params = classifier_params
+        self.label_pooling = label_pooling
         self.max_samples = max_samples
         self.feature_cache = feature_cache
         self.n_jobs = n_jobs
@@ -127,6 +134,8 @@ class CHM:
                 raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
         if self.classifier not in ("ldnn", "logistic"):
             raise ValueError(f"classifier must be 'ldnn' or 'logistic', got {self.classifier!r}")
+        if self.label_pooling not in ("max", "mean"):
+            raise ValueError(f"label_pooling must be 'max' or 'mean', got {self.label_pooling!r}")
         if self.network not in NETWORKS:
             raise ValueError(f"network must be one of {sorted(NETWORKS)}, got {self.network!r}")
         if not (np.isfinite(self.alpha) and self.alpha >= 0):
@@ -189,7 +198,8 @@ class CHM:
         # Pass A: filter-bank rows at every level, only where SGD will look.
         t0 = time.perf_counter()
         cache = self._cache()
-        jobs = (delayed(_training_rows)(im, lab, self.levels, tv_levels, self.tv_centres, caps, self.bank_, sd, cache)
+        jobs = (delayed(_training_rows)(im, lab, self.levels, tv_levels, self.tv_centres, caps, self.bank_, sd, cache,
+                                        self.label_pooling)
                 for im, lab, sd in zip(images, labels, seeds))
         rows = list(bar(par(jobs), total=len(images), desc="features", enabled=self.progress))
         self.timings_["features"] = time.perf_counter() - t0
@@ -199,17 +209,17 @@ class CHM:
         schedule = self._schedule()
         for s, l in schedule:
             t0 = time.perf_counter()
-            X, y, nbr = _assemble(rows, maps, s, l, self.levels, self.context_radius)
+            X, y, nbr, soft = _assemble(rows, maps, s, l, self.levels, self.context_radius)
             offset, scale = _normaliser(X, self.bank_)
             off32, scale32 = offset.astype(np.float32), scale.astype(np.float32)
             for a in range(0, len(X), 65536):  # in place and in chunks: X can be gigabytes
                 X[a:a + 65536] = (X[a:a + 65536] - off32) / scale32
             clf = self._make_classifier(s, l, int(rng.integers(0, 2**63 - 1)))
             with bar(total=clf.epochs, desc=f"stage {s} level {l} SGD", enabled=self.progress) as pbar:
-                clf.fit(X, y, neighbourhoods=nbr, spatial_loss=self.spatial_loss,
+                clf.fit(X, y, neighbourhoods=nbr, spatial_loss=self.spatial_loss, soft_targets=soft,
                         alpha=self.alpha if l in tv_levels else 0.0,
                         progress=lambda e, rms, sp: (pbar.update(1), pbar.set_postfix(rms=f"{rms:.3f}")))
-            del X, y, nbr  # before the next level's matrix is built
+            del X, y, nbr, soft  # before the next level's matrix is built
             clf.fold_affine(offset, scale)
             self.classifiers_[(s, l)] = clf
             t1 = time.perf_counter()
@@ -285,7 +295,7 @@ class CHM:
     def get_params(self):
         return {k: getattr(self, k) for k in ("levels", "stages", "classifier", "network", "alpha", "tv_levels", "spatial_loss",
                                               "spatial_rate", "tv_centres", "features", "context_radius", "epochs",
-                                              "classifier_params", "max_samples", "feature_cache", "n_jobs", "progress",
+                                              "classifier_params", "label_pooling", "max_samples", "feature_cache", "n_jobs", "progress",
                                               "random_state")}
 
     def __repr__(self):
@@ -325,8 +335,9 @@ def _contexts(maps, s, l, levels, shape):
     return [pyramid.downsample_n(maps[(s, j)], l - j) for j in range(_n_contexts(s, l, levels))]
 
 
-def _training_rows(image, labels, levels, tv_levels, tv_centres, caps, bank, seed, cache=None):
-    """Per level: the pixels SGD will use and their filter-bank features (float16)."""
+def _training_rows(image, labels, levels, tv_levels, tv_centres, caps, bank, seed, cache=None, pooling="max"):
+    """Per level: the pixels SGD will use, their filter-bank features (float16) and, for
+    ``pooling="mean"`` above level 0, their foreground fractions (else None)."""
     rng = np.random.default_rng(seed)
     out = []
     img_l = image
@@ -350,7 +361,10 @@ def _training_rows(image, labels, levels, tv_levels, tv_centres, caps, bank, see
         y[np.searchsorted(flat, sup)] = lab[sup]
         nbr = None if nbr_flat is None else np.searchsorted(flat, nbr_flat)
         feats = bank_features(img_l, bank, cache).reshape(h * w, -1)[flat].astype(np.float16)
-        out.append({"flat": flat, "y": y, "nbr": nbr, "X": feats, "shape": (h, w)})
+        soft = None
+        if pooling == "mean" and l > 0:
+            soft = pyramid.pool_label_fractions(labels, l)[:, :, 1].ravel()[flat]  # NaN on unlabelled rows
+        out.append({"flat": flat, "y": y, "nbr": nbr, "X": feats, "shape": (h, w), "soft": soft})
     return out
 
 
@@ -363,12 +377,13 @@ def _stencil_rows(m, flat, radius):
 
 
 def _assemble(rows, maps, s, l, levels, radius):
-    """Training matrix (float16) of classifier (s, l) over all images: X, y and neighbourhoods (or None)."""
+    """Training matrix (float16) of classifier (s, l) over all images: X, y, neighbourhoods and
+    soft targets (each None when unused)."""
     n_rows = sum(len(r[l]["y"]) for r in rows)
     n_bank = rows[0][l]["X"].shape[1]
     n_ctx = len(stencil_offsets(radius)) * _n_contexts(s, l, levels)
     X = np.empty((n_rows, n_bank + n_ctx), dtype=np.float16)  # filled in place: no second copy
-    ys, nbrs, n = [], [], 0
+    ys, nbrs, softs, n = [], [], [], 0
     for r, m in zip(rows, maps):
         r = r[l]
         k = len(r["y"])
@@ -379,10 +394,12 @@ def _assemble(rows, maps, s, l, levels, radius):
             X[n:n + k, col:col + block.shape[1]] = block
             col += block.shape[1]
         ys.append(r["y"])
+        softs.append(r["soft"])
         if r["nbr"] is not None:
             nbrs.append(r["nbr"] + n)
         n += k
-    return X, np.concatenate(ys), (np.concatenate(nbrs) if nbrs else None)
+    soft = None if softs[0] is None else np.concatenate(softs)
+    return X, np.concatenate(ys), (np.concatenate(nbrs) if nbrs else None), soft
 
 
 def _normaliser(X, bank):

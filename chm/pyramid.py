@@ -18,6 +18,7 @@ __all__ = [
     "level_shape",
     "upsample",
     "maxpool_labels",
+    "pool_label_fractions",
     "pyramid",
 ]
 
@@ -287,6 +288,47 @@ def maxpool_labels(labels, n):
         # the block is unlabelled and the largest labelled class otherwise.
         arr = arr.reshape(arr.shape[0] // 2, 2, arr.shape[1] // 2, 2).max(axis=(1, 3))
     return arr if n else arr.copy()
+
+
+def pool_label_fractions(labels, n, n_classes=2):
+    """Fraction of each class among the labelled fine pixels of every coarse pixel.
+
+    The soft counterpart of :func:`maxpool_labels`: the same blocks (``2**n`` x ``2**n`` fine
+    pixels, odd sizes padded with unlabelled pixels at each halving), but instead of one class
+    per block it gives the share of each class among the block's labelled pixels.
+
+    Parameters
+    ----------
+    labels : array_like of int, shape (H, W)
+        -1 for unlabelled pixels, ``0 .. n_classes-1`` for classes.
+    n : int
+        Number of poolings, ``n >= 0``.
+    n_classes : int
+        Number of classes K.
+
+    Returns
+    -------
+    ndarray of float32, shape (h, w, K)
+        Class fractions (each labelled block sums to 1); NaN where no fine pixel is labelled.
+    """
+    n = _check_count(n, "n")
+    arr = np.asarray(labels)
+    if arr.dtype == bool:
+        arr = arr.astype(np.int8)
+    if arr.ndim != 2 or arr.size == 0:
+        raise ValueError(f"labels must be a non-empty 2-D array, got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"labels must be integers, got dtype {arr.dtype}")
+    if arr.min() < -1 or arr.max() >= n_classes:
+        raise ValueError(f"labels must be -1 (unlabelled) or a class index in 0..{n_classes - 1}")
+    counts = (arr[:, :, None] == np.arange(n_classes)).astype(np.float64)
+    for _ in range(n):
+        h, w, _k = counts.shape
+        counts = np.pad(counts, ((0, h % 2), (0, w % 2), (0, 0)))  # padding adds no labelled pixel
+        counts = counts.reshape(counts.shape[0] // 2, 2, counts.shape[1] // 2, 2, n_classes).sum(axis=(1, 3))
+    total = counts.sum(axis=2, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (counts / total).astype(np.float32)  # 0/0 -> NaN: unlabelled block
 
 
 def pyramid(image, levels, mode="replicate"):
