@@ -50,6 +50,31 @@ def test_float16_rows_train_like_their_float32_values(dropout):
     np.testing.assert_allclose(a.W_, b.W_, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("dropout", [False, True])
+def test_soft_targets(dropout):
+    rng = np.random.default_rng(6)
+    X, y = _blobs(rng)
+    params = dict(n_groups=2, n_nodes=3, epochs=3, random_state=4,
+                  **(dict(dropout=True, batch_size=1, learning_rate=0.05) if dropout else {}))
+    hard = LDNN(**params).fit(X, y)
+    # Fractions 0/1 are the class targets: the same model.
+    np.testing.assert_array_equal(LDNN(**params).fit(X, y, soft_targets=y.astype(float)).W_, hard.W_)
+    # Foreground rows at fraction 0.25 regress 0.1 + 0.8 * 0.25 = 0.3 instead of 0.9.
+    if not dropout:  # (the compensated evaluation of a dropout net is not the trained sub-net's output)
+        quarter = LDNN(**{**params, "epochs": 30, "batch_size": 10}).fit(X, y, soft_targets=np.where(y == 1, 0.25, 0.0))
+        assert abs(float(np.mean(quarter.predict_proba(X)[y == 1])) - 0.3) < 0.05
+    with pytest.raises(ValueError, match="shape"):
+        LDNN(**params).fit(X, y, soft_targets=np.zeros(3))
+    for bad in (1.5, np.nan):
+        with pytest.raises(ValueError, match=r"\[0, 1\]"):
+            LDNN(**params).fit(X, y, soft_targets=np.where(y == 1, bad, 0.0))
+    # NaN on unlabelled rows is fine: they are not regressed.
+    y2 = np.concatenate([y, [-1, -1]])
+    X2 = np.vstack([X, X[:2]])
+    soft = np.concatenate([y.astype(float), [np.nan, np.nan]])
+    np.testing.assert_array_equal(LDNN(**params).fit(X2, y2, soft_targets=soft).W_, hard.W_)
+
+
 def test_dropout_evaluation_is_compensated():
     clf = LDNN(n_groups=2, n_nodes=2, dropout=True, batch_size=1)
     clf.W_ = np.array([[1, 0.5], [0, -0.2], [2, 0.1], [-1, 0.3]], dtype=np.float32)

@@ -174,6 +174,8 @@ def test_bad_params_and_unfitted(data):
     for bad in (0, [10], [10, 0], [10, 2.5], "all"):
         with pytest.raises(ValueError, match="max_samples"):
             CHM(**{**SMALL, "max_samples": bad}).fit(images, labels)
+    with pytest.raises(ValueError, match="label_pooling"):
+        CHM(**{**SMALL, "label_pooling": "median"}).fit(images, labels)
     with pytest.raises(RuntimeError, match="not fitted"):
         CHM().predict(images)
 
@@ -191,6 +193,31 @@ def test_max_samples_caps_each_level(data):
     assert per_class[0].tolist() == [10, 10]
     assert per_class[1].sum() == rows[1]["shape"][0] * rows[1]["shape"][1]  # level 1: every pixel
     assert rows[0]["X"].dtype == np.float16 and rows[0]["X"].shape == (20, 2)
+
+
+def test_mean_label_pooling_gives_coarse_rows_their_fractions(data, tmp_path):
+    from chm.model import _training_rows
+    from chm.pyramid import maxpool_labels, pool_label_fractions
+    from features import FilterBank
+
+    images, masks, _ = data
+    dense = masks[0].astype(np.int8)
+    rows = _training_rows(images[0], dense, 2, (), 0, [None] * 3, FilterBank(("haar",)), seed=0, pooling="mean")
+    assert rows[0]["soft"] is None  # full resolution: the labels themselves
+    for l in (1, 2):
+        frac = pool_label_fractions(dense, l)[:, :, 1].ravel()
+        np.testing.assert_array_equal(rows[l]["soft"], frac[rows[l]["flat"]])
+        np.testing.assert_array_equal(rows[l]["y"], maxpool_labels(dense, l).ravel()[rows[l]["flat"]])
+        assert 0 < np.mean((rows[l]["soft"] > 0) & (rows[l]["soft"] < 1))  # boundary blocks are soft
+    dense_all = [m.astype(np.int8) for m in masks]
+    hard = CHM(**{**SMALL, "levels": 2}).fit(images, dense_all)
+    soft = CHM(**{**SMALL, "levels": 2, "label_pooling": "mean"}).fit(images, dense_all)
+    assert not np.array_equal(hard.classifiers_[(1, 1)].W_, soft.classifiers_[(1, 1)].W_)
+    np.testing.assert_array_equal(hard.classifiers_[(1, 0)].W_, soft.classifiers_[(1, 0)].W_)
+    soft.save(tmp_path / "m.npz")
+    again = chm.load(tmp_path / "m.npz")
+    assert again.label_pooling == "mean"
+    np.testing.assert_array_equal(again.predict_proba(images[:1])[0], soft.predict_proba(images[:1])[0])
 
 
 def test_decision_threshold_known_answers():

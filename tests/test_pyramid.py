@@ -9,6 +9,7 @@ from chm.pyramid import (
     downsample_n,
     level_shape,
     maxpool_labels,
+    pool_label_fractions,
     pyramid,
     upsample,
 )
@@ -264,3 +265,52 @@ def test_maxpool_rejects_bad_labels():
         maxpool_labels(np.array([[-2, 0]]), 1)
     with pytest.raises(TypeError):
         maxpool_labels(np.zeros((2, 2)), 1)
+
+
+# --- pool_label_fractions --------------------------------------------------
+
+
+def test_fractions_known_answers():
+    lab = np.array([[0, 1, -1, -1],
+                    [1, 1, -1, 0]], dtype=np.int8)
+    fr = pool_label_fractions(lab, 1)
+    assert fr.shape == (1, 2, 2) and fr.dtype == np.float32
+    np.testing.assert_allclose(fr[0, 0], [0.25, 0.75])  # 3 of 4 labelled pixels are foreground
+    np.testing.assert_allclose(fr[0, 1], [1.0, 0.0])  # unlabelled pixels do not count
+    np.testing.assert_array_equal(pool_label_fractions(lab, 0)[:, :, 1][lab >= 0], lab[lab >= 0])
+
+
+def test_fractions_odd_sizes_and_unlabelled_blocks():
+    lab = np.full((5, 3), -1, dtype=np.int8)
+    lab[4, 2] = 1
+    lab[0, :] = [0, 1, 1]
+    fr = pool_label_fractions(lab, 1)
+    assert fr.shape[:2] == level_shape(lab.shape, 1) == (3, 2)
+    np.testing.assert_allclose(fr[0, :, 1], [0.5, 1.0])
+    assert np.isnan(fr[1]).all()  # no labelled pixel in these blocks
+    np.testing.assert_allclose(fr[2, 1], [0.0, 1.0])  # padding adds no pixel: 1 of 1
+    # Two poolings: a 4 x 4 block counts every labelled pixel of it once (2 of 3 here).
+    np.testing.assert_allclose(pool_label_fractions(lab, 2)[0, 0], [1 / 3, 2 / 3])
+
+
+def test_fractions_agree_with_maxpool_and_block_means():
+    rng = np.random.default_rng(4)
+    lab = np.where(rng.random((13, 11)) < 0.3, -1, rng.random((13, 11)) < 0.4).astype(np.int8)
+    for n in range(4):
+        fr = pool_label_fractions(lab, n)[:, :, 1]
+        mp = maxpool_labels(lab, n)
+        np.testing.assert_array_equal(np.isnan(fr), mp == -1)  # the same labelled blocks
+        np.testing.assert_array_equal(fr[mp >= 0] > 0, mp[mp >= 0] == 1)  # max-pool = "fraction > 0"
+    # Fully labelled and even-sized: the plain 2**n x 2**n block mean.
+    full = (rng.random((8, 16)) < 0.5).astype(np.int8)
+    np.testing.assert_allclose(pool_label_fractions(full, 2)[:, :, 1],
+                               full.reshape(2, 4, 4, 4).mean(axis=(1, 3)), rtol=1e-6)
+
+
+def test_fractions_reject_bad_labels():
+    with pytest.raises(ValueError, match="class index"):
+        pool_label_fractions(np.array([[0, 2]]), 1)
+    with pytest.raises(ValueError):
+        pool_label_fractions(np.array([[-2, 0]]), 1)
+    with pytest.raises(TypeError):
+        pool_label_fractions(np.zeros((2, 2)), 1)
