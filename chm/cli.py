@@ -360,7 +360,8 @@ def cmd_train(args):
 
     model = CHM(levels=args.levels, stages=args.stages, classifier=args.classifier, network=args.network,
                 alpha=args.alpha,
-                features=args.features, epochs=args.epochs, n_jobs=args.n_jobs, progress=not args.quiet,
+                features=args.features, epochs=args.epochs, max_samples=args.max_samples,
+                label_pooling=args.label_pooling, n_jobs=args.n_jobs, progress=not args.quiet,
                 random_state=args.seed)
     logger.debug("%r with %s", model, model.get_params())
     t0 = time.perf_counter()
@@ -611,6 +612,13 @@ def build_parser():
     train.add_argument("--epochs", type=_int_at_least(1), default=None, metavar="N",
                        help="SGD epochs per classifier (default: 15, and 6 for the full-resolution "
                             "classifiers of later stages)")
+    train.add_argument("--max-samples", type=_int_at_least(1), default=None, metavar="N",
+                       help="with densely labelled images: keep at most N labelled pixels per class and level, "
+                            "drawn at random (default: keep all)")
+    train.add_argument("--label-pooling", choices=("max", "mean"), default="max",
+                       help="labels of the coarse levels: max = a block is foreground if any labelled pixel "
+                            "in it is (the original CHM), mean = the block's foreground fraction (better with "
+                            "dense labels) (default: max)")
     train.add_argument("--seed", type=_int_at_least(0), default=None, metavar="S",
                        help="random seed; the same seed gives the same model (default: random)")
     train.set_defaults(run=cmd_train)

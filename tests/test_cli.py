@@ -103,6 +103,19 @@ def test_info_describes_the_model(trained, capsys):
     assert "mask threshold: 0.5 " in out  # sparse labels, no caps: nothing to undo
 
 
+def test_train_dense_options(tmp_path, capsys):
+    images, labels = write_dataset(tmp_path)
+    model = tmp_path / "dense.npz"
+    opts = ["--max-samples", "40", "--label-pooling", "mean"]
+    assert main(["train", str(images), str(labels), "-o", str(model), *TRAIN_OPTS, *opts]) == 0
+    loaded = load(model)
+    assert loaded.max_samples == 40 and loaded.label_pooling == "mean"
+    assert main(["info", str(model)]) == 0
+    assert "label_pooling      mean" in capsys.readouterr().out
+    assert main(["train", str(images), str(labels), "-o", str(tmp_path / "x.npz"), *TRAIN_OPTS,
+                 "--label-pooling", "median"]) == 2
+
+
 def test_label_convention():
     values = np.array([[0, 1, 2], [2, 1, 0]], dtype=np.uint8)
     np.testing.assert_array_equal(labels_from_values(values), [[-1, 0, 1], [1, 0, -1]])
