@@ -268,15 +268,7 @@ def maxpool_labels(labels, n):
     the labelled pixels would be a reasonable alternative.
     """
     n = _check_count(n, "n")
-    arr = np.asarray(labels)
-    if arr.dtype == bool:
-        arr = arr.astype(np.int8)
-    if arr.ndim != 2 or arr.size == 0:
-        raise ValueError(f"labels must be a non-empty 2-D array, got shape {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"labels must be integers, got dtype {arr.dtype}")
-    if arr.min() < -1:
-        raise ValueError("labels must be -1 (unlabelled) or a class index >= 0")
+    arr = _check_label_map(labels)
     if np.issubdtype(arr.dtype, np.unsignedinteger):
         # -1 padding needs a signed type; unsigned maps are fully labelled.
         arr = arr.astype(np.result_type(arr.dtype, np.int8))
@@ -312,14 +304,8 @@ def pool_label_fractions(labels, n, n_classes=2):
         Class fractions (each labelled block sums to 1); NaN where no fine pixel is labelled.
     """
     n = _check_count(n, "n")
-    arr = np.asarray(labels)
-    if arr.dtype == bool:
-        arr = arr.astype(np.int8)
-    if arr.ndim != 2 or arr.size == 0:
-        raise ValueError(f"labels must be a non-empty 2-D array, got shape {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"labels must be integers, got dtype {arr.dtype}")
-    if arr.min() < -1 or arr.max() >= n_classes:
+    arr = _check_label_map(labels)
+    if arr.max() >= n_classes:
         raise ValueError(f"labels must be -1 (unlabelled) or a class index in 0..{n_classes - 1}")
     counts = (arr[:, :, None] == np.arange(n_classes)).astype(np.float64)
     for _ in range(n):
@@ -353,6 +339,20 @@ def pyramid(image, levels, mode="replicate"):
     for _ in range(levels):
         out.append(downsample(out[-1], mode=mode))
     return out
+
+
+def _check_label_map(labels):
+    """A 2-D integer label map (bool read as 0/1) with values >= -1."""
+    arr = np.asarray(labels)
+    if arr.dtype == bool:
+        arr = arr.astype(np.int8)
+    if arr.ndim != 2 or arr.size == 0:
+        raise ValueError(f"labels must be a non-empty 2-D array, got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"labels must be integers, got dtype {arr.dtype}")
+    if arr.min() < -1:
+        raise ValueError("labels must be -1 (unlabelled) or a class index >= 0")
+    return arr
 
 
 def _check_count(value, name):
