@@ -295,8 +295,8 @@ class CHM:
     def get_params(self):
         return {k: getattr(self, k) for k in ("levels", "stages", "classifier", "network", "alpha", "tv_levels", "spatial_loss",
                                               "spatial_rate", "tv_centres", "features", "context_radius", "epochs",
-                                              "classifier_params", "label_pooling", "max_samples", "feature_cache", "n_jobs", "progress",
-                                              "random_state")}
+                                              "classifier_params", "label_pooling", "max_samples", "feature_cache",
+                                              "n_jobs", "progress", "random_state")}
 
     def __repr__(self):
         return (f"CHM(levels={self.levels}, stages={self.stages}, classifier={self.classifier!r}, "
