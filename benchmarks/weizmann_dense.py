@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from chm import CHM  # noqa: E402
 from chm.classifiers import NETWORKS  # noqa: E402
+from chm.model import LABEL_POOLINGS  # noqa: E402
 from chm.datasets import load_weizmann_horse, sample_sparse_labels  # noqa: E402
 from chm.metrics import pixel_error  # noqa: E402
 from features import FilterBank  # noqa: E402
@@ -85,7 +86,7 @@ def main(argv=None):
     ap.add_argument("--network", default="original", choices=tuple(NETWORKS),
                     help="LDNN sizes (default: original, 10 x 20 / 24 x 24, which dense labels need)")
     ap.add_argument("--classifier-params", default="{}", help="JSON overrides of every LDNN")
-    ap.add_argument("--label-pooling", default="max", choices=("max", "mean"),
+    ap.add_argument("--label-pooling", default="max", choices=LABEL_POOLINGS,
                     help="coarse-level labels: max-pooled classes (original) or foreground fractions")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quiet", action="store_true")

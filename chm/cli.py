@@ -570,7 +570,7 @@ def build_parser():
     from features import FAMILIES
 
     from .classifiers import NETWORKS
-    from .model import DEFAULT_FEATURES
+    from .model import DEFAULT_FEATURES, LABEL_POOLINGS
 
     parser = argparse.ArgumentParser(
         prog="chm", description="Contextual Hierarchical Model: segmentation learnt from a few labelled pixels.",
@@ -615,7 +615,7 @@ def build_parser():
     train.add_argument("--max-samples", type=_int_at_least(1), default=None, metavar="N",
                        help="with densely labelled images: keep at most N labelled pixels per class and level, "
                             "drawn at random (default: keep all)")
-    train.add_argument("--label-pooling", choices=("max", "mean"), default="max",
+    train.add_argument("--label-pooling", choices=LABEL_POOLINGS, default="max",
                        help="labels of the coarse levels: max = a block is foreground if any labelled pixel "
                             "in it is (the original CHM), mean = the block's foreground fraction (better with "
                             "dense labels) (default: max)")

@@ -30,7 +30,7 @@ from ._validation import check_image_list, check_labels, check_random_state
 from .classifiers import NETWORKS, make_classifier
 from .losses import get_spatial_loss
 
-__all__ = ["CHM", "DEFAULT_FEATURES"]
+__all__ = ["CHM", "DEFAULT_FEATURES", "LABEL_POOLINGS"]
 
 #: The default filter families: the original 476-feature bank without Gabor (296 features). In
 #: benchmarks/run.py's ablation (N = 10, 164 images) Gabor bought the least accuracy per second:
@@ -38,6 +38,9 @@ __all__ = ["CHM", "DEFAULT_FEATURES"]
 #: inside the draw-to-draw spread, and saved 35-42 % of fit + predict time. ``features.FAMILIES``
 #: is the full original bank.
 DEFAULT_FEATURES = ("haar", "hog", "edge", "sift", "intensity")
+
+#: Rules for the labels of the coarse levels (``CHM(label_pooling=...)``).
+LABEL_POOLINGS = ("max", "mean")
 
 _MIN_COARSE_SIDE = 4  # the coarsest level must keep this many pixels per side
 
@@ -134,8 +137,8 @@ class CHM:
                 raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
         if self.classifier not in ("ldnn", "logistic"):
             raise ValueError(f"classifier must be 'ldnn' or 'logistic', got {self.classifier!r}")
-        if self.label_pooling not in ("max", "mean"):
-            raise ValueError(f"label_pooling must be 'max' or 'mean', got {self.label_pooling!r}")
+        if self.label_pooling not in LABEL_POOLINGS:
+            raise ValueError(f"label_pooling must be one of {LABEL_POOLINGS}, got {self.label_pooling!r}")
         if self.network not in NETWORKS:
             raise ValueError(f"network must be one of {sorted(NETWORKS)}, got {self.network!r}")
         if not (np.isfinite(self.alpha) and self.alpha >= 0):
