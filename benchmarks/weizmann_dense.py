@@ -3,7 +3,7 @@
     python benchmarks/weizmann_dense.py [--data PATH] [--samples 100000] [--samples-level0 N]
                                         [--levels 3] [--stages 2]
                                         [--context-radius 7] [--network original] [--classifier-params JSON]
-                                        [--label-pooling max|mean]
+                                        [--label-pooling max|mean] [--hflip] [--tta] [--save PATH]
                                         [--skip-sparse]
 
 Prints a markdown table: the dense model (all 164 training images, every pixel labelled, a random
@@ -12,6 +12,10 @@ and the sparse supervised baseline (N = 10 labelled pixels per image, alpha = 0)
 the larger of this process and its joblib workers. Filter-bank throughput is measured on its own.
 Masks use the model's ``threshold_``, which undoes the class balancing of the per-class caps
 (the error at the plain 0.5 threshold is printed beside it).
+
+``--hflip`` adds the left-right mirror of every training image and label map to the training set
+(horses face both ways, so the mirror is as likely as the original). ``--tta`` also prints the
+error of the mean of the model's maps of each test image and of its mirror.
 """
 
 import argparse
@@ -51,14 +55,23 @@ def bank_throughput(images, families):
     return px / dt, px * bank.n_features / dt
 
 
+def mirrored(images):
+    return [im[:, ::-1] for im in images]
+
+
 def run(name, data, labels, args, **kw):
+    images = data.train_images
+    if args.hflip:
+        images, labels = images + mirrored(images), labels + mirrored(labels)
     t = time.perf_counter()
     model = CHM(levels=args.levels, stages=args.stages, network=args.network, context_radius=args.context_radius,
                 features=tuple(args.features.split(",")), n_jobs=args.n_jobs,
                 classifier_params=json.loads(args.classifier_params), label_pooling=args.label_pooling,
                 progress=not args.quiet,
-                random_state=args.seed, **kw).fit(data.train_images, labels)
+                random_state=args.seed, **kw).fit(images, labels)
     fit = time.perf_counter() - t
+    if args.save:
+        model.save(Path(args.save).with_suffix(f".{name.split()[0]}.npz"))
     t = time.perf_counter()
     proba = model.predict_proba(data.test_images)
     predict = time.perf_counter() - t
@@ -68,8 +81,12 @@ def run(name, data, labels, args, **kw):
     fg = sum(int(p.sum()) for p in pred) / sum(p.size for p in pred)
     stages = [100 * pixel_error(model.predict(data.test_images, stage=s), data.test_masks)
               for s in range(1, args.stages)] if args.stage_errors else []
+    tta = None
+    if args.tta:
+        mean = [(p + q[:, ::-1]) / 2 for p, q in zip(proba, model.predict_proba(mirrored(data.test_images)))]
+        tta = [100 * pixel_error([p > t for p in mean], data.test_masks) for t in (model.threshold_, 0.5)]
     return {"run": name, "error": 100 * err, "threshold": model.threshold_, "error_half": 100 * err_half,
-            "fit": fit, "predict": predict, "rss": peak_rss_gb(), "fg": 100 * fg, "stages": stages}
+            "fit": fit, "predict": predict, "rss": peak_rss_gb(), "fg": 100 * fg, "stages": stages, "tta": tta}
 
 
 def main(argv=None):
@@ -88,6 +105,10 @@ def main(argv=None):
     ap.add_argument("--classifier-params", default="{}", help="JSON overrides of every LDNN")
     ap.add_argument("--label-pooling", default="max", choices=LABEL_POOLINGS,
                     help="coarse-level labels: max-pooled classes (original) or foreground fractions")
+    ap.add_argument("--hflip", action="store_true", help="also train on the mirror image of every training image")
+    ap.add_argument("--tta", action="store_true",
+                    help="also print the error of the mean of the maps of each test image and its mirror")
+    ap.add_argument("--save", default=None, help="save each fitted model as PATH.<run>.npz")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--skip-sparse", action="store_true", help="only the dense run")
@@ -107,7 +128,7 @@ def main(argv=None):
     print(f"\nWeizmann horses, {len(data.train_images)} train / {len(data.test_images)} test images, "
           f"levels={args.levels}, stages={args.stages}, context_radius={args.context_radius}, "
           f"network={args.network}, classifier_params={args.classifier_params}, label_pooling={args.label_pooling}, "
-          f"n_jobs={args.n_jobs}")
+          f"hflip={args.hflip}, n_jobs={args.n_jobs}")
     true_fg = 100 * sum(int(m.sum()) for m in data.test_masks) / sum(m.size for m in data.test_masks)
     print(f"| run | test pixel error | mask threshold (error at 0.5) | predicted foreground (true {true_fg:.1f} %) "
           "| fit time | predict time (164 images) | peak RSS |")
@@ -118,6 +139,9 @@ def main(argv=None):
         if r["stages"]:
             print(f"  {r['run']}: test error after stage 1..{args.stages}: "
                   + " / ".join(f"{e:.2f}" for e in r["stages"] + [r["error"]]) + " %")
+        if r["tta"]:
+            print(f"  {r['run']}: mean of image and mirror maps: {r['tta'][0]:.2f} % at the threshold "
+                  f"({r['tta'][1]:.2f} % at 0.5)")
     print(f"\nfilter bank ({args.features}): {px_s / 1e6:.2f} Mpx/s = {feat_s / 1e6:.1f} M features/s (1 core)")
 
 
