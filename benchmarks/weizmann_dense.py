@@ -3,7 +3,8 @@
     python benchmarks/weizmann_dense.py [--data PATH] [--samples 100000] [--samples-level0 N]
                                         [--levels 3] [--stages 2]
                                         [--context-radius 7] [--network original] [--classifier-params JSON]
-                                        [--label-pooling max|mean] [--hflip] [--tta] [--save PATH]
+                                        [--label-pooling max|mean] [--hflip] [--tta] [--mrf]
+                                        [--models PREFIX]
                                         [--skip-sparse]
 
 Prints a markdown table: the dense model (all 164 training images, every pixel labelled, a random
@@ -26,15 +27,21 @@ import time
 from pathlib import Path
 
 import numpy as np
+from joblib import Parallel, delayed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import chm  # noqa: E402
 from chm import CHM  # noqa: E402
 from chm.classifiers import NETWORKS  # noqa: E402
 from chm.model import LABEL_POOLINGS  # noqa: E402
 from chm.datasets import load_weizmann_horse, sample_sparse_labels  # noqa: E402
 from chm.metrics import pixel_error  # noqa: E402
+from chm.mrf import decode, select_beta  # noqa: E402
 from features import FilterBank  # noqa: E402
+
+
+MRF_BETAS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 
 
 def peak_rss_gb():
@@ -59,8 +66,12 @@ def mirrored(images):
     return [im[:, ::-1] for im in images]
 
 
-def run(name, data, labels, args, **kw):
-    images = data.train_images
+def fit_model(images, labels, args, path, **kw):
+    """Fit a CHM, or read it back from ``path`` (``--models``) if a run saved it; returns (model, fit s)."""
+    if path is not None and path.exists():
+        model = chm.load(path)
+        model.n_jobs, model.progress = args.n_jobs, not args.quiet
+        return model, None
     if args.hflip:
         images, labels = images + mirrored(images), labels + mirrored(labels)
     t = time.perf_counter()
@@ -70,8 +81,43 @@ def run(name, data, labels, args, **kw):
                 progress=not args.quiet,
                 random_state=args.seed, **kw).fit(images, labels)
     fit = time.perf_counter() - t
-    if args.save:
-        model.save(Path(args.save).with_suffix(f".{name.split()[0]}.npz"))
+    if path is not None:
+        model.save(path)
+    return model, fit
+
+
+def shift(proba, t):
+    """Bayes-shift P(foreground) so that 0.5 on the result is ``t`` on ``proba``."""
+    return proba * (1 - t) / (proba * (1 - t) + (1 - proba) * t)
+
+
+def mrf_setting(data, labels, args, path, **kw):
+    """(threshold rule, beta) of a contrast-sensitive Potts MRF, chosen on held-out training images.
+
+    A validation model with the run's settings learns from the first 3/4 of the training images;
+    its maps of the last quarter are decoded with every candidate (mask threshold 0.5 or the
+    model's ``threshold_``, times ``MRF_BETAS``), and the candidate with the fewest wrong pixels
+    wins. Test images play no part.
+    """
+    k = len(data.train_images) * 3 // 4
+    val, _ = fit_model(data.train_images[:k], labels[:k], args, path, **kw)
+    maps = val.predict_proba(data.train_images[k:])
+    best = None
+    for rule, t in (("0.5", 0.5), ("threshold_", val.threshold_)):
+        beta, errors = select_beta([shift(p, t) for p in maps], labels[k:], betas=MRF_BETAS,
+                                   images=data.train_images[k:])
+        print(f"  MRF on held-out training images {k + 1}..{len(data.train_images)}, threshold {rule}: "
+              + ", ".join(f"beta {b:g}: {100 * e:.2f} %" for b, e in errors.items()))
+        if best is None or errors[beta] < best[2]:
+            best = (rule, beta, errors[beta])
+    return best[:2]
+
+
+def run(name, data, labels, args, **kw):
+    prefix = None if args.models is None else Path(args.models)
+    key = name.split()[0]
+    model, fit = fit_model(data.train_images, labels, args,
+                           None if prefix is None else prefix.with_suffix(f".{key}.npz"), **kw)
     t = time.perf_counter()
     proba = model.predict_proba(data.test_images)
     predict = time.perf_counter() - t
@@ -85,8 +131,17 @@ def run(name, data, labels, args, **kw):
     if args.tta:
         mean = [(p + q[:, ::-1]) / 2 for p, q in zip(proba, model.predict_proba(mirrored(data.test_images)))]
         tta = [100 * pixel_error([p > t for p in mean], data.test_masks) for t in (model.threshold_, 0.5)]
+    mrf = None
+    if args.mrf and key == "dense":
+        rule, beta = mrf_setting(data, labels, args, None if prefix is None else prefix.with_suffix(f".{key}-validation.npz"),
+                                 **kw)
+        t = model.threshold_ if rule == "threshold_" else 0.5
+        masks = Parallel(n_jobs=args.n_jobs)(delayed(decode)(shift(p, t), beta, image=im)
+                                             for p, im in zip(proba, data.test_images))
+        mrf = (rule, beta, 100 * pixel_error(masks, data.test_masks))
     return {"run": name, "error": 100 * err, "threshold": model.threshold_, "error_half": 100 * err_half,
-            "fit": fit, "predict": predict, "rss": peak_rss_gb(), "fg": 100 * fg, "stages": stages, "tta": tta}
+            "fit": fit, "predict": predict, "rss": peak_rss_gb(), "fg": 100 * fg, "stages": stages, "tta": tta,
+            "mrf": mrf}
 
 
 def main(argv=None):
@@ -108,7 +163,11 @@ def main(argv=None):
     ap.add_argument("--hflip", action="store_true", help="also train on the mirror image of every training image")
     ap.add_argument("--tta", action="store_true",
                     help="also print the error of the mean of the maps of each test image and its mirror")
-    ap.add_argument("--save", default=None, help="save each fitted model as PATH.<run>.npz")
+    ap.add_argument("--models", default=None, metavar="PREFIX",
+                    help="save each fitted model as PREFIX.<run>.npz, or load it from there if it exists")
+    ap.add_argument("--mrf", action="store_true",
+                    help="dense run: also print the error after a contrast-sensitive Potts MRF whose beta and "
+                         "threshold are chosen on held-out training images (fits a validation model on 3/4 of them)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--skip-sparse", action="store_true", help="only the dense run")
@@ -131,17 +190,21 @@ def main(argv=None):
           f"hflip={args.hflip}, n_jobs={args.n_jobs}")
     true_fg = 100 * sum(int(m.sum()) for m in data.test_masks) / sum(m.size for m in data.test_masks)
     print(f"| run | test pixel error | mask threshold (error at 0.5) | predicted foreground (true {true_fg:.1f} %) "
-          "| fit time | predict time (164 images) | peak RSS |")
+          f"| fit time | predict time ({len(data.test_images)} images) | peak RSS |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
+        fit = "loaded" if r["fit"] is None else f"{r['fit']:.0f} s"
         print(f"| {r['run']} | {r['error']:.2f} % | {r['threshold']:.3f} ({r['error_half']:.2f} %) | {r['fg']:.1f} % "
-              f"| {r['fit']:.0f} s | {r['predict']:.0f} s | {r['rss']:.2f} GB |")
+              f"| {fit} | {r['predict']:.0f} s | {r['rss']:.2f} GB |")
         if r["stages"]:
             print(f"  {r['run']}: test error after stage 1..{args.stages}: "
                   + " / ".join(f"{e:.2f}" for e in r["stages"] + [r["error"]]) + " %")
         if r["tta"]:
             print(f"  {r['run']}: mean of image and mirror maps: {r['tta'][0]:.2f} % at the threshold "
                   f"({r['tta'][1]:.2f} % at 0.5)")
+        if r["mrf"]:
+            print(f"  {r['run']}: + contrast-sensitive Potts MRF (mask threshold {r['mrf'][0]}, beta {r['mrf'][1]:g}, "
+                  f"chosen on held-out training images): {r['mrf'][2]:.2f} %")
     print(f"\nfilter bank ({args.features}): {px_s / 1e6:.2f} Mpx/s = {feat_s / 1e6:.1f} M features/s (1 core)")
 
 
