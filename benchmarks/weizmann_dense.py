@@ -66,6 +66,11 @@ def mirrored(images):
     return [im[:, ::-1] for im in images]
 
 
+def model_path(args, key):
+    """Where ``--models`` keeps the model of run ``key`` (None without ``--models``)."""
+    return None if args.models is None else Path(args.models).with_suffix(f".{key}.npz")
+
+
 def fit_model(images, labels, args, path, **kw):
     """Fit a CHM, or read it back from ``path`` (``--models``) if a run saved it; returns (model, fit s)."""
     if path is not None and path.exists():
@@ -114,10 +119,8 @@ def mrf_setting(data, labels, args, path, **kw):
 
 
 def run(name, data, labels, args, **kw):
-    prefix = None if args.models is None else Path(args.models)
     key = name.split()[0]
-    model, fit = fit_model(data.train_images, labels, args,
-                           None if prefix is None else prefix.with_suffix(f".{key}.npz"), **kw)
+    model, fit = fit_model(data.train_images, labels, args, model_path(args, key), **kw)
     t = time.perf_counter()
     proba = model.predict_proba(data.test_images)
     predict = time.perf_counter() - t
@@ -129,12 +132,12 @@ def run(name, data, labels, args, **kw):
               for s in range(1, args.stages)] if args.stage_errors else []
     tta = None
     if args.tta:
-        mean = [(p + q[:, ::-1]) / 2 for p, q in zip(proba, model.predict_proba(mirrored(data.test_images)))]
+        back = mirrored(model.predict_proba(mirrored(data.test_images)))
+        mean = [(p + q) / 2 for p, q in zip(proba, back)]
         tta = [100 * pixel_error([p > t for p in mean], data.test_masks) for t in (model.threshold_, 0.5)]
     mrf = None
     if args.mrf and key == "dense":
-        rule, beta = mrf_setting(data, labels, args, None if prefix is None else prefix.with_suffix(f".{key}-validation.npz"),
-                                 **kw)
+        rule, beta = mrf_setting(data, labels, args, model_path(args, f"{key}-validation"), **kw)
         t = model.threshold_ if rule == "threshold_" else 0.5
         masks = Parallel(n_jobs=args.n_jobs)(delayed(decode)(shift(p, t), beta, image=im)
                                              for p, im in zip(proba, data.test_images))
