@@ -3,7 +3,8 @@
     python benchmarks/determinism.py [--data PATH] [--images 16] [--levels 3] [--seed 1]
 
 Prints, per classifier (stage, level), the largest absolute difference between the weights of
-the two fits: all zeros means the models are bit-identical.
+the two fits (all zeros means the models are bit-identical), and how far one model's
+``predict_proba`` maps of a few test images move between n_jobs 1 and 2.
 """
 
 import argparse
@@ -39,6 +40,13 @@ def main(argv=None):
     for key, a in fits[0].classifiers_.items():
         b = fits[1].classifiers_[key]
         print(f"| {key} | {float(np.abs(a.W_.astype(float) - b.W_.astype(float)).max()):.3g} |")
+    model, test = fits[0], data.test_images[:4]
+    maps = []
+    for n_jobs in (1, 2):
+        model.n_jobs = n_jobs
+        maps.append(model.predict_proba(test))
+    diff = max(float(np.abs(p - q).max()) for p, q in zip(*maps))
+    print(f"\npredict_proba of {len(test)} test images, n_jobs 1 vs 2: max abs difference {diff:.3g}")
 
 
 if __name__ == "__main__":
