@@ -3,7 +3,8 @@
     python benchmarks/weizmann_dense.py [--data PATH] [--samples 100000] [--samples-level0 N]
                                         [--levels 3] [--stages 2]
                                         [--context-radius 7] [--network original] [--classifier-params JSON]
-                                        [--label-pooling max|mean] [--hflip] [--tta] [--mrf]
+                                        [--label-pooling max|mean] [--fusion-context original|scaled]
+                                        [--hflip] [--tta] [--mrf]
                                         [--models PREFIX]
                                         [--skip-sparse]
 
@@ -34,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import chm  # noqa: E402
 from chm import CHM  # noqa: E402
 from chm.classifiers import NETWORKS  # noqa: E402
-from chm.model import LABEL_POOLINGS  # noqa: E402
+from chm.model import FUSION_CONTEXTS, LABEL_POOLINGS  # noqa: E402
 from chm.datasets import load_weizmann_horse, sample_sparse_labels  # noqa: E402
 from chm.metrics import pixel_error  # noqa: E402
 from chm.mrf import decode, select_beta  # noqa: E402
@@ -83,7 +84,7 @@ def fit_model(images, labels, args, path, **kw):
     model = CHM(levels=args.levels, stages=args.stages, network=args.network, context_radius=args.context_radius,
                 features=tuple(args.features.split(",")), n_jobs=args.n_jobs,
                 classifier_params=json.loads(args.classifier_params), label_pooling=args.label_pooling,
-                progress=not args.quiet,
+                fusion_context=args.fusion_context, progress=not args.quiet,
                 random_state=args.seed, **kw).fit(images, labels)
     fit = time.perf_counter() - t
     if path is not None:
@@ -163,6 +164,8 @@ def main(argv=None):
     ap.add_argument("--classifier-params", default="{}", help="JSON overrides of every LDNN")
     ap.add_argument("--label-pooling", default="max", choices=LABEL_POOLINGS,
                     help="coarse-level labels: max-pooled classes (original) or foreground fractions")
+    ap.add_argument("--fusion-context", default="original", choices=FUSION_CONTEXTS,
+                    help="how the fusion classifiers sample the upsampled coarse maps (see CHM)")
     ap.add_argument("--hflip", action="store_true", help="also train on the mirror image of every training image")
     ap.add_argument("--tta", action="store_true",
                     help="also print the error of the mean of the maps of each test image and its mirror")
@@ -190,6 +193,7 @@ def main(argv=None):
     print(f"\nWeizmann horses, {len(data.train_images)} train / {len(data.test_images)} test images, "
           f"levels={args.levels}, stages={args.stages}, context_radius={args.context_radius}, "
           f"network={args.network}, classifier_params={args.classifier_params}, label_pooling={args.label_pooling}, "
+          f"fusion_context={args.fusion_context}, "
           f"hflip={args.hflip}, n_jobs={args.n_jobs}")
     true_fg = 100 * sum(int(m.sum()) for m in data.test_masks) / sum(m.size for m in data.test_masks)
     print(f"| run | test pixel error | mask threshold (error at 0.5) | predicted foreground (true {true_fg:.1f} %) "

@@ -361,7 +361,8 @@ def cmd_train(args):
     model = CHM(levels=args.levels, stages=args.stages, classifier=args.classifier, network=args.network,
                 alpha=args.alpha,
                 features=args.features, epochs=args.epochs, max_samples=args.max_samples,
-                label_pooling=args.label_pooling, n_jobs=args.n_jobs, progress=not args.quiet,
+                label_pooling=args.label_pooling, fusion_context=args.fusion_context, n_jobs=args.n_jobs,
+                progress=not args.quiet,
                 random_state=args.seed)
     logger.debug("%r with %s", model, model.get_params())
     t0 = time.perf_counter()
@@ -570,7 +571,7 @@ def build_parser():
     from features import FAMILIES
 
     from .classifiers import NETWORKS
-    from .model import DEFAULT_FEATURES, LABEL_POOLINGS
+    from .model import DEFAULT_FEATURES, FUSION_CONTEXTS, LABEL_POOLINGS
 
     parser = argparse.ArgumentParser(
         prog="chm", description="Contextual Hierarchical Model: segmentation learnt from a few labelled pixels.",
@@ -619,6 +620,10 @@ def build_parser():
                        help="labels of the coarse levels: max = a block is foreground if any labelled pixel "
                             "in it is (the original CHM), mean = the block's foreground fraction (better with "
                             "dense labels) (default: max)")
+    train.add_argument("--fusion-context", choices=FUSION_CONTEXTS, default="original",
+                       help="how the full-resolution fusion classifiers sample the coarse maps: original = "
+                            "stencil at full-resolution spacing, scaled = at each map's own pixel spacing "
+                            "(default: original)")
     train.add_argument("--seed", type=_int_at_least(0), default=None, metavar="S",
                        help="random seed; the same seed gives the same model (default: random)")
     train.set_defaults(run=cmd_train)

@@ -30,7 +30,7 @@ from ._validation import check_image_list, check_labels, check_random_state
 from .classifiers import NETWORKS, make_classifier
 from .losses import get_spatial_loss
 
-__all__ = ["CHM", "DEFAULT_FEATURES", "LABEL_POOLINGS"]
+__all__ = ["CHM", "DEFAULT_FEATURES", "FUSION_CONTEXTS", "LABEL_POOLINGS"]
 
 #: The default filter families: the original 476-feature bank without Gabor (296 features). In
 #: benchmarks/run.py's ablation (N = 10, 164 images) Gabor bought the least accuracy per second:
@@ -41,6 +41,9 @@ DEFAULT_FEATURES = ("haar", "hog", "edge", "sift", "intensity")
 
 #: Rules for the labels of the coarse levels (``CHM(label_pooling=...)``).
 LABEL_POOLINGS = ("max", "mean")
+
+#: How the fusion classifiers sample the upsampled coarse maps (``CHM(fusion_context=...)``).
+FUSION_CONTEXTS = ("original", "scaled")
 
 _MIN_COARSE_SIDE = 4  # the coarsest level must keep this many pixels per side
 
@@ -78,6 +81,12 @@ class CHM:
         is the original CHM bank.
     context_radius : int
         Stencil radius of the context features (7 -> 57 values per map).
+    fusion_context : {"original", "scaled"}
+        How the full-resolution fusion classifiers (level 0 of stages >= 2) sample the map of
+        level j, upsampled to full size. "original": the stencil at full-resolution spacing, so a
+        coarse map gives nearly constant values (a level-5 pixel covers 32 x 32). "scaled": the
+        stencil's offsets times 2**j, i.e. the level-j map at its own pixel spacing, the window
+        the bottom-up pass saw.
     epochs : int or None
         Epochs per classifier; None = the original (15, and 6 for level 0 of stages >= 2).
     classifier_params : dict or None
@@ -106,8 +115,8 @@ class CHM:
     def __init__(self, levels=3, stages=2, classifier="ldnn", network="small", alpha=0.0, tv_levels=None,
                  spatial_loss="tv",
                  spatial_rate=4.0, tv_centres=64, features=DEFAULT_FEATURES,
-                 context_radius=7, epochs=None, classifier_params=None, label_pooling="max", max_samples=None,
-                 feature_cache=None,
+                 context_radius=7, fusion_context="original", epochs=None, classifier_params=None,
+                 label_pooling="max", max_samples=None, feature_cache=None,
                  n_jobs=None, progress=True, random_state=None):
         self.levels = levels
         self.stages = stages
@@ -120,6 +129,7 @@ class CHM:
         self.tv_centres = tv_centres
         self.features = features
         self.context_radius = context_radius
+        self.fusion_context = fusion_context
         self.epochs = epochs
         self.classifier_params = classifier_params
         self.label_pooling = label_pooling
@@ -137,6 +147,8 @@ class CHM:
                 raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
         if self.classifier not in ("ldnn", "logistic"):
             raise ValueError(f"classifier must be 'ldnn' or 'logistic', got {self.classifier!r}")
+        if self.fusion_context not in FUSION_CONTEXTS:
+            raise ValueError(f"fusion_context must be one of {FUSION_CONTEXTS}, got {self.fusion_context!r}")
         if self.label_pooling not in LABEL_POOLINGS:
             raise ValueError(f"label_pooling must be one of {LABEL_POOLINGS}, got {self.label_pooling!r}")
         if self.network not in NETWORKS:
@@ -212,7 +224,7 @@ class CHM:
         schedule = self._schedule()
         for s, l in schedule:
             t0 = time.perf_counter()
-            X, y, nbr, soft = _assemble(rows, maps, s, l, self.levels, self.context_radius)
+            X, y, nbr, soft = _assemble(rows, maps, s, l, self.levels, self._stencil(s, l))
             offset, scale = _normaliser(X, self.bank_)
             off32, scale32 = offset.astype(np.float32), scale.astype(np.float32)
             for a in range(0, len(X), 65536):  # in place and in chunks: X can be gigabytes
@@ -229,7 +241,7 @@ class CHM:
             if (s, l) != schedule[-1]:  # the final output is not a context for anything
                 jobs = (delayed(_level_map)(im, l, self.bank_, _contexts(m, s, l, self.levels,
                                                                           pyramid.level_shape(im.shape, l)),
-                                            clf, self.context_radius, cache)
+                                            clf, self._stencil(s, l), cache)
                         for im, m in zip(images, maps))
                 for m, p in zip(maps, bar(par(jobs), total=len(images), desc=f"stage {s} level {l} contexts",
                                           enabled=self.progress)):
@@ -240,6 +252,12 @@ class CHM:
 
     def _cache(self):
         return None if self.feature_cache is None else FeatureCache(self.feature_cache)
+
+    def _stencil(self, s, l):
+        """(radius, dilation per context map) of classifier (s, l)."""
+        n = _n_contexts(s, l, self.levels)
+        scaled = self.fusion_context == "scaled" and s >= 2 and l == 0
+        return self.context_radius, [2 ** j if scaled else 1 for j in range(n)]
 
     def _make_classifier(self, stage, level, seed):
         overrides = dict(self.classifier_params or {})
@@ -273,8 +291,9 @@ class CHM:
             if min(pyramid.level_shape(im.shape, self.levels)) < 1:
                 raise ValueError(f"images[{i}] of shape {im.shape} is too small for levels={self.levels}")
         par = Parallel(n_jobs=self.n_jobs, return_as="generator")
+        stencils = {sl: self._stencil(*sl) for sl in schedule}
         jobs = (delayed(_predict_image)(im, self.bank_, self.classifiers_, schedule, self.levels,
-                                        self.context_radius, self._cache()) for im in images)
+                                        stencils, self._cache()) for im in images)
         return list(bar(par(jobs), total=len(images), desc="predict", enabled=self.progress))
 
     def predict(self, images, threshold=None, stage=None):
@@ -297,7 +316,7 @@ class CHM:
 
     def get_params(self):
         return {k: getattr(self, k) for k in ("levels", "stages", "classifier", "network", "alpha", "tv_levels", "spatial_loss",
-                                              "spatial_rate", "tv_centres", "features", "context_radius", "epochs",
+                                              "spatial_rate", "tv_centres", "features", "context_radius", "fusion_context", "epochs",
                                               "classifier_params", "label_pooling", "max_samples", "feature_cache",
                                               "n_jobs", "progress", "random_state")}
 
@@ -371,17 +390,19 @@ def _training_rows(image, labels, levels, tv_levels, tv_centres, caps, bank, see
     return out
 
 
-def _stencil_rows(m, flat, radius):
-    """``stencil(m, radius)`` at the flat positions only."""
-    offs = stencil_offsets(radius)
-    pad = np.pad(m, radius, mode="symmetric")
+def _stencil_rows(m, flat, radius, dilation=1):
+    """``stencil(m, radius, dilation=dilation)`` at the flat positions only."""
+    offs = stencil_offsets(radius) * dilation
+    p = radius * dilation
+    pad = np.pad(m, p, mode="symmetric")
     ys, xs = np.divmod(flat, m.shape[1])
-    return pad[ys[:, None] + radius + offs[:, 0], xs[:, None] + radius + offs[:, 1]].astype(np.float32)
+    return pad[ys[:, None] + p + offs[:, 0], xs[:, None] + p + offs[:, 1]].astype(np.float32)
 
 
-def _assemble(rows, maps, s, l, levels, radius):
+def _assemble(rows, maps, s, l, levels, stencil_spec):
     """Training matrix (float16) of classifier (s, l) over all images: X, y, neighbourhoods and
-    soft targets (each None when unused)."""
+    soft targets (each None when unused). ``stencil_spec`` is (radius, dilation per context)."""
+    radius, dilations = stencil_spec
     n_rows = sum(len(r[l]["y"]) for r in rows)
     n_bank = rows[0][l]["X"].shape[1]
     n_ctx = len(stencil_offsets(radius)) * _n_contexts(s, l, levels)
@@ -392,8 +413,8 @@ def _assemble(rows, maps, s, l, levels, radius):
         k = len(r["y"])
         X[n:n + k, :n_bank] = r["X"]
         col = n_bank
-        for c in _contexts(m, s, l, levels, r["shape"]):
-            block = _stencil_rows(c, r["flat"], radius)
+        for c, d in zip(_contexts(m, s, l, levels, r["shape"]), dilations):
+            block = _stencil_rows(c, r["flat"], radius, d)
             X[n:n + k, col:col + block.shape[1]] = block
             col += block.shape[1]
         ys.append(r["y"])
@@ -429,29 +450,32 @@ def _normaliser(X, bank):
     return offset, scale
 
 
-def _evaluate(bank_feats, ctx, clf, radius):
-    """Classifier output over one level image, from its filter-bank features and context maps."""
+def _evaluate(bank_feats, ctx, clf, stencil_spec):
+    """Classifier output over one level image, from its filter-bank features and context maps;
+    ``stencil_spec`` is (radius, dilation per context map)."""
+    radius, dilations = stencil_spec
     h, w, f = bank_feats.shape
     n_ctx = len(stencil_offsets(radius))
     blocks = [bank_feats.reshape(h * w, f)]  # a view: the bank block is never copied
     if ctx:
         C = np.empty((h, w, n_ctx * len(ctx)), dtype=np.float32)
-        for k, c in enumerate(ctx):
-            stencil(c, radius, out=C[:, :, k * n_ctx:(k + 1) * n_ctx])
+        for k, (c, d) in enumerate(zip(ctx, dilations)):
+            stencil(c, radius, dilation=d, out=C[:, :, k * n_ctx:(k + 1) * n_ctx])
         blocks.append(C.reshape(h * w, -1))
     return clf.predict_proba(blocks).reshape(h, w)
 
 
-def _level_map(image, l, bank, ctx, clf, radius, cache=None):
+def _level_map(image, l, bank, ctx, clf, stencil_spec, cache=None):
     """A training context map. Threaded BLAS rounds the classifier's GEMM differently from one
     thread (1 ulp in about a third of the pixels), and SGD amplifies that: one BLAS thread keeps
     the model the same for any ``n_jobs`` (joblib workers run one thread already)."""
     with threadpool_limits(1, user_api="blas"):
-        return _evaluate(bank_features(pyramid.downsample_n(image, l), bank, cache), ctx, clf, radius)
+        return _evaluate(bank_features(pyramid.downsample_n(image, l), bank, cache), ctx, clf, stencil_spec)
 
 
-def _predict_image(image, bank, classifiers, schedule, levels, radius, cache=None):
-    """Run the whole cascade on one image; the filter bank runs once per level."""
+def _predict_image(image, bank, classifiers, schedule, levels, stencils, cache=None):
+    """Run the whole cascade on one image; the filter bank runs once per level. ``stencils`` maps
+    each (stage, level) to its (radius, dilation per context map)."""
     imgs = pyramid.pyramid(image, levels)
     bank_feats = {}
     maps = {}
@@ -459,5 +483,5 @@ def _predict_image(image, bank, classifiers, schedule, levels, radius, cache=Non
         if l not in bank_feats:
             bank_feats[l] = bank_features(imgs[l], bank, cache)
         ctx = _contexts(maps, s, l, levels, imgs[l].shape)
-        maps[(s, l)] = _evaluate(bank_feats[l], ctx, classifiers[(s, l)], radius)
+        maps[(s, l)] = _evaluate(bank_feats[l], ctx, classifiers[(s, l)], stencils[(s, l)])
     return maps[schedule[-1]]

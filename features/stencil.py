@@ -45,7 +45,7 @@ def stencil_offsets(radius):
     return np.array(rows, dtype=np.intp).reshape(-1, 2)
 
 
-def stencil(image, radius, *, out=None):
+def stencil(image, radius, *, dilation=1, out=None):
     """Values of ``image`` at the stencil offsets around every pixel.
 
     Parameters
@@ -55,21 +55,26 @@ def stencil(image, radius, *, out=None):
         overshoot of context maps is kept as is).
     radius : int
         Stencil radius ``r >= 0``.
+    dilation : int
+        Spacing ``d >= 1`` of the offsets: ``(d dy, d dx)``. A map upsampled
+        from level j by pixel replication is sampled at its own pixel
+        spacing with ``d = 2**j``.
     out : (H, W, 8r+1) float32 ndarray, optional
         Where to write the result (may be a non-contiguous view).
 
     Returns
     -------
     features : (H, W, 8r+1) float32 ndarray
-        ``features[y, x, k] = padded[y + dy_k, x + dx_k]`` with edge-including
+        ``features[y, x, k] = padded[y + d dy_k, x + d dx_k]`` with edge-including
         mirror padding (numpy ``'symmetric'``, MATLAB ``padReflect``), offsets
         as in :func:`stencil_offsets`.
     """
     image = check_image(image)
-    offsets = stencil_offsets(radius)
+    d = _check_dilation(dilation)
+    offsets = stencil_offsets(radius) * d
     out = prepare_out(out, image.shape, len(offsets))
-    r = int(radius)
-    gather(pad_symmetric(image, r), r, offsets, out)
+    pad = int(radius) * d
+    gather(pad_symmetric(image, pad), pad, offsets, out)
     return out
 
 
@@ -108,6 +113,12 @@ def gather(padded, pad, offsets, out):
             buf[:, :, k] = padded[r0:r0 + m, c0:c0 + W]
         out[y0:y0 + m] = buf
     return out
+
+
+def _check_dilation(dilation):
+    if isinstance(dilation, (bool, np.bool_)) or not isinstance(dilation, (int, np.integer)) or dilation < 1:
+        raise ValueError(f"dilation must be an integer >= 1, got {dilation!r}")
+    return int(dilation)
 
 
 def _check_radius(radius):

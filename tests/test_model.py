@@ -88,7 +88,7 @@ def test_training_contexts_do_not_depend_on_blas_threads(data):
     maps = []
     for threads in (1, 2):
         with threadpool_limits(threads, user_api="blas"):
-            maps.append(_level_map(image, 0, model.bank_, [], model.classifiers_[(1, 0)], model.context_radius))
+            maps.append(_level_map(image, 0, model.bank_, [], model.classifiers_[(1, 0)], model._stencil(1, 0)))
     np.testing.assert_array_equal(maps[0], maps[1])
 
 
