@@ -106,14 +106,16 @@ def test_info_describes_the_model(trained, capsys):
 def test_train_dense_options(tmp_path, capsys):
     images, labels = write_dataset(tmp_path)
     model = tmp_path / "dense.npz"
-    opts = ["--max-samples", "40", "--label-pooling", "mean"]
+    opts = ["--max-samples", "40", "--label-pooling", "mean", "--fusion-context", "scaled"]
     assert main(["train", str(images), str(labels), "-o", str(model), *TRAIN_OPTS, *opts]) == 0
     loaded = load(model)
-    assert loaded.max_samples == 40 and loaded.label_pooling == "mean"
+    assert loaded.max_samples == 40 and loaded.label_pooling == "mean" and loaded.fusion_context == "scaled"
     assert main(["info", str(model)]) == 0
     assert "label_pooling      mean" in capsys.readouterr().out
     assert main(["train", str(images), str(labels), "-o", str(tmp_path / "x.npz"), *TRAIN_OPTS,
                  "--label-pooling", "median"]) == 2
+    assert main(["train", str(images), str(labels), "-o", str(tmp_path / "x.npz"), *TRAIN_OPTS,
+                 "--fusion-context", "wide"]) == 2
 
 
 def test_label_convention():

@@ -318,6 +318,34 @@ def test_stencil_values(radius, shape):
                                                      radius + dx:radius + dx + W].astype(np.float32))
 
 
+@pytest.mark.parametrize("shape", [(9, 13), (3, 2)])
+def test_stencil_dilation_spreads_the_offsets(shape):
+    im = np.random.default_rng(2).random(shape)
+    r, d = 2, 3
+    got = stencil(im, r, dilation=d)
+    p = np.pad(im, r * d, mode="symmetric")     # pads wider than the image repeat the reflection
+    H, W = shape
+    for k, (dy, dx) in enumerate(stencil_offsets(r)):
+        np.testing.assert_array_equal(got[..., k], p[r * d + d * dy:r * d + d * dy + H,
+                                                     r * d + d * dx:r * d + d * dx + W].astype(np.float32))
+    np.testing.assert_array_equal(stencil(im, r, dilation=1), stencil(im, r))
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="dilation"):
+            stencil(im, r, dilation=bad)
+
+
+def test_dilated_stencil_of_upsampled_map_is_coarse_stencil():
+    """A level-j map replicated up to full size, sampled with dilation 2**j at the top-left pixel
+    of each block, gives the coarse map's own stencil there (away from the border)."""
+    from chm.pyramid import upsample
+    coarse = np.random.default_rng(3).random((12, 14))
+    j, r = 2, 3
+    fine = upsample(coarse, j, (48, 56))
+    got = stencil(fine, r, dilation=2 ** j)[:: 2 ** j, :: 2 ** j]
+    want = stencil(coarse, r)
+    np.testing.assert_array_equal(got[r:-r, r:-r], want[r:-r, r:-r])
+
+
 def test_intensity_is_radius10_stencil():
     im = smooth_image((8, 12))
     np.testing.assert_array_equal(intensity(im), stencil(im, 10))

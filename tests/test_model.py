@@ -100,6 +100,28 @@ def test_tv_fit_runs_and_differs(data, fitted):
     assert fitted.classifiers_[(1, 0)].loss_curve_[0][1] == 0
 
 
+def test_scaled_fusion_context(data, fitted, tmp_path):
+    """fusion_context="scaled" changes only the fusion classifier's context columns: the rows it
+    trains on are the dilated stencils of the upsampled maps, as at prediction time."""
+    from features import stencil
+    from chm.model import _stencil_rows
+    images, _, labels = data
+    scaled = CHM(**{**SMALL, "fusion_context": "scaled"}).fit(images, labels)
+    assert scaled._stencil(2, 0) == (3, [1, 2]) and scaled._stencil(1, 1) == (3, [1])
+    assert fitted._stencil(2, 0) == (3, [1, 1])
+    for key in [(1, 0), (1, 1)]:  # the bottom-up pass is untouched
+        np.testing.assert_array_equal(scaled.classifiers_[key].W_, fitted.classifiers_[key].W_)
+    assert not np.array_equal(scaled.classifiers_[(2, 0)].W_, fitted.classifiers_[(2, 0)].W_)
+    m = np.random.default_rng(4).random((7, 9))
+    flat = np.array([0, 5, 31, 62])
+    np.testing.assert_array_equal(_stencil_rows(m, flat, 3, 4), stencil(m, 3, dilation=4).reshape(63, -1)[flat])
+    path = tmp_path / "scaled.npz"
+    scaled.save(path)
+    back = chm.load(path)
+    assert back.fusion_context == "scaled"
+    np.testing.assert_array_equal(back.predict_proba(images[:1])[0], scaled.predict_proba(images[:1])[0])
+
+
 def test_save_load_round_trip(tmp_path, fitted, data):
     images = data[0]
     path = tmp_path / "model.npz"
@@ -176,6 +198,8 @@ def test_bad_params_and_unfitted(data):
             CHM(**{**SMALL, "max_samples": bad}).fit(images, labels)
     with pytest.raises(ValueError, match="label_pooling"):
         CHM(**{**SMALL, "label_pooling": "median"}).fit(images, labels)
+    with pytest.raises(ValueError, match="fusion_context"):
+        CHM(**{**SMALL, "fusion_context": "wide"}).fit(images, labels)
     with pytest.raises(RuntimeError, match="not fitted"):
         CHM().predict(images)
 
