@@ -24,34 +24,26 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import chm  # noqa: E402
-from chm import pyramid  # noqa: E402
-from chm.cache import bank_features  # noqa: E402
 from chm.classifiers import make_classifier  # noqa: E402
 from chm.datasets import load_weizmann_horse  # noqa: E402
 from chm.metrics import pixel_error  # noqa: E402
-from chm.model import (FUSION_CONTEXTS, _contexts, _decision_threshold, _evaluate, _normaliser,  # noqa: E402
-                       _stencil_rows)
+from chm.model import (FUSION_CONTEXTS, _cascade, _contexts, _decision_threshold, _evaluate,  # noqa: E402
+                       _normaliser, _stencil_rows, _stencil_spec)
 
 
 def fusion_inputs(model, image):
     """Level-0 filter-bank features and the context maps of the last classifier."""
     schedule = model._schedule()
-    imgs = pyramid.pyramid(image, model.levels)
-    feats, maps = {}, {}
     with threadpool_limits(1, user_api="blas"):
-        for s, l in schedule[:-1]:
-            if l not in feats:
-                feats[l] = bank_features(imgs[l], model.bank_)
-            maps[(s, l)] = _evaluate(feats[l], _contexts(maps, s, l, model.levels, imgs[l].shape),
-                                     model.classifiers_[(s, l)], model._stencil(s, l))
+        maps, feats = _cascade(image, model.bank_, model.classifiers_, schedule[:-1], model.levels,
+                               {sl: model._stencil(*sl) for sl in schedule[:-1]})
     s, l = schedule[-1]
-    return bank_features(imgs[0], model.bank_), _contexts(maps, s, l, model.levels, image.shape)
+    return feats[0], _contexts(maps, s, l, model.levels, image.shape)
 
 
 def stencils(model, kind):
     """(radius, dilations) of the last classifier under fusion_context ``kind``."""
-    twin = chm.CHM(**{**model.get_params(), "fusion_context": kind})
-    return twin._stencil(*model._schedule()[-1])
+    return _stencil_spec(kind, model.context_radius, *model._schedule()[-1], model.levels)
 
 
 def training_rows(model, image, mask, cap, seed):

@@ -255,9 +255,7 @@ class CHM:
 
     def _stencil(self, s, l):
         """(radius, dilation per context map) of classifier (s, l)."""
-        n = _n_contexts(s, l, self.levels)
-        scaled = self.fusion_context == "scaled" and s >= 2 and l == 0
-        return self.context_radius, [2 ** j if scaled else 1 for j in range(n)]
+        return _stencil_spec(self.fusion_context, self.context_radius, s, l, self.levels)
 
     def _make_classifier(self, stage, level, seed):
         overrides = dict(self.classifier_params or {})
@@ -348,6 +346,13 @@ def _n_contexts(s, l, levels):
     """How many context maps classifier (s, l) sees: every level of the previous stage for the
     top-down fusion (stage >= 2, level 0), else the same stage's lower levels."""
     return levels + 1 if s >= 2 and l == 0 else l
+
+
+def _stencil_spec(fusion_context, radius, s, l, levels):
+    """(radius, dilation per context map) of classifier (s, l): 2**j for the level-j map of a
+    fusion classifier under ``fusion_context="scaled"``, else 1."""
+    scaled = fusion_context == "scaled" and s >= 2 and l == 0
+    return radius, [2 ** j if scaled else 1 for j in range(_n_contexts(s, l, levels))]
 
 
 def _contexts(maps, s, l, levels, shape):
@@ -473,9 +478,10 @@ def _level_map(image, l, bank, ctx, clf, stencil_spec, cache=None):
         return _evaluate(bank_features(pyramid.downsample_n(image, l), bank, cache), ctx, clf, stencil_spec)
 
 
-def _predict_image(image, bank, classifiers, schedule, levels, stencils, cache=None):
-    """Run the whole cascade on one image; the filter bank runs once per level. ``stencils`` maps
-    each (stage, level) to its (radius, dilation per context map)."""
+def _cascade(image, bank, classifiers, schedule, levels, stencils, cache=None):
+    """Run the classifiers of ``schedule`` on one image; the filter bank runs once per level.
+    ``stencils`` maps each (stage, level) to its (radius, dilation per context map). Returns the
+    map of every (stage, level) and the filter-bank features of every level used."""
     imgs = pyramid.pyramid(image, levels)
     bank_feats = {}
     maps = {}
@@ -484,4 +490,9 @@ def _predict_image(image, bank, classifiers, schedule, levels, stencils, cache=N
             bank_feats[l] = bank_features(imgs[l], bank, cache)
         ctx = _contexts(maps, s, l, levels, imgs[l].shape)
         maps[(s, l)] = _evaluate(bank_feats[l], ctx, classifiers[(s, l)], stencils[(s, l)])
-    return maps[schedule[-1]]
+    return maps, bank_feats
+
+
+def _predict_image(image, bank, classifiers, schedule, levels, stencils, cache=None):
+    """The last classifier's map of one image (see :func:`_cascade`)."""
+    return _cascade(image, bank, classifiers, schedule, levels, stencils, cache)[0][schedule[-1]]
