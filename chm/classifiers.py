@@ -16,6 +16,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from . import _sgd
+from .base import Estimator
 from .losses import get_spatial_loss
 from ._validation import check_random_state
 
@@ -68,7 +69,7 @@ def kmeans(X, k, rng, n_iter=50):
     return centres
 
 
-class LDNN:
+class LDNN(Estimator):
     """Logistic disjunctive normal network: f = 1 - prod_i (1 - prod_j sigma_ij).
 
     Parameters
@@ -295,13 +296,9 @@ class LDNN:
         return self
 
     # -- persistence ----------------------------------------------------------------------
-    def get_params(self):
-        return {k: getattr(self, k) for k in ("n_groups", "n_nodes", "epochs", "learning_rate", "momentum",
-                                              "batch_size", "dropout", "targets", "spatial_rate")}
-
     def to_state(self):
         """(JSON-able parameters, {name: array}) for model files."""
-        return {"type": type(self).__name__, "params": self.get_params()}, {"W": self.W_}
+        return {"type": type(self).__name__, "params": self.get_params(deep=False)}, {"W": self.W_}
 
     @staticmethod
     def from_state(meta, arrays):

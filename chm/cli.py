@@ -364,7 +364,7 @@ def cmd_train(args):
                 label_pooling=args.label_pooling, fusion_context=args.fusion_context, n_jobs=args.n_jobs,
                 progress=not args.quiet,
                 random_state=args.seed)
-    logger.debug("%r with %s", model, model.get_params())
+    logger.debug("%r with %s", model, model.get_params(deep=False))
     t0 = time.perf_counter()
     try:
         model.fit(arrays, labels)
@@ -494,7 +494,7 @@ def cmd_info(args):
              f"written by chm {header.get('chm_version', '?')} (format {FORMAT} version {header.get('version')}); "
              f"this is chm {__version__}",
              "parameters:"]
-    params = model.get_params()
+    params = model.get_params(deep=False)
     for key, value in params.items():
         if key in ("n_jobs", "progress"):  # runtime settings of the training run, not of the model
             continue

@@ -25,6 +25,7 @@ from features import FilterBank, stencil, stencil_offsets
 
 from . import pyramid
 from ._progress import bar
+from .base import Estimator
 from .cache import FeatureCache, bank_features
 from ._validation import check_image_list, check_labels, check_random_state
 from .classifiers import NETWORKS, make_classifier
@@ -48,7 +49,7 @@ FUSION_CONTEXTS = ("original", "scaled")
 _MIN_COARSE_SIDE = 4  # the coarsest level must keep this many pixels per side
 
 
-class CHM:
+class CHM(Estimator):
     """Contextual Hierarchical Model trained from sparse pixel labels, optionally with a TV loss.
 
     Parameters
@@ -311,16 +312,6 @@ class CHM:
 
         self._check_fitted()
         save_model(self, path)
-
-    def get_params(self):
-        return {k: getattr(self, k) for k in ("levels", "stages", "classifier", "network", "alpha", "tv_levels", "spatial_loss",
-                                              "spatial_rate", "tv_centres", "features", "context_radius", "fusion_context", "epochs",
-                                              "classifier_params", "label_pooling", "max_samples", "feature_cache",
-                                              "n_jobs", "progress", "random_state")}
-
-    def __repr__(self):
-        return (f"CHM(levels={self.levels}, stages={self.stages}, classifier={self.classifier!r}, "
-                f"network={self.network!r}, alpha={self.alpha})")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ def save_model(model, path):
     path = os.fspath(path)
     if not path.endswith(".npz"):
         path += ".npz"
-    params = model.get_params()
+    params = model.get_params(deep=False)
     params["feature_cache"] = None  # a cache folder is local to the machine that trained
     header = {"format": FORMAT, "version": VERSION, "chm_version": __version__,
               "params": _jsonable(params), "bank": model.bank_.to_dict(),
