@@ -292,7 +292,7 @@ def _expansion(unary, offs, weights, labels, max_iter):
 
 
 def decode(proba, beta, method="graphcut", image=None, sigma=None,
-           connectivity=4, max_iter=None, return_energy=False):
+           connectivity=4, max_iter=None, return_energy=False, fixed=None):
     """Most probable label map of the grid MRF (MAP decoding).
 
     Parameters
@@ -318,12 +318,18 @@ def decode(proba, beta, method="graphcut", image=None, sigma=None,
         (20).  Unused by the binary cut.
     return_energy : bool
         Also return the energy of the labelling.
+    fixed : array_like of int, shape (H, W), optional
+        Hard constraints: pixels with a value >= 0 keep that label (e.g.
+        the labelled pixels of a training image); -1 = free.  Enforced by
+        giving the other labels a unary cost larger than anything the
+        pixel's neighbours could save, so every decoder respects them.
 
     Returns
     -------
     labels : ndarray of int, shape (H, W)
     energy : float
-        Only with ``return_energy=True``.
+        Only with ``return_energy=True``; the energy of the constrained
+        model (finite penalties included).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
@@ -334,6 +340,8 @@ def decode(proba, beta, method="graphcut", image=None, sigma=None,
                          f"proba has K={K}; use method='expansion'")
     offs, weights = edge_weights(unary.shape[:2], beta, image, sigma,
                                  connectivity)
+    if fixed is not None:
+        unary = _clamp(unary, fixed, offs, weights)
     max_iter = _check_int("max_iter", _DEFAULT_ITERS.get(method, 1)
                           if max_iter is None else max_iter, 1)
     labels = np.argmin(unary, axis=2)
@@ -365,6 +373,22 @@ def decode(proba, beta, method="graphcut", image=None, sigma=None,
     if return_energy:
         return labels, _energy(unary, labels, offs, weights)
     return labels
+
+
+def _clamp(unary, fixed, offs, weights):
+    """Unaries under which every pixel with ``fixed >= 0`` prefers that label whatever its
+    neighbours: the other labels cost more than the pixel's total pair weight can repay."""
+    H, W, K = unary.shape
+    lab = _check_labels(fixed, (H, W), K, lowest=-1)
+    known = lab >= 0
+    if not known.any():
+        return unary
+    incident = _directions(offs, weights)[0].sum(axis=0)
+    big = incident + unary.max() + 1.0
+    out = unary.copy()
+    other = np.arange(K)[None, None, :] != lab[..., None]
+    out[known[..., None] & other] = np.broadcast_to(big[..., None], out.shape)[known[..., None] & other]
+    return out
 
 
 def _softmin(cost):

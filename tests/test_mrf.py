@@ -367,3 +367,35 @@ def test_select_beta_loglik_prefers_smoothing_on_noisy_maps():
     assert beta > 0 and scores[beta] < scores[0.0]
     with pytest.raises(ValueError, match="criterion"):
         mrf.select_beta(probas, held, criterion="auc")
+
+
+# ------------------------------------------------------- hard constraints
+@pytest.mark.parametrize("method", ["graphcut", "expansion", "icm"])
+def test_fixed_pixels_keep_their_labels_and_the_rest_is_optimal(method):
+    """Constrained decoding = brute-force minimum over labellings that respect the constraints."""
+    rng = np.random.default_rng(7)
+    for trial in range(40):
+        K = 2 if method == "graphcut" else int(rng.integers(2, 4))
+        p = rand_binary(rng, (3, 3)) if K == 2 else rand_classes(rng, (3, 3), K)
+        beta = rng.uniform(0.5, 30.0)  # large beta: the constraints fight the smoothing
+        img = rng.uniform(size=(3, 3))
+        kw = {"image": img, "sigma": mrf.default_sigma(img)}
+        fixed = np.full((3, 3), -1)
+        pos = rng.choice(9, size=2, replace=False)
+        fixed.flat[pos] = rng.integers(0, K, size=2)
+        lab = mrf.decode(p, beta, method, fixed=fixed, **kw)
+        assert np.array_equal(lab.flat[pos], fixed.flat[pos])
+        if method == "graphcut":
+            E, L = all_energies(p, beta, **kw)
+            ok = np.all(L[:, pos] == fixed.flat[pos], axis=1)
+            E_lab = E[np.all(L == lab.ravel(), axis=1)][0]
+            assert E_lab == pytest.approx(E[ok].min(), abs=1e-9)
+
+
+def test_fixed_validates():
+    p = np.full((3, 3), 0.5)
+    with pytest.raises(ValueError, match="shape"):
+        mrf.decode(p, 1.0, fixed=np.zeros((2, 2), int))
+    with pytest.raises(ValueError, match="lie in -1..1"):
+        mrf.decode(p, 1.0, fixed=np.full((3, 3), 2))
+    assert np.array_equal(mrf.decode(p, 1.0, fixed=np.full((3, 3), -1)), mrf.decode(p, 1.0))
