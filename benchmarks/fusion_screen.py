@@ -28,7 +28,8 @@ from chm.classifiers import make_classifier  # noqa: E402
 from chm.datasets import load_weizmann_horse  # noqa: E402
 from chm.metrics import pixel_error  # noqa: E402
 from chm.model import (FUSION_CONTEXTS, _cascade, _contexts, _decision_threshold, _evaluate,  # noqa: E402
-                       _normaliser, _stencil_rows, _stencil_spec)
+                       _normaliser, _stencil_spec)
+from chm.sampling import stencil_rows  # noqa: E402
 
 
 def fusion_inputs(model, image):
@@ -56,7 +57,7 @@ def training_rows(model, image, mask, cap, seed):
     out = {}
     for kind in FUSION_CONTEXTS:
         radius, dil = stencils(model, kind)
-        out[kind] = np.concatenate([bank] + [_stencil_rows(c, flat, radius, d) for c, d in zip(ctx, dil)],
+        out[kind] = np.concatenate([bank] + [stencil_rows(c, flat, radius, d) for c, d in zip(ctx, dil)],
                                    axis=1).astype(np.float16)
     return out, lab[flat]
 

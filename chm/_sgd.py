@@ -9,13 +9,16 @@ reference see the same random choices, and ``random_state`` controls all of them
 
 * a supervised item ``k < n_sup`` is the labelled row ``sup_rows[k]`` with target
   ``sup_t[k]``; its loss is 0.5 (f - t)^2, so its coefficient is dE/df = f - t;
-* a spatial item ``k >= n_sup`` is the neighbourhood ``nbr_rows[centres[k - n_sup]]`` (9 rows,
-  3 x 3 row-major). The kernel evaluates f on the 9 pixels and asks the spatial loss for the
-  coefficients ``c_p = spatial_weight * sum_f rho'(s_f . f9) s_f[p]`` (paper eq. 15); each of
+* a spatial item ``k >= n_sup`` is centre ``c = k - n_sup``: the rows ``Xn[nbr_rows[c]]`` of its
+  3 x 3 neighbourhood (row-major), drawn afresh for every epoch by the caller. The kernel
+  evaluates f on the 9 pixels and asks the spatial loss for the coefficients
+  ``c_p = spatial_weight * sum_f w_cf rho'(s_f . f9) s_f[p]`` (paper eq. 15; the per-centre
+  weights ``w_cf`` are 1 for TV and come from the image for a contrast-sensitive loss); each of
   the 9 pixels is then back-propagated with its own coefficient (paper eq. 6).
 
-Gradients are summed over ``batch_size`` items, then the momentum step of the original CHM is
-taken: v <- -G + momentum * v; W <- W + lr * v. With dropout (coarse levels, batch 1) each item
+Gradients are summed over ``batch_size`` items, plus ``batch items x weight_decay x W`` for the
+L2 penalty ``weight_decay / 2 ||w||^2`` on the weights (not the biases), then the momentum step
+of the original CHM is taken: v <- -G + momentum * v; W <- W + lr * v. With dropout (coarse levels, batch 1) each item
 uses its own subset of groups and of node indices (``gsel``, ``nsel``; the same node subset for
 every chosen group), and only those units are updated.
 
@@ -74,11 +77,13 @@ def _backward(G, x, gs, ns, M, sig, g, coef):
 
 
 @njit(cache=True, nogil=True, fastmath=True)
-def _step(W, V, G, gs, ns, M, lr, momentum):
+def _step(W, V, G, gs, ns, M, lr, momentum, decay):
     cols = W.shape[1]
     for a in range(gs.shape[0]):
         for b in range(ns.shape[0]):
             u = gs[a] * M + ns[b]
+            for k in range(cols - 1):
+                G[u, k] += decay * W[u, k]
             for k in range(cols):
                 V[u, k] = momentum * V[u, k] - G[u, k]
                 W[u, k] += lr * V[u, k]
@@ -86,10 +91,11 @@ def _step(W, V, G, gs, ns, M, lr, momentum):
 
 
 @njit(cache=True, nogil=True, fastmath=True)
-def sgd_epoch(W, V, X, sup_rows, sup_t, nbr_rows, centres, stencils, penalty, spatial_weight,
-              order, gsel, nsel, M, lr, momentum, batch_size):
+def sgd_epoch(W, V, X, sup_rows, sup_t, Xn, nbr_rows, cweights, stencils, penalty, spatial_weight,
+              weight_decay, order, gsel, nsel, M, lr, momentum, batch_size):
     """One SGD epoch in place on ``W`` and ``V``; returns (sum (f-t)^2, sum spatial loss).
 
+    ``cweights`` holds one row of stencil weights per centre, or a single row for every centre.
     ``gsel`` / ``nsel`` hold one row of active groups / nodes per item (dropout), or a
     single row used for every item (no dropout).
     """
@@ -105,6 +111,7 @@ def sgd_epoch(W, V, X, sup_rows, sup_t, nbr_rows, centres, stencils, penalty, sp
     sp_loss = 0.0
     in_batch = 0
     per_item = gsel.shape[0] > 1
+    per_centre = cweights.shape[0] > 1
     gs, ns = gsel[0], nsel[0]
     for it in range(order.shape[0]):
         k = order[it]
@@ -117,9 +124,11 @@ def sgd_epoch(W, V, X, sup_rows, sup_t, nbr_rows, centres, stencils, penalty, sp
             sq_err += r * r
             _backward(G, x, gs, ns, M, sig[0], g[0], r)
         else:
-            rows = nbr_rows[centres[k - n_sup]]
+            c = k - n_sup
+            rows = nbr_rows[c]
+            cw = cweights[c] if per_centre else cweights[0]
             for p in range(npx):
-                f9[p] = _forward(W, X[rows[p]], gs, ns, M, sig[p], g[p])
+                f9[p] = _forward(W, Xn[rows[p]], gs, ns, M, sig[p], g[p])
             coef[:] = 0.0
             for q in range(stencils.shape[0]):
                 resp = 0.0
@@ -127,24 +136,24 @@ def sgd_epoch(W, V, X, sup_rows, sup_t, nbr_rows, centres, stencils, penalty, sp
                     resp += stencils[q, p] * f9[p]
                 if penalty == 0:
                     d = 1.0 if resp > _DEAD_ZONE else (-1.0 if resp < -_DEAD_ZONE else 0.0)
-                    sp_loss += d * resp
+                    sp_loss += cw[q] * d * resp
                 else:
-                    sp_loss += 0.5 * resp * resp
+                    sp_loss += cw[q] * 0.5 * resp * resp
                     d = resp
                 for p in range(npx):
-                    coef[p] += spatial_weight * d * stencils[q, p]
+                    coef[p] += spatial_weight * cw[q] * d * stencils[q, p]
             for p in range(npx):
                 if coef[p] != 0.0:
-                    _backward(G, X[rows[p]], gs, ns, M, sig[p], g[p], coef[p])
+                    _backward(G, Xn[rows[p]], gs, ns, M, sig[p], g[p], coef[p])
         in_batch += 1
         if in_batch == batch_size or it == order.shape[0] - 1:
-            _step(W, V, G, gs, ns, M, lr, momentum)
+            _step(W, V, G, gs, ns, M, lr, momentum, in_batch * weight_decay)
             in_batch = 0
     return sq_err, sp_loss
 
 
-def sgd_epoch_reference(W, V, X, sup_rows, sup_t, nbr_rows, centres, stencils, penalty, spatial_weight,
-                        order, gsel, nsel, M, lr, momentum, batch_size):
+def sgd_epoch_reference(W, V, X, sup_rows, sup_t, Xn, nbr_rows, cweights, stencils, penalty, spatial_weight,
+                        weight_decay, order, gsel, nsel, M, lr, momentum, batch_size):
     """Plain numpy version of :func:`sgd_epoch` (same arguments, same result up to rounding)."""
     n_sup = len(sup_rows)
     G = np.zeros(W.shape)
@@ -177,22 +186,25 @@ def sgd_epoch_reference(W, V, X, sup_rows, sup_t, nbr_rows, centres, stencils, p
             sq_err += (f - sup_t[k]) ** 2
             bwd(x, u, sig, gg, f - sup_t[k])
         else:
-            xs = X[nbr_rows[centres[k - n_sup]]].astype(np.float64)
+            c = k - n_sup
+            cw = cweights[c] if len(cweights) > 1 else cweights[0]
+            xs = Xn[nbr_rows[c]].astype(np.float64)
             outs = [fwd(x, u) for x in xs]
             f9 = np.array([o[0] for o in outs])
             resp = stencils @ f9
             if penalty == 0:
                 d = np.where(np.abs(resp) > _DEAD_ZONE, np.sign(resp), 0.0)
-                sp_loss += (d * resp).sum()
+                sp_loss += (cw * d * resp).sum()
             else:
-                sp_loss += 0.5 * (resp ** 2).sum()
+                sp_loss += (cw * 0.5 * resp ** 2).sum()
                 d = resp
-            coef = spatial_weight * (d @ stencils)
+            coef = spatial_weight * ((cw * d) @ stencils)
             for x, (_, sig, gg), c in zip(xs, outs, coef):
                 if c != 0.0:
                     bwd(x, u, sig, gg, c)
         in_batch += 1
         if in_batch == batch_size or it == len(order) - 1:
+            G[u, :-1] += in_batch * weight_decay * W[u, :-1]
             V[u] = momentum * V[u] - G[u]
             W[u] += (lr * V[u]).astype(W.dtype)
             G[u] = 0.0
@@ -200,7 +212,7 @@ def sgd_epoch_reference(W, V, X, sup_rows, sup_t, nbr_rows, centres, stencils, p
     return sq_err, sp_loss
 
 
-def minibatch_epoch(W, V, X, sup_rows, sup_t, order, M, lr, momentum, batch_size):
+def minibatch_epoch(W, V, X, sup_rows, sup_t, order, M, lr, momentum, batch_size, weight_decay=0.0):
     """:func:`sgd_epoch` without spatial items or dropout, by batched matrix products.
 
     ``order`` must hold supervised items only. ``X`` may be float16 or float32 (each batch is
@@ -229,5 +241,7 @@ def minibatch_epoch(W, V, X, sup_rows, sup_t, order, M, lr, momentum, batch_size
         V *= momentum
         V[:, :d] -= delta.T @ Xb
         V[:, d] -= delta.sum(axis=0)
+        if weight_decay:
+            V[:, :d] -= (len(items) * weight_decay) * W[:, :d]
         W += lr * V
     return sq_err

@@ -2,14 +2,13 @@
 
 Both share one small interface::
 
-    clf.fit(X, y, neighbourhoods=None, spatial_loss=None, alpha=0.0) -> clf
+    clf.fit(X, y, spatial=None, spatial_loss=None, alpha=0.0) -> clf
     clf.predict_proba(X) -> (n,) float32 P(foreground)
     clf.fold_affine(offset, scale)     # absorb a feature normalisation into the weights
     clf.to_state() / Classifier.from_state(state)
 
-``X`` holds one row per pixel the SGD may touch; ``y`` is the class of each row with -1 for
-rows that are only there as neighbours of a spatial-loss centre; ``neighbourhoods`` is an
-(n_centres, 9) array of row indices (3 x 3 neighbourhoods, row-major) for the spatial loss.
+``X`` holds the labelled rows (``y`` their classes, -1 for rows to skip); ``spatial`` draws the
+3 x 3 neighbourhoods of fresh spatial-loss centres for every epoch (``chm.sampling``).
 """
 
 import numpy as np
@@ -89,14 +88,18 @@ class LDNN(Estimator):
     targets : (float, float)
         Regression targets of class 0 and class 1.
     spatial_rate : float
-        Spatial-loss items per supervised item and epoch (the loss itself is scaled so that
-        ``alpha`` weighs the *mean* spatial loss per pixel against the *mean* supervised loss
+        Spatial-loss centres per supervised item and epoch (the loss itself is scaled so that
+        ``alpha`` weighs the *mean* spatial loss per centre against the *mean* supervised loss
         per labelled pixel, whatever this rate).
+    weight_decay : float
+        L2 (Tikhonov) penalty ``weight_decay / 2 ||w||^2`` on the weights (not the biases), added
+        to the mean supervised loss per labelled pixel.
     random_state : int, Generator or None
     """
 
     def __init__(self, n_groups=10, n_nodes=20, epochs=15, learning_rate=0.01, momentum=0.5,
-                 batch_size=100, dropout=False, targets=(0.1, 0.9), spatial_rate=4.0, random_state=None):
+                 batch_size=100, dropout=False, targets=(0.1, 0.9), spatial_rate=4.0, weight_decay=0.0,
+                 random_state=None):
         self.n_groups = n_groups
         self.n_nodes = n_nodes
         self.epochs = epochs
@@ -106,6 +109,7 @@ class LDNN(Estimator):
         self.dropout = dropout
         self.targets = targets
         self.spatial_rate = spatial_rate
+        self.weight_decay = weight_decay
         self.random_state = random_state
 
     # -- training -------------------------------------------------------------------------
@@ -122,6 +126,8 @@ class LDNN(Estimator):
             raise ValueError("learning_rate must be > 0 and momentum in [0, 1)")
         if self.spatial_rate < 0:
             raise ValueError(f"spatial_rate must be >= 0, got {self.spatial_rate!r}")
+        if not (np.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
 
     def _init_weights(self, X, rows, y, rng):
         """k-means init (chm-reference 3.2): group i <- positive centre i, node j <- negative centre j.
@@ -146,7 +152,7 @@ class LDNN(Estimator):
         W = np.concatenate([w, b[:, :, None]], axis=2).reshape(N * M, -1)
         return np.ascontiguousarray(W, dtype=np.float32)
 
-    def fit(self, X, y, neighbourhoods=None, spatial_loss=None, alpha=0.0, progress=None, soft_targets=None):
+    def fit(self, X, y, spatial=None, spatial_loss=None, alpha=0.0, progress=None, soft_targets=None):
         """Train on rows ``X`` with classes ``y`` (-1 = unlabelled row).
 
         Parameters
@@ -154,8 +160,10 @@ class LDNN(Estimator):
         X : ndarray, shape (n_rows, d)
             float32, or float16 to halve the memory of large training sets.
         y : ndarray of int, shape (n_rows,)
-        neighbourhoods : ndarray of int, shape (n_centres, 9), optional
-            Row indices of the 3 x 3 neighbourhoods of spatial-loss centres.
+        spatial : sampler, optional
+            Draws the spatial-loss centres of every epoch: ``spatial.draw(rng, n)`` returns
+            (rows (m, d) float32, neighbourhoods (n, 9) indices into rows, per-centre stencil
+            weights (n, n_filters) or None); see :mod:`chm.sampling`.
         spatial_loss : str or SpatialLoss, optional
             Used when ``alpha > 0`` (default "tv").
         alpha : float
@@ -199,19 +207,18 @@ class LDNN(Estimator):
         self.n_features_in_ = X.shape[1]
         N, M = self.n_groups, self.n_nodes
 
-        use_spatial = alpha > 0 and neighbourhoods is not None and len(neighbourhoods) > 0
+        use_spatial = alpha > 0 and spatial is not None and self.spatial_rate > 0
         if use_spatial:
             loss = get_spatial_loss(spatial_loss or "tv")
-            nbr = np.ascontiguousarray(neighbourhoods, dtype=np.int64)
-            if nbr.ndim != 2 or nbr.shape[1] != 9 or nbr.min() < 0 or nbr.max() >= len(X):
-                raise ValueError("neighbourhoods must be (n_centres, 9) row indices into X")
             stencils, penalty = loss.flat_stencils, loss.penalty_code
             n_sp = max(1, int(round(self.spatial_rate * len(sup_rows))))
             # alpha weighs mean spatial loss vs mean supervised loss: rescale per item.
             spatial_weight = float(alpha) * len(sup_rows) / n_sp
         else:
-            nbr = np.zeros((1, 9), dtype=np.int64)
             stencils, penalty, n_sp, spatial_weight = np.zeros((1, 9)), 0, 0, 0.0
+        # Per item, so that an epoch adds n_sup x weight_decay x W, as the n_sup supervised items
+        # add n_sup x the gradient of the mean supervised loss.
+        decay = float(self.weight_decay) * len(sup_rows) / (len(sup_rows) + n_sp)
 
         # Plain mini-batches go through BLAS; the per-item kernel handles spatial items and dropout.
         batched = n_sp == 0 and not self.dropout and self.batch_size > 1
@@ -220,17 +227,18 @@ class LDNN(Estimator):
         V = np.zeros_like(self.W_)
         self.loss_curve_ = []
         for epoch in range(self.epochs):
-            order, centres, gsel, nsel = self._schedule(rng, len(sup_rows), n_sp, len(nbr))
+            order, gsel, nsel = self._schedule(rng, len(sup_rows), n_sp)
             if batched:
                 # 100-row GEMMs gain nothing from BLAS threads, and threads that several fits share
                 # thrash (measured: 400 us per row instead of 11 with two fits on 2 cores).
                 with threadpool_limits(1, user_api="blas"):
                     sq = _sgd.minibatch_epoch(self.W_, V, X, sup_rows, sup_t, order, M, float(self.learning_rate),
-                                              float(self.momentum), int(self.batch_size))
+                                              float(self.momentum), int(self.batch_size), decay)
                 sp = 0.0
             else:
-                sq, sp = _sgd.sgd_epoch(self.W_, V, X, sup_rows, sup_t, nbr, centres, stencils, penalty,
-                                        spatial_weight, order, gsel, nsel, M, float(self.learning_rate),
+                Xn, nbr, cw = _draw_centres(spatial, rng, n_sp, X.shape[1], len(stencils))
+                sq, sp = _sgd.sgd_epoch(self.W_, V, X, sup_rows, sup_t, Xn, nbr, cw, stencils, penalty,
+                                        spatial_weight, decay, order, gsel, nsel, M, float(self.learning_rate),
                                         float(self.momentum), int(self.batch_size))
             rms = float(np.sqrt(sq / len(sup_rows)))
             mean_sp = float(sp / n_sp) if n_sp else 0.0
@@ -241,10 +249,9 @@ class LDNN(Estimator):
             raise FloatingPointError("LDNN training diverged (non-finite weights); lower learning_rate")
         return self
 
-    def _schedule(self, rng, n_sup, n_sp, n_centres):
-        """Item order, spatial centres and dropout subsets of one epoch."""
+    def _schedule(self, rng, n_sup, n_sp):
+        """Item order and dropout subsets of one epoch."""
         order = rng.permutation(n_sup + n_sp).astype(np.int64)
-        centres = rng.integers(0, n_centres, size=max(n_sp, 1)).astype(np.int64)
         N, M = self.n_groups, self.n_nodes
         if self.dropout:
             n_items = len(order)
@@ -253,7 +260,7 @@ class LDNN(Estimator):
         else:
             gsel = np.arange(N, dtype=np.int64)[None, :]
             nsel = np.arange(M, dtype=np.int64)[None, :]
-        return order, centres, gsel, nsel
+        return order, gsel, nsel
 
     # -- inference ------------------------------------------------------------------------
     def predict_proba(self, X, chunk=32768):
@@ -314,6 +321,22 @@ class LDNN(Estimator):
         return clf
 
 
+def _draw_centres(spatial, rng, n, d, n_filters):
+    """One epoch's spatial-loss rows, neighbourhoods and stencil weights, checked for the kernel."""
+    if n == 0:
+        return np.zeros((9, d), np.float32), np.zeros((1, 9), np.int64), np.ones((1, n_filters))
+    Xn, nbr, cw = spatial.draw(rng, n)
+    Xn = np.ascontiguousarray(Xn, dtype=np.float32)
+    nbr = np.ascontiguousarray(nbr, dtype=np.int64)
+    if Xn.ndim != 2 or Xn.shape[1] != d or nbr.shape != (n, 9) or nbr.min() < 0 or nbr.max() >= len(Xn):
+        raise ValueError(f"the spatial sampler must return ({d}-column rows, ({n}, 9) row indices), "
+                         f"got {Xn.shape} and {nbr.shape}")
+    cw = np.ones((1, n_filters)) if cw is None else np.ascontiguousarray(cw, dtype=np.float64)
+    if cw.shape not in ((1, n_filters), (n, n_filters)):
+        raise ValueError(f"stencil weights must be (n_centres, {n_filters}), got {cw.shape}")
+    return Xn, nbr, cw
+
+
 class LogisticRegression(LDNN):
     """Logistic regression f = sigmoid(w . x + b): the 1 x 1 LDNN, with the same loss and SGD.
 
@@ -322,10 +345,10 @@ class LogisticRegression(LDNN):
     """
 
     def __init__(self, epochs=15, learning_rate=0.01, momentum=0.5, batch_size=100,
-                 targets=(0.1, 0.9), spatial_rate=4.0, random_state=None):
+                 targets=(0.1, 0.9), spatial_rate=4.0, weight_decay=0.0, random_state=None):
         super().__init__(n_groups=1, n_nodes=1, epochs=epochs, learning_rate=learning_rate, momentum=momentum,
                          batch_size=batch_size, dropout=False, targets=targets, spatial_rate=spatial_rate,
-                         random_state=random_state)
+                         weight_decay=weight_decay, random_state=random_state)
 
 
 #: LDNN sizes (groups x nodes) of the cascade, as (full resolution, coarse levels).

@@ -3,17 +3,20 @@
 A *spatial loss* (paper section 3) penalises a function of the n x n neighbourhood
 of every pixel of the output probability map. Every spatial loss here has the form
 
-    E_U = sum_k sum_f rho( s_f . p(k) )
+    E_U = sum_k sum_f w_kf rho( s_f . p(k) )
 
 where ``p(k)`` is the vectorised 3 x 3 neighbourhood (row-major) of centre pixel k,
-``s_f`` are linear stencils and ``rho`` is a penalty. Its subgradient with respect to
-the neighbourhood is
+``s_f`` are linear stencils, ``rho`` is a penalty and ``w_kf >= 0`` are per-centre weights
+(1 unless the loss takes them from the image). Its subgradient with respect to the
+neighbourhood is
 
-    dE_U / dp_i = sum_f rho'(s_f . p) s_f[i]                       (paper eq. 15)
+    dE_U / dp_i = sum_f w_kf rho'(s_f . p) s_f[i]                  (paper eq. 15)
 
 which is all an SGD kernel has to ask the loss for: the *coefficients* of the pixels it
 touched. The total-variation loss of the paper (eq. 8-15) is ``rho = |.|`` with the two
-Sobel stencils of eq. 11; a curvilinear/Hessian loss is another set of stencils.
+Sobel stencils of eq. 11 and unit weights; :func:`ContrastSensitive` compares the centre with
+its 8 neighbours, weighted by how alike the image is there (so boundaries along image edges
+are cheap); a curvilinear/Hessian loss would be another set of stencils.
 
 Borders: only centres whose whole 3 x 3 neighbourhood lies inside the image count
 ("valid" positions), so no padding value ever enters the loss.
@@ -22,7 +25,8 @@ Borders: only centres whose whole 3 x 3 neighbourhood lies inside the image coun
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["SOBEL_X", "SOBEL_Y", "SpatialLoss", "TV", "squared_error", "get_spatial_loss"]
+__all__ = ["SOBEL_X", "SOBEL_Y", "SpatialLoss", "TV", "ContrastSensitive", "squared_error",
+           "get_spatial_loss"]
 
 # Paper eq. 11 (its "X" derivative runs down the rows).
 SOBEL_X = np.array([[-1, -2, -1], [0, 0, 0], [1, 2, 1]], dtype=np.float64)
@@ -64,17 +68,30 @@ class SpatialLoss:
         ``rho(r) = |r|`` (total variation) or ``rho(r) = r**2 / 2``.
     name : str
         Name used in model files and reports.
+    contrast : float or None
+        None: unit weights. A number c > 0 makes the loss contrast-sensitive: stencil f of a
+        centre k weighs ``exp(-|I_k - I_q(f)|^2 / (2 (c sigma)^2))`` where q(f) is the pixel the
+        stencil compares with the centre (its other non-zero tap) and ``sigma`` the image's RMS
+        neighbour difference (:func:`chm.mrf.default_sigma`). Only stencils of the form
+        ``a (e_centre - e_q)`` qualify.
     """
 
-    def __init__(self, stencils, penalty="l1", name="custom"):
+    def __init__(self, stencils, penalty="l1", name="custom", contrast=None):
         stencils = np.asarray(stencils, dtype=np.float64)
         if stencils.ndim != 3 or stencils.shape[1:] != (3, 3):
             raise ValueError(f"stencils must have shape (n_filters, 3, 3), got {stencils.shape}")
         if penalty not in _PENALTIES:
             raise ValueError(f"penalty must be one of {sorted(_PENALTIES)}, got {penalty!r}")
+        if contrast is not None:
+            if not (np.isfinite(contrast) and contrast > 0):
+                raise ValueError(f"contrast must be None or a number > 0, got {contrast!r}")
+            flat = stencils.reshape(len(stencils), 9)
+            if np.any(flat[:, 4] == 0) or np.any((flat != 0).sum(axis=1) != 2) or np.any(flat.sum(axis=1) != 0):
+                raise ValueError("a contrast-sensitive loss needs pair stencils a (e_centre - e_q)")
         self.stencils = stencils
         self.penalty = penalty
         self.name = name
+        self.contrast = contrast
 
     @property
     def flat_stencils(self):
@@ -91,6 +108,41 @@ class SpatialLoss:
     def _drho(self, r):
         return np.where(np.abs(r) > DEAD_ZONE, np.sign(r), 0.0) if self.penalty == "l1" else r
 
+    def _partners(self):
+        """Flat 3 x 3 index of the pixel each stencil compares with the centre."""
+        flat = self.stencils.reshape(len(self.stencils), 9).copy()
+        flat[:, 4] = 0
+        return np.abs(flat).argmax(axis=1)
+
+    def centre_weights(self, image, ys, xs, sigma=None):
+        """Weights ``w_kf`` of the centres (ys, xs) of ``image``: (n, n_filters), or None for unit
+        weights. Centres must be interior pixels; ``sigma`` defaults to the image's own."""
+        if self.contrast is None:
+            return None
+        from .mrf import default_sigma
+
+        img = np.asarray(image, dtype=np.float64)
+        img = img[..., None] if img.ndim == 2 else img
+        s = (default_sigma(img) if sigma is None else sigma) * self.contrast
+        dy, dx = np.divmod(self._partners(), 3)
+        ys, xs = np.asarray(ys)[:, None], np.asarray(xs)[:, None]
+        d2 = ((img[ys, xs] - img[ys + dy - 1, xs + dx - 1]) ** 2).sum(-1)
+        return np.exp(-d2 / (2 * s * s))
+
+    def _weight_maps(self, shape, image):
+        """Per-stencil weights of every valid centre: (n_filters, H-2, W-2[, 1])."""
+        h, w = shape[:2]
+        if image is None:
+            if self.contrast is not None:
+                raise ValueError(f"the {self.name!r} loss is contrast-sensitive: pass the image")
+            return np.ones((len(self.stencils), h - 2, w - 2) + (1,) * (len(shape) - 2))
+        if np.shape(image)[:2] != (h, w):
+            raise ValueError(f"image shape {np.shape(image)} does not match the map's {shape[:2]}")
+        ys, xs = np.mgrid[1:h - 1, 1:w - 1]
+        cw = self.centre_weights(image, ys.ravel(), xs.ravel())
+        cw = np.ones((ys.size, len(self.stencils))) if cw is None else cw
+        return cw.T.reshape((len(self.stencils), h - 2, w - 2) + (1,) * (len(shape) - 2))
+
     def responses(self, prob):
         """Stencil responses at the valid centres: (n_filters, H-2, W-2[, K])."""
         prob = _as_map(prob)
@@ -101,37 +153,44 @@ class SpatialLoss:
             out.append(r[1:-1, 1:-1])
         return np.stack(out)
 
-    def value(self, prob):
+    def value(self, prob, image=None):
         """Loss of a probability map (H, W) or class-probability image (H, W, K).
 
         For K classes the loss is summed over the class channels (TV of the vector image).
+        ``image`` (H, W) or (H, W, C) is needed by contrast-sensitive losses.
         """
-        return float(np.sum(self._rho(self.responses(prob))))
+        prob = _as_map(prob)
+        return float(np.sum(self._weight_maps(prob.shape, image) * self._rho(self.responses(prob))))
 
-    def gradient(self, prob):
+    def gradient(self, prob, image=None):
         """Subgradient of :meth:`value` with respect to every pixel of ``prob``."""
         prob = _as_map(prob)
-        d = self._drho(self.responses(prob))
+        d = self._weight_maps(prob.shape, image) * self._drho(self.responses(prob))
         grad = np.zeros_like(prob)
         for s, df in zip(self.stencils, d):
             grad += _scatter(df, s)
         return grad
 
-    def coefficients(self, patch):
-        """dE/dp for one neighbourhood ``patch`` (9,) (numpy reference of the kernel)."""
+    def coefficients(self, patch, weights=None):
+        """dE/dp for one neighbourhood ``patch`` (9,) with stencil ``weights`` (numpy reference
+        of the kernel)."""
         p = np.asarray(patch, dtype=np.float64).reshape(9)
         s = self.flat_stencils
-        return self._drho(s @ p) @ s
+        w = np.ones(len(s)) if weights is None else np.asarray(weights, dtype=np.float64)
+        return (w * self._drho(s @ p)) @ s
 
     def to_dict(self):
-        return {"name": self.name, "penalty": self.penalty, "stencils": self.stencils.tolist()}
+        return {"name": self.name, "penalty": self.penalty, "stencils": self.stencils.tolist(),
+                "contrast": self.contrast}
 
     @classmethod
     def from_dict(cls, d):
-        return cls(np.asarray(d["stencils"]), d["penalty"], d["name"])
+        return cls(np.asarray(d["stencils"]), d["penalty"], d["name"], d.get("contrast"))
 
     def __repr__(self):
-        return f"SpatialLoss(name={self.name!r}, penalty={self.penalty!r}, n_filters={len(self.stencils)})"
+        extra = "" if self.contrast is None else f", contrast={self.contrast!r}"
+        return (f"SpatialLoss(name={self.name!r}, penalty={self.penalty!r}, "
+                f"n_filters={len(self.stencils)}{extra})")
 
 
 def _as_map(prob):
@@ -162,7 +221,28 @@ def TV():
     return SpatialLoss(np.stack([SOBEL_X, SOBEL_Y]) / 8.0, penalty="l1", name="tv")
 
 
-_REGISTRY = {"tv": TV}
+def ContrastSensitive(penalty="l1", contrast=1.0):
+    """A contrast-sensitive pairwise loss: each centre against its 8 neighbours.
+
+    ``E = sum_k sum_q exp(-|I_k - I_q|^2 / (2 (contrast sigma)^2)) rho(c_q (p_k - p_q))`` over the
+    8 neighbours q of every centre k, with ``c_q`` = 1/2 for the 4 axis neighbours and
+    1/(2 sqrt 2) for the diagonal ones (1/distance, halved because every pair is seen from both
+    ends), and ``sigma`` the image's RMS neighbour difference. A label change costs little where
+    the image changes too, so the loss smooths the map inside regions without paying for
+    boundaries on image edges; ``penalty="l1"`` is a contrast-weighted TV, ``"l2"`` the graph
+    Laplacian of label propagation. This is the local-window, contrast-sensitive Potts
+    relaxation of Tang et al. (ECCV 2018) and Obukhov et al. (2019) in the form of eq. 15.
+    """
+    stencils = []
+    for q in (0, 1, 2, 3, 5, 6, 7, 8):
+        s = np.zeros(9)
+        c = 0.5 * (2 ** -0.5 if q in (0, 2, 6, 8) else 1.0)
+        s[4], s[q] = c, -c
+        stencils.append(s.reshape(3, 3))
+    return SpatialLoss(np.stack(stencils), penalty=penalty, name="contrast", contrast=contrast)
+
+
+_REGISTRY = {"tv": TV, "contrast": ContrastSensitive}
 
 
 def get_spatial_loss(spec):

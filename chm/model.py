@@ -11,9 +11,12 @@ context map (chm-reference 1.2):
 Contexts are the soft outputs of the trained classifiers on the training images themselves.
 
 Memory: features are computed per image (joblib over images) and kept, as float16, only at the
-rows that SGD needs: the labelled pixels and the 3 x 3 neighbourhoods of the sampled
-spatial-loss centres. Inference streams image by image.
+labelled rows that SGD needs. A spatial loss draws fresh centres from every pixel for every
+epoch (``chm.sampling``), so its classifiers read the filter bank of whole images from a feature
+cache on disk (a temporary one when ``feature_cache`` is None). Inference streams image by image.
 """
+
+import tempfile
 
 import time
 
@@ -29,9 +32,10 @@ from .base import Estimator
 from .cache import FeatureCache, bank_features
 from ._validation import check_image_list, check_labels, check_random_state
 from .classifiers import NETWORKS, make_classifier
-from .losses import get_spatial_loss
+from .losses import SpatialLoss, get_spatial_loss
+from .sampling import ImageCentres, stencil_rows
 
-__all__ = ["CHM", "DEFAULT_FEATURES", "FUSION_CONTEXTS", "LABEL_POOLINGS"]
+__all__ = ["CHM", "DEFAULT_FEATURES", "FUSION_CONTEXTS", "LABEL_POOLINGS", "SEMI_SUPERVISED"]
 
 #: The default filter families: the original 476-feature bank without Gabor (296 features). In
 #: benchmarks/run.py's ablation (N = 10, 164 images) Gabor bought the least accuracy per second:
@@ -45,6 +49,10 @@ LABEL_POOLINGS = ("max", "mean")
 
 #: How the fusion classifiers sample the upsampled coarse maps (``CHM(fusion_context=...)``).
 FUSION_CONTEXTS = ("original", "scaled")
+
+#: Unsupervised terms (``CHM(semi_supervised=...)``) and the weight ``alpha`` each gets when none
+#: is given (chosen on held-out training images; docs/results.md).
+SEMI_SUPERVISED = {"tv": 0.1, "contrast": 0.3}
 
 _MIN_COARSE_SIDE = 4  # the coarsest level must keep this many pixels per side
 
@@ -63,19 +71,24 @@ class CHM(Estimator):
         LDNN sizes (``chm.classifiers.NETWORKS``): "small" = 6 x 6 at every level (sparse labels:
         as accurate, 2.5-3x faster); "original" = the original CHM's 10 x 20 at full resolution and
         24 x 24 at coarse levels (better with dense labels).
-    alpha : float
+    semi_supervised : None, "tv", "contrast" or chm.losses.SpatialLoss
+        How the unlabelled pixels take part. None: not at all (supervised), unless ``alpha > 0``,
+        which selects "tv" as in earlier versions. "tv": the paper's total-variation loss
+        (eq. 8-15). "contrast": a contrast-sensitive pairwise loss (chm.losses.ContrastSensitive):
+        like TV, but a boundary costs little where the image has an edge. A SpatialLoss: that loss.
+    alpha : float or None
         Weight of the unsupervised spatial loss (paper: E_S + alpha E_U), as the ratio of the mean
-        spatial loss per pixel to the mean supervised loss per labelled pixel. 0 = supervised.
+        spatial loss per pixel to the mean supervised loss per labelled pixel. None: the
+        method's recommended weight (:data:`SEMI_SUPERVISED`), 0 without a method.
     tv_levels : sequence of int or None
-        Levels whose classifiers get the spatial loss; None = (0,), the paper's choice (the
-        full-resolution classifiers of every stage).
-    spatial_loss : str or chm.losses.SpatialLoss
-        "tv" (paper eq. 8-15) or any SpatialLoss.
+        Levels whose classifiers get the spatial loss (and ``weight_decay``); None = (0,), the
+        paper's choice (the full-resolution classifiers of every stage).
     spatial_rate : float
-        Spatial-loss items per labelled pixel and epoch (sampling rate; does not change the objective).
-    tv_centres : int
-        Spatial-loss centres drawn per training image (uniformly over all its pixels) whose
-        3 x 3 neighbourhood features are kept for SGD.
+        Spatial-loss centres per labelled pixel and epoch, drawn afresh every epoch from all
+        pixels of the training images (sampling rate; does not change the objective).
+    weight_decay : float
+        L2 (Tikhonov) penalty on the weights of the ``tv_levels`` classifiers, the paper's other
+        regulariser: ``weight_decay / 2 ||w||^2`` next to the mean supervised loss.
     features : sequence of str
         Filter families (see ``features.FAMILIES``); the default, :data:`DEFAULT_FEATURES`, is the
         original bank without Gabor, chosen on speed/accuracy evidence; ``tuple(features.FAMILIES)``
@@ -113,9 +126,8 @@ class CHM(Estimator):
         Seeds every random choice; the same seed gives the same model for any ``n_jobs``.
     """
 
-    def __init__(self, levels=3, stages=2, classifier="ldnn", network="small", alpha=0.0, tv_levels=None,
-                 spatial_loss="tv",
-                 spatial_rate=4.0, tv_centres=64, features=DEFAULT_FEATURES,
+    def __init__(self, levels=3, stages=2, classifier="ldnn", network="small", semi_supervised=None, alpha=None,
+                 tv_levels=None, spatial_rate=4.0, weight_decay=0.0, features=DEFAULT_FEATURES,
                  context_radius=7, fusion_context="original", epochs=None, classifier_params=None,
                  label_pooling="max", max_samples=None, feature_cache=None,
                  n_jobs=None, progress=True, random_state=None):
@@ -123,11 +135,11 @@ class CHM(Estimator):
         self.stages = stages
         self.classifier = classifier
         self.network = network
+        self.semi_supervised = semi_supervised
         self.alpha = alpha
         self.tv_levels = tv_levels
-        self.spatial_loss = spatial_loss
         self.spatial_rate = spatial_rate
-        self.tv_centres = tv_centres
+        self.weight_decay = weight_decay
         self.features = features
         self.context_radius = context_radius
         self.fusion_context = fusion_context
@@ -142,7 +154,7 @@ class CHM(Estimator):
 
     # ------------------------------------------------------------------------------------
     def _validate_params(self):
-        for name, lo in (("levels", 0), ("stages", 1), ("context_radius", 1), ("tv_centres", 0)):
+        for name, lo in (("levels", 0), ("stages", 1), ("context_radius", 1)):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < lo:
                 raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
@@ -154,14 +166,32 @@ class CHM(Estimator):
             raise ValueError(f"label_pooling must be one of {LABEL_POOLINGS}, got {self.label_pooling!r}")
         if self.network not in NETWORKS:
             raise ValueError(f"network must be one of {sorted(NETWORKS)}, got {self.network!r}")
-        if not (np.isfinite(self.alpha) and self.alpha >= 0):
-            raise ValueError(f"alpha must be a finite number >= 0, got {self.alpha!r}")
+        for name in ("alpha", "weight_decay", "spatial_rate"):
+            v = getattr(self, name)
+            if v is not None and not (isinstance(v, (int, float, np.number)) and np.isfinite(v) and v >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
         tv = (0,) if self.tv_levels is None else tuple(self.tv_levels)
         if any(not 0 <= l <= self.levels for l in tv):
             raise ValueError(f"tv_levels must lie in 0..levels={self.levels}, got {self.tv_levels!r}")
-        get_spatial_loss(self.spatial_loss)
         self._level_caps(1)
-        return tv if self.alpha > 0 else ()
+        return tv
+
+    def _spatial(self):
+        """(SpatialLoss or None, alpha) that ``fit`` uses."""
+        method = self.semi_supervised
+        if method is None:
+            alpha = self.alpha or 0.0
+            return (get_spatial_loss("tv"), float(alpha)) if alpha > 0 else (None, 0.0)
+        if isinstance(method, SpatialLoss):
+            alpha = self.alpha
+            if alpha is None:
+                raise ValueError("a custom SpatialLoss in semi_supervised needs an explicit alpha")
+            return method, float(alpha)
+        if method not in SEMI_SUPERVISED:
+            raise ValueError(f"semi_supervised must be None, one of {sorted(SEMI_SUPERVISED)} or a "
+                             f"chm.losses.SpatialLoss, got {method!r}")
+        alpha = SEMI_SUPERVISED[method] if self.alpha is None else float(self.alpha)
+        return (get_spatial_loss(method), alpha) if alpha > 0 else (None, 0.0)
 
     def _level_caps(self, n_images):
         """Per level: labelled pixels kept per class and image, or None (no cap)."""
@@ -195,6 +225,7 @@ class CHM(Estimator):
         self
         """
         tv_levels = self._validate_params()
+        loss, alpha = self._spatial()
         images = check_image_list(images)
         labels = check_labels(labels, images)
         for i, im in enumerate(images):
@@ -211,11 +242,16 @@ class CHM(Estimator):
         caps = self._level_caps(len(images))
         par = Parallel(n_jobs=self.n_jobs, return_as="generator")
 
+        with tempfile.TemporaryDirectory(prefix="chm-features-") as tmp:
+            # A spatial loss reads whole images' features at every epoch: keep them on disk.
+            cache = self._cache() or (FeatureCache(tmp) if loss is not None else None)
+            self._fit_cascade(images, labels, seeds, caps, cache, loss, alpha, tv_levels, rng, par)
+        return self
+
+    def _fit_cascade(self, images, labels, seeds, caps, cache, loss, alpha, tv_levels, rng, par):
         # Pass A: filter-bank rows at every level, only where SGD will look.
         t0 = time.perf_counter()
-        cache = self._cache()
-        jobs = (delayed(_training_rows)(im, lab, self.levels, tv_levels, self.tv_centres, caps, self.bank_, sd, cache,
-                                        self.label_pooling)
+        jobs = (delayed(_training_rows)(im, lab, self.levels, caps, self.bank_, sd, cache, self.label_pooling)
                 for im, lab, sd in zip(images, labels, seeds))
         rows = list(bar(par(jobs), total=len(images), desc="features", enabled=self.progress))
         self.timings_["features"] = time.perf_counter() - t0
@@ -225,17 +261,23 @@ class CHM(Estimator):
         schedule = self._schedule()
         for s, l in schedule:
             t0 = time.perf_counter()
-            X, y, nbr, soft = _assemble(rows, maps, s, l, self.levels, self._stencil(s, l))
+            X, y, soft = _assemble(rows, maps, s, l, self.levels, self._stencil(s, l))
             offset, scale = _normaliser(X, self.bank_)
             off32, scale32 = offset.astype(np.float32), scale.astype(np.float32)
             for a in range(0, len(X), 65536):  # in place and in chunks: X can be gigabytes
                 X[a:a + 65536] = (X[a:a + 65536] - off32) / scale32
-            clf = self._make_classifier(s, l, int(rng.integers(0, 2**63 - 1)))
+            clf = self._make_classifier(s, l, int(rng.integers(0, 2**63 - 1)), l in tv_levels)
+            spatial = None
+            if loss is not None and l in tv_levels:
+                level_images = [pyramid.downsample_n(im, l) for im in images]
+                spatial = ImageCentres([bank_features(im, self.bank_, cache) for im in level_images],
+                                       [_contexts(m, s, l, self.levels, im.shape) for m, im in zip(maps, level_images)],
+                                       self._stencil(s, l), offset, scale, level_images, loss)
             with bar(total=clf.epochs, desc=f"stage {s} level {l} SGD", enabled=self.progress) as pbar:
-                clf.fit(X, y, neighbourhoods=nbr, spatial_loss=self.spatial_loss, soft_targets=soft,
-                        alpha=self.alpha if l in tv_levels else 0.0,
+                clf.fit(X, y, spatial=spatial, spatial_loss=loss, soft_targets=soft,
+                        alpha=alpha if spatial is not None else 0.0,
                         progress=lambda e, rms, sp: (pbar.update(1), pbar.set_postfix(rms=f"{rms:.3f}")))
-            del X, y, nbr, soft  # before the next level's matrix is built
+            del X, y, soft, spatial  # before the next level's matrix is built
             clf.fold_affine(offset, scale)
             self.classifiers_[(s, l)] = clf
             t1 = time.perf_counter()
@@ -249,7 +291,6 @@ class CHM(Estimator):
                     m[(s, l)] = p
             self.timings_[(s, l)] = {"sgd": t1 - t0, "contexts": time.perf_counter() - t1}
         self.threshold_ = _decision_threshold(labels, [r[0]["y"] for r in rows], clf.targets)
-        return self
 
     def _cache(self):
         return None if self.feature_cache is None else FeatureCache(self.feature_cache)
@@ -258,9 +299,11 @@ class CHM(Estimator):
         """(radius, dilation per context map) of classifier (s, l)."""
         return _stencil_spec(self.fusion_context, self.context_radius, s, l, self.levels)
 
-    def _make_classifier(self, stage, level, seed):
+    def _make_classifier(self, stage, level, seed, regularised=False):
         overrides = dict(self.classifier_params or {})
         overrides.setdefault("spatial_rate", self.spatial_rate)
+        if regularised and self.weight_decay:
+            overrides.setdefault("weight_decay", self.weight_decay)
         if self.epochs is not None:
             overrides.setdefault("epochs", self.epochs)
         elif level == 0:
@@ -353,9 +396,10 @@ def _contexts(maps, s, l, levels, shape):
     return [pyramid.downsample_n(maps[(s, j)], l - j) for j in range(_n_contexts(s, l, levels))]
 
 
-def _training_rows(image, labels, levels, tv_levels, tv_centres, caps, bank, seed, cache=None, pooling="max"):
-    """Per level: the pixels SGD will use, their filter-bank features (float16) and, for
-    ``pooling="mean"`` above level 0, their foreground fractions (else None)."""
+def _training_rows(image, labels, levels, caps, bank, seed, cache=None, pooling="max"):
+    """Per level: the labelled pixels SGD will use (after the per-class ``caps``), their
+    filter-bank features (float16) and, for ``pooling="mean"`` above level 0, their foreground
+    fractions (else None)."""
     rng = np.random.default_rng(seed)
     out = []
     img_l = image
@@ -364,62 +408,41 @@ def _training_rows(image, labels, levels, tv_levels, tv_centres, caps, bank, see
             img_l = pyramid.downsample(img_l)
         lab = pyramid.maxpool_labels(labels, l).ravel()
         h, w = img_l.shape
-        sup = np.flatnonzero(lab >= 0)
+        flat = np.flatnonzero(lab >= 0)
         if caps[l] is not None:
-            keep = [rng.permutation(sup[lab[sup] == c])[:caps[l]] for c in np.unique(lab[sup])]
-            sup = np.sort(np.concatenate(keep))
-        nbr_flat = None
-        if l in tv_levels and tv_centres > 0 and h >= 3 and w >= 3:
-            cy = rng.integers(1, h - 1, size=tv_centres)
-            cx = rng.integers(1, w - 1, size=tv_centres)
-            dy, dx = np.divmod(np.arange(9), 3)
-            nbr_flat = (cy[:, None] + dy - 1) * w + (cx[:, None] + dx - 1)
-        flat = sup if nbr_flat is None else np.union1d(sup, nbr_flat.ravel())
-        y = np.full(len(flat), -1, dtype=np.int8)
-        y[np.searchsorted(flat, sup)] = lab[sup]
-        nbr = None if nbr_flat is None else np.searchsorted(flat, nbr_flat)
+            keep = [rng.permutation(flat[lab[flat] == c])[:caps[l]] for c in np.unique(lab[flat])]
+            flat = np.sort(np.concatenate(keep))
         feats = bank_features(img_l, bank, cache).reshape(h * w, -1)[flat].astype(np.float16)
         soft = None
         if pooling == "mean" and l > 0:
-            soft = pyramid.pool_label_fractions(labels, l)[:, :, 1].ravel()[flat]  # NaN on unlabelled rows
-        out.append({"flat": flat, "y": y, "nbr": nbr, "X": feats, "shape": (h, w), "soft": soft})
+            soft = pyramid.pool_label_fractions(labels, l)[:, :, 1].ravel()[flat]
+        out.append({"flat": flat, "y": lab[flat].astype(np.int8), "X": feats, "shape": (h, w), "soft": soft})
     return out
 
 
-def _stencil_rows(m, flat, radius, dilation=1):
-    """``stencil(m, radius, dilation=dilation)`` at the flat positions only."""
-    offs = stencil_offsets(radius) * dilation
-    p = radius * dilation
-    pad = np.pad(m, p, mode="symmetric")
-    ys, xs = np.divmod(flat, m.shape[1])
-    return pad[ys[:, None] + p + offs[:, 0], xs[:, None] + p + offs[:, 1]].astype(np.float32)
-
-
 def _assemble(rows, maps, s, l, levels, stencil_spec):
-    """Training matrix (float16) of classifier (s, l) over all images: X, y, neighbourhoods and
-    soft targets (each None when unused). ``stencil_spec`` is (radius, dilation per context)."""
+    """Training matrix (float16) of classifier (s, l) over all images: X, y and soft targets
+    (None when unused). ``stencil_spec`` is (radius, dilation per context)."""
     radius, dilations = stencil_spec
     n_rows = sum(len(r[l]["y"]) for r in rows)
     n_bank = rows[0][l]["X"].shape[1]
     n_ctx = len(stencil_offsets(radius)) * _n_contexts(s, l, levels)
     X = np.empty((n_rows, n_bank + n_ctx), dtype=np.float16)  # filled in place: no second copy
-    ys, nbrs, softs, n = [], [], [], 0
+    ys, softs, n = [], [], 0
     for r, m in zip(rows, maps):
         r = r[l]
         k = len(r["y"])
         X[n:n + k, :n_bank] = r["X"]
         col = n_bank
         for c, d in zip(_contexts(m, s, l, levels, r["shape"]), dilations):
-            block = _stencil_rows(c, r["flat"], radius, d)
+            block = stencil_rows(c, r["flat"], radius, d)
             X[n:n + k, col:col + block.shape[1]] = block
             col += block.shape[1]
         ys.append(r["y"])
         softs.append(r["soft"])
-        if r["nbr"] is not None:
-            nbrs.append(r["nbr"] + n)
         n += k
     soft = None if softs[0] is None else np.concatenate(softs)
-    return X, np.concatenate(ys), (np.concatenate(nbrs) if nbrs else None), soft
+    return X, np.concatenate(ys), soft
 
 
 def _normaliser(X, bank):

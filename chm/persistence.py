@@ -77,6 +77,20 @@ def save_model(model, path):
     return path
 
 
+def _upgrade_params(params):
+    """Parameters of files written by earlier versions, in today's names."""
+    params = dict(params)
+    params.pop("tv_centres", None)  # spatial-loss centres are drawn afresh every epoch now
+    loss = params.pop("spatial_loss", None)
+    if loss is not None and (params.get("alpha") or 0) > 0 and params.get("semi_supervised") is None:
+        params["semi_supervised"] = loss if isinstance(loss, str) else None
+        if isinstance(loss, dict):
+            from .losses import SpatialLoss
+
+            params["semi_supervised"] = SpatialLoss.from_dict(loss)
+    return params
+
+
 def load(path):
     """Read a model written by :meth:`chm.CHM.save`.
 
@@ -110,7 +124,7 @@ def load(path):
     if not isinstance(header.get("version"), int) or header["version"] > VERSION:
         raise ValueError(f"'{path}' has model format version {header.get('version')!r}; this chm reads "
                          f"versions up to {VERSION}: upgrade chm")
-    params = header["params"]
+    params = _upgrade_params(header["params"])
     for key in ("features", "tv_levels"):
         if params.get(key) is not None:
             params[key] = tuple(params[key])

@@ -36,7 +36,6 @@ def main(argv=None):
     ap.add_argument("--features", default="haar,hog,edge,gabor,sift,intensity")
     ap.add_argument("--classifier-params", default='{"n_groups": 6, "n_nodes": 6}')
     ap.add_argument("--spatial-rate", type=float, default=4.0)
-    ap.add_argument("--tv-centres", type=int, default=64)
     ap.add_argument("--cache", default=None, help="feature cache folder")
     ap.add_argument("--n-jobs", type=int, default=-1)
     args = ap.parse_args(argv)
@@ -52,7 +51,7 @@ def main(argv=None):
         t = time.perf_counter()
         model = CHM(levels=args.levels, classifier=args.classifier, features=tuple(args.features.split(",")),
                     alpha=alpha, classifier_params=json.loads(args.classifier_params),
-                    spatial_rate=args.spatial_rate, tv_centres=args.tv_centres, feature_cache=args.cache,
+                    spatial_rate=args.spatial_rate, feature_cache=args.cache,
                     n_jobs=args.n_jobs, progress=False, random_state=args.seed).fit(train, labels)
         fit = time.perf_counter() - t
         pred = model.predict(test)

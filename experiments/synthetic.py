@@ -57,10 +57,10 @@ def run(alpha=0.3, seed=0, n_train=4, n_test=16, n_labels=5, noise=0.5, progress
     test_x, test_y = make_shapes(n_test, noise=noise, rng=rng)
     labels = sample_sparse_labels(train_y, n_labels, rng)
     common = dict(levels=0, stages=1, classifier="logistic", features=("intensity",), epochs=300,
-                  tv_centres=300, progress=progress, random_state=seed)
+                  progress=progress, random_state=seed)
     errors = {}
     for name, a in (("supervised", 0.0), ("tv", alpha)):
-        model = CHM(alpha=a, **common).fit(train_x, labels)
+        model = CHM(semi_supervised="tv", alpha=a, **common).fit(train_x, labels)
         errors[name] = pixel_error(model.predict(test_x), test_y)
     return errors
 

@@ -42,7 +42,7 @@ def model_params(args):
     """CHM settings of the experiment (shared by every run)."""
     return dict(levels=args.levels, stages=2, classifier=args.classifier, features=tuple(args.features.split(",")),
                 epochs=args.epochs, classifier_params=json.loads(args.classifier_params),
-                tv_centres=args.tv_centres, spatial_rate=args.spatial_rate, n_jobs=args.n_jobs,
+                spatial_rate=args.spatial_rate, n_jobs=args.n_jobs,
                 feature_cache=None if args.no_cache else Path(args.cache or Path(args.out) / "feature_cache"),
                 progress=not args.quiet)
 
@@ -220,7 +220,6 @@ def parse_args(argv=None):
     ap.add_argument("--classifier-params", default='{"n_groups": 6, "n_nodes": 6}',
                     help="JSON overrides of every LDNN (default 6 x 6: as accurate as the original 10 x 20 / 24 x 24 "
                          "with 10 labels per image, at a sixth of the cost)")
-    ap.add_argument("--tv-centres", type=int, default=64)
     ap.add_argument("--spatial-rate", type=float, default=4.0)
     ap.add_argument("--dense-samples", type=int, default=20_000,
                     help="labelled px per class and level for the dense-label model of Figure 2")

@@ -19,7 +19,7 @@ def test_get_set_params_round_trip():
 def test_repr_shows_non_default_parameters():
     assert repr(CHM()) == "CHM()"
     assert repr(CHM(levels=4, alpha=0.1)) == "CHM(levels=4, alpha=0.1)"
-    assert repr(CHM(alpha=0)) == "CHM()"  # 0 == 0.0: not a change
+    assert repr(CHM(weight_decay=0)) == "CHM()"  # 0 == 0.0: not a change
     assert repr(LDNN(n_groups=3)) == "LDNN(n_groups=3)"
 
 

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from chm.classifiers import LDNN, LogisticRegression, kmeans, make_classifier
+from chm.sampling import NeighbourhoodPool
 
 
 def _blobs(rng, n=400, d=5):
@@ -106,7 +107,7 @@ def test_spatial_loss_smooths_neighbourhoods():
     yn = np.concatenate([y, -np.ones(9, int)])
     kw = dict(n_groups=2, n_nodes=2, epochs=30, batch_size=5, random_state=0)
     plain = LDNN(**kw).fit(Xn, yn)
-    tv = LDNN(**kw).fit(Xn, yn, neighbourhoods=nb, alpha=1.0)
+    tv = LDNN(**kw).fit(Xn, yn, spatial=NeighbourhoodPool(Xn, nb), alpha=1.0)
     spread = lambda c: np.ptp(c.predict_proba(Xn[200:]))
     assert spread(tv) < spread(plain)
     assert tv.loss_curve_[-1][1] < tv.loss_curve_[0][1]

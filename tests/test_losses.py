@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from chm.losses import SOBEL_X, SOBEL_Y, SpatialLoss, TV, get_spatial_loss, squared_error
+from chm.losses import SOBEL_X, SOBEL_Y, ContrastSensitive, SpatialLoss, TV, get_spatial_loss, squared_error
+from chm.mrf import default_sigma
 
 
 def test_constant_map_has_zero_tv_and_zero_gradient():
@@ -75,3 +76,62 @@ def test_bad_input_and_registry():
         get_spatial_loss("curvy")
     loss = get_spatial_loss(TV().to_dict())
     assert loss.name == "tv" and loss.penalty == "l1"
+
+
+def test_contrast_loss_on_a_flat_image_known_value():
+    # Flat image: every weight is 1. Vertical step 0 -> 1 between columns 2 and 3 of a 5 x 6 map;
+    # valid centres rows 1..3, columns 1..4. A centre in column 2 differs from its 3 right
+    # neighbours (one axis, two diagonal), a centre in column 3 from its 3 left ones:
+    # per centre 1/2 + 2 / (2 sqrt 2), over 3 rows and 2 columns.
+    p = np.zeros((5, 6))
+    p[:, 3:] = 1.0
+    img = np.full((5, 6), 0.4)
+    per_centre = 0.5 + 2 / (2 * np.sqrt(2))
+    assert ContrastSensitive().value(p, img) == pytest.approx(6 * per_centre)
+    assert ContrastSensitive(penalty="l2").value(p, img) == pytest.approx(6 * (0.125 + 2 * 0.0625))
+    assert ContrastSensitive().value(np.full((5, 6), 0.7), img) == 0.0
+
+
+def test_contrast_loss_is_cheap_on_image_edges():
+    # The same map step costs exp(-d^2 / (2 s^2)) per pair when the image steps there too.
+    p = np.zeros((5, 6))
+    p[:, 3:] = 1.0
+    img = 0.2 + 0.5 * p
+    s = default_sigma(img)
+    w = np.exp(-0.25 / (2 * s * s))
+    per_centre = 0.5 + 2 / (2 * np.sqrt(2))
+    assert ContrastSensitive().value(p, img) == pytest.approx(6 * per_centre * w)
+    assert w < 0.1  # an image edge makes the map's boundary cheap
+    # The map's edge one column off the image's costs full price on its own pairs.
+    assert ContrastSensitive().value(np.roll(p, 1, axis=1), img) > 5 * ContrastSensitive().value(p, img)
+
+
+@pytest.mark.parametrize("penalty", ["l1", "l2"])
+def test_contrast_gradient_matches_finite_differences_and_kernel_coefficients(penalty):
+    rng = np.random.default_rng(3)
+    loss = ContrastSensitive(penalty=penalty)
+    p, img = rng.random((6, 5)), rng.random((6, 5, 3))  # colour image: distances over channels
+    g = loss.gradient(p, img)
+    eps = 1e-6
+    num = np.zeros_like(p)
+    for idx in np.ndindex(p.shape):
+        q = p.copy(); q[idx] += eps
+        r = p.copy(); r[idx] -= eps
+        num[idx] = (loss.value(q, img) - loss.value(r, img)) / (2 * eps)
+    np.testing.assert_allclose(g, num, rtol=1e-5, atol=1e-6)
+    # One centre: the kernel's coefficients with the centre's weights are the gradient of a 3 x 3 map.
+    patch, crop = p[:3, :3], img[:3, :3]
+    w = loss.centre_weights(crop, [1], [1])
+    np.testing.assert_allclose(loss.coefficients(patch, w[0]).reshape(3, 3), loss.gradient(patch, crop))
+
+
+def test_contrast_loss_needs_pair_stencils_and_an_image():
+    with pytest.raises(ValueError, match="pair stencils"):
+        SpatialLoss(np.stack([SOBEL_X]), contrast=1.0)
+    with pytest.raises(ValueError, match="pass the image"):
+        ContrastSensitive().value(np.zeros((4, 4)))
+    with pytest.raises(ValueError, match="contrast must be"):
+        ContrastSensitive(contrast=0.0)
+    back = get_spatial_loss(ContrastSensitive(penalty="l2", contrast=0.5).to_dict())
+    assert (back.name, back.penalty, back.contrast) == ("contrast", "l2", 0.5)
+    assert get_spatial_loss("contrast").contrast == 1.0

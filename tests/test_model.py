@@ -92,19 +92,56 @@ def test_training_contexts_do_not_depend_on_blas_threads(data):
     np.testing.assert_array_equal(maps[0], maps[1])
 
 
-def test_tv_fit_runs_and_differs(data, fitted):
+@pytest.mark.parametrize("kw", [{"alpha": 0.5}, {"semi_supervised": "tv"}, {"semi_supervised": "contrast"}])
+def test_spatial_loss_fit_runs_and_differs(data, fitted, kw):
     images, _, labels = data
-    tv = CHM(**{**SMALL, "alpha": 0.5, "tv_centres": 20}).fit(images, labels)
-    assert not np.array_equal(tv.classifiers_[(1, 0)].W_, fitted.classifiers_[(1, 0)].W_)
-    assert tv.classifiers_[(1, 0)].loss_curve_[0][1] > 0
-    assert fitted.classifiers_[(1, 0)].loss_curve_[0][1] == 0
+    tv = CHM(**{**SMALL, **kw}).fit(images, labels)
+    for sl in ((1, 0), (2, 0)):  # the full-resolution classifiers get the loss, the coarse ones not
+        assert not np.array_equal(tv.classifiers_[sl].W_, fitted.classifiers_[sl].W_)
+        assert tv.classifiers_[sl].loss_curve_[0][1] > 0
+        assert fitted.classifiers_[sl].loss_curve_[0][1] == 0
+    assert tv.classifiers_[(1, 1)].loss_curve_[0][1] == 0
+    assert tv._spatial()[0].name == kw.get("semi_supervised", "tv")
+
+
+def test_spatial_loss_sees_fresh_centres_every_epoch(data):
+    """The paper's loss sums over every pixel: each epoch draws new centres from all pixels."""
+    from chm.sampling import ImageCentres
+    from features import FilterBank
+
+    images, _, _ = data
+    bank = FilterBank(("haar",))
+    feats = [bank(im) for im in images]
+    sampler = ImageCentres(feats, [[] for _ in images], (3, []), np.zeros(2), np.ones(2))
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(20):
+        X, nbr, w = sampler.draw(rng, 50)
+        assert X.shape == (450, 2) and nbr.shape == (50, 9) and w is None
+        seen.update(map(tuple, np.round(X[nbr[:, 4]], 6)))
+    interior = sum((im.shape[0] - 2) * (im.shape[1] - 2) for im in images)
+    assert len(seen) > 0.5 * min(1000, interior)  # mostly new centres, not a fixed pool
+    # The rows are the features of the 3 x 3 neighbourhood, row-major.
+    X, nbr, _ = ImageCentres(feats[:1], [[]], (3, []), np.zeros(2), np.ones(2)).draw(np.random.default_rng(1), 1)
+    patch = X[nbr[0]].reshape(3, 3, 2)
+    hits = [(y, x) for y in range(1, feats[0].shape[0] - 1) for x in range(1, feats[0].shape[1] - 1)
+            if np.allclose(feats[0][y - 1:y + 2, x - 1:x + 2], patch, atol=1e-6)]
+    assert hits
+
+
+def test_weight_decay_shrinks_full_resolution_weights(data, fitted):
+    images, _, labels = data
+    l2 = CHM(**{**SMALL, "weight_decay": 1.0}).fit(images, labels)
+    norm = lambda m, sl: np.linalg.norm(m.classifiers_[sl].W_[:, :-1])
+    assert norm(l2, (1, 0)) < norm(fitted, (1, 0))
+    assert [l2.classifiers_[sl].weight_decay for sl in ((1, 0), (1, 1), (2, 0))] == [1.0, 0.0, 1.0]
 
 
 def test_scaled_fusion_context(data, fitted, tmp_path):
     """fusion_context="scaled" changes only the fusion classifier's context columns: the rows it
     trains on are the dilated stencils of the upsampled maps, as at prediction time."""
     from features import stencil
-    from chm.model import _stencil_rows
+    from chm.sampling import stencil_rows
     images, _, labels = data
     scaled = CHM(**{**SMALL, "fusion_context": "scaled"}).fit(images, labels)
     assert scaled._stencil(2, 0) == (3, [1, 2]) and scaled._stencil(1, 1) == (3, [1])
@@ -114,7 +151,7 @@ def test_scaled_fusion_context(data, fitted, tmp_path):
     assert not np.array_equal(scaled.classifiers_[(2, 0)].W_, fitted.classifiers_[(2, 0)].W_)
     m = np.random.default_rng(4).random((7, 9))
     flat = np.array([0, 5, 31, 62])
-    np.testing.assert_array_equal(_stencil_rows(m, flat, 3, 4), stencil(m, 3, dilation=4).reshape(63, -1)[flat])
+    np.testing.assert_array_equal(stencil_rows(m, flat, 3, 4), stencil(m, 3, dilation=4).reshape(63, -1)[flat])
     path = tmp_path / "scaled.npz"
     scaled.save(path)
     back = chm.load(path)
@@ -212,7 +249,7 @@ def test_max_samples_caps_each_level(data):
     dense = masks[0].astype(np.int8)
     caps = CHM(**{**SMALL, "max_samples": [30, None]})._level_caps(n_images=3)
     assert caps == [10, None]  # per image: ceil(30 / 3)
-    rows = _training_rows(images[0], dense, 1, (), 0, caps, FilterBank(("haar",)), seed=0)
+    rows = _training_rows(images[0], dense, 1, caps, FilterBank(("haar",)), seed=0)
     per_class = [np.bincount(r["y"], minlength=2) for r in rows]
     assert per_class[0].tolist() == [10, 10]
     assert per_class[1].sum() == rows[1]["shape"][0] * rows[1]["shape"][1]  # level 1: every pixel
@@ -226,7 +263,7 @@ def test_mean_label_pooling_gives_coarse_rows_their_fractions(data, tmp_path):
 
     images, masks, _ = data
     dense = masks[0].astype(np.int8)
-    rows = _training_rows(images[0], dense, 2, (), 0, [None] * 3, FilterBank(("haar",)), seed=0, pooling="mean")
+    rows = _training_rows(images[0], dense, 2, [None] * 3, FilterBank(("haar",)), seed=0, pooling="mean")
     assert rows[0]["soft"] is None  # full resolution: the labels themselves
     for l in (1, 2):
         frac = pool_label_fractions(dense, l)[:, :, 1].ravel()
