@@ -54,7 +54,9 @@ def test_stage_outputs(fitted, data):
 def test_learns_something(fitted, data):
     images, masks, _ = data
     err = chm.metrics.pixel_error(fitted.predict(images), masks)
-    assert err < 0.3
+    # Far below both constant maps (all background: the foreground fraction, 25.8 % here).
+    fg = np.mean(np.concatenate([m.ravel() for m in masks]))
+    assert err < 0.5 * min(fg, 1 - fg)
 
 
 def test_uint8_and_any_size_images(data):
