@@ -8,8 +8,10 @@
               [--overwrite] [--n-jobs N]
     chm info MODEL.npz
 
-Every command also takes ``--quiet`` (no progress bars, warnings and errors only) and
-``--verbose`` (debug messages, tracebacks of errors). ``python -m chm`` is the same program.
+Every command also takes ``--quiet`` (no progress output, warnings and errors only),
+``--verbose`` (debug messages, tracebacks of errors) and ``--progress`` (progress bars even
+when stderr is not a terminal; by default a terminal gets bars and a log file a few plain
+lines per stage). ``python -m chm`` is the same program.
 
 Inputs
 ------
@@ -326,6 +328,11 @@ def _model_path(output):
     return path
 
 
+def _progress(args):
+    """The ``progress`` value of the options: False with --quiet, True with --progress, else None (auto)."""
+    return False if args.quiet else True if args.progress else None
+
+
 def cmd_train(args):
     """``chm train``: read images and label images, fit a CHM, save it."""
     from .images import read_image
@@ -362,8 +369,7 @@ def cmd_train(args):
                 alpha=args.alpha,
                 features=args.features, epochs=args.epochs, max_samples=args.max_samples,
                 label_pooling=args.label_pooling, fusion_context=args.fusion_context, n_jobs=args.n_jobs,
-                progress=not args.quiet,
-                random_state=args.seed)
+                progress=_progress(args), random_state=args.seed)
     logger.debug("%r with %s", model, model.get_params(deep=False))
     t0 = time.perf_counter()
     try:
@@ -445,7 +451,7 @@ def cmd_predict(args):
     outputs = _output_paths(inputs, outdir, suffix, args.overwrite)
     # Decode every input once up front so that a bad file stops the run before any output is
     # written; images are read again batch by batch below to keep memory flat.
-    for p in bar(inputs, desc="check inputs", enabled=not args.quiet):
+    for p in bar(inputs, desc="check inputs", enabled=_progress(args)):
         read_image(p)
     outdir.mkdir(parents=True, exist_ok=True)
 
@@ -462,7 +468,7 @@ def cmd_predict(args):
     jobs = effective_n_jobs(args.n_jobs)
     batch = 1 if jobs == 1 else 2 * jobs
     t0 = time.perf_counter()
-    with bar(total=len(inputs), desc="predict", enabled=not args.quiet) as pbar:
+    with bar(total=len(inputs), desc="predict", enabled=_progress(args)) as pbar:
         for start in range(0, len(inputs), batch):
             chunk = inputs[start:start + batch]
             probas = model.predict_proba([read_image(p) for p in chunk])
@@ -580,8 +586,11 @@ def build_parser():
 
     common = argparse.ArgumentParser(add_help=False)
     talk = common.add_mutually_exclusive_group()
-    talk.add_argument("-q", "--quiet", action="store_true", help="no progress bars; only warnings and errors")
+    talk.add_argument("-q", "--quiet", action="store_true", help="no progress output; only warnings and errors")
     talk.add_argument("-v", "--verbose", action="store_true", help="debug messages and tracebacks of errors")
+    common.add_argument("--progress", action="store_true",
+                        help="progress bars even when stderr is not a terminal (default: bars on a terminal, "
+                             "a few plain lines per stage otherwise)")
     jobs = argparse.ArgumentParser(add_help=False)
     jobs.add_argument("--n-jobs", type=_n_jobs, default=1, metavar="N",
                       help="parallel workers over images (-1 = all CPUs; default: 1)")
@@ -687,6 +696,9 @@ def main(argv=None):
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version and usage errors: keep main() returning a status
         return exc.code if isinstance(exc.code, int) else EXIT_ERROR
+    if args.quiet and args.progress:
+        print("chm: error: --quiet and --progress contradict each other", file=sys.stderr)
+        return EXIT_ERROR
 
     # A handler for this call only, on the current stderr, so repeated calls (tests, scripts)
     # neither duplicate messages nor leave global logging state behind.

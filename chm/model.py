@@ -107,8 +107,9 @@ class CHM(Estimator):
     n_jobs : int or None
         Parallel workers over images (joblib). None defers to an enclosing
         ``joblib.parallel_config`` (e.g. ``backend="dask"``), else runs sequentially.
-    progress : bool
-        Show progress bars.
+    progress : bool or None
+        None: progress bars when stderr is a terminal, else a few plain lines per stage (a log
+        file stays readable); True: bars always; False: silent.
     random_state : int, Generator or None
         Seeds every random choice; the same seed gives the same model for any ``n_jobs``.
     """
@@ -118,7 +119,7 @@ class CHM(Estimator):
                  spatial_rate=4.0, tv_centres=64, features=DEFAULT_FEATURES,
                  context_radius=7, fusion_context="original", epochs=None, classifier_params=None,
                  label_pooling="max", max_samples=None, feature_cache=None,
-                 n_jobs=None, progress=True, random_state=None):
+                 n_jobs=None, progress=None, random_state=None):
         self.levels = levels
         self.stages = stages
         self.classifier = classifier

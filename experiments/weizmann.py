@@ -44,7 +44,7 @@ def model_params(args):
                 epochs=args.epochs, classifier_params=json.loads(args.classifier_params),
                 tv_centres=args.tv_centres, spatial_rate=args.spatial_rate, n_jobs=args.n_jobs,
                 feature_cache=None if args.no_cache else Path(args.cache or Path(args.out) / "feature_cache"),
-                progress=not args.quiet)
+                progress=False if args.quiet else True if args.progress else None)
 
 
 def _write_json(path, obj):
@@ -227,7 +227,9 @@ def parse_args(argv=None):
     ap.add_argument("--cache", default=None, help="feature cache folder (default OUT/feature_cache; ~25 GB for "
                                                   "the full bank on all 328 images)")
     ap.add_argument("--no-cache", action="store_true", help="recompute filter-bank features in every fit")
-    ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    ap.add_argument("--quiet", action="store_true", help="no progress output")
+    ap.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal "
+                                                            "(default: bars on a terminal, else a few lines per stage)")
     ap.add_argument("--quick", action="store_true", help="a few images, one draw, N=10: a smoke run")
     return ap.parse_args(argv)
 
@@ -245,7 +247,7 @@ def main(argv=None):
     out = Path(args.out)
     runs = out / "runs"
     runs.mkdir(parents=True, exist_ok=True)
-    config = {k: v for k, v in vars(args).items() if k not in ("quiet", "n_jobs", "no_cache", "cache")}
+    config = {k: v for k, v in vars(args).items() if k not in ("quiet", "progress", "n_jobs", "no_cache", "cache")}
     config_file = out / "config.json"
     if config_file.exists() and json.loads(config_file.read_text()) != config:
         raise SystemExit(f"{out} holds results of another configuration ({config_file}); use another --out")
