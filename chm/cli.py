@@ -47,7 +47,8 @@ before any work. Each output is written to a temporary file and renamed, so no f
 half-written.
 
 Exit status: 0 on success, 2 on a usage or input error (message ``chm: error: ...`` on
-stderr), 130 when interrupted.
+stderr), 128 + the signal number when stopped by Ctrl-C (130), SIGTERM (143) or SIGHUP (129):
+the joblib workers are stopped first, and every output file already written is complete.
 """
 
 import argparse
@@ -65,6 +66,7 @@ import numpy as np
 
 from . import __version__
 from ._progress import bar
+from ._signals import exit_status, interruptible
 
 __all__ = ["main", "build_parser", "list_images", "match_labels", "read_labels", "labels_from_values",
            "IMAGE_SUFFIXES", "LABEL_SUFFIX"]
@@ -78,7 +80,6 @@ LABEL_SUFFIX = "_labels"
 
 EXIT_OK = 0
 EXIT_ERROR = 2  # argparse's own status for usage errors, so all user errors share one code
-EXIT_INTERRUPTED = 130
 
 # Expected problems: reported as one line, not as a traceback. OSError covers missing files and
 # unwritable outputs; FloatingPointError is a diverged training (a message with advice).
@@ -689,7 +690,8 @@ def main(argv=None):
     Returns
     -------
     int
-        Exit status: 0 success, 2 usage or input error, 130 interrupted.
+        Exit status: 0 success, 2 usage or input error, 128 + signal number when stopped by a
+        signal (130 Ctrl-C, 143 SIGTERM).
     """
     parser = build_parser()
     try:
@@ -710,13 +712,14 @@ def main(argv=None):
     package_logger.setLevel(logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO)
     package_logger.propagate = False
     try:
-        return args.run(args)
+        with interruptible():
+            return args.run(args)
     except _USER_ERRORS as exc:
         logger.error("%s", exc, exc_info=args.verbose)
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        logger.error("interrupted")
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or SIGHUP: workers are stopped already
+        logger.error("interrupted%s; files written so far are complete", f" by {exc}" if str(exc) else "")
+        return exit_status(exc)
     finally:
         package_logger.removeHandler(handler)
         package_logger.setLevel(saved[0])

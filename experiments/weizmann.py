@@ -47,11 +47,21 @@ def model_params(args):
                 progress=False if args.quiet else True if args.progress else None)
 
 
-def _write_json(path, obj):
+def _write_atomic(path, write, mode="w"):
+    """Write through ``write(file)`` to ``path.part``, then rename: a stopped run never leaves a
+    half-written result that a resumed run would trust."""
     tmp = f"{path}.part"
-    with open(tmp, "w") as fh:
-        json.dump(obj, fh, indent=1)
+    with open(tmp, mode) as fh:
+        write(fh)
     os.replace(tmp, path)
+
+
+def _write_json(path, obj):
+    _write_atomic(path, lambda fh: json.dump(obj, fh, indent=1))
+
+
+def _savez(path, arrays):
+    _write_atomic(path, lambda fh: np.savez_compressed(fh, *arrays), "wb")
 
 
 def choose_beta(data, n, args, seed):
@@ -90,11 +100,11 @@ def run_draw(data, n, draw, args, runs):
         probas = model.predict_proba(data.test_images)
         err = pixel_error([p > 0.5 for p in probas], data.test_masks)
         if method == "supervised":  # kept (float16) so the MRF column never needs a refit
-            np.savez_compressed(proba_file, *[p.astype(np.float16) for p in probas])
+            _savez(proba_file, [p.astype(np.float16) for p in probas])
         _write_json(paths[method], {"N": n, "draw": draw, "method": method, "alpha": alpha, "error": err,
                                     "fit_seconds": fit_time, "seconds": time.perf_counter() - t0})
         if draw == 0:
-            np.savez_compressed(runs / f"N{n}_{method}_fig.npz", *probas[:FIG_IMAGES])
+            _savez(runs / f"N{n}_{method}_fig.npz", probas[:FIG_IMAGES])
     if not paths["mrf"].exists():
         beta_file = runs / f"N{n}_beta.json"
         if not beta_file.exists():
@@ -200,7 +210,7 @@ def dense_model(data, args, runs):
     labels = [m.astype(np.int8) for m in data.train_masks]
     model = CHM(alpha=0.0, random_state=args.seed, max_samples=args.dense_samples, **model_params(args))
     model.fit(data.train_images, labels)
-    np.savez_compressed(path, *model.predict_proba(data.test_images[:FIG_IMAGES]))
+    _savez(path, model.predict_proba(data.test_images[:FIG_IMAGES]))
     _write_json(runs / "dense.json", {"max_samples": args.dense_samples, "seconds": time.perf_counter() - t})
 
 
@@ -267,4 +277,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from chm._signals import run_main  # Ctrl-C / SIGTERM: stop the workers, keep results
+
+    run_main(main)
