@@ -61,8 +61,8 @@ class _Lines:
     def __iter__(self):
         try:
             for item in self.iterable:
+                self.update(1)  # counted when produced: a consumer may stop pulling after the last one
                 yield item
-                self.update(1)
         finally:
             self.close()
 

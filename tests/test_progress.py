@@ -38,7 +38,7 @@ def test_quarter_lines_only_for_long_stages(capsys, monkeypatch):
 def test_stopped_stage_says_so(capsys):
     with pytest.raises(KeyboardInterrupt):
         for i in bar(range(10), desc="predict"):
-            if i == 3:
+            if i == 2:
                 raise KeyboardInterrupt
     assert capsys.readouterr().err.startswith("predict: stopped at 3/10 in ")
 
@@ -67,5 +67,6 @@ def test_chm_fit_and_predict_log_a_few_lines_per_stage(capsys):
     stages = ["features", "stage 1 level 0 SGD", "stage 1 level 0 contexts", "stage 1 level 1 SGD",
               "stage 1 level 1 contexts", "stage 2 level 0 SGD", "predict"]
     assert [line.split(":")[0] for line in err.splitlines()] == stages  # one line each: short stages
+    assert all(": done, " in line for line in err.splitlines())
     CHM(**TINY, progress=False).fit(images, labels)
     assert capsys.readouterr().err == ""
