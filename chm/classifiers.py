@@ -321,11 +321,19 @@ class LogisticRegression(LDNN):
     decision boundary half way between them.
     """
 
+    # Fixed sizes, not parameters: class attributes, so that __init__ stores only its parameters.
+    n_groups = n_nodes = 1
+    dropout = False
+
     def __init__(self, epochs=15, learning_rate=0.01, momentum=0.5, batch_size=100,
                  targets=(0.1, 0.9), spatial_rate=4.0, random_state=None):
-        super().__init__(n_groups=1, n_nodes=1, epochs=epochs, learning_rate=learning_rate, momentum=momentum,
-                         batch_size=batch_size, dropout=False, targets=targets, spatial_rate=spatial_rate,
-                         random_state=random_state)
+        self.epochs = epochs
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.batch_size = batch_size
+        self.targets = targets
+        self.spatial_rate = spatial_rate
+        self.random_state = random_state
 
 
 #: LDNN sizes (groups x nodes) of the cascade, as (full resolution, coarse levels).
