@@ -60,6 +60,7 @@ import re
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -679,6 +680,10 @@ class _Formatter(logging.Formatter):
         return text
 
 
+def _log_warning(message, category, filename, lineno, file=None, line=None):
+    logger.warning("%s", message)
+
+
 def main(argv=None):
     """Run the ``chm`` program.
 
@@ -712,7 +717,8 @@ def main(argv=None):
     package_logger.setLevel(logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO)
     package_logger.propagate = False
     try:
-        with interruptible():
+        with interruptible(), warnings.catch_warnings():
+            warnings.showwarning = _log_warning  # "chm: warning: ..." like every other message
             return args.run(args)
     except _USER_ERRORS as exc:
         logger.error("%s", exc, exc_info=args.verbose)

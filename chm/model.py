@@ -16,6 +16,7 @@ spatial-loss centres. Inference streams image by image.
 """
 
 import time
+import warnings
 
 import numpy as np
 from joblib import Parallel, delayed
@@ -27,11 +28,11 @@ from . import pyramid
 from ._progress import bar
 from .base import Estimator
 from .cache import FeatureCache, bank_features
-from ._validation import check_image_list, check_labels, check_random_state
-from .classifiers import NETWORKS, make_classifier
+from ._validation import check_image_list, check_labels, check_pooled_classes, check_random_state
+from .classifiers import NETWORKS, make_classifier, shrink_to_labels
 from .losses import get_spatial_loss
 
-__all__ = ["CHM", "DEFAULT_FEATURES", "FUSION_CONTEXTS", "LABEL_POOLINGS"]
+__all__ = ["CHM", "DEFAULT_FEATURES", "FUSION_CONTEXTS", "FewLabelsWarning", "LABEL_POOLINGS"]
 
 #: The default filter families: the original 476-feature bank without Gabor (296 features). In
 #: benchmarks/run.py's ablation (N = 10, 164 images) Gabor bought the least accuracy per second:
@@ -47,6 +48,10 @@ LABEL_POOLINGS = ("max", "mean")
 FUSION_CONTEXTS = ("original", "scaled")
 
 _MIN_COARSE_SIDE = 4  # the coarsest level must keep this many pixels per side
+
+
+class FewLabelsWarning(UserWarning):
+    """:meth:`CHM.fit` made some classifiers smaller to fit the few labelled pixels it was given."""
 
 
 class CHM(Estimator):
@@ -198,6 +203,7 @@ class CHM(Estimator):
         tv_levels = self._validate_params()
         images = check_image_list(images)
         labels = check_labels(labels, images)
+        check_pooled_classes(labels, self.levels)
         for i, im in enumerate(images):
             side = min(pyramid.level_shape(im.shape, self.levels))
             if side < _MIN_COARSE_SIDE:
@@ -223,6 +229,7 @@ class CHM(Estimator):
 
         maps = [dict() for _ in images]
         self.classifiers_ = {}
+        few_labels = []  # classifiers made smaller to fit a handful of labelled pixels
         schedule = self._schedule()
         for s, l in schedule:
             t0 = time.perf_counter()
@@ -231,7 +238,9 @@ class CHM(Estimator):
             off32, scale32 = offset.astype(np.float32), scale.astype(np.float32)
             for a in range(0, len(X), 65536):  # in place and in chunks: X can be gigabytes
                 X[a:a + 65536] = (X[a:a + 65536] - off32) / scale32
-            clf = self._make_classifier(s, l, int(rng.integers(0, 2**63 - 1)))
+            clf, shrunk = shrink_to_labels(self._make_classifier(s, l, int(rng.integers(0, 2**63 - 1))), y)
+            if shrunk:
+                few_labels.append(f"stage {s} level {l}: {shrunk}")
             with bar(total=clf.epochs, desc=f"stage {s} level {l} SGD", enabled=self.progress) as pbar:
                 clf.fit(X, y, neighbourhoods=nbr, spatial_loss=self.spatial_loss, soft_targets=soft,
                         alpha=self.alpha if l in tv_levels else 0.0,
@@ -250,6 +259,10 @@ class CHM(Estimator):
                     m[(s, l)] = p
             self.timings_[(s, l)] = {"sgd": t1 - t0, "contexts": time.perf_counter() - t1}
         self.threshold_ = _decision_threshold(labels, [r[0]["y"] for r in rows], clf.targets)
+        if few_labels:
+            warnings.warn("few labelled pixels: an LDNN has at most one group per labelled foreground pixel "
+                          "and one node per background pixel of its level, so these were made smaller: "
+                          + "; ".join(few_labels), FewLabelsWarning, stacklevel=2)
         return self
 
     def _cache(self):
