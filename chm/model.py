@@ -203,13 +203,13 @@ class CHM(Estimator):
         tv_levels = self._validate_params()
         images = check_image_list(images)
         labels = check_labels(labels, images)
-        check_pooled_classes(labels, self.levels)
         for i, im in enumerate(images):
             side = min(pyramid.level_shape(im.shape, self.levels))
             if side < _MIN_COARSE_SIDE:
                 raise ValueError(f"images[{i}] of shape {im.shape} is too small for levels={self.levels}: "
                                  f"its coarsest level would be {side} px wide (need >= {_MIN_COARSE_SIDE}); "
                                  "use fewer levels")
+        check_pooled_classes(labels, self.levels)
         rng = check_random_state(self.random_state)
         self.bank_ = FilterBank(tuple(self.features))
         self.n_classes_ = 2
