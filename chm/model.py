@@ -106,9 +106,10 @@ class CHM(Estimator):
         Cap on labelled training pixels per class and level (dense labels), shared evenly by the
         images; a sequence gives one cap per level 0..levels (None in it = no cap at that level).
         None = no cap.
-    feature_cache : str, Path or None
-        Folder of a :class:`chm.cache.FeatureCache`: filter-bank features of every (image, level)
-        are computed once and reused by later fits and predictions (float16 on disk).
+    feature_cache : str, Path, chm.cache.FeatureCache or None
+        Folder of a :class:`chm.cache.FeatureCache` (or one, e.g. with a size budget): filter-bank
+        features of every (image, level) are computed once and reused by later fits and
+        predictions (float16 on disk).
     n_jobs : int or None
         Parallel workers over images (joblib). None defers to an enclosing
         ``joblib.parallel_config`` (e.g. ``backend="dask"``), else runs sequentially.
@@ -266,7 +267,9 @@ class CHM(Estimator):
         return self
 
     def _cache(self):
-        return None if self.feature_cache is None else FeatureCache(self.feature_cache)
+        if self.feature_cache is None or isinstance(self.feature_cache, FeatureCache):
+            return self.feature_cache
+        return FeatureCache(self.feature_cache)
 
     def _stencil(self, s, l):
         """(radius, dilation per context map) of classifier (s, l)."""

@@ -15,6 +15,7 @@ import argparse
 import csv
 import dataclasses
 import json
+import math
 import os
 import sys
 import time
@@ -26,8 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import chm  # noqa: E402
 from chm import CHM, mrf  # noqa: E402
+from chm.cache import FeatureCache, footprint  # noqa: E402
 from chm.datasets import load_weizmann_horse, sample_sparse_labels  # noqa: E402
 from chm.metrics import pixel_error  # noqa: E402
+from features import FilterBank  # noqa: E402
 
 # Paper Table 1 (mean, std) in %.
 PAPER = {10: ((23.81, 1.50), (19.92, 1.28), (11.98, 0.24)), 20: ((16.63, 0.67), (14.24, 0.36), (11.03, 0.21)),
@@ -43,8 +46,27 @@ def model_params(args):
     return dict(levels=args.levels, stages=2, classifier=args.classifier, features=tuple(args.features.split(",")),
                 epochs=args.epochs, classifier_params=json.loads(args.classifier_params),
                 tv_centres=args.tv_centres, spatial_rate=args.spatial_rate, n_jobs=args.n_jobs,
-                feature_cache=None if args.no_cache else Path(args.cache or Path(args.out) / "feature_cache"),
+                feature_cache=feature_cache(args),
                 progress=False if args.quiet else True if args.progress else None)
+
+
+def feature_cache(args):
+    """The filter-bank cache every fit shares: at most --cache-gb GB in --cache (None with --no-cache)."""
+    if args.no_cache:
+        return None
+    return FeatureCache(args.cache or Path(args.out) / "feature_cache", max_bytes=int(args.cache_gb * 1e9))
+
+
+def describe_cache(args, data):
+    """One line on the cache's disk footprint, printed before any work."""
+    cache = feature_cache(args)
+    images = list(data.train_images) + list(data.test_images)
+    need = footprint([im.shape for im in images], args.levels, FilterBank(tuple(args.features.split(","))).n_features)
+    if cache is None:
+        return f"feature cache: off; every fit recomputes the filter bank ({need / 1e9:.1f} GB would cache it all)"
+    return (f"feature cache '{cache.folder}': at most {args.cache_gb:g} GB on disk ({cache.size() / 1e9:.1f} GB there "
+            f"now); all {len(images)} images would take {need / 1e9:.1f} GB (--cache-gb {math.ceil(need / 1e9)} "
+            "caches them all and saves the most time, --no-cache none)")
 
 
 def _write_atomic(path, write, mode="w"):
@@ -234,8 +256,10 @@ def parse_args(argv=None):
     ap.add_argument("--spatial-rate", type=float, default=4.0)
     ap.add_argument("--dense-samples", type=int, default=20_000,
                     help="labelled px per class and level for the dense-label model of Figure 2")
-    ap.add_argument("--cache", default=None, help="feature cache folder (default OUT/feature_cache; ~25 GB for "
-                                                  "the full bank on all 328 images)")
+    ap.add_argument("--cache", default=None, help="feature cache folder (default OUT/feature_cache)")
+    ap.add_argument("--cache-gb", type=float, default=4.0,
+                    help="disk budget of the feature cache in GB (default 4; the full bank on all 328 images "
+                         "needs 26 GB to cache everything)")
     ap.add_argument("--no-cache", action="store_true", help="recompute filter-bank features in every fit")
     ap.add_argument("--quiet", action="store_true", help="no progress output")
     ap.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal "
@@ -257,11 +281,12 @@ def main(argv=None):
     out = Path(args.out)
     runs = out / "runs"
     runs.mkdir(parents=True, exist_ok=True)
-    config = {k: v for k, v in vars(args).items() if k not in ("quiet", "progress", "n_jobs", "no_cache", "cache")}
+    config = {k: v for k, v in vars(args).items() if k not in ("quiet", "progress", "n_jobs", "no_cache", "cache", "cache_gb")}
     config_file = out / "config.json"
     if config_file.exists() and json.loads(config_file.read_text()) != config:
         raise SystemExit(f"{out} holds results of another configuration ({config_file}); use another --out")
     _write_json(config_file, config)
+    print(describe_cache(args, data), flush=True)
     for n in sizes:
         for d in range(args.trials):
             print(f"== N = {n}, draw {d + 1}/{args.trials}", flush=True)
