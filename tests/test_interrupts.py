@@ -73,7 +73,8 @@ def _wait_for_workers(proc, n=2, timeout=120):
         if proc.poll() is not None:
             pytest.fail(f"the run ended before its workers were seen: {proc.communicate()}")
         time.sleep(0.1)
-    proc.kill()
+    for p in [proc.pid, *_descendants(proc.pid)]:
+        os.kill(p, signal.SIGKILL)
     pytest.fail("no loky workers appeared")
 
 
@@ -84,7 +85,9 @@ def _stop(proc, sig, kids):
     try:
         _, err = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        for p in [proc.pid, *kids]:  # leave nothing behind, even when failing
+            if _alive(p):
+                os.kill(p, signal.SIGKILL)
         pytest.fail(f"the run did not stop within 60 s of {sig.name}")
     seconds = time.monotonic() - t0
     deadline = time.monotonic() + 10
