@@ -8,7 +8,8 @@ with an MRF. The pooled test pixel error is reported as mean +- std over the dra
     python experiments/weizmann.py --quick            # smoke run in a minute or two
 
 Writes to --out: table1.md, table1.csv, fig1.png, fig2.png, and runs/ (one JSON per finished
-(N, draw, method): an interrupted run resumes where it stopped).
+(N, draw, method): an interrupted run resumes where it stopped). Filter-bank features are cached
+in OUT/feature_cache up to --cache-gb (4 GB; all of them take 24 GB), printed before the start.
 """
 
 import argparse
