@@ -39,7 +39,7 @@ def stop_workers():
     """
     from joblib.externals.loky import reusable_executor
 
-    executor = reusable_executor._executor
+    executor = getattr(reusable_executor, "_executor", None)  # loky's module-level pool, if any
     if executor is not None:
         executor.shutdown(wait=False, kill_workers=True)
 
