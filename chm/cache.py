@@ -7,7 +7,7 @@ features), so a model trained through the cache differs slightly from one traine
 the same cache and seed still give the same model.
 
 All of the filter bank's maps are large (the 476-feature bank: about 2 KB per pixel over the
-pyramid, 26 GB for the 328 Weizmann images), so a cache can be given a budget: once its folder
+pyramid, 24 GB for the 328 Weizmann images), so a cache can be given a budget: once its folder
 holds ``max_bytes``, new entries are computed but not stored. The first images fill it, and
 those are the ones every later fit reads first. Whether stored or not, features come out of a
 cache as float16, so the model does not depend on which entries were stored.

@@ -260,7 +260,7 @@ def parse_args(argv=None):
     ap.add_argument("--cache", default=None, help="feature cache folder (default OUT/feature_cache)")
     ap.add_argument("--cache-gb", type=float, default=4.0,
                     help="disk budget of the feature cache in GB (default 4; the full bank on all 328 images "
-                         "needs 26 GB to cache everything)")
+                         "needs 24 GB to cache everything)")
     ap.add_argument("--no-cache", action="store_true", help="recompute filter-bank features in every fit")
     ap.add_argument("--quiet", action="store_true", help="no progress output")
     ap.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal "
