@@ -19,6 +19,9 @@ tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard libr
 ROOT = Path(__file__).resolve().parents[1]
 #: Modules the library imports only for an optional back end; each must be in some extra.
 OPTIONAL = {"torch"}
+#: Distribution names of modules whose import name differs, for when they are not installed here.
+ALIASES = {"sklearn": "scikit-learn", "skimage": "scikit-image", "PIL": "pillow", "yaml": "pyyaml",
+           "cv2": "opencv-python"}
 #: Which extra each folder of scripts may use besides the core dependencies.
 FOLDERS = {"chm": None, "features": None, "experiments": "experiments", "benchmarks": "bench", "tests": "test"}
 
@@ -49,7 +52,7 @@ def test_every_imported_module_is_declared():
         allowed = core | (extras[extra] if extra else set())
         for path in sorted((ROOT / folder).rglob("*.py")):
             for module in _imports(path) - local - set(sys.stdlib_module_names):
-                names = {_name(d) for d in dists.get(module, [module])}
+                names = {_name(d) for d in dists.get(module, [ALIASES.get(module, module)])}
                 if extra is None and module in OPTIONAL:
                     ok = any(names & e for e in extras.values())
                 else:
