@@ -112,7 +112,7 @@ def test_train_stopped_during_sgd_leaves_no_worker(tmp_path, sig):
     status, err, seconds = _stop(proc, sig, kids)
     assert status == 128 + sig, err
     assert f"chm: error: interrupted by {sig.name}" in err and "Traceback" not in err
-    assert seconds < 10
+    assert seconds < 15
     assert sorted(p.name for p in tmp_path.iterdir()) == ["images", "labels"]  # no model, no temp file
 
 
@@ -128,7 +128,7 @@ def test_predict_interrupted_keeps_whole_outputs(tmp_path):
     out = tmp_path / "out"
     proc = _start(["-m", "chm", "predict", str(model), str(many), "-o", str(out), "--n-jobs", "2"], tmp_path)
     kids = _wait_for_workers(proc)
-    while proc.poll() is None and len(list(out.glob("*.png"))) < 8:
+    while proc.poll() is None and len(list(out.glob("m*.png"))) < 8:  # not the hidden temporary files
         time.sleep(0.05)
     status, err, _ = _stop(proc, signal.SIGINT, kids)  # Ctrl-C
     assert status == 130, err
