@@ -437,4 +437,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from chm._signals import run_main  # Ctrl-C / SIGTERM: stop the workers, keep results
+
+    run_main(main)

@@ -76,7 +76,7 @@ def fit_model(images, labels, args, path, **kw):
     """Fit a CHM, or read it back from ``path`` (``--models``) if a run saved it; returns (model, fit s)."""
     if path is not None and path.exists():
         model = chm.load(path)
-        model.n_jobs, model.progress = args.n_jobs, not args.quiet
+        model.n_jobs, model.progress = args.n_jobs, False if args.quiet else None
         return model, None
     if args.hflip:
         images, labels = images + mirrored(images), labels + mirrored(labels)
@@ -84,7 +84,7 @@ def fit_model(images, labels, args, path, **kw):
     model = CHM(levels=args.levels, stages=args.stages, network=args.network, context_radius=args.context_radius,
                 features=tuple(args.features.split(",")), n_jobs=args.n_jobs,
                 classifier_params=json.loads(args.classifier_params), label_pooling=args.label_pooling,
-                fusion_context=args.fusion_context, progress=not args.quiet,
+                fusion_context=args.fusion_context, progress=False if args.quiet else None,
                 random_state=args.seed, **kw).fit(images, labels)
     fit = time.perf_counter() - t
     if path is not None:
@@ -216,4 +216,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from chm._signals import run_main  # Ctrl-C / SIGTERM: stop the workers, keep results
+
+    run_main(main)

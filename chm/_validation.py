@@ -4,7 +4,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["check_random_state", "check_labels", "check_image_list"]
+__all__ = ["check_random_state", "check_labels", "check_image_list", "check_pooled_classes"]
 
 
 def check_random_state(seed):
@@ -70,3 +70,22 @@ def check_labels(labels, images, n_classes=2, name="labels"):
         raise ValueError(f"{name} holds a single class ({seen.pop()}); labelled pixels of both "
                          "background (0) and foreground (1) are needed")
     return out
+
+
+def check_pooled_classes(labels, levels):
+    """Raise unless every pyramid level keeps labelled pixels of both classes.
+
+    Coarse labels are max-pooled (a block with a foreground click is foreground), so background
+    clicks close to foreground ones vanish at coarse levels; checked before any features are
+    computed, with what to do about it.
+    """
+    from .pyramid import maxpool_labels
+
+    for level in range(1, levels + 1):
+        pooled = [maxpool_labels(lab, level) for lab in labels]
+        if not any((p == 0).any() for p in pooled):
+            side = 2 ** level
+            raise ValueError(f"at pyramid level {level} every labelled background pixel shares its {side} x {side} "
+                             "block with a labelled foreground pixel, so that level has no background to learn "
+                             f"from; label background farther (> {side} px) from the foreground, or use "
+                             f"levels={level - 1}")

@@ -19,7 +19,7 @@ from .base import Estimator
 from .losses import get_spatial_loss
 from ._validation import check_random_state
 
-__all__ = ["LDNN", "LogisticRegression", "NETWORKS", "kmeans", "make_classifier"]
+__all__ = ["LDNN", "LogisticRegression", "NETWORKS", "kmeans", "make_classifier", "shrink_to_labels"]
 
 
 def kmeans(X, k, rng, n_iter=50):
@@ -344,11 +344,20 @@ class LogisticRegression(LDNN):
     decision boundary half way between them.
     """
 
+    # Fixed sizes, not parameters: class attributes, so that __init__ stores only its parameters.
+    n_groups = n_nodes = 1
+    dropout = False
+
     def __init__(self, epochs=15, learning_rate=0.01, momentum=0.5, batch_size=100,
                  targets=(0.1, 0.9), spatial_rate=4.0, weight_decay=0.0, random_state=None):
-        super().__init__(n_groups=1, n_nodes=1, epochs=epochs, learning_rate=learning_rate, momentum=momentum,
-                         batch_size=batch_size, dropout=False, targets=targets, spatial_rate=spatial_rate,
-                         weight_decay=weight_decay, random_state=random_state)
+        self.epochs = epochs
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.batch_size = batch_size
+        self.targets = targets
+        self.spatial_rate = spatial_rate
+        self.weight_decay = weight_decay
+        self.random_state = random_state
 
 
 #: LDNN sizes (groups x nodes) of the cascade, as (full resolution, coarse levels).
@@ -379,3 +388,34 @@ def make_classifier(kind, coarse, network="small", random_state=None, **override
         params.update({k: v for k, v in overrides.items() if k not in ("n_groups", "n_nodes", "dropout")})
         return LogisticRegression(random_state=random_state, **params)
     raise ValueError(f"classifier must be 'ldnn' or 'logistic', got {kind!r}")
+
+
+def shrink_to_labels(clf, y):
+    """``clf`` with no more LDNN groups than labelled foreground rows, nor nodes than background rows.
+
+    The k-means initialisation gives group i a foreground centre and node j a background centre,
+    so a few clicks cannot fill a larger network: it is made smaller instead (without dropout
+    when a side falls below the 2 units dropout needs). A user's first try, a handful of clicks
+    on two images, then trains.
+
+    Parameters
+    ----------
+    clf : LDNN or LogisticRegression
+    y : ndarray of int
+        Classes of the training rows (-1 = unlabelled).
+
+    Returns
+    -------
+    clf : the same object, its ``n_groups``/``n_nodes`` (and ``dropout``) lowered if needed
+    note : str or None
+        "N x M -> n x m" when the size changed, else None.
+    """
+    if isinstance(clf, LogisticRegression):
+        return clf, None
+    n_fg, n_bg = int(np.count_nonzero(y == 1)), int(np.count_nonzero(y == 0))
+    groups, nodes = min(clf.n_groups, max(n_fg, 1)), min(clf.n_nodes, max(n_bg, 1))
+    if (groups, nodes) == (clf.n_groups, clf.n_nodes):
+        return clf, None
+    note = f"{clf.n_groups} x {clf.n_nodes} -> {groups} x {nodes}"
+    clf.set_params(n_groups=groups, n_nodes=nodes, dropout=clf.dropout and min(groups, nodes) >= 2)
+    return clf, note

@@ -8,8 +8,10 @@
               [--overwrite] [--n-jobs N]
     chm info MODEL.npz
 
-Every command also takes ``--quiet`` (no progress bars, warnings and errors only) and
-``--verbose`` (debug messages, tracebacks of errors). ``python -m chm`` is the same program.
+Every command also takes ``--quiet`` (no progress output, warnings and errors only),
+``--verbose`` (debug messages, tracebacks of errors) and ``--progress`` (progress bars even
+when stderr is not a terminal; by default a terminal gets bars and a log file a few plain
+lines per stage). ``python -m chm`` is the same program.
 
 Inputs
 ------
@@ -45,7 +47,8 @@ before any work. Each output is written to a temporary file and renamed, so no f
 half-written.
 
 Exit status: 0 on success, 2 on a usage or input error (message ``chm: error: ...`` on
-stderr), 130 when interrupted.
+stderr), 128 + the signal number when stopped by Ctrl-C (130), SIGTERM (143) or SIGHUP (129):
+the joblib workers are stopped first, and every output file already written is complete.
 """
 
 import argparse
@@ -57,12 +60,14 @@ import re
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__
 from ._progress import bar
+from ._signals import exit_status, interruptible
 
 __all__ = ["main", "build_parser", "list_images", "match_labels", "read_labels", "labels_from_values",
            "IMAGE_SUFFIXES", "LABEL_SUFFIX"]
@@ -76,7 +81,6 @@ LABEL_SUFFIX = "_labels"
 
 EXIT_OK = 0
 EXIT_ERROR = 2  # argparse's own status for usage errors, so all user errors share one code
-EXIT_INTERRUPTED = 130
 
 # Expected problems: reported as one line, not as a traceback. OSError covers missing files and
 # unwritable outputs; FloatingPointError is a diverged training (a message with advice).
@@ -326,6 +330,11 @@ def _model_path(output):
     return path
 
 
+def _progress(args):
+    """The ``progress`` value of the options: False with --quiet, True with --progress, else None (auto)."""
+    return False if args.quiet else True if args.progress else None
+
+
 def cmd_train(args):
     """``chm train``: read images and label images, fit a CHM, save it."""
     from .images import read_image
@@ -362,8 +371,7 @@ def cmd_train(args):
                 alpha=args.alpha,
                 features=args.features, epochs=args.epochs, max_samples=args.max_samples,
                 label_pooling=args.label_pooling, fusion_context=args.fusion_context, n_jobs=args.n_jobs,
-                progress=not args.quiet,
-                random_state=args.seed)
+                progress=_progress(args), random_state=args.seed)
     logger.debug("%r with %s", model, model.get_params(deep=False))
     t0 = time.perf_counter()
     try:
@@ -445,7 +453,7 @@ def cmd_predict(args):
     outputs = _output_paths(inputs, outdir, suffix, args.overwrite)
     # Decode every input once up front so that a bad file stops the run before any output is
     # written; images are read again batch by batch below to keep memory flat.
-    for p in bar(inputs, desc="check inputs", enabled=not args.quiet):
+    for p in bar(inputs, desc="check inputs", enabled=_progress(args)):
         read_image(p)
     outdir.mkdir(parents=True, exist_ok=True)
 
@@ -462,7 +470,7 @@ def cmd_predict(args):
     jobs = effective_n_jobs(args.n_jobs)
     batch = 1 if jobs == 1 else 2 * jobs
     t0 = time.perf_counter()
-    with bar(total=len(inputs), desc="predict", enabled=not args.quiet) as pbar:
+    with bar(total=len(inputs), desc="predict", enabled=_progress(args)) as pbar:
         for start in range(0, len(inputs), batch):
             chunk = inputs[start:start + batch]
             probas = model.predict_proba([read_image(p) for p in chunk])
@@ -580,8 +588,11 @@ def build_parser():
 
     common = argparse.ArgumentParser(add_help=False)
     talk = common.add_mutually_exclusive_group()
-    talk.add_argument("-q", "--quiet", action="store_true", help="no progress bars; only warnings and errors")
+    talk.add_argument("-q", "--quiet", action="store_true", help="no progress output; only warnings and errors")
     talk.add_argument("-v", "--verbose", action="store_true", help="debug messages and tracebacks of errors")
+    common.add_argument("--progress", action="store_true",
+                        help="progress bars even when stderr is not a terminal (default: bars on a terminal, "
+                             "a few plain lines per stage otherwise)")
     jobs = argparse.ArgumentParser(add_help=False)
     jobs.add_argument("--n-jobs", type=_n_jobs, default=1, metavar="N",
                       help="parallel workers over images (-1 = all CPUs; default: 1)")
@@ -669,6 +680,10 @@ class _Formatter(logging.Formatter):
         return text
 
 
+def _log_warning(message, category, filename, lineno, file=None, line=None):
+    logger.warning("%s", message)
+
+
 def main(argv=None):
     """Run the ``chm`` program.
 
@@ -680,13 +695,17 @@ def main(argv=None):
     Returns
     -------
     int
-        Exit status: 0 success, 2 usage or input error, 130 interrupted.
+        Exit status: 0 success, 2 usage or input error, 128 + signal number when stopped by a
+        signal (130 Ctrl-C, 143 SIGTERM).
     """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version and usage errors: keep main() returning a status
         return exc.code if isinstance(exc.code, int) else EXIT_ERROR
+    if args.quiet and args.progress:
+        print("chm: error: --quiet and --progress contradict each other", file=sys.stderr)
+        return EXIT_ERROR
 
     # A handler for this call only, on the current stderr, so repeated calls (tests, scripts)
     # neither duplicate messages nor leave global logging state behind.
@@ -698,13 +717,15 @@ def main(argv=None):
     package_logger.setLevel(logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO)
     package_logger.propagate = False
     try:
-        return args.run(args)
+        with interruptible(), warnings.catch_warnings():
+            warnings.showwarning = _log_warning  # "chm: warning: ..." like every other message
+            return args.run(args)
     except _USER_ERRORS as exc:
         logger.error("%s", exc, exc_info=args.verbose)
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        logger.error("interrupted")
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or SIGHUP: workers are stopped already
+        logger.error("interrupted%s; files written so far are complete", f" by {exc}" if str(exc) else "")
+        return exit_status(exc)
     finally:
         package_logger.removeHandler(handler)
         package_logger.setLevel(saved[0])

@@ -214,23 +214,19 @@ def _manual_hint(target):
 
 def _download(url, dest, progress=None):
     """Stream ``url`` into the file ``dest``; any network failure -> RuntimeError."""
-    from tqdm.auto import tqdm
+    from ._progress import bar
 
-    # progress=None lets tqdm decide (off when stderr is not a terminal).
-    disable = None if progress is None else not progress
     try:
         with urllib.request.urlopen(url, timeout=60) as resp, open(dest, "wb") as out:
             total = resp.headers.get("Content-Length")
             total = int(total) if total and total.isdigit() else None
             got = 0
-            with tqdm(
-                total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                desc=Path(url).name, disable=disable,
-            ) as bar:
+            with bar(total=total, desc=Path(url).name, enabled=progress, unit="B", unit_scale=True,
+                     unit_divisor=1024) as pbar:
                 for chunk in iter(lambda: resp.read(_CHUNK), b""):
                     out.write(chunk)
                     got += len(chunk)
-                    bar.update(len(chunk))
+                    pbar.update(len(chunk))
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         if isinstance(exc, urllib.error.HTTPError):
             reason = f"HTTP error {exc.code} ({exc.reason})"
@@ -315,7 +311,7 @@ def load_weizmann_horse(root=None, download=True, progress=None, verify=False):
     download : bool, optional
         Whether to fetch :data:`WEIZMANN_URL` when no copy is found.
     progress : bool or None, optional
-        Show a download progress bar; None shows it only on a terminal.
+        Download progress: None = a bar on a terminal, plain lines otherwise; True = a bar; False = none.
     verify : bool, optional
         Check an existing copy against the SHA-256 manifest (all 984 files,
         a fraction of a second). A fresh download is always verified.

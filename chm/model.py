@@ -19,6 +19,7 @@ cache on disk (a temporary one when ``feature_cache`` is None). Inference stream
 import tempfile
 
 import time
+import warnings
 
 import numpy as np
 from joblib import Parallel, delayed
@@ -30,12 +31,12 @@ from . import pyramid
 from ._progress import bar
 from .base import Estimator
 from .cache import FeatureCache, bank_features
-from ._validation import check_image_list, check_labels, check_random_state
-from .classifiers import NETWORKS, make_classifier
+from ._validation import check_image_list, check_labels, check_pooled_classes, check_random_state
+from .classifiers import NETWORKS, make_classifier, shrink_to_labels
 from .losses import SpatialLoss, get_spatial_loss
 from .sampling import ImageCentres, stencil_rows
 
-__all__ = ["CHM", "DEFAULT_FEATURES", "FUSION_CONTEXTS", "LABEL_POOLINGS", "SEMI_SUPERVISED"]
+__all__ = ["CHM", "DEFAULT_FEATURES", "FUSION_CONTEXTS", "FewLabelsWarning", "LABEL_POOLINGS", "SEMI_SUPERVISED"]
 
 #: The default filter families: the original 476-feature bank without Gabor (296 features). In
 #: benchmarks/run.py's ablation (N = 10, 164 images) Gabor bought the least accuracy per second:
@@ -55,6 +56,10 @@ FUSION_CONTEXTS = ("original", "scaled")
 SEMI_SUPERVISED = {"tv": 0.1, "contrast": 0.3}
 
 _MIN_COARSE_SIDE = 4  # the coarsest level must keep this many pixels per side
+
+
+class FewLabelsWarning(UserWarning):
+    """:meth:`CHM.fit` made some classifiers smaller to fit the few labelled pixels it was given."""
 
 
 class CHM(Estimator):
@@ -114,14 +119,16 @@ class CHM(Estimator):
         Cap on labelled training pixels per class and level (dense labels), shared evenly by the
         images; a sequence gives one cap per level 0..levels (None in it = no cap at that level).
         None = no cap.
-    feature_cache : str, Path or None
-        Folder of a :class:`chm.cache.FeatureCache`: filter-bank features of every (image, level)
-        are computed once and reused by later fits and predictions (float16 on disk).
+    feature_cache : str, Path, chm.cache.FeatureCache or None
+        Folder of a :class:`chm.cache.FeatureCache` (or one, e.g. with a size budget): filter-bank
+        features of every (image, level) are computed once and reused by later fits and
+        predictions (float16 on disk).
     n_jobs : int or None
         Parallel workers over images (joblib). None defers to an enclosing
         ``joblib.parallel_config`` (e.g. ``backend="dask"``), else runs sequentially.
-    progress : bool
-        Show progress bars.
+    progress : bool or None
+        None: progress bars when stderr is a terminal, else a few plain lines per stage (a log
+        file stays readable); True: bars always; False: silent.
     random_state : int, Generator or None
         Seeds every random choice; the same seed gives the same model for any ``n_jobs``.
     """
@@ -130,7 +137,7 @@ class CHM(Estimator):
                  tv_levels=None, spatial_rate=4.0, weight_decay=0.0, features=DEFAULT_FEATURES,
                  context_radius=7, fusion_context="original", epochs=None, classifier_params=None,
                  label_pooling="max", max_samples=None, feature_cache=None,
-                 n_jobs=None, progress=True, random_state=None):
+                 n_jobs=None, progress=None, random_state=None):
         self.levels = levels
         self.stages = stages
         self.classifier = classifier
@@ -234,6 +241,7 @@ class CHM(Estimator):
                 raise ValueError(f"images[{i}] of shape {im.shape} is too small for levels={self.levels}: "
                                  f"its coarsest level would be {side} px wide (need >= {_MIN_COARSE_SIDE}); "
                                  "use fewer levels")
+        check_pooled_classes(labels, self.levels)
         rng = check_random_state(self.random_state)
         self.bank_ = FilterBank(tuple(self.features))
         self.n_classes_ = 2
@@ -258,6 +266,7 @@ class CHM(Estimator):
 
         maps = [dict() for _ in images]
         self.classifiers_ = {}
+        few_labels = []  # classifiers made smaller to fit a handful of labelled pixels
         schedule = self._schedule()
         for s, l in schedule:
             t0 = time.perf_counter()
@@ -266,7 +275,10 @@ class CHM(Estimator):
             off32, scale32 = offset.astype(np.float32), scale.astype(np.float32)
             for a in range(0, len(X), 65536):  # in place and in chunks: X can be gigabytes
                 X[a:a + 65536] = (X[a:a + 65536] - off32) / scale32
-            clf = self._make_classifier(s, l, int(rng.integers(0, 2**63 - 1)), l in tv_levels)
+            clf, shrunk = shrink_to_labels(self._make_classifier(s, l, int(rng.integers(0, 2**63 - 1)),
+                                                                 l in tv_levels), y)
+            if shrunk:
+                few_labels.append(f"stage {s} level {l}: {shrunk}")
             spatial = None
             if loss is not None and l in tv_levels:
                 level_images = [pyramid.downsample_n(im, l) for im in images]
@@ -291,9 +303,15 @@ class CHM(Estimator):
                     m[(s, l)] = p
             self.timings_[(s, l)] = {"sgd": t1 - t0, "contexts": time.perf_counter() - t1}
         self.threshold_ = _decision_threshold(labels, [r[0]["y"] for r in rows], clf.targets)
+        if few_labels:
+            warnings.warn("few labelled pixels: an LDNN has at most one group per labelled foreground pixel "
+                          "and one node per background pixel of its level, so these were made smaller: "
+                          + "; ".join(few_labels), FewLabelsWarning, stacklevel=3)
 
     def _cache(self):
-        return None if self.feature_cache is None else FeatureCache(self.feature_cache)
+        if self.feature_cache is None or isinstance(self.feature_cache, FeatureCache):
+            return self.feature_cache
+        return FeatureCache(self.feature_cache)
 
     def _stencil(self, s, l):
         """(radius, dilation per context map) of classifier (s, l)."""

@@ -8,13 +8,15 @@ with an MRF. The pooled test pixel error is reported as mean +- std over the dra
     python experiments/weizmann.py --quick            # smoke run in a minute or two
 
 Writes to --out: table1.md, table1.csv, fig1.png, fig2.png, and runs/ (one JSON per finished
-(N, draw, method): an interrupted run resumes where it stopped).
+(N, draw, method): an interrupted run resumes where it stopped). Filter-bank features are cached
+in OUT/feature_cache up to --cache-gb (4 GB; all of them take 24 GB), printed before the start.
 """
 
 import argparse
 import csv
 import dataclasses
 import json
+import math
 import os
 import sys
 import time
@@ -26,8 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import chm  # noqa: E402
 from chm import CHM, mrf  # noqa: E402
+from chm.cache import FeatureCache, footprint  # noqa: E402
 from chm.datasets import load_weizmann_horse, sample_sparse_labels  # noqa: E402
 from chm.metrics import pixel_error  # noqa: E402
+from features import FilterBank  # noqa: E402
 
 # Paper Table 1 (mean, std) in %.
 PAPER = {10: ((23.81, 1.50), (19.92, 1.28), (11.98, 0.24)), 20: ((16.63, 0.67), (14.24, 0.36), (11.03, 0.21)),
@@ -43,15 +47,44 @@ def model_params(args):
     return dict(levels=args.levels, stages=2, classifier=args.classifier, features=tuple(args.features.split(",")),
                 epochs=args.epochs, classifier_params=json.loads(args.classifier_params),
                 spatial_rate=args.spatial_rate, n_jobs=args.n_jobs,
-                feature_cache=None if args.no_cache else Path(args.cache or Path(args.out) / "feature_cache"),
-                progress=not args.quiet)
+                feature_cache=feature_cache(args),
+                progress=False if args.quiet else True if args.progress else None)
+
+
+def feature_cache(args):
+    """The filter-bank cache every fit shares: at most --cache-gb GB in --cache (None with --no-cache)."""
+    if args.no_cache:
+        return None
+    return FeatureCache(args.cache or Path(args.out) / "feature_cache", max_bytes=int(args.cache_gb * 1e9))
+
+
+def describe_cache(args, data):
+    """One line on the cache's disk footprint, printed before any work."""
+    cache = feature_cache(args)
+    images = list(data.train_images) + list(data.test_images)
+    need = footprint([im.shape for im in images], args.levels, FilterBank(tuple(args.features.split(","))).n_features)
+    if cache is None:
+        return f"feature cache: off; every fit recomputes the filter bank ({need / 1e9:.1f} GB would cache it all)"
+    return (f"feature cache '{cache.folder}': at most {args.cache_gb:g} GB on disk ({cache.size() / 1e9:.1f} GB there "
+            f"now); all {len(images)} images would take {need / 1e9:.1f} GB (--cache-gb {math.ceil(need / 1e9)} "
+            "caches them all and saves the most time, --no-cache none)")
+
+
+def _write_atomic(path, write, mode="w"):
+    """Write through ``write(file)`` to ``path.part``, then rename: a stopped run never leaves a
+    half-written result that a resumed run would trust."""
+    tmp = f"{path}.part"
+    with open(tmp, mode) as fh:
+        write(fh)
+    os.replace(tmp, path)
 
 
 def _write_json(path, obj):
-    tmp = f"{path}.part"
-    with open(tmp, "w") as fh:
-        json.dump(obj, fh, indent=1)
-    os.replace(tmp, path)
+    _write_atomic(path, lambda fh: json.dump(obj, fh, indent=1))
+
+
+def _savez(path, arrays):
+    _write_atomic(path, lambda fh: np.savez_compressed(fh, *arrays), "wb")
 
 
 def choose_beta(data, n, args, seed):
@@ -90,11 +123,11 @@ def run_draw(data, n, draw, args, runs):
         probas = model.predict_proba(data.test_images)
         err = pixel_error([p > 0.5 for p in probas], data.test_masks)
         if method == "supervised":  # kept (float16) so the MRF column never needs a refit
-            np.savez_compressed(proba_file, *[p.astype(np.float16) for p in probas])
+            _savez(proba_file, [p.astype(np.float16) for p in probas])
         _write_json(paths[method], {"N": n, "draw": draw, "method": method, "alpha": alpha, "error": err,
                                     "fit_seconds": fit_time, "seconds": time.perf_counter() - t0})
         if draw == 0:
-            np.savez_compressed(runs / f"N{n}_{method}_fig.npz", *probas[:FIG_IMAGES])
+            _savez(runs / f"N{n}_{method}_fig.npz", probas[:FIG_IMAGES])
     if not paths["mrf"].exists():
         beta_file = runs / f"N{n}_beta.json"
         if not beta_file.exists():
@@ -200,7 +233,7 @@ def dense_model(data, args, runs):
     labels = [m.astype(np.int8) for m in data.train_masks]
     model = CHM(alpha=0.0, random_state=args.seed, max_samples=args.dense_samples, **model_params(args))
     model.fit(data.train_images, labels)
-    np.savez_compressed(path, *model.predict_proba(data.test_images[:FIG_IMAGES]))
+    _savez(path, model.predict_proba(data.test_images[:FIG_IMAGES]))
     _write_json(runs / "dense.json", {"max_samples": args.dense_samples, "seconds": time.perf_counter() - t})
 
 
@@ -223,10 +256,14 @@ def parse_args(argv=None):
     ap.add_argument("--spatial-rate", type=float, default=4.0)
     ap.add_argument("--dense-samples", type=int, default=20_000,
                     help="labelled px per class and level for the dense-label model of Figure 2")
-    ap.add_argument("--cache", default=None, help="feature cache folder (default OUT/feature_cache; ~25 GB for "
-                                                  "the full bank on all 328 images)")
+    ap.add_argument("--cache", default=None, help="feature cache folder (default OUT/feature_cache)")
+    ap.add_argument("--cache-gb", type=float, default=4.0,
+                    help="disk budget of the feature cache in GB (default 4; the full bank on all 328 images "
+                         "needs 24 GB to cache everything)")
     ap.add_argument("--no-cache", action="store_true", help="recompute filter-bank features in every fit")
-    ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    ap.add_argument("--quiet", action="store_true", help="no progress output")
+    ap.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal "
+                                                            "(default: bars on a terminal, else a few lines per stage)")
     ap.add_argument("--quick", action="store_true", help="a few images, one draw, N=10: a smoke run")
     return ap.parse_args(argv)
 
@@ -244,11 +281,12 @@ def main(argv=None):
     out = Path(args.out)
     runs = out / "runs"
     runs.mkdir(parents=True, exist_ok=True)
-    config = {k: v for k, v in vars(args).items() if k not in ("quiet", "n_jobs", "no_cache", "cache")}
+    config = {k: v for k, v in vars(args).items() if k not in ("quiet", "progress", "n_jobs", "no_cache", "cache", "cache_gb")}
     config_file = out / "config.json"
     if config_file.exists() and json.loads(config_file.read_text()) != config:
         raise SystemExit(f"{out} holds results of another configuration ({config_file}); use another --out")
     _write_json(config_file, config)
+    print(describe_cache(args, data), flush=True)
     for n in sizes:
         for d in range(args.trials):
             print(f"== N = {n}, draw {d + 1}/{args.trials}", flush=True)
@@ -264,4 +302,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from chm._signals import run_main  # Ctrl-C / SIGTERM: stop the workers, keep results
+
+    run_main(main)

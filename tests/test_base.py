@@ -31,3 +31,52 @@ def test_sklearn_clone():
     assert c.levels == 2 and c.features == ("haar",)
     for cls in (LDNN, LogisticRegression):
         assert base.clone(cls(epochs=3)).epochs == 3
+
+
+def _public_estimators():
+    """Every public class of the chm package built on chm.base.Estimator (modules whose optional
+    dependency is missing are skipped: their estimators cannot be built here anyway)."""
+    import importlib
+    import pkgutil
+
+    import chm
+    from chm.base import Estimator
+
+    found = {}
+    for info in pkgutil.iter_modules(chm.__path__):
+        if info.name.startswith("_"):
+            continue
+        try:
+            module = importlib.import_module(f"chm.{info.name}")
+        except ModuleNotFoundError:
+            continue
+        for name, obj in vars(module).items():
+            if (isinstance(obj, type) and issubclass(obj, Estimator) and obj is not Estimator
+                    and not name.startswith("_") and obj.__module__.startswith("chm.")):
+                found[obj.__qualname__] = obj
+    return sorted(found.values(), key=lambda c: c.__qualname__)
+
+
+def test_every_public_estimator_follows_the_contract():
+    base = pytest.importorskip("sklearn.base")
+    estimators = _public_estimators()
+    assert {c.__name__ for c in estimators} >= {"CHM", "LDNN", "LogisticRegression"}
+    for cls in estimators:
+        default = cls()
+        params = default.get_params(deep=False)
+        assert set(vars(default)) == set(params), f"{cls.__name__}.__init__ must only store its parameters"
+        assert repr(default) == f"{cls.__name__}()"
+        clone = base.clone(default)  # sklearn checks that every parameter is stored verbatim
+        assert type(clone) is cls and clone.get_params(deep=False) == params
+        assert default.set_params(**params).get_params(deep=False) == params
+
+
+def test_clone_of_a_fitted_model_is_unfitted():
+    base = pytest.importorskip("sklearn.base")
+    rng = np.random.default_rng(0)
+    X = rng.random((60, 3))
+    y = (X[:, 0] > 0.5).astype(np.int8)
+    fitted = LDNN(n_groups=2, n_nodes=2, epochs=2, random_state=0).fit(X, y)
+    assert hasattr(fitted, "W_")
+    clone = base.clone(fitted)
+    assert not hasattr(clone, "W_") and clone.get_params() == fitted.get_params()

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 
 from chm import CHM
-from chm.cache import FeatureCache
+from chm.cache import FeatureCache, footprint
 from features import FilterBank
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
@@ -53,3 +53,27 @@ def test_fit_through_cache_is_repeatable_and_close_to_uncached(tmp_path):
     pa, pp = a.predict_proba(images)[0], plain.predict_proba(images)[0]
     assert np.mean(np.abs(pa - pp)) < 0.02
     a.save(tmp_path / "m.npz")  # the cache folder is not stored in the model file
+
+
+def test_budget_stops_storing_but_not_caching_precision(tmp_path):
+    rng = np.random.default_rng(2)
+    images = [rng.random((20, 25)) for _ in range(3)]
+    bank = FilterBank(("haar", "edge"))
+    entry = 20 * 25 * bank.n_features * 2  # float16 bytes of one image's features
+    cache = FeatureCache(tmp_path / "c", max_bytes=2 * entry + 1000)  # room for two entries (+ headers)
+    feats = [cache.get(im, bank) for im in images]
+    assert len(list((tmp_path / "c").glob("*.npy"))) == 2 and cache.size() <= cache.max_bytes
+    assert all(f.dtype == np.float16 for f in feats)  # the third, not stored, is float16 too
+    assert footprint([im.shape for im in images], 0, bank.n_features) == 3 * entry
+    assert repr(cache).endswith(f"max_bytes={2 * entry + 1000})")
+
+
+def test_model_does_not_depend_on_what_the_budget_stored(tmp_path):
+    rng = np.random.default_rng(0)
+    images, masks = make_shapes(4, shape=(24, 30), rng=rng)
+    labels = [np.where(rng.random(m.shape) < 0.1, m, -1).astype(np.int8) for m in masks]
+    full = CHM(feature_cache=tmp_path / "all", **SMALL).fit(images, labels)
+    none_stored = CHM(feature_cache=FeatureCache(tmp_path / "none", max_bytes=0), **SMALL).fit(images, labels)
+    assert FeatureCache(tmp_path / "none").size() == 0
+    for k in full.classifiers_:
+        np.testing.assert_array_equal(full.classifiers_[k].W_, none_stored.classifiers_[k].W_)

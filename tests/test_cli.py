@@ -195,3 +195,20 @@ def test_python_m_chm_help():
     result = subprocess.run([sys.executable, "-m", "chm", "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
     assert "train" in result.stdout and "predict" in result.stdout
+
+
+def test_progress_output_in_a_log_and_forced_bars(tmp_path, capsys):
+    images, labels = write_dataset(tmp_path, n=2)
+    opts = [o for o in TRAIN_OPTS if o != "--quiet"]
+    model = tmp_path / "m.npz"
+    assert main(["train", str(images), str(labels), "-o", str(model), *opts]) == 0
+    err = capsys.readouterr().err  # not a terminal: plain lines, one per stage here
+    assert "\r" not in err and "features: done, 2/2 in" in err
+    assert len(err.splitlines()) <= 10
+    assert main(["predict", str(model), str(images), "-o", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err and "predict: done, 2/2 in" in err and len(err.splitlines()) <= 4
+    assert main(["train", str(images), str(labels), "-o", str(model), *opts, "--progress"]) == 0
+    assert "\r" in capsys.readouterr().err  # bars, forced
+    assert main(["train", str(images), str(labels), "-o", str(model), *TRAIN_OPTS, "--progress"]) == 2
+    assert "contradict" in capsys.readouterr().err

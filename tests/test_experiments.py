@@ -11,12 +11,15 @@ sys.path.insert(0, str(ROOT / "experiments"))
 
 
 @pytest.mark.slow
-def test_weizmann_quick_writes_table_figures_and_resumes(weizmann_root, tmp_path):
+def test_weizmann_quick_writes_table_figures_and_resumes(weizmann_root, tmp_path, capsys):
     import weizmann
 
     out = tmp_path / "w"
-    args = ["--quick", "--data", str(weizmann_root), "--out", str(out), "--quiet", "--n-jobs", "1"]
+    args = ["--quick", "--data", str(weizmann_root), "--out", str(out), "--n-jobs", "1"]
     weizmann.main(args)
+    err = capsys.readouterr().err  # a log, not a terminal: plain lines, no bar frames
+    assert "\r" not in err and "stage 1 level 0 SGD: done, 15/15" in err
+    assert len(err.splitlines()) <= 4 * 60  # 6 fits + 5 predictions, ~10 stages each
     for name in ("table1.md", "table1.csv", "fig1.png", "fig2.png"):
         assert (out / name).stat().st_size > 0, name
     runs = sorted((out / "runs").glob("N10_draw0_*.json"))
