@@ -27,24 +27,26 @@ import chm  # noqa: E402
 from chm.classifiers import make_classifier  # noqa: E402
 from chm.datasets import load_weizmann_horse  # noqa: E402
 from chm.metrics import pixel_error  # noqa: E402
-from chm.model import (FUSION_CONTEXTS, _cascade, _contexts, _decision_threshold, _evaluate,  # noqa: E402
-                       _normaliser, _stencil_spec)
-from chm.sampling import stencil_rows  # noqa: E402
+from chm.contexts import context_maps, stencil_rows, stencil_spec  # noqa: E402
+from chm.inference import cascade, evaluate  # noqa: E402
+from chm.model import FUSION_CONTEXTS  # noqa: E402
+from chm.normalisation import normalise, robust_scaling  # noqa: E402
+from chm.thresholds import decision_threshold  # noqa: E402
 
 
 def fusion_inputs(model, image):
     """Level-0 filter-bank features and the context maps of the last classifier."""
     schedule = model._schedule()
     with threadpool_limits(1, user_api="blas"):
-        maps, feats = _cascade(image, model.bank_, model.classifiers_, schedule[:-1], model.levels,
+        maps, feats = cascade(image, model.bank_, model.classifiers_, schedule[:-1], model.levels,
                                {sl: model._stencil(*sl) for sl in schedule[:-1]})
     s, l = schedule[-1]
-    return feats[0], _contexts(maps, s, l, model.levels, image.shape)
+    return feats[0], context_maps(maps, s, l, model.levels, image.shape)
 
 
 def stencils(model, kind):
     """(radius, dilations) of the last classifier under fusion_context ``kind``."""
-    return _stencil_spec(kind, model.context_radius, *model._schedule()[-1], model.levels)
+    return stencil_spec(kind, model.context_radius, *model._schedule()[-1], model.levels)
 
 
 def training_rows(model, image, mask, cap, seed):
@@ -64,7 +66,7 @@ def training_rows(model, image, mask, cap, seed):
 
 def held_out_maps(model, image, fits):
     feats, ctx = fusion_inputs(model, image)
-    return {name: _evaluate(feats, ctx, clf, stencils(model, kind)) for name, (kind, clf) in fits.items()}
+    return {name: evaluate(feats, ctx, clf, stencils(model, kind)) for name, (kind, clf) in fits.items()}
 
 
 def main(argv=None):
@@ -92,15 +94,14 @@ def main(argv=None):
     rows = par(delayed(training_rows)(model, im, m, cap, args.seed + i) for i, (im, m) in enumerate(zip(train, train_masks)))
     print(f"context maps of {k} training images: {time.perf_counter() - t:.0f} s", flush=True)
     y = np.concatenate([r[1] for r in rows])
-    threshold = _decision_threshold([m.astype(np.int8) for m in train_masks], [y], (0.1, 0.9))
+    threshold = decision_threshold([m.astype(np.int8) for m in train_masks], [y], (0.1, 0.9))
     s, l = model._schedule()[-1]
     fits = {"the model's own": (model.fusion_context, model.classifiers_[(s, l)])}
     fit_time = {"the model's own": None}
     for kind in FUSION_CONTEXTS:
         X = np.concatenate([r[0][kind] for r in rows])
-        offset, scale = _normaliser(X, model.bank_)
-        for a in range(0, len(X), 65536):
-            X[a:a + 65536] = (X[a:a + 65536] - offset.astype(np.float32)) / scale.astype(np.float32)
+        offset, scale = robust_scaling(X, model.bank_)
+        normalise(X, offset, scale)
         for epochs in (int(e) for e in args.epochs.split(",")):
             t = time.perf_counter()
             clf = make_classifier(model.classifier, coarse=False, network=model.network, random_state=args.seed,

@@ -56,7 +56,7 @@ def profile(model, image, repeats):
     prof.disable()
     st = pstats.Stats(prof)
     per = 1e3 / repeats
-    total = _cumtime(st, os.path.join("chm", "model.py"), "_predict_image") * per
+    total = _cumtime(st, os.path.join("chm", "inference.py"), "predict_image") * per
     rows = []
     for fam in model.bank_.families:
         module = "stencil.py" if fam == "intensity" else f"{fam}.py"

@@ -25,7 +25,7 @@ import numpy as np
 from joblib import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
-from features import FilterBank, stencil, stencil_offsets
+from features import FilterBank
 
 from . import pyramid
 from ._progress import bar
@@ -33,8 +33,12 @@ from .base import Estimator
 from .cache import FeatureCache, bank_features
 from ._validation import check_image_list, check_labels, check_pooled_classes, check_random_state
 from .classifiers import NETWORKS, make_classifier, shrink_to_labels
+from .contexts import context_maps, stencil_spec
+from .inference import level_map, predict_image
 from .losses import SpatialLoss, get_spatial_loss
-from .sampling import ImageCentres, stencil_rows
+from .normalisation import normalise, robust_scaling
+from .sampling import ImageCentres, assemble, training_rows
+from .thresholds import decision_threshold
 
 __all__ = ["CHM", "DEFAULT_FEATURES", "FUSION_CONTEXTS", "FewLabelsWarning", "LABEL_POOLINGS", "SEMI_SUPERVISED"]
 
@@ -259,7 +263,7 @@ class CHM(Estimator):
     def _fit_cascade(self, images, labels, seeds, caps, cache, loss, alpha, tv_levels, rng, par):
         # Pass A: filter-bank rows at every level, only where SGD will look.
         t0 = time.perf_counter()
-        jobs = (delayed(_training_rows)(im, lab, self.levels, caps, self.bank_, sd, cache, self.label_pooling)
+        jobs = (delayed(training_rows)(im, lab, self.levels, caps, self.bank_, sd, cache, self.label_pooling)
                 for im, lab, sd in zip(images, labels, seeds))
         rows = list(bar(par(jobs), total=len(images), desc="features", enabled=self.progress))
         self.timings_["features"] = time.perf_counter() - t0
@@ -270,11 +274,9 @@ class CHM(Estimator):
         schedule = self._schedule()
         for s, l in schedule:
             t0 = time.perf_counter()
-            X, y, soft = _assemble(rows, maps, s, l, self.levels, self._stencil(s, l))
-            offset, scale = _normaliser(X, self.bank_)
-            off32, scale32 = offset.astype(np.float32), scale.astype(np.float32)
-            for a in range(0, len(X), 65536):  # in place and in chunks: X can be gigabytes
-                X[a:a + 65536] = (X[a:a + 65536] - off32) / scale32
+            X, y, soft = assemble(rows, maps, s, l, self.levels, self._stencil(s, l))
+            offset, scale = robust_scaling(X, self.bank_)
+            normalise(X, offset, scale)
             clf, shrunk = shrink_to_labels(self._make_classifier(s, l, int(rng.integers(0, 2**63 - 1)),
                                                                  l in tv_levels), y)
             if shrunk:
@@ -283,7 +285,7 @@ class CHM(Estimator):
             if loss is not None and l in tv_levels:
                 level_images = [pyramid.downsample_n(im, l) for im in images]
                 spatial = ImageCentres([bank_features(im, self.bank_, cache) for im in level_images],
-                                       [_contexts(m, s, l, self.levels, im.shape) for m, im in zip(maps, level_images)],
+                                       [context_maps(m, s, l, self.levels, im.shape) for m, im in zip(maps, level_images)],
                                        self._stencil(s, l), offset, scale, level_images, loss)
             with bar(total=clf.epochs, desc=f"stage {s} level {l} SGD", enabled=self.progress) as pbar:
                 clf.fit(X, y, spatial=spatial, spatial_loss=loss, soft_targets=soft,
@@ -294,15 +296,15 @@ class CHM(Estimator):
             self.classifiers_[(s, l)] = clf
             t1 = time.perf_counter()
             if (s, l) != schedule[-1]:  # the final output is not a context for anything
-                jobs = (delayed(_level_map)(im, l, self.bank_, _contexts(m, s, l, self.levels,
-                                                                          pyramid.level_shape(im.shape, l)),
-                                            clf, self._stencil(s, l), cache)
+                jobs = (delayed(level_map)(im, l, self.bank_, context_maps(m, s, l, self.levels,
+                                                                           pyramid.level_shape(im.shape, l)),
+                                           clf, self._stencil(s, l), cache)
                         for im, m in zip(images, maps))
                 for m, p in zip(maps, bar(par(jobs), total=len(images), desc=f"stage {s} level {l} contexts",
                                           enabled=self.progress)):
                     m[(s, l)] = p
             self.timings_[(s, l)] = {"sgd": t1 - t0, "contexts": time.perf_counter() - t1}
-        self.threshold_ = _decision_threshold(labels, [r[0]["y"] for r in rows], clf.targets)
+        self.threshold_ = decision_threshold(labels, [r[0]["y"] for r in rows], clf.targets)
         if few_labels:
             warnings.warn("few labelled pixels: an LDNN has at most one group per labelled foreground pixel "
                           "and one node per background pixel of its level, so these were made smaller: "
@@ -315,7 +317,7 @@ class CHM(Estimator):
 
     def _stencil(self, s, l):
         """(radius, dilation per context map) of classifier (s, l)."""
-        return _stencil_spec(self.fusion_context, self.context_radius, s, l, self.levels)
+        return stencil_spec(self.fusion_context, self.context_radius, s, l, self.levels)
 
     def _make_classifier(self, stage, level, seed, regularised=False):
         overrides = dict(self.classifier_params or {})
@@ -352,7 +354,7 @@ class CHM(Estimator):
                 raise ValueError(f"images[{i}] of shape {im.shape} is too small for levels={self.levels}")
         par = Parallel(n_jobs=self.n_jobs, return_as="generator")
         stencils = {sl: self._stencil(*sl) for sl in schedule}
-        jobs = (delayed(_predict_image)(im, self.bank_, self.classifiers_, schedule, self.levels,
+        jobs = (delayed(predict_image)(im, self.bank_, self.classifiers_, schedule, self.levels,
                                         stencils, self._cache()) for im in images)
         return list(bar(par(jobs), total=len(images), desc="predict", enabled=self.progress))
 
@@ -361,7 +363,7 @@ class CHM(Estimator):
 
         ``threshold=None`` uses ``threshold_`` (learned in :meth:`fit`): 0.5 unless ``max_samples``
         changed the class balance of the full-resolution training pixels, in which case it undoes
-        that change (see :func:`_decision_threshold`).
+        that change (see :func:`chm.thresholds.decision_threshold`).
         """
         self._check_fitted()
         t = self.threshold_ if threshold is None else threshold
@@ -373,158 +375,3 @@ class CHM(Estimator):
 
         self._check_fitted()
         save_model(self, path)
-
-
-# ---------------------------------------------------------------------------------------------
-# Per-image work (top-level functions so joblib can ship them to any backend).
-
-def _decision_threshold(labels, sampled, targets):
-    """Output threshold that undoes the class rebalancing of per-class sample caps.
-
-    The full-resolution classifiers regress targets t0/t1 on the sampled rows, so their output
-    estimates t0 + (t1 - t0) P_s(foreground | x) under the sampled class balance q. Bayes' rule
-    with the labelled pixels' own balance pi scales the odds by (pi1 / pi0) / (q1 / q0); the
-    decision P(foreground | x) > 1/2 is then output > t0 + (t1 - t0) r / (1 + r) with
-    r = (q1 / q0) / (pi1 / pi0). Without caps q = pi, so the threshold is (t0 + t1) / 2 = 0.5.
-    """
-    pi = sum(np.bincount(lab[lab >= 0], minlength=2) for lab in labels).astype(np.float64)
-    q = sum(np.bincount(y[y >= 0], minlength=2) for y in sampled).astype(np.float64)
-    r = (q[1] * pi[0]) / (q[0] * pi[1])  # exactly 1.0 when q == pi
-    t0, t1 = targets
-    return float(t0 + (t1 - t0) * r / (1 + r))
-
-
-def _n_contexts(s, l, levels):
-    """How many context maps classifier (s, l) sees: every level of the previous stage for the
-    top-down fusion (stage >= 2, level 0), else the same stage's lower levels."""
-    return levels + 1 if s >= 2 and l == 0 else l
-
-
-def _stencil_spec(fusion_context, radius, s, l, levels):
-    """(radius, dilation per context map) of classifier (s, l): 2**j for the level-j map of a
-    fusion classifier under ``fusion_context="scaled"``, else 1."""
-    scaled = fusion_context == "scaled" and s >= 2 and l == 0
-    return radius, [2 ** j if scaled else 1 for j in range(_n_contexts(s, l, levels))]
-
-
-def _contexts(maps, s, l, levels, shape):
-    """Context maps of classifier (s, l) at level-l size (chm-reference 1.2)."""
-    if s >= 2 and l == 0:
-        return [pyramid.upsample(maps[(s - 1, j)], j, shape) for j in range(_n_contexts(s, l, levels))]
-    return [pyramid.downsample_n(maps[(s, j)], l - j) for j in range(_n_contexts(s, l, levels))]
-
-
-def _training_rows(image, labels, levels, caps, bank, seed, cache=None, pooling="max"):
-    """Per level: the labelled pixels SGD will use (after the per-class ``caps``), their
-    filter-bank features (float16) and, for ``pooling="mean"`` above level 0, their foreground
-    fractions (else None)."""
-    rng = np.random.default_rng(seed)
-    out = []
-    img_l = image
-    for l in range(levels + 1):
-        if l:
-            img_l = pyramid.downsample(img_l)
-        lab = pyramid.maxpool_labels(labels, l).ravel()
-        h, w = img_l.shape
-        flat = np.flatnonzero(lab >= 0)
-        if caps[l] is not None:
-            keep = [rng.permutation(flat[lab[flat] == c])[:caps[l]] for c in np.unique(lab[flat])]
-            flat = np.sort(np.concatenate(keep))
-        feats = bank_features(img_l, bank, cache).reshape(h * w, -1)[flat].astype(np.float16)
-        soft = None
-        if pooling == "mean" and l > 0:
-            soft = pyramid.pool_label_fractions(labels, l)[:, :, 1].ravel()[flat]
-        out.append({"flat": flat, "y": lab[flat].astype(np.int8), "X": feats, "shape": (h, w), "soft": soft})
-    return out
-
-
-def _assemble(rows, maps, s, l, levels, stencil_spec):
-    """Training matrix (float16) of classifier (s, l) over all images: X, y and soft targets
-    (None when unused). ``stencil_spec`` is (radius, dilation per context)."""
-    radius, dilations = stencil_spec
-    n_rows = sum(len(r[l]["y"]) for r in rows)
-    n_bank = rows[0][l]["X"].shape[1]
-    n_ctx = len(stencil_offsets(radius)) * _n_contexts(s, l, levels)
-    X = np.empty((n_rows, n_bank + n_ctx), dtype=np.float16)  # filled in place: no second copy
-    ys, softs, n = [], [], 0
-    for r, m in zip(rows, maps):
-        r = r[l]
-        k = len(r["y"])
-        X[n:n + k, :n_bank] = r["X"]
-        col = n_bank
-        for c, d in zip(_contexts(m, s, l, levels, r["shape"]), dilations):
-            block = stencil_rows(c, r["flat"], radius, d)
-            X[n:n + k, col:col + block.shape[1]] = block
-            col += block.shape[1]
-        ys.append(r["y"])
-        softs.append(r["soft"])
-        n += k
-    soft = None if softs[0] is None else np.concatenate(softs)
-    return X, np.concatenate(ys), soft
-
-
-def _normaliser(X, bank):
-    """Robust per-feature scaling of the filter columns: x -> (x - offset) / scale.
-
-    PyCHM's median-MAD rule maps the median to 0.5 and +-2.5 robust SD to 0 and 1. Features that
-    are 0 on most pixels (clipped Gabor responses) have a near-zero MAD, so the scale is floored
-    at 4 standard deviations; otherwise rare responses would be blown up 10^4-fold and dominate.
-    Intensity and context columns are already in [0, 1] and stay as they are (chm-reference 2.8).
-    """
-    offset = np.zeros(X.shape[1])
-    scale = np.ones(X.shape[1])
-    cols = np.ones(X.shape[1], dtype=bool)
-    cols[bank.n_features:] = False
-    if "intensity" in bank.slices:
-        cols[bank.slices["intensity"]] = False
-    if cols.any():
-        Xc = X[:: -(-len(X) // 200_000), cols].astype(np.float64)  # <= 200k rows estimate it well
-        med = np.median(Xc, axis=0)
-        s = np.maximum(np.median(np.abs(Xc - med), axis=0) * 1.4826 * 5, Xc.std(axis=0) * 4)
-        s[s < 1e-8] = 1.0
-        scale[cols] = s
-        offset[cols] = med - 0.5 * s
-    return offset, scale
-
-
-def _evaluate(bank_feats, ctx, clf, stencil_spec):
-    """Classifier output over one level image, from its filter-bank features and context maps;
-    ``stencil_spec`` is (radius, dilation per context map)."""
-    radius, dilations = stencil_spec
-    h, w, f = bank_feats.shape
-    n_ctx = len(stencil_offsets(radius))
-    blocks = [bank_feats.reshape(h * w, f)]  # a view: the bank block is never copied
-    if ctx:
-        C = np.empty((h, w, n_ctx * len(ctx)), dtype=np.float32)
-        for k, (c, d) in enumerate(zip(ctx, dilations)):
-            stencil(c, radius, dilation=d, out=C[:, :, k * n_ctx:(k + 1) * n_ctx])
-        blocks.append(C.reshape(h * w, -1))
-    return clf.predict_proba(blocks).reshape(h, w)
-
-
-def _level_map(image, l, bank, ctx, clf, stencil_spec, cache=None):
-    """A training context map. Threaded BLAS rounds the classifier's GEMM differently from one
-    thread (1 ulp in about a third of the pixels), and SGD amplifies that: one BLAS thread keeps
-    the model the same for any ``n_jobs`` (joblib workers run one thread already)."""
-    with threadpool_limits(1, user_api="blas"):
-        return _evaluate(bank_features(pyramid.downsample_n(image, l), bank, cache), ctx, clf, stencil_spec)
-
-
-def _cascade(image, bank, classifiers, schedule, levels, stencils, cache=None):
-    """Run the classifiers of ``schedule`` on one image; the filter bank runs once per level.
-    ``stencils`` maps each (stage, level) to its (radius, dilation per context map). Returns the
-    map of every (stage, level) and the filter-bank features of every level used."""
-    imgs = pyramid.pyramid(image, levels)
-    bank_feats = {}
-    maps = {}
-    for s, l in schedule:
-        if l not in bank_feats:
-            bank_feats[l] = bank_features(imgs[l], bank, cache)
-        ctx = _contexts(maps, s, l, levels, imgs[l].shape)
-        maps[(s, l)] = _evaluate(bank_feats[l], ctx, classifiers[(s, l)], stencils[(s, l)])
-    return maps, bank_feats
-
-
-def _predict_image(image, bank, classifiers, schedule, levels, stencils, cache=None):
-    """The last classifier's map of one image (see :func:`_cascade`)."""
-    return _cascade(image, bank, classifiers, schedule, levels, stencils, cache)[0][schedule[-1]]

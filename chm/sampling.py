@@ -1,4 +1,10 @@
-"""Spatial-loss centres for SGD: fresh 3 x 3 neighbourhoods for every epoch.
+"""Training sets of the cascade's classifiers: labelled rows, and spatial-loss centres.
+
+:func:`training_rows` picks, per image and level, the labelled pixels SGD will use (after the
+per-class sample caps) and keeps their filter-bank features; :func:`assemble` stacks them with
+their context features into the training matrix of one classifier.
+
+Spatial-loss centres for SGD: fresh 3 x 3 neighbourhoods for every epoch.
 
 The unsupervised loss of the paper (eq. 2, 7) sums over *every* pixel of the training images.
 SGD estimates it with ``spatial_rate`` x (labelled pixels) centres per epoch; drawing them
@@ -16,16 +22,60 @@ import numpy as np
 
 from features import stencil_offsets
 
-__all__ = ["NeighbourhoodPool", "ImageCentres", "stencil_rows"]
+from . import pyramid
+from .cache import bank_features
+from .contexts import context_maps, n_contexts, stencil_rows
+
+__all__ = ["NeighbourhoodPool", "ImageCentres", "assemble", "training_rows"]
 
 
-def stencil_rows(m, flat, radius, dilation=1):
-    """``features.stencil(m, radius, dilation=dilation)`` at the flat positions ``flat`` only."""
-    offs = stencil_offsets(radius) * dilation
-    p = radius * dilation
-    pad = np.pad(m, p, mode="symmetric")
-    ys, xs = np.divmod(flat, m.shape[1])
-    return pad[ys[:, None] + p + offs[:, 0], xs[:, None] + p + offs[:, 1]].astype(np.float32)
+def training_rows(image, labels, levels, caps, bank, seed, cache=None, pooling="max"):
+    """Per level: the labelled pixels SGD will use (after the per-class ``caps``), their
+    filter-bank features (float16) and, for ``pooling="mean"`` above level 0, their foreground
+    fractions (else None)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    img_l = image
+    for l in range(levels + 1):
+        if l:
+            img_l = pyramid.downsample(img_l)
+        lab = pyramid.maxpool_labels(labels, l).ravel()
+        h, w = img_l.shape
+        flat = np.flatnonzero(lab >= 0)
+        if caps[l] is not None:
+            keep = [rng.permutation(flat[lab[flat] == c])[:caps[l]] for c in np.unique(lab[flat])]
+            flat = np.sort(np.concatenate(keep))
+        feats = bank_features(img_l, bank, cache).reshape(h * w, -1)[flat].astype(np.float16)
+        soft = None
+        if pooling == "mean" and l > 0:
+            soft = pyramid.pool_label_fractions(labels, l)[:, :, 1].ravel()[flat]
+        out.append({"flat": flat, "y": lab[flat].astype(np.int8), "X": feats, "shape": (h, w), "soft": soft})
+    return out
+
+
+def assemble(rows, maps, s, l, levels, stencil_spec):
+    """Training matrix (float16) of classifier (s, l) over all images: X, y and soft targets
+    (None when unused). ``stencil_spec`` is (radius, dilation per context)."""
+    radius, dilations = stencil_spec
+    n_rows = sum(len(r[l]["y"]) for r in rows)
+    n_bank = rows[0][l]["X"].shape[1]
+    n_ctx = len(stencil_offsets(radius)) * n_contexts(s, l, levels)
+    X = np.empty((n_rows, n_bank + n_ctx), dtype=np.float16)  # filled in place: no second copy
+    ys, softs, n = [], [], 0
+    for r, m in zip(rows, maps):
+        r = r[l]
+        k = len(r["y"])
+        X[n:n + k, :n_bank] = r["X"]
+        col = n_bank
+        for c, d in zip(context_maps(m, s, l, levels, r["shape"]), dilations):
+            block = stencil_rows(c, r["flat"], radius, d)
+            X[n:n + k, col:col + block.shape[1]] = block
+            col += block.shape[1]
+        ys.append(r["y"])
+        softs.append(r["soft"])
+        n += k
+    soft = None if softs[0] is None else np.concatenate(softs)
+    return X, np.concatenate(ys), soft
 
 
 class NeighbourhoodPool:

@@ -27,8 +27,8 @@ from synthetic import make_shapes  # noqa: E402
 TINY = dict(levels=1, stages=2, features=("haar", "intensity"), context_radius=3,
             classifier_params={"n_groups": 2, "n_nodes": 2}, epochs=3, progress=False, random_state=0)
 
-# The module-level functions of chm.model that fit and predict ship to joblib workers.
-PER_IMAGE_FUNCS = ("_training_rows", "_level_map", "_predict_image")
+# The per-image functions (chm.sampling, chm.inference) that fit and predict ship to joblib workers.
+PER_IMAGE_FUNCS = ("training_rows", "level_map", "predict_image")
 
 
 @pytest.fixture(scope="module")

@@ -80,7 +80,7 @@ def test_training_contexts_do_not_depend_on_blas_threads(data):
     the training context maps must not (else n_jobs would change the model)."""
     from threadpoolctl import threadpool_limits
 
-    from chm.model import _level_map
+    from chm.inference import level_map
     from features import FAMILIES
 
     images, _, labels = data
@@ -90,7 +90,7 @@ def test_training_contexts_do_not_depend_on_blas_threads(data):
     maps = []
     for threads in (1, 2):
         with threadpool_limits(threads, user_api="blas"):
-            maps.append(_level_map(image, 0, model.bank_, [], model.classifiers_[(1, 0)], model._stencil(1, 0)))
+            maps.append(level_map(image, 0, model.bank_, [], model.classifiers_[(1, 0)], model._stencil(1, 0)))
     np.testing.assert_array_equal(maps[0], maps[1])
 
 
@@ -244,14 +244,14 @@ def test_bad_params_and_unfitted(data):
 
 
 def test_max_samples_caps_each_level(data):
-    from chm.model import _training_rows
+    from chm.sampling import training_rows
     from features import FilterBank
 
     images, masks, _ = data
     dense = masks[0].astype(np.int8)
     caps = CHM(**{**SMALL, "max_samples": [30, None]})._level_caps(n_images=3)
     assert caps == [10, None]  # per image: ceil(30 / 3)
-    rows = _training_rows(images[0], dense, 1, caps, FilterBank(("haar",)), seed=0)
+    rows = training_rows(images[0], dense, 1, caps, FilterBank(("haar",)), seed=0)
     per_class = [np.bincount(r["y"], minlength=2) for r in rows]
     assert per_class[0].tolist() == [10, 10]
     assert per_class[1].sum() == rows[1]["shape"][0] * rows[1]["shape"][1]  # level 1: every pixel
@@ -259,13 +259,13 @@ def test_max_samples_caps_each_level(data):
 
 
 def test_mean_label_pooling_gives_coarse_rows_their_fractions(data, tmp_path):
-    from chm.model import _training_rows
+    from chm.sampling import training_rows
     from chm.pyramid import maxpool_labels, pool_label_fractions
     from features import FilterBank
 
     images, masks, _ = data
     dense = masks[0].astype(np.int8)
-    rows = _training_rows(images[0], dense, 2, [None] * 3, FilterBank(("haar",)), seed=0, pooling="mean")
+    rows = training_rows(images[0], dense, 2, [None] * 3, FilterBank(("haar",)), seed=0, pooling="mean")
     assert rows[0]["soft"] is None  # full resolution: the labels themselves
     for l in (1, 2):
         frac = pool_label_fractions(dense, l)[:, :, 1].ravel()
@@ -284,14 +284,14 @@ def test_mean_label_pooling_gives_coarse_rows_their_fractions(data, tmp_path):
 
 
 def test_decision_threshold_known_answers():
-    from chm.model import _decision_threshold
+    from chm.thresholds import decision_threshold
 
     lab = [np.array([[0, 0, 0, 1, -1]]), np.array([[0, 0, 0, 1]])]  # pi = 6 : 2 background : foreground
-    assert _decision_threshold(lab, [np.array([0, 0, 0, 1, -1]), np.array([0, 0, 0, 1])], (0.1, 0.9)) == 0.5
+    assert decision_threshold(lab, [np.array([0, 0, 0, 1, -1]), np.array([0, 0, 0, 1])], (0.1, 0.9)) == 0.5
     # Caps kept 2 : 2, so the odds were tripled: undo it. r = (2/2) / (2/6) = 3 -> t0 + (t1 - t0) * 3/4.
     balanced = [np.array([0, 1, -1]), np.array([0, 1])]
-    assert _decision_threshold(lab, balanced, (0.1, 0.9)) == pytest.approx(0.7)
-    assert _decision_threshold(lab, balanced, (0.0, 1.0)) == pytest.approx(0.75)
+    assert decision_threshold(lab, balanced, (0.1, 0.9)) == pytest.approx(0.7)
+    assert decision_threshold(lab, balanced, (0.0, 1.0)) == pytest.approx(0.75)
 
 
 def test_threshold_learned_from_sample_caps(data, fitted):

@@ -1,0 +1,131 @@
+"""Contexts: which output maps each classifier of the cascade sees, and their stencil features.
+
+Classifier (stage s, level l) sees (chm-reference 1.2):
+
+* stage 1 or level > 0: the outputs of the same stage's lower levels, halved down to level l;
+* stage >= 2, level 0 (the top-down fusion): every level's output of the previous stage,
+  pixel-replicated up to full size.
+
+Each map gives its values at a star stencil of offsets around the pixel (radius 7: 57 values).
+A binary cascade's map is P(foreground), one channel. A K-class cascade's map is the K-vector of
+class probabilities, compressed to a few channels by a :class:`ContextProjection` (principal
+components of the training outputs), so that the context features grow with
+min(K - 1, ``max_channels``) rather than with K.
+"""
+
+import numpy as np
+
+from features import stencil, stencil_offsets
+
+from . import pyramid
+
+__all__ = ["ContextProjection", "context_features", "context_maps", "n_contexts", "stencil_rows", "stencil_spec"]
+
+
+def n_contexts(s, l, levels):
+    """How many context maps classifier (s, l) sees: every level of the previous stage for the
+    top-down fusion (stage >= 2, level 0), else the same stage's lower levels."""
+    return levels + 1 if s >= 2 and l == 0 else l
+
+
+def stencil_spec(fusion_context, radius, s, l, levels):
+    """(radius, dilation per context map) of classifier (s, l): 2**j for the level-j map of a
+    fusion classifier under ``fusion_context="scaled"``, else 1."""
+    scaled = fusion_context == "scaled" and s >= 2 and l == 0
+    return radius, [2 ** j if scaled else 1 for j in range(n_contexts(s, l, levels))]
+
+
+def context_maps(maps, s, l, levels, shape):
+    """Context maps of classifier (s, l) at the level-l ``shape`` (chm-reference 1.2).
+
+    ``maps`` holds the output map (or its compressed channels) of every (stage, level) trained so far.
+    """
+    if s >= 2 and l == 0:
+        return [pyramid.upsample(maps[(s - 1, j)], j, shape[:2]) for j in range(n_contexts(s, l, levels))]
+    return [pyramid.downsample_n(maps[(s, j)], l - j) for j in range(n_contexts(s, l, levels))]
+
+
+def _channels(m):
+    return [m] if m.ndim == 2 else [m[:, :, c] for c in range(m.shape[2])]
+
+
+def stencil_rows(m, flat, radius, dilation=1):
+    """``features.stencil(m, radius, dilation=dilation)`` at the flat positions ``flat`` only.
+
+    A multi-channel map (H, W, c) gives the stencil of each channel in turn: (n, c * (8r + 1)).
+    """
+    offs = stencil_offsets(radius) * dilation
+    p = radius * dilation
+    ys, xs = np.divmod(flat, m.shape[1])
+    out = []
+    for ch in _channels(m):
+        pad = np.pad(ch, p, mode="symmetric")
+        out.append(pad[ys[:, None] + p + offs[:, 0], xs[:, None] + p + offs[:, 1]].astype(np.float32))
+    return out[0] if len(out) == 1 else np.concatenate(out, axis=1)
+
+
+def context_features(ctx, spec, shape):
+    """Stencil features of every pixel of the context maps ``ctx``: (H * W, n) float32, or None.
+
+    ``spec`` is (radius, dilation per map); channels of a map follow each other, as in
+    :func:`stencil_rows`.
+    """
+    if not ctx:
+        return None
+    radius, dilations = spec
+    h, w = shape[:2]
+    n_off = len(stencil_offsets(radius))
+    blocks = [(ch, d) for c, d in zip(ctx, dilations) for ch in _channels(c)]
+    C = np.empty((h, w, n_off * len(blocks)), dtype=np.float32)
+    for k, (ch, d) in enumerate(blocks):
+        stencil(ch, radius, dilation=d, out=C[:, :, k * n_off:(k + 1) * n_off])
+    return C.reshape(h * w, -1)
+
+
+class ContextProjection:
+    """Compression of K-class probability maps to their leading principal components.
+
+    A K-vector of probabilities lies in a (K - 1)-dimensional simplex, and a classifier's outputs
+    over real images fill few of its directions: most pixels are one of a few common classes.
+    Projecting onto the top ``n_channels`` principal directions of the training outputs keeps
+    what the next classifiers can use and makes their context features independent of K
+    (``benchmarks/scenes_budget.py`` measures the trade-off).
+
+    Parameters
+    ----------
+    mean : ndarray, shape (K,)
+    components : ndarray, shape (c, K)
+        Orthonormal rows.
+    """
+
+    def __init__(self, mean, components):
+        self.mean = np.asarray(mean, dtype=np.float32)
+        self.components = np.asarray(components, dtype=np.float32)
+
+    @classmethod
+    def fit(cls, samples, max_channels):
+        """Principal components of probability vectors ``samples`` (n, K): min(K - 1, max_channels)."""
+        samples = np.asarray(samples, dtype=np.float64)
+        k = samples.shape[1]
+        c = max(1, min(k - 1, int(max_channels)))
+        mean = samples.mean(axis=0)
+        _, _, vt = np.linalg.svd(samples - mean, full_matrices=False)
+        comps = vt[:c]
+        # A fixed sign per component (largest entry positive), so equal data give equal files.
+        comps *= np.sign(comps[np.arange(c), np.abs(comps).argmax(axis=1)])[:, None]
+        return cls(mean, comps)
+
+    @property
+    def n_channels(self):
+        return len(self.components)
+
+    def transform(self, proba):
+        """(H, W, K) probabilities -> (H, W, c) float32 channels."""
+        return (np.asarray(proba, dtype=np.float32) - self.mean) @ self.components.T
+
+    def to_arrays(self):
+        return {"ctx_mean": self.mean, "ctx_components": self.components}
+
+    @classmethod
+    def from_arrays(cls, arrays):
+        return cls(arrays["ctx_mean"], arrays["ctx_components"])

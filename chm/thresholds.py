@@ -1,0 +1,40 @@
+"""Decision rules that undo the class rebalancing of per-class sample caps.
+
+``CHM(max_samples=...)`` keeps at most so many labelled pixels per class, which changes the class
+balance the classifiers see. By Bayes' rule, the classifier's posterior under the sampled balance
+q differs from the one under the labelled pixels' own balance pi by the odds factor
+(pi_k / q_k); the functions here turn that into a threshold (two classes) or per-class weights.
+"""
+
+import numpy as np
+
+__all__ = ["decision_threshold"]
+
+
+def decision_threshold(labels, sampled, targets):
+    """Output threshold that undoes the class rebalancing of per-class sample caps.
+
+    The full-resolution classifiers regress targets t0/t1 on the sampled rows, so their output
+    estimates t0 + (t1 - t0) P_s(foreground | x) under the sampled class balance q. Bayes' rule
+    with the labelled pixels' own balance pi scales the odds by (pi1 / pi0) / (q1 / q0); the
+    decision P(foreground | x) > 1/2 is then output > t0 + (t1 - t0) r / (1 + r) with
+    r = (q1 / q0) / (pi1 / pi0). Without caps q = pi, so the threshold is (t0 + t1) / 2 = 0.5.
+
+    Parameters
+    ----------
+    labels : list of ndarray of int
+        The labelled pixels given to fit (-1 = unlabelled).
+    sampled : list of ndarray of int
+        The classes of the rows the full-resolution classifier trained on.
+    targets : (float, float)
+        Regression targets t0, t1.
+
+    Returns
+    -------
+    float
+    """
+    pi = sum(np.bincount(lab[lab >= 0], minlength=2) for lab in labels).astype(np.float64)
+    q = sum(np.bincount(y[y >= 0], minlength=2) for y in sampled).astype(np.float64)
+    r = (q[1] * pi[0]) / (q[0] * pi[1])  # exactly 1.0 when q == pi
+    t0, t1 = targets
+    return float(t0 + (t1 - t0) * r / (1 + r))
