@@ -200,6 +200,7 @@ class ConvNet(Estimator):
         labels = check_labels(labels, shapes, n_classes=k)
         rng = check_random_state(self.random_state)
         self.n_classes_ = int(k)
+        self.alpha_ = alpha  # the TV weight in effect
         self.n_channels_ = images[0].shape[2]
         n = sum(im.shape[0] * im.shape[1] for im in images)
         s1 = sum(im.sum((0, 1), dtype=np.float64) for im in images) / n
@@ -313,6 +314,7 @@ class ConvNet(Estimator):
     def _from_state(cls, header, arrays):
         model = cls(**header["params"])
         model.n_classes_ = int(header["n_classes"])
+        model.alpha_ = model._tv_weight()
         model.n_channels_ = int(header["n_channels"])
         model.mean_ = arrays["mean"].astype(np.float32)
         model.std_ = arrays["std"].astype(np.float32)
