@@ -41,7 +41,8 @@ def parse_args(argv, description, folds=False):
     ap.add_argument("--n-iter", type=int, default=None, help="ConvNet mini-batch steps (default: ConvNet's)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--no-mrf", action="store_true", help="skip the MRF column (alpha-expansion is slow)")
+    ap.add_argument("--methods", default="supervised,tv,mrf",
+                    help="columns to compute in this call (others are read from runs/ if there)")
     ap.add_argument("--beta-images", type=int, default=20, help="held-out training images for choosing beta")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     ap.add_argument("--quick", action="store_true", help="a few small images, one draw, N=10: a smoke run")
@@ -105,8 +106,9 @@ def run_draw(data, split, n, draw, args, runs):
     paths = {m: runs / f"{key}_{m}.json" for m in METHODS}
     labels = sample_sparse_labels(data.train_masks, n, np.random.default_rng([args.seed, n, draw]), ignore=-1)
     proba_file = runs / f"{key}_supervised_proba.npz"
+    wanted = args.methods.split(",")
     for method in ("supervised", "tv"):
-        if paths[method].exists() and (method == "tv" or args.no_mrf or proba_file.exists()):
+        if method not in wanted or (paths[method].exists() and (method == "tv" or proba_file.exists())):
             continue
         print(f"   {key}: {method}", flush=True)
         t0 = time.perf_counter()
@@ -114,7 +116,7 @@ def run_draw(data, split, n, draw, args, runs):
         fit_time = time.perf_counter() - t0
         probas = model.predict_proba(data.test_images)
         err = pixel_error([_argmax(p) for p in probas], data.test_masks, ignore=-1)
-        if method == "supervised" and not args.no_mrf:  # kept so the MRF column never needs a refit
+        if method == "supervised":  # kept so the MRF column never needs a refit
             np.savez_compressed(proba_file, *[p.astype(np.float16) for p in probas])
         _write_json(paths[method], {"split": split, "N": n, "draw": draw, "method": method, "error": err,
                                     "alpha": model.alpha_,
@@ -122,7 +124,7 @@ def run_draw(data, split, n, draw, args, runs):
         if draw == 0:
             np.savez_compressed(runs / f"{split}_N{n}_{method}_fig.npz",
                                 *[_argmax(p) for p in probas[:FIG_IMAGES]])
-    if args.no_mrf or paths["mrf"].exists():
+    if "mrf" not in wanted or paths["mrf"].exists() or not proba_file.exists():
         return
     beta = choose_beta(data, n, split, args, runs)
     print(f"   {key}: mrf (beta {beta:g})", flush=True)
@@ -139,7 +141,7 @@ def check_config(args, out):
     out.mkdir(parents=True, exist_ok=True)
     (out / "runs").mkdir(exist_ok=True)
     config = {k: v for k, v in vars(args).items() if k not in ("quiet", "threads", "folds", "draws", "sizes",
-                                                               "no_mrf", "data", "out")}
+                                                               "methods", "data", "out")}
     path = out / "config.json"
     if path.exists() and json.loads(path.read_text()) != config:
         raise SystemExit(f"{out} holds results of another configuration ({path}); use another --out")

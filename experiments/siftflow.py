@@ -1,7 +1,7 @@
 """Table 3 of the paper: SIFT Flow (2488 training / 200 test images), N labelled pixels per image.
 
     python experiments/siftflow.py --classifier convnet --out results/siftflow_convnet
-    python experiments/siftflow.py --sizes 10 --draws 1 --no-mrf                # one draw
+    python experiments/siftflow.py --sizes 10 --draws 1 --methods supervised,tv   # one draw, no MRF
     python experiments/siftflow.py --quick --out /tmp/q                          # smoke run
 
 Each (N, draw) trains a supervised and a TV ConvNet on the same sparse labels (33 classes; the

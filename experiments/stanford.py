@@ -1,7 +1,7 @@
 """Table 2 of the paper: Stanford Background, 5-fold cross-validation, N labelled pixels per image.
 
     python experiments/stanford.py --classifier convnet --out results/stanford_convnet
-    python experiments/stanford.py --folds 0 --sizes 10 --draws 1 --no-mrf     # one fold, one draw
+    python experiments/stanford.py --folds 0 --sizes 10 --draws 1 --methods supervised,tv   # one draw, no MRF
     python experiments/stanford.py --quick --out /tmp/q                         # smoke run
 
 Folds: ``chm.datasets.load_stanford_background(root, fold, seed)`` (5 random bins of 143 images,

@@ -47,6 +47,7 @@ def test_siftflow_quick(tmp_path):
     import siftflow
 
     out = tmp_path / "f"
-    siftflow.main(["--quick", "--data", _data("siftflow"), "--out", str(out), "--quiet", "--no-mrf"])
+    siftflow.main(["--quick", "--data", _data("siftflow"), "--out", str(out), "--quiet",
+                   "--methods", "supervised,tv"])
     assert "25.41 ± 0.25" in (out / "table3.md").read_text()
     assert (out / "fig_samples.png").stat().st_size > 0
