@@ -37,8 +37,8 @@ __all__ = ["ConvNet", "SEMI_SUPERVISED", "RECOMMENDED_ALPHA"]
 
 SEMI_SUPERVISED = (None, "tv")
 #: Weight of the TV term when ``semi_supervised="tv"`` and ``alpha=None``: chosen on held-out
-#: training images of Stanford Background fold 0 with their sparse labels only
-#: (``experiments/convnet_alpha.py``; see docs/convnet.md).
+#: training images of Stanford Background fold 0 with their sparse labels only (N = 10; error on
+#: the 1140 held-out labels: alpha 0 34.5 %, 0.3 31.8 %, 1 32.9 %; experiments/convnet_alpha.py).
 RECOMMENDED_ALPHA = 0.3
 _STRIP_PIXELS = 1 << 17  # dense prediction runs in strips of about this many outputs (memory)
 
