@@ -413,7 +413,9 @@ def sample_sparse_labels(masks, n_per_image, rng=None, ignore=None):
     ignore : int or None, optional
         A mask value that is no class (e.g. -1 for the unknown pixels of
         :func:`load_stanford_background`): such pixels are never drawn, and
-        ``n_per_image`` counts among the others.
+        ``n_per_image`` counts among the others; an image with fewer
+        pixels of a class than that (SIFT Flow has wholly unlabelled ones)
+        keeps all it has.
 
     Returns
     -------
@@ -424,9 +426,9 @@ def sample_sparse_labels(masks, n_per_image, rng=None, ignore=None):
     Raises
     ------
     ValueError
-        ``n_per_image`` exceeds an image's pixel count (of pixels that are
-        not ``ignore``), a mask is not 2-D, or a mask holds negative values
-        other than ``ignore`` (-1 is reserved for unlabelled).
+        ``n_per_image`` exceeds an image's pixel count, a mask is not 2-D,
+        or a mask holds negative values other than ``ignore`` (-1 is
+        reserved for unlabelled).
     """
     if isinstance(n_per_image, bool) or not isinstance(n_per_image, (int, np.integer)):
         raise TypeError(f"n_per_image must be an integer, got {n_per_image!r}")
@@ -441,10 +443,9 @@ def sample_sparse_labels(masks, n_per_image, rng=None, ignore=None):
         if m.dtype != bool and not np.issubdtype(m.dtype, np.integer):
             raise ValueError(f"mask {i} must hold integer classes, got dtype {m.dtype}")
         known = np.arange(m.size) if ignore is None else np.flatnonzero(m.ravel() != ignore)
-        if n_per_image > known.size:
+        if n_per_image > m.size:
             raise ValueError(
-                f"mask {i} has {known.size} pixels{'' if ignore is None else ' with a class'}, "
-                f"fewer than n_per_image={n_per_image}"
+                f"mask {i} has {m.size} pixels, fewer than n_per_image={n_per_image}"
             )
         top = int(m.max()) if m.size else 0
         if known.size and m.ravel()[known].min() < 0:
@@ -453,7 +454,7 @@ def sample_sparse_labels(masks, n_per_image, rng=None, ignore=None):
         if top > np.iinfo(np.int16).max:
             raise ValueError(f"mask {i} has class {top}, too large for int16")
         dtype = np.int8 if top <= np.iinfo(np.int8).max else np.int16
-        idx = known[rng.choice(known.size, size=n_per_image, replace=False)]
+        idx = known[rng.choice(known.size, size=min(n_per_image, known.size), replace=False)]
         lab = np.full(m.shape, -1, dtype=dtype)
         lab.flat[idx] = m.flat[idx]
         out.append(lab)
