@@ -493,13 +493,13 @@ def cmd_info(args):
     """``chm info``: print what a model file holds."""
     from features import FAMILIES
 
-    from .persistence import FORMAT, _HEADER, load
+    from .persistence import load, read_container
 
     model = load(args.model)  # validates the file before its header is read below
-    with np.load(args.model, allow_pickle=False) as z:
-        header = json.loads(z[_HEADER].tobytes().decode("utf-8"))
+    header, _ = read_container(args.model)
     lines = [f"model file: {args.model}",
-             f"written by chm {header.get('chm_version', '?')} (format {FORMAT} version {header.get('version')}); "
+             f"written by chm {header.get('chm_version', '?')} (format {header['format']} version "
+             f"{header.get('version')}); "
              f"this is chm {__version__}",
              "parameters:"]
     params = model.get_params(deep=False)

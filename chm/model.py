@@ -32,11 +32,12 @@ from ._progress import bar
 from .base import Estimator
 from .cache import FeatureCache, bank_features
 from ._validation import check_image_list, check_labels, check_pooled_classes, check_random_state
-from .classifiers import NETWORKS, make_classifier, shrink_to_labels
+from .classifiers import LDNN, NETWORKS, make_classifier, shrink_to_labels
 from .contexts import context_maps, stencil_spec
 from .inference import level_map, predict_image
 from .losses import SpatialLoss, get_spatial_loss
 from .normalisation import normalise, robust_scaling
+from .persistence import FORMAT, jsonable, write_container
 from .sampling import ImageCentres, assemble, training_rows
 from .thresholds import decision_threshold
 
@@ -370,8 +371,53 @@ class CHM(Estimator):
         return [(p > t).astype(np.uint8) for p in self.predict_proba(images, stage)]
 
     def save(self, path):
-        """Write the model to ``path`` (.npz + JSON; see :mod:`chm.persistence`)."""
-        from .persistence import save_model
+        """Write the model to ``path`` (.npz + JSON header, no pickle; see :mod:`chm.persistence`).
 
+        Returns the path written (``.npz`` is appended if missing).
+        """
         self._check_fitted()
-        save_model(self, path)
+        return write_container(path, FORMAT, *self._to_state())
+
+    # -- state in and out (chm.persistence holds the container) -------------------------------
+    def _to_state(self):
+        """(JSON-able header, {name: array}) of a fitted model."""
+        params = self.get_params(deep=False)
+        params["feature_cache"] = None  # a cache folder is local to the machine that trained
+        header = {"params": jsonable(params), "bank": self.bank_.to_dict(), "n_classes": int(self.n_classes_),
+                  "threshold": float(self.threshold_), "classifiers": []}
+        arrays = {}
+        for (s, l), clf in self.classifiers_.items():
+            meta, arrs = clf.to_state()
+            header["classifiers"].append(jsonable({"stage": s, "level": l, **meta}))
+            arrays.update((f"s{s}_l{l}_{name}", a) for name, a in arrs.items())
+        return header, arrays
+
+    @classmethod
+    def _from_state(cls, header, arrays):
+        """The model of a file's header and arrays (format versions 1 and 2)."""
+        params = _upgrade_params(header["params"])
+        for key in ("features", "tv_levels"):
+            if params.get(key) is not None:
+                params[key] = tuple(params[key])
+        model = cls(**params)
+        model.bank_ = FilterBank.from_dict(header["bank"])
+        model.n_classes_ = header["n_classes"]
+        model.threshold_ = float(header.get("threshold", 0.5))  # files written before it was learned used 0.5
+        model.classifiers_ = {}
+        for c in header["classifiers"]:
+            s, l = c["stage"], c["level"]
+            state = {k.split("_", 2)[2]: v for k, v in arrays.items() if k.startswith(f"s{s}_l{l}_")}
+            model.classifiers_[(s, l)] = LDNN.from_state(c, state)
+        if sorted(model.classifiers_) != sorted(model._schedule()):
+            raise ValueError("its classifiers do not match levels/stages")
+        return model
+
+
+def _upgrade_params(params):
+    """Parameters of files written by earlier versions, in today's names."""
+    params = dict(params)
+    params.pop("tv_centres", None)  # spatial-loss centres are drawn afresh every epoch now
+    loss = params.pop("spatial_loss", None)
+    if loss is not None and (params.get("alpha") or 0) > 0 and params.get("semi_supervised") is None:
+        params["semi_supervised"] = SpatialLoss.from_dict(loss) if isinstance(loss, dict) else loss
+    return params

@@ -1,22 +1,33 @@
 """Model files: one ``.npz`` archive holding arrays and a JSON header, no pickle.
 
-Layout (format ``chm-model``, version 1)::
+This module only reads and writes the container; each estimator gives and takes its own state
+(``est._to_state() -> (header, arrays)``, ``Class._from_state(header, arrays)``), so neither
+imports the other. Every header holds ``format``, ``version`` and ``chm_version``; :func:`load`
+dispatches on the format to the class that reads it (:data:`READERS`).
+
+Format ``chm-model`` (a :class:`chm.CHM`)::
 
     __chm__          uint8 array: UTF-8 JSON header
-                     {"format": "chm-model", "version": 1, "chm_version": ..., "params": {...},
-                      "bank": FilterBank.to_dict(), "n_classes": 2,
-                      "classifiers": [{"stage": s, "level": l, "type": ..., "params": {...}}, ...]}
-    s{s}_l{l}_W      float32 weights of classifier (stage s, level l), shape (N*M, d+1)
+                     {"format": "chm-model", "version": 2, "chm_version": ..., "params": {...},
+                      "bank": FilterBank.to_dict(), "n_classes": K, "n_channels": 1 or 3,
+                      "threshold": t (K = 2), "classifiers": [{"stage": s, "level": l,
+                      "type": ..., "params": {...}}, ...]}
+    s{s}_l{l}_W      float32 weights of classifier (stage s, level l) (LDNN: (N*M, d+1))
+    s{s}_l{l}_...    further arrays of that classifier (a K-class network's layers, the
+                     compression of its map as a context)
+    class_weights    K > 2: per-class weights of the decision rule
 
-Format ``chm-convnet`` (version 1), a :class:`chm.ConvNet`: the header holds ``params``,
-``n_classes`` and ``n_channels``; the arrays are ``net.<name>`` (the network's weights) and
-``mean`` / ``std`` (input normalisation). :func:`load` dispatches on the header's ``format``.
+Version 1 (chm 0.1, binary gray models only) had no ``n_channels`` and no K-class arrays; it
+still loads. Format ``chm-convnet`` (version 1), a :class:`chm.ConvNet`: the header holds
+``params``, ``n_classes`` and ``n_channels``; the arrays are ``net.<name>`` (the network's
+weights) and ``mean`` / ``std`` (input normalisation).
 
 Loading uses ``numpy.load(..., allow_pickle=False)``, so a model file cannot run code.
 Files are written to a temporary name and renamed, so a failed save never clobbers an
 existing model.
 """
 
+import importlib
 import json
 import os
 import tempfile
@@ -25,19 +36,24 @@ import zipfile
 import numpy as np
 
 FORMAT = "chm-model"
-VERSION = 1
+VERSION = 2
 CONVNET_FORMAT = "chm-convnet"
 _VERSIONS = {FORMAT: VERSION, CONVNET_FORMAT: 1}
+#: format -> "module:Class" whose ``_from_state(header, arrays)`` reads it; imported only when a
+#: file of that format is loaded (the ConvNet needs torch).
+READERS = {FORMAT: "chm.model:CHM", CONVNET_FORMAT: "chm.convnet:ConvNet"}
 _HEADER = "__chm__"
 
-__all__ = ["save_model", "write_container", "load", "FORMAT", "VERSION", "CONVNET_FORMAT"]
+__all__ = ["CONVNET_FORMAT", "FORMAT", "READERS", "VERSION", "jsonable", "load", "read_container",
+           "write_container"]
 
 
-def _jsonable(v):
+def jsonable(v):
+    """``v`` with tuples, numpy scalars, paths and objects with ``to_dict`` made JSON-serialisable."""
     if isinstance(v, (tuple, list)):
-        return [_jsonable(x) for x in v]
+        return [jsonable(x) for x in v]
     if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
+        return {str(k): jsonable(x) for k, x in v.items()}
     if isinstance(v, np.integer):
         return int(v)
     if isinstance(v, np.floating):
@@ -51,29 +67,17 @@ def _jsonable(v):
     return v
 
 
-def save_model(model, path):
-    """Write a fitted :class:`chm.CHM` to ``path`` (``.npz`` is appended if missing)."""
-    params = model.get_params(deep=False)
-    params["feature_cache"] = None  # a cache folder is local to the machine that trained
-    header = {"params": _jsonable(params), "bank": model.bank_.to_dict(),
-              "n_classes": int(model.n_classes_), "threshold": float(model.threshold_), "classifiers": []}
-    arrays = {}
-    for (s, l), clf in model.classifiers_.items():
-        meta, arrs = clf.to_state()
-        header["classifiers"].append(_jsonable({"stage": s, "level": l, **meta}))
-        for name, a in arrs.items():
-            arrays[f"s{s}_l{l}_{name}"] = a
-    return write_container(path, FORMAT, header, arrays)
-
-
 def write_container(path, fmt, header, arrays):
-    """Write ``arrays`` and the JSON ``header`` (plus format, version) to ``path`` (.npz appended)."""
+    """Write ``arrays`` and the JSON ``header`` (plus format, version) to ``path`` (.npz appended).
+
+    Returns the path written.
+    """
     from . import __version__
 
     path = os.fspath(path)
     if not path.endswith(".npz"):
         path += ".npz"
-    header = {"format": fmt, "version": _VERSIONS[fmt], "chm_version": __version__, **_jsonable(header)}
+    header = {"format": fmt, "version": _VERSIONS[fmt], "chm_version": __version__, **jsonable(header)}
     arrays = dict(arrays)
     arrays[_HEADER] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
     folder = os.path.dirname(os.path.abspath(path))
@@ -89,22 +93,8 @@ def write_container(path, fmt, header, arrays):
     return path
 
 
-def _upgrade_params(params):
-    """Parameters of files written by earlier versions, in today's names."""
-    params = dict(params)
-    params.pop("tv_centres", None)  # spatial-loss centres are drawn afresh every epoch now
-    loss = params.pop("spatial_loss", None)
-    if loss is not None and (params.get("alpha") or 0) > 0 and params.get("semi_supervised") is None:
-        params["semi_supervised"] = loss if isinstance(loss, str) else None
-        if isinstance(loss, dict):
-            from .losses import SpatialLoss
-
-            params["semi_supervised"] = SpatialLoss.from_dict(loss)
-    return params
-
-
-def load(path):
-    """Read a model written by :meth:`chm.CHM.save` or :meth:`chm.ConvNet.save`.
+def read_container(path):
+    """(header, arrays) of a model file, its format and version checked.
 
     Raises
     ------
@@ -113,11 +103,6 @@ def load(path):
     ValueError
         If the file is truncated, not an ``.npz`` archive, not a chm model, or of a newer format version.
     """
-    from features import FilterBank
-
-    from .classifiers import LDNN
-    from .model import CHM
-
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no model file at '{path}'")
@@ -137,29 +122,24 @@ def load(path):
     if not isinstance(header.get("version"), int) or header["version"] > _VERSIONS[fmt]:
         raise ValueError(f"'{path}' has {fmt} format version {header.get('version')!r}; this chm reads "
                          f"versions up to {_VERSIONS[fmt]}: upgrade chm")
-    if fmt == CONVNET_FORMAT:
-        from .convnet import ConvNet  # needs torch, so only for ConvNet files
+    return header, arrays
 
-        try:
-            return ConvNet._from_state(header, arrays)
-        except (KeyError, TypeError, RuntimeError) as e:
-            raise ValueError(f"model file '{path}' is incomplete or corrupt ({e})") from None
-    params = _upgrade_params(header["params"])
-    for key in ("features", "tv_levels"):
-        if params.get(key) is not None:
-            params[key] = tuple(params[key])
-    model = CHM(**params)
-    model.bank_ = FilterBank.from_dict(header["bank"])
-    model.n_classes_ = header["n_classes"]
-    model.threshold_ = float(header.get("threshold", 0.5))  # files written before it was learned used 0.5
-    model.classifiers_ = {}
+
+def load(path):
+    """Read a model written by :meth:`chm.CHM.save` or :meth:`chm.ConvNet.save`.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file is truncated, not an ``.npz`` archive, not a chm model, of a newer format
+        version, or incomplete.
+    """
+    header, arrays = read_container(path)
+    module, name = READERS[header["format"]].split(":")
+    cls = getattr(importlib.import_module(module), name)
     try:
-        for c in header["classifiers"]:
-            s, l = c["stage"], c["level"]
-            state = {k.split("_", 2)[2]: v for k, v in arrays.items() if k.startswith(f"s{s}_l{l}_")}
-            model.classifiers_[(s, l)] = LDNN.from_state(c, state)
-    except (KeyError, TypeError) as e:
-        raise ValueError(f"model file '{path}' is incomplete or corrupt (missing {e})") from None
-    if sorted(model.classifiers_) != sorted(model._schedule()):
-        raise ValueError(f"model file '{path}' is incomplete: its classifiers do not match levels/stages")
-    return model
+        return cls._from_state(header, arrays)
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise ValueError(f"model file '{os.fspath(path)}' is incomplete or corrupt ({e})") from None
