@@ -5,7 +5,7 @@
     chm train IMAGES LABELS -o MODEL.npz [--levels 3] [--stages 2] [--classifier ldnn|logistic]
               [--network small] [--alpha 0.0] [--features haar,hog,...] [--epochs N] [--n-jobs N] [--seed S]
     chm predict MODEL.npz IMAGES -o OUTDIR [--proba] [--threshold T] [--format png|npy]
-              [--overwrite] [--n-jobs N]
+              [--preview] [--overwrite] [--n-jobs N]
     chm info MODEL.npz
 
 Every command also takes ``--quiet`` (no progress output, warnings and errors only),
@@ -18,7 +18,9 @@ Inputs
 ``IMAGES`` is a folder (its image files, not recursive, hidden files skipped, sorted by
 name), a text file listing image paths (one per line; blank lines and ``#`` comments
 skipped; relative paths are relative to the list file), or a single image file. Image files
-are recognised by their extension (:data:`IMAGE_SUFFIXES`); colour images are read as gray.
+are recognised by their extension (:data:`chm.files.IMAGE_SUFFIXES`). Colour images (RGB; an
+alpha channel is dropped) train a colour model; a model trained on gray images reads colour
+images as their luminance.
 
 ``LABELS`` is a folder of label images matched to the images by file stem: the label image
 of ``img1.png`` is ``LABELS/img1.<ext>`` or ``LABELS/img1_labels.<ext>`` (any image
@@ -26,10 +28,10 @@ extension; exactly one must exist). Every label image must match an image. ``LAB
 the images' own folder: its ``*_labels`` files are then not taken as training images.
 
 Label images follow the scikit-image / ilastik convention, since an image file cannot hold
--1: **0 = unlabelled, 1 = background, 2 = foreground** (file value k + 1 is class k). They
-are single-channel integer images of the same size as their image (gray PNG/TIFF, or an
-indexed PNG whose palette indices are the values); avoid JPEG, whose compression alters
-values.
+-1: **0 = unlabelled, k + 1 = class k** (two classes: 1 = background, 2 = foreground; any
+number of classes). They are single-channel integer images of the same size as their image
+(gray PNG/TIFF, or an indexed PNG whose palette indices are the values); avoid JPEG, whose
+compression alters values. File discovery and label decoding live in :mod:`chm.files`.
 
 Outputs
 -------
@@ -37,10 +39,15 @@ Outputs
 missing) and replaces an existing model file. ``predict`` writes one file per input image
 into ``OUTDIR`` (created if needed), named by the input's stem:
 
-* default: ``stem.png``, the mask as uint8, 0 = background, 255 = foreground
+* default, two classes: ``stem.png``, the mask as uint8, 0 = background, 255 = foreground
   (P(foreground) > ``--threshold``, by default the model's ``threshold_``);
-* ``--proba``: ``stem.png``, P(foreground) as uint8 ``round(p * 255)``;
-* ``--format npy``: ``stem.npy``, P(foreground) as a float32 (H, W) array.
+* default, K > 2 classes: ``stem.png``, the class index 0 .. K-1 of every pixel (uint8;
+  uint16 above 256 classes), the most probable class under the model's ``predict`` rule;
+* ``--proba`` (two classes): ``stem.png``, P(foreground) as uint8 ``round(p * 255)``;
+* ``--format npy``: ``stem.npy``, P(foreground) as a float32 (H, W) array, or the class
+  probabilities as a float32 (H, W, K) array;
+* ``--preview``: also ``stem_preview.png``, an RGB picture with one colour per class
+  (:func:`palette`).
 
 Existing output files are replaced only with ``--overwrite``; otherwise ``predict`` stops
 before any work. Each output is written to a temporary file and renamed, so no file is ever
@@ -68,16 +75,14 @@ import numpy as np
 from . import __version__
 from ._progress import bar
 from ._signals import exit_status, interruptible
+from .files import LABEL_SUFFIX, list_images, match_labels, output_paths, read_labels, write_atomic
 
-__all__ = ["main", "build_parser", "list_images", "match_labels", "read_labels", "labels_from_values",
-           "IMAGE_SUFFIXES", "LABEL_SUFFIX"]
+__all__ = ["main", "build_parser"]
 
 logger = logging.getLogger(__name__)
 
-#: Extensions (lower case) taken as image files in folders.
-IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".gif", ".pgm", ".ppm", ".pnm", ".webp")
-#: A label image is named like its image, optionally with this suffix added to the stem.
-LABEL_SUFFIX = "_labels"
+#: Colour-coded previews (``chm predict --preview``) are written next to the outputs with this suffix.
+PREVIEW_SUFFIX = "_preview.png"
 
 EXIT_OK = 0
 EXIT_ERROR = 2  # argparse's own status for usage errors, so all user errors share one code
@@ -89,214 +94,6 @@ _USER_ERRORS = (ValueError, TypeError, OSError, FloatingPointError)
 
 # ---------------------------------------------------------------------------------------------
 # Inputs
-
-def _is_image_file(path):
-    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
-
-
-def _image_files_in(folder):
-    return sorted((p for p in folder.iterdir() if p.is_file() and _is_image_file(p)), key=lambda p: p.name)
-
-
-def list_images(source):
-    """The image files named by a command-line ``IMAGES`` argument.
-
-    Parameters
-    ----------
-    source : str or os.PathLike
-        A folder (its image files, sorted by name), a single image file, or a text file
-        with one image path per line (``#`` comments and blank lines skipped; relative
-        paths are relative to the list file's folder).
-
-    Returns
-    -------
-    list of pathlib.Path
-
-    Raises
-    ------
-    FileNotFoundError
-        ``source`` or a listed file does not exist.
-    ValueError
-        No image found, or the list file is not text.
-    """
-    source = Path(source)
-    if source.is_dir():
-        paths = _image_files_in(source)
-        if not paths:
-            raise ValueError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in folder '{source}'")
-        return paths
-    if not source.exists():
-        raise FileNotFoundError(f"no such file or folder: '{source}'")
-    if source.suffix.lower() in IMAGE_SUFFIXES:
-        return [source]
-    try:
-        lines = source.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise ValueError(f"'{source}' is neither an image (by its extension) nor a text file listing "
-                         "image paths") from None
-    paths = []
-    for number, line in enumerate(lines, 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        path = Path(line).expanduser()
-        if not path.is_absolute():
-            path = source.parent / path
-        if not path.is_file():
-            raise FileNotFoundError(f"'{path}' (line {number} of '{source}') is not an existing file")
-        paths.append(path)
-    if not paths:
-        raise ValueError(f"the image list '{source}' names no file")
-    return paths
-
-
-def _check_unique_stems(paths, why):
-    seen = {}
-    for p in paths:
-        if p.stem in seen:
-            raise ValueError(f"'{seen[p.stem]}' and '{p}' have the same name stem '{p.stem}': {why}")
-        seen[p.stem] = p
-
-
-def match_labels(images, label_dir):
-    """The label image of every image, matched by file stem.
-
-    The label image of ``name.ext`` is ``label_dir/name.*`` or ``label_dir/name_labels.*``
-    (any extension of :data:`IMAGE_SUFFIXES`). An image file is never its own label image.
-
-    Parameters
-    ----------
-    images : list of pathlib.Path
-    label_dir : str or os.PathLike
-        Folder of label images.
-
-    Returns
-    -------
-    list of pathlib.Path
-        One label image per image, in the same order.
-
-    Raises
-    ------
-    FileNotFoundError
-        ``label_dir`` is not a folder.
-    ValueError
-        An image has no label image or several, two images share a stem, or a label image
-        matches no image.
-    """
-    label_dir = Path(label_dir)
-    if not label_dir.is_dir():
-        raise FileNotFoundError(f"label folder '{label_dir}' does not exist or is not a folder")
-    _check_unique_stems(images, "their label images cannot be told apart")
-    image_set = {p.resolve() for p in images}
-    by_stem = {}
-    for p in _image_files_in(label_dir):
-        if p.resolve() not in image_set:  # labels may sit next to their images
-            by_stem.setdefault(p.stem, []).append(p)
-    matched, used = [], set()
-    for image in images:
-        candidates = by_stem.get(image.stem, []) + by_stem.get(image.stem + LABEL_SUFFIX, [])
-        if not candidates:
-            raise ValueError(f"no label image for '{image}': expected '{label_dir / image.stem}.<ext>' "
-                             f"or '{label_dir / (image.stem + LABEL_SUFFIX)}.<ext>'")
-        if len(candidates) > 1:
-            raise ValueError(f"several label images match '{image}': "
-                             + ", ".join(f"'{c}'" for c in candidates) + "; keep one")
-        matched.append(candidates[0])
-        used.add(candidates[0])
-    unmatched = [p for group in by_stem.values() for p in group if p not in used]
-    if unmatched:
-        shown = ", ".join(f"'{p}'" for p in unmatched[:5]) + (" ..." if len(unmatched) > 5 else "")
-        raise ValueError(f"{len(unmatched)} label image(s) in '{label_dir}' match no training image: {shown} "
-                         f"(a label image is named like its image, optionally with '{LABEL_SUFFIX}' "
-                         "added to the stem)")
-    return matched
-
-
-def labels_from_values(values, name="label image"):
-    """Convert label-image values (0 = unlabelled, 1 = background, 2 = foreground) to API labels.
-
-    Parameters
-    ----------
-    values : array_like of int
-        Pixel values of a label image; bool and integral floats are accepted.
-    name : str
-        What to call the array in error messages (e.g. the file name).
-
-    Returns
-    -------
-    ndarray of int8
-        -1 = unlabelled, 0 = background, 1 = foreground (value - 1).
-
-    Raises
-    ------
-    TypeError
-        Non-integral values.
-    ValueError
-        Values outside 0..2.
-    """
-    arr = np.asarray(values)
-    if arr.dtype == bool:
-        arr = arr.astype(np.uint8)
-    elif not np.issubdtype(arr.dtype, np.integer):
-        integral = (np.issubdtype(arr.dtype, np.floating) and np.isfinite(arr).all()
-                    and np.array_equal(arr, np.round(arr)))
-        if not integral:
-            raise TypeError(f"{name} must hold integers 0, 1, 2, got dtype {arr.dtype}")
-    bad = (arr < 0) | (arr > 2)
-    if bad.any():
-        hint = " (it looks like a 0/255 mask)" if arr.max() == 255 else ""
-        raise ValueError(f"{name} has values outside 0..2 (e.g. {arr[bad].flat[0]:g}){hint}; label images use "
-                         "0 = unlabelled, 1 = background, 2 = foreground")
-    return arr.astype(np.int8) - np.int8(1)
-
-
-def read_labels(path):
-    """Read a label image file and convert it with :func:`labels_from_values`.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        Single-channel integer image: gray, gray stored as identical RGB channels, or an
-        indexed (palette) PNG, whose indices are taken as the values.
-
-    Returns
-    -------
-    ndarray of int8, shape (H, W)
-        -1 = unlabelled, 0 = background, 1 = foreground.
-
-    Raises
-    ------
-    FileNotFoundError
-        The file does not exist.
-    ValueError, TypeError
-        Unreadable file, colour or multi-image file, or values outside 0..2; the message
-        names the file.
-    """
-    import imageio.v3 as iio
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"label image not found: '{path}'")
-    try:
-        arr = np.asarray(iio.imread(path))
-        if arr.ndim == 3 and iio.immeta(path).get("mode") == "P":
-            # imageio applies the palette by default; the indices are the label values.
-            arr = np.asarray(iio.imread(path, mode="P"))
-    except Exception as exc:  # decoders raise many exception types
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"cannot read label image '{path}': {reason}") from exc
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[..., 0]
-    elif arr.ndim == 3 and arr.shape[2] in (2, 3, 4):
-        colour = arr[..., :3] if arr.shape[2] >= 3 else arr[..., :1]
-        if not (colour == colour[..., :1]).all():
-            raise ValueError(f"label image '{path}' has colour pixels: save labels as a single-channel "
-                             "image (0 = unlabelled, 1 = background, 2 = foreground)")
-        arr = arr[..., 0]  # gray saved as RGB(A) by a paint program
-    if arr.ndim != 2 or arr.size == 0:
-        raise ValueError(f"label image '{path}' must be a single 2-D image, got shape {arr.shape}")
-    return labels_from_values(arr, name=f"label image '{path}'")
-
 
 def _name_files(exc, names):
     """Re-raise an API error whose message says ``images[i]``/``labels[i]`` with the file names.
@@ -355,17 +152,17 @@ def cmd_train(args):
     for image_path, label_path in zip(images, label_files):
         arrays.append(read_image(image_path))
         lab = read_labels(label_path)
-        if lab.shape != arrays[-1].shape:
+        if lab.shape != arrays[-1].shape[:2]:
             raise ValueError(f"label image '{label_path}' is {lab.shape[0]} x {lab.shape[1]} pixels but its image "
                              f"'{image_path}' is {arrays[-1].shape[0]} x {arrays[-1].shape[1]}")
         labels.append(lab)
-    n_bg = sum(int((lab == 0).sum()) for lab in labels)
-    n_fg = sum(int((lab == 1).sum()) for lab in labels)
-    # Checked here to phrase the error in the file convention, not the API's 0/1.
-    if n_bg == 0 or n_fg == 0:
-        raise ValueError(f"the label images hold {n_bg} background pixels (value 1) and {n_fg} foreground pixels "
-                         "(value 2); both classes are needed")
-    logger.info("%d images, %d labelled pixels (%d background, %d foreground)", len(images), n_bg + n_fg, n_bg, n_fg)
+    counts = np.bincount(np.concatenate([lab[lab >= 0] for lab in labels]).astype(np.int64), minlength=2)
+    # Checked here to phrase the error in the file convention, not the API's 0..K-1.
+    if np.count_nonzero(counts) < 2:
+        raise ValueError("the label images hold " + ", ".join(f"{n} pixels of value {k + 1}" for k, n in enumerate(counts))
+                         + "; at least two classes are needed (1 = background, 2 = foreground, k + 1 = class k)")
+    logger.info("%d images, %d labelled pixels in %d classes (%s)", len(images), int(counts.sum()), len(counts),
+                ", ".join(f"value {k + 1}: {n}" for k, n in enumerate(counts)))
 
     model = CHM(levels=args.levels, stages=args.stages, classifier=args.classifier, network=args.network,
                 alpha=args.alpha,
@@ -384,55 +181,36 @@ def cmd_train(args):
     return EXIT_OK
 
 
-def _output_paths(inputs, outdir, suffix, overwrite):
-    """Output file of every input; refuses collisions and, unless told, existing files."""
-    _check_unique_stems(inputs, "their outputs would have the same name")
-    outputs = [outdir / (p.stem + suffix) for p in inputs]
-    input_set = {p.resolve() for p in inputs}
-    for out in outputs:
-        if out.resolve() in input_set:  # even --overwrite must not destroy the inputs
-            raise ValueError(f"output '{out}' would replace an input image; choose another output folder")
-    existing = [out for out in outputs if out.exists()]
-    if existing and not overwrite:
-        shown = ", ".join(f"'{p}'" for p in existing[:3]) + (" ..." if len(existing) > 3 else "")
-        raise FileExistsError(f"{len(existing)} output file(s) exist already: {shown}; "
-                              "use --overwrite to replace them")
-    return outputs
+def palette(n_classes):
+    """(K, 3) uint8 colours for class previews: well-separated hues, alternating brightness."""
+    from skimage.color import hsv2rgb
+
+    k = np.arange(n_classes)
+    hsv = np.stack([(k * 0.618034) % 1.0, np.where(k % 2, 0.65, 0.9), np.where(k % 3 == 2, 0.6, 0.95)], axis=1)
+    return np.round(hsv2rgb(hsv[None])[0] * 255).astype(np.uint8)
 
 
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _write_atomic(path, write, mode):
-    """Write through ``write(file_object)`` to a temporary file, then rename it to ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".part{path.suffix}")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.chmod(tmp, mode)  # mkstemp creates owner-only files; outputs get the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def _save_prediction(path, proba, args, mode):
-    """Write one probability map in the format chosen on the command line."""
+def _save_prediction(path, proba, args):
+    """Write one probability map (H, W) or (H, W, K) in the format chosen on the command line."""
     import imageio.v3 as iio
 
+    png = lambda arr: (lambda fh: iio.imwrite(fh, arr, extension=".png"))  # noqa: E731
     if args.format == "npy":
         arr = np.asarray(proba, dtype=np.float32)
-        _write_atomic(path, lambda fh: np.save(fh, arr), mode)
+        write_atomic(path, lambda fh: np.save(fh, arr))
         return
-    if args.proba:
+    if proba.ndim == 3:
+        classes = proba.argmax(axis=2)
+        arr = classes.astype(np.uint8 if proba.shape[2] <= 256 else np.uint16)
+    elif args.proba:
         arr = np.round(np.clip(proba, 0.0, 1.0) * 255).astype(np.uint8)
     else:
-        arr = np.where(proba > args.threshold, 255, 0).astype(np.uint8)
-    _write_atomic(path, lambda fh: iio.imwrite(fh, arr, extension=".png"), mode)
+        classes = (proba > args.threshold).astype(np.uint8)
+        arr = classes * np.uint8(255)
+    write_atomic(path, png(arr))
+    if args.preview:
+        colours = palette(proba.shape[2] if proba.ndim == 3 else 2)
+        write_atomic(path.with_name(path.stem + PREVIEW_SUFFIX), png(colours[classes]))
 
 
 def cmd_predict(args):
@@ -443,14 +221,22 @@ def cmd_predict(args):
     from .persistence import load
 
     model = load(args.model)
-    if args.threshold is None:
+    k = model.n_classes_
+    if k > 2 and (args.threshold is not None or (args.proba and args.format == "png")):
+        raise ValueError(f"the model has {k} classes: --threshold and --proba PNGs are for two-class models; "
+                         "use --format npy for the (H, W, K) class probabilities")
+    if args.preview and args.format == "npy":
+        raise ValueError("--preview goes with PNG outputs, not --format npy")
+    if args.threshold is None and k == 2:
         args.threshold = model.threshold_
     inputs = list_images(args.images)
     outdir = Path(args.output)
     if outdir.exists() and not outdir.is_dir():
         raise FileExistsError(f"output '{outdir}' exists and is not a folder")
     suffix = ".npy" if args.format == "npy" else ".png"
-    outputs = _output_paths(inputs, outdir, suffix, args.overwrite)
+    outputs = output_paths(inputs, outdir, suffix, args.overwrite)
+    if args.preview:
+        output_paths(inputs, outdir, PREVIEW_SUFFIX, args.overwrite)
     # Decode every input once up front so that a bad file stops the run before any output is
     # written; images are read again batch by batch below to keep memory flat.
     for p in bar(inputs, desc="check inputs", enabled=_progress(args)):
@@ -458,13 +244,14 @@ def cmd_predict(args):
     outdir.mkdir(parents=True, exist_ok=True)
 
     if args.format == "npy":
-        what = "float32 probabilities"
+        what = "float32 probabilities" + (f" (H, W, {k})" if k > 2 else "")
+    elif k > 2:
+        what = f"class-index PNGs (0..{k - 1})"
     elif args.proba:
         what = "probabilities as round(p * 255)"
     else:
         what = f"masks (255 where p > {args.threshold:g})"
     logger.info("%d images -> %s in '%s'", len(inputs), what, outdir)
-    mode = 0o666 & ~_umask()
     model.n_jobs = args.n_jobs
     model.progress = False  # one bar over all images below, not one per batch
     jobs = effective_n_jobs(args.n_jobs)
@@ -475,7 +262,7 @@ def cmd_predict(args):
             chunk = inputs[start:start + batch]
             probas = model.predict_proba([read_image(p) for p in chunk])
             for out, p in zip(outputs[start:start + batch], probas):
-                _save_prediction(out, p, args, mode)
+                _save_prediction(out, p, args)
                 pbar.update(1)
     logger.info("wrote %d files in %.1f s", len(outputs), time.perf_counter() - t0)
     return EXIT_OK
@@ -602,7 +389,7 @@ def build_parser():
     train = sub.add_parser(
         "train", parents=[common, jobs], help="train a model from images and label images",
         description="Train a CHM from images and sparse label images and save it.",
-        epilog=f"Label images: 0 = unlabelled, 1 = background, 2 = foreground. The label image of "
+        epilog=f"Label images: 0 = unlabelled, k + 1 = class k (1 = background, 2 = foreground). The label image of "
                f"'name.ext' is LABELS/name.* or LABELS/name{LABEL_SUFFIX}.*; every image needs exactly one "
                "and every label image must match an image.")
     train.add_argument("images", metavar="IMAGES", help="folder of images, text file listing image paths, or "
@@ -642,8 +429,8 @@ def build_parser():
     predict = sub.add_parser(
         "predict", parents=[common, jobs], help="segment images with a trained model",
         description="Segment images with a trained model: one output file per image, named by its stem.",
-        epilog="PNG masks hold 0 (background) and 255 (foreground); --proba PNGs hold round(p * 255); "
-               "--format npy writes float32 probabilities.")
+        epilog="Two classes: PNG masks hold 0 (background) and 255 (foreground), --proba PNGs round(p * 255). "
+               "K classes: PNGs hold the class index 0..K-1. --format npy writes float32 probabilities.")
     predict.add_argument("model", metavar="MODEL.npz", help="model file written by 'chm train'")
     predict.add_argument("images", metavar="IMAGES", help="folder of images, text file listing image paths, or "
                                                           "one image")
@@ -654,7 +441,10 @@ def build_parser():
                          help="foreground where P(foreground) > threshold (default: the model's threshold_, "
                               "0.5 unless sample caps rebalanced the classes)")
     predict.add_argument("--format", choices=("png", "npy"), default="png",
-                         help="png (default) or npy: float32 probabilities (implies --proba)")
+                         help="png (default) or npy: float32 probabilities, (H, W) P(foreground) or (H, W, K) "
+                              "with K classes (implies --proba)")
+    predict.add_argument("--preview", action="store_true",
+                         help=f"also write a colour-coded NAME{PREVIEW_SUFFIX} per image (one colour per class)")
     predict.add_argument("--overwrite", action="store_true", help="replace existing output files")
     predict.set_defaults(run=cmd_predict)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .files import read_label_values
 from .images import _imread
 
 __all__ = ["SceneDataset", "load_stanford_background", "load_siftflow", "STANFORD_CLASSES",
@@ -74,7 +75,7 @@ def _names(path):
 
 def _read_pair(root, name, ext, decode):
     _, img = _imread(root / "images" / f"{name}{ext}")
-    _, lab = _imread(root / "labels" / f"{name}.png")
+    lab = read_label_values(root / "labels" / f"{name}.png")
     if img.ndim == 2:
         img = np.dstack([img] * 3)
     if img.dtype != np.uint8 or img.shape[2] != 3:

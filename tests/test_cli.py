@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from chm import load
-from chm.cli import labels_from_values, main, read_labels
+from chm.cli import main
+from chm.files import labels_from_values, read_labels
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 from synthetic import make_shapes  # noqa: E402
