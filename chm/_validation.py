@@ -17,18 +17,21 @@ def check_random_state(seed):
 
 
 def check_image_list(images, name="images"):
-    """Validate a non-empty list of 2-D images; return float64 arrays in [0, 1]."""
-    from .images import as_float_image
+    """Validate a non-empty list of (H, W) or (H, W, 3) images; return them unconverted
+    (:func:`chm.images.as_float_image` converts each one where it is used, so a large set of
+    uint8 colour images is never held as float64 all at once)."""
+    from .images import check_image
 
-    if isinstance(images, np.ndarray) and images.ndim == 2:
-        raise TypeError(f"{name} must be a list of 2-D arrays, got a single 2-D array; wrap it in a list")
+    if isinstance(images, np.ndarray) and (images.ndim == 2 or (images.ndim == 3 and images.shape[2] == 3)):
+        raise TypeError(f"{name} must be a list of images, got a single image of shape {images.shape}; "
+                        "wrap it in a list")
     try:
         images = list(images)
     except TypeError:
-        raise TypeError(f"{name} must be a list of 2-D arrays, got {type(images).__name__}") from None
+        raise TypeError(f"{name} must be a list of (H, W) or (H, W, 3) arrays, got {type(images).__name__}") from None
     if not images:
         raise ValueError(f"{name} is empty")
-    return [as_float_image(im, name=f"{name}[{i}]") for i, im in enumerate(images)]
+    return [check_image(im, name=f"{name}[{i}]") for i, im in enumerate(images)]
 
 
 def check_labels(labels, images, n_classes=2, name="labels"):
@@ -47,7 +50,7 @@ def check_labels(labels, images, n_classes=2, name="labels"):
     seen = set()
     for i, (lab, im) in enumerate(zip(labels, images)):
         lab = np.asarray(lab)
-        if lab.shape != im.shape:
+        if lab.shape != im.shape[:2]:
             raise ValueError(f"{name}[{i}] has shape {lab.shape} but images[{i}] has shape {im.shape}")
         if lab.dtype == bool:
             raise TypeError(f"{name}[{i}] is boolean: sparse labels need -1 for unlabelled pixels; "
@@ -63,24 +66,36 @@ def check_labels(labels, images, n_classes=2, name="labels"):
             raise ValueError(f"{name}[{i}] has values outside -1..{n_classes - 1} "
                              f"(e.g. {lab[bad].flat[0]}); -1 = unlabelled, 0..{n_classes - 1} = class")
         seen.update(np.unique(lab[lab >= 0]).tolist())
-        out.append(lab.astype(np.int8))
+        out.append(lab.astype(np.int8 if n_classes <= 128 else np.int16))
     if not seen:
         raise ValueError(f"{name} has no labelled pixel (all are -1)")
     if len(seen) < 2:
-        raise ValueError(f"{name} holds a single class ({seen.pop()}); labelled pixels of both "
-                         "background (0) and foreground (1) are needed")
+        need = ("labelled pixels of both background (0) and foreground (1) are needed" if n_classes == 2
+                else "labelled pixels of two or more classes are needed")
+        raise ValueError(f"{name} holds a single class ({seen.pop()}); {need}")
     return out
 
 
-def check_pooled_classes(labels, levels):
-    """Raise unless every pyramid level keeps labelled pixels of both classes.
+def check_pooled_classes(labels, levels, n_classes=2):
+    """Raise unless every pyramid level keeps labelled pixels of two classes or more.
 
-    Coarse labels are max-pooled (a block with a foreground click is foreground), so background
-    clicks close to foreground ones vanish at coarse levels; checked before any features are
-    computed, with what to do about it.
+    Binary coarse labels are max-pooled (a block with a foreground click is foreground), so
+    background clicks close to foreground ones vanish at coarse levels; K-class ones take each
+    block's majority. Checked before any features are computed, with what to do about it.
     """
-    from .pyramid import maxpool_labels
+    from .pyramid import majority_pool_labels, maxpool_labels
 
+    if n_classes > 2:
+        for level in range(1, levels + 1):
+            seen = set()
+            for lab in labels:
+                p = majority_pool_labels(lab, level, n_classes)
+                seen.update(np.unique(p[p >= 0]).tolist())
+            if len(seen) < 2:
+                raise ValueError(f"at pyramid level {level} every labelled {2 ** level} x {2 ** level} block has the "
+                                 f"same majority class ({seen.pop() if seen else '-'}), so that level has one class "
+                                 f"to learn from; label more classes or use levels={level - 1}")
+        return
     for level in range(1, levels + 1):
         pooled = [maxpool_labels(lab, level) for lab in labels]
         if not any((p == 0).any() for p in pooled):

@@ -309,6 +309,11 @@ class LDNN(Estimator):
 
     @staticmethod
     def from_state(meta, arrays):
+        """The classifier of a model file's entry (any type of the cascade)."""
+        if meta["type"] == "SoftmaxMLP":
+            from .softmax import SoftmaxMLP
+
+            return SoftmaxMLP.from_state(meta, arrays)
         cls = {"LDNN": LDNN, "LogisticRegression": LogisticRegression}[meta["type"]]
         params = dict(meta["params"])
         params["targets"] = tuple(params["targets"])
@@ -367,15 +372,31 @@ class LogisticRegression(LDNN):
 NETWORKS = {"small": ((6, 6), (6, 6)), "original": ((10, 20), (24, 24))}
 
 
-def make_classifier(kind, coarse, network="small", random_state=None, **overrides):
+def make_classifier(kind, coarse, network="small", random_state=None, n_classes=2, **overrides):
     """The cascade's classifier for one (stage, level).
 
-    ``coarse`` selects the level > 0 settings of the original CHM (dropout, per-sample SGD,
-    lr 0.05, chm-reference 3.3); full resolution uses mini-batch 100, lr 0.01. ``network`` names
-    the LDNN sizes (:data:`NETWORKS`); ``overrides`` replace any constructor argument.
+    Two classes: ``coarse`` selects the level > 0 settings of the original CHM (dropout,
+    per-sample SGD, lr 0.05, chm-reference 3.3); full resolution uses mini-batch 100, lr 0.01.
+    ``network`` names the LDNN sizes (:data:`NETWORKS`).
+
+    K > 2 classes: a :class:`chm.softmax.SoftmaxMLP` at every level, with as many hidden units
+    as the LDNN of ``network`` has units (N x M) for "ldnn", none (multinomial logistic
+    regression) for "logistic".
+
+    ``overrides`` replace any constructor argument.
     """
     if network not in NETWORKS:
         raise ValueError(f"network must be one of {sorted(NETWORKS)}, got {network!r}")
+    if kind not in ("ldnn", "logistic"):
+        raise ValueError(f"classifier must be 'ldnn' or 'logistic', got {kind!r}")
+    if n_classes > 2:
+        from .softmax import SoftmaxMLP
+
+        n_groups, n_nodes = NETWORKS[network][1 if coarse else 0]
+        n_groups, n_nodes = overrides.get("n_groups", n_groups), overrides.get("n_nodes", n_nodes)
+        params = dict(n_hidden=n_groups * n_nodes if kind == "ldnn" else 0)
+        params.update({k: v for k, v in overrides.items() if k not in ("n_groups", "n_nodes", "dropout", "targets")})
+        return SoftmaxMLP(n_classes=n_classes, random_state=random_state, **params)
     if kind == "ldnn":
         n_groups, n_nodes = NETWORKS[network][1 if coarse else 0]
         params = dict(n_groups=n_groups, n_nodes=n_nodes)
@@ -383,11 +404,9 @@ def make_classifier(kind, coarse, network="small", random_state=None, **override
                       else dict(dropout=False, batch_size=100, learning_rate=0.01))
         params.update(overrides)
         return LDNN(random_state=random_state, **params)
-    if kind == "logistic":
-        params = dict(batch_size=1, learning_rate=0.05) if coarse else dict(batch_size=100, learning_rate=0.01)
-        params.update({k: v for k, v in overrides.items() if k not in ("n_groups", "n_nodes", "dropout")})
-        return LogisticRegression(random_state=random_state, **params)
-    raise ValueError(f"classifier must be 'ldnn' or 'logistic', got {kind!r}")
+    params = dict(batch_size=1, learning_rate=0.05) if coarse else dict(batch_size=100, learning_rate=0.01)
+    params.update({k: v for k, v in overrides.items() if k not in ("n_groups", "n_nodes", "dropout")})
+    return LogisticRegression(random_state=random_state, **params)
 
 
 def shrink_to_labels(clf, y):
@@ -410,7 +429,7 @@ def shrink_to_labels(clf, y):
     note : str or None
         "N x M -> n x m" when the size changed, else None.
     """
-    if isinstance(clf, LogisticRegression):
+    if not isinstance(clf, LDNN) or isinstance(clf, LogisticRegression):
         return clf, None
     n_fg, n_bg = int(np.count_nonzero(y == 1)), int(np.count_nonzero(y == 0))
     groups, nodes = min(clf.n_groups, max(n_fg, 1)), min(clf.n_nodes, max(n_bg, 1))

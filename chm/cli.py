@@ -276,10 +276,14 @@ def _format_value(value):
     return str(value)
 
 
+def _family_sizes(families):
+    from features import FilterBank
+
+    return [FilterBank((f,)).n_features for f in families]
+
+
 def cmd_info(args):
     """``chm info``: print what a model file holds."""
-    from features import FAMILIES
-
     from .persistence import load, read_container
 
     model = load(args.model)  # validates the file before its header is read below
@@ -295,9 +299,13 @@ def cmd_info(args):
             continue
         lines.append(f"  {key:<18} {_format_value(value)}")
     families = model.bank_.families
-    lines.append("feature families: " + ", ".join(f"{f} ({FAMILIES[f][1]})" for f in families)
+    lines.append("feature families: " + ", ".join(f"{f} ({n})" for f, n in zip(families, _family_sizes(families)))
                  + f" = {model.bank_.n_features} features per pixel")
-    lines.append(f"mask threshold: {model.threshold_:.4g} (chm predict's default --threshold)")
+    lines.append(f"images: {'colour' if model.n_channels_ == 3 else 'gray'}; classes: {model.n_classes_}")
+    if model.n_classes_ == 2:
+        lines.append(f"mask threshold: {model.threshold_:.4g} (chm predict's default --threshold)")
+    else:
+        lines.append("class weights of the decision: " + ", ".join(f"{w:.3g}" for w in model.class_weights_))
     lines.append("classifiers (training order):")
     lines.append(f"  {'stage':>5}  {'level':>5}  {'type':<24} weights")
     for entry in header["classifiers"]:
@@ -306,7 +314,11 @@ def cmd_info(args):
         kind = entry["type"]
         if kind == "LDNN":
             kind += f" {clf.n_groups}x{clf.n_nodes}" + (" dropout" if clf.dropout else "")
-        lines.append(f"  {s:>5}  {l:>5}  {kind:<24} {tuple(clf.W_.shape)} {clf.W_.dtype}")
+        weights = [clf.W_] if hasattr(clf, "W_") else clf.layers_
+        if kind == "SoftmaxMLP":
+            kind += f" {clf.n_hidden} hidden"
+        shapes = " + ".join(str(tuple(W.shape)) for W in weights)
+        lines.append(f"  {s:>5}  {l:>5}  {kind:<24} {shapes} {weights[0].dtype}")
     print("\n".join(lines))
     return EXIT_OK
 
@@ -350,12 +362,13 @@ def _float_in(low, high=math.inf):
 
 
 def _families(text):
-    from features import FAMILIES
+    from features import COLOUR_FAMILIES, FAMILIES
 
+    valid = [*FAMILIES, *COLOUR_FAMILIES]
     names = tuple(name.strip() for name in text.split(",") if name.strip())
-    unknown = [name for name in names if name not in FAMILIES]
+    unknown = [name for name in names if name not in valid]
     if not names or unknown:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(FAMILIES)}, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(valid)}, got {text!r}")
     if len(set(names)) != len(names):
         raise argparse.ArgumentTypeError(f"a family appears twice in {text!r}")
     return names
@@ -363,7 +376,7 @@ def _families(text):
 
 def build_parser():
     """The argument parser of the ``chm`` program (sub-commands ``train``, ``predict``, ``info``)."""
-    from features import FAMILIES
+    from features import COLOUR_FAMILIES, FAMILIES
 
     from .classifiers import NETWORKS
     from .model import DEFAULT_FEATURES, FUSION_CONTEXTS, LABEL_POOLINGS
@@ -407,7 +420,8 @@ def build_parser():
     train.add_argument("--alpha", type=_float_in(0.0), default=0.0, metavar="A",
                        help="weight of the unsupervised total-variation loss; 0 = supervised only (default: 0)")
     train.add_argument("--features", type=_families, default=DEFAULT_FEATURES, metavar="F1,F2,...",
-                       help=f"filter families among {','.join(FAMILIES)} (default: {','.join(DEFAULT_FEATURES)})")
+                       help=f"filter families among {','.join([*FAMILIES, *COLOUR_FAMILIES])} (default: "
+                            f"{','.join(DEFAULT_FEATURES)}, plus colour for colour images)")
     train.add_argument("--epochs", type=_int_at_least(1), default=None, metavar="N",
                        help="SGD epochs per classifier (default: 15, and 6 for the full-resolution "
                             "classifiers of later stages)")

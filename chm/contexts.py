@@ -19,7 +19,7 @@ from features import stencil, stencil_offsets
 
 from . import pyramid
 
-__all__ = ["ContextProjection", "context_features", "context_maps", "n_contexts", "stencil_rows", "stencil_spec"]
+__all__ = ["ContextProjection", "context_features", "context_keys", "context_maps", "n_contexts", "stencil_rows", "stencil_spec"]
 
 
 def n_contexts(s, l, levels):
@@ -35,14 +35,20 @@ def stencil_spec(fusion_context, radius, s, l, levels):
     return radius, [2 ** j if scaled else 1 for j in range(n_contexts(s, l, levels))]
 
 
+def context_keys(s, l, levels):
+    """The (stage, level) of each map classifier (s, l) sees, in feature order."""
+    prev = s - 1 if s >= 2 and l == 0 else s
+    return [(prev, j) for j in range(n_contexts(s, l, levels))]
+
+
 def context_maps(maps, s, l, levels, shape):
     """Context maps of classifier (s, l) at the level-l ``shape`` (chm-reference 1.2).
 
     ``maps`` holds the output map (or its compressed channels) of every (stage, level) trained so far.
     """
     if s >= 2 and l == 0:
-        return [pyramid.upsample(maps[(s - 1, j)], j, shape[:2]) for j in range(n_contexts(s, l, levels))]
-    return [pyramid.downsample_n(maps[(s, j)], l - j) for j in range(n_contexts(s, l, levels))]
+        return [pyramid.upsample(maps[k], k[1], shape[:2]) for k in context_keys(s, l, levels)]
+    return [pyramid.downsample_n(maps[k], l - k[1]) for k in context_keys(s, l, levels)]
 
 
 def _channels(m):
@@ -120,8 +126,9 @@ class ContextProjection:
         return len(self.components)
 
     def transform(self, proba):
-        """(H, W, K) probabilities -> (H, W, c) float32 channels."""
-        return (np.asarray(proba, dtype=np.float32) - self.mean) @ self.components.T
+        """(..., K) probabilities -> (..., c) float16 channels (half the memory of float32; the
+        context features of training and of prediction both pass through it)."""
+        return ((np.asarray(proba, dtype=np.float32) - self.mean) @ self.components.T).astype(np.float16)
 
     def to_arrays(self):
         return {"ctx_mean": self.mean, "ctx_components": self.components}

@@ -1,82 +1,98 @@
 """Reading and validating images.
 
-Every image that enters the toolkit passes through :func:`as_float_image` so
-the rest of the code can rely on one representation: a 2-D float64 gray
-image in [0, 1]. CHM's filters are gray-only, hence the conversion of colour
-input.
+Every image that enters the toolkit passes through :func:`check_image` (validation, no copy) and,
+where pixels are computed on, :func:`as_float_image`: a float64 image in [0, 1], either
+``(H, W)`` gray or ``(H, W, 3)`` colour (RGB). :func:`to_channels` turns one into the other
+(colour -> luminance, gray -> three equal channels), so a model uses the channels it was trained on.
 """
 
 import os
 
 import numpy as np
 
-__all__ = ["read_image", "read_mask", "as_float_image"]
+__all__ = ["read_image", "read_mask", "as_float_image", "check_image", "to_channels"]
 
 
-def as_float_image(array, name="image"):
-    """Validate an in-memory image and return it as float64 gray in [0, 1].
+def check_image(array, name="image"):
+    """Validate an in-memory image without converting it.
 
     Parameters
     ----------
     array : array_like
-        ``(H, W)`` gray, or ``(H, W, 3)`` RGB / ``(H, W, 4)`` RGBA (alpha is
-        dropped), converted to gray with :func:`skimage.color.rgb2gray`.
-        Supported dtypes: uint8 (divided by 255), uint16 (divided by 65535),
-        bool, and floats already in [0, 1].
+        ``(H, W)`` gray or ``(H, W, 3)`` colour (RGB). Supported dtypes: uint8 (divided by 255
+        when converted), uint16 (by 65535), bool, and floats in [0, 1].
     name : str, optional
         What to call the array in error messages.
 
     Returns
     -------
-    ndarray of float64, shape (H, W)
-        Gray image in [0, 1]. Always a new array.
+    ndarray
+        The array itself (no copy).
 
     Raises
     ------
     TypeError
         Unsupported dtype (e.g. signed integers, whose range is ambiguous).
     ValueError
-        Empty array, wrong number of dimensions or channels, NaN/inf, or
-        float values outside [0, 1].
+        Empty array, a shape that is neither (H, W) nor (H, W, 3), NaN/inf, or float values
+        outside [0, 1].
     """
     arr = np.asarray(array)
     if arr.size == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape})")
-    if arr.ndim == 3 and arr.shape[2] in (3, 4):
-        is_colour = True
-    elif arr.ndim == 2:
-        is_colour = False
-    else:
-        raise ValueError(
-            f"{name} must be (H, W) gray or (H, W, 3|4) colour, got shape {arr.shape}"
-        )
+    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3)):
+        hint = "; drop the alpha channel (image[..., :3])" if arr.ndim == 3 and arr.shape[2] == 4 else ""
+        raise ValueError(f"{name} must be (H, W) gray or (H, W, 3) colour, got shape {arr.shape}{hint}")
+    if arr.dtype in (np.uint8, np.uint16, bool):
+        return arr
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise TypeError(f"{name} has unsupported dtype {arr.dtype}; use uint8, uint16, bool or float in [0, 1]")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    lo, hi = arr.min(), arr.max()
+    if lo < 0 or hi > 1:
+        raise ValueError(f"{name} is float with values in [{lo:g}, {hi:g}], expected [0, 1]")
+    return arr
+
+
+def as_float_image(array, name="image"):
+    """Validate an in-memory image and return it as float64 in [0, 1] (always a new array).
+
+    Parameters
+    ----------
+    array : array_like
+        As :func:`check_image`: ``(H, W)`` or ``(H, W, 3)``; uint8, uint16, bool or float in [0, 1].
+    name : str, optional
+        What to call the array in error messages.
+
+    Returns
+    -------
+    ndarray of float64, shape (H, W) or (H, W, 3)
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`check_image`.
+    """
+    arr = check_image(array, name)
     if arr.dtype == np.uint8:
-        out = arr / 255.0
-    elif arr.dtype == np.uint16:
-        out = arr / 65535.0
-    elif arr.dtype == bool:
-        out = arr.astype(np.float64)
-    elif np.issubdtype(arr.dtype, np.floating):
-        out = arr.astype(np.float64)
-        if not np.isfinite(out).all():
-            raise ValueError(f"{name} contains NaN or infinite values")
-        lo, hi = out.min(), out.max()
-        if lo < 0 or hi > 1:
-            raise ValueError(
-                f"{name} is float with values in [{lo:g}, {hi:g}], expected [0, 1]"
-            )
-    else:
-        raise TypeError(
-            f"{name} has unsupported dtype {arr.dtype}; use uint8, uint16, bool "
-            "or float in [0, 1]"
-        )
-    if is_colour:
+        return arr / 255.0
+    if arr.dtype == np.uint16:
+        return arr / 65535.0
+    return arr.astype(np.float64)
+
+
+def to_channels(image, n_channels):
+    """A float image with ``n_channels`` channels: 1 -> (H, W) (colour becomes its luminance,
+    :func:`skimage.color.rgb2gray`), 3 -> (H, W, 3) (gray repeated)."""
+    if n_channels == 1 and image.ndim == 3:
         from skimage.color import rgb2gray
 
-        # rgb2gray's weights sum to 1 only up to rounding; clip so the
-        # [0, 1] promise holds to the last bit.
-        out = np.clip(rgb2gray(out[..., :3]), 0.0, 1.0)
-    return out
+        # rgb2gray's weights sum to 1 only up to rounding; clip so the [0, 1] promise holds.
+        return np.clip(rgb2gray(image), 0.0, 1.0)
+    if n_channels == 3 and image.ndim == 2:
+        return np.repeat(image[:, :, None], 3, axis=2)
+    return image
 
 
 def _imread(path):
@@ -111,18 +127,19 @@ def _imread(path):
 
 
 def read_image(path):
-    """Read an image file as a float64 gray image in [0, 1].
+    """Read an image file as a float64 image in [0, 1].
 
     Parameters
     ----------
     path : str or os.PathLike
-        Any format imageio reads (PNG, JPEG, TIFF, ...).
-        Colour images are converted to gray (alpha ignored); 8- and 16-bit
-        integers are divided by their dtype's maximum.
+        Any format imageio reads (PNG, JPEG, TIFF, ...). 8- and 16-bit integers are divided by
+        their dtype's maximum; an alpha channel is dropped.
 
     Returns
     -------
-    ndarray of float64, shape (H, W)
+    ndarray of float64, shape (H, W) or (H, W, 3)
+        Gray for gray files and for colour files whose three channels are equal (gray saved
+        as RGB, gray palettes); colour otherwise.
 
     Raises
     ------
@@ -133,6 +150,10 @@ def read_image(path):
         of an unsupported pixel type; the message names the path.
     """
     path, arr = _imread(path)
+    if arr.ndim == 3 and arr.shape[2] in (3, 4):
+        arr = arr[..., :3]
+        if (arr == arr[..., :1]).all():
+            arr = arr[..., 0]
     try:
         return as_float_image(arr, name="pixel data")
     except (TypeError, ValueError) as exc:

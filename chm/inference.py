@@ -16,29 +16,39 @@ __all__ = ["cascade", "evaluate", "level_map", "predict_image"]
 
 def evaluate(bank_feats, ctx, clf, spec):
     """Classifier output over one level image, from its filter-bank features (H, W, F) and
-    context maps; ``spec`` is (radius, dilation per context map)."""
+    context maps; ``spec`` is (radius, dilation per context map). (H, W) P(foreground) for a
+    binary classifier, (H, W, K) class probabilities for a K-class one."""
     h, w, f = bank_feats.shape
     blocks = [bank_feats.reshape(h * w, f)]  # a view: the bank block is never copied
     C = context_features(ctx, spec, (h, w))
     if C is not None:
         blocks.append(C)
-    return clf.predict_proba(blocks).reshape(h, w)
+    p = clf.predict_proba(blocks)
+    return p.reshape(h, w) if p.ndim == 1 else p.reshape(h, w, -1)
 
 
-def level_map(image, l, bank, ctx, clf, spec, cache=None):
-    """A training context map. Threaded BLAS rounds the classifier's GEMM differently from one
-    thread (1 ulp in about a third of the pixels), and SGD amplifies that: one BLAS thread keeps
-    the model the same for any ``n_jobs`` (joblib workers run one thread already)."""
+def level_map(image, l, bank, ctx, clf, spec, cache=None, projection=None):
+    """A training context map (compressed by ``projection`` if given).
+
+    Threaded BLAS rounds the classifier's GEMM differently from one thread (1 ulp in about a
+    third of the pixels), and SGD amplifies that: one BLAS thread keeps the model the same for
+    any ``n_jobs`` (joblib workers run one thread already).
+    """
     with threadpool_limits(1, user_api="blas"):
-        return evaluate(bank_features(pyramid.downsample_n(image, l), bank, cache), ctx, clf, spec)
+        p = evaluate(bank_features(pyramid.downsample_n(image, l), bank, cache), ctx, clf, spec)
+    return p if projection is None else projection.transform(p)
 
 
-def cascade(image, bank, classifiers, schedule, levels, stencils, cache=None):
+def cascade(image, bank, classifiers, schedule, levels, stencils, cache=None, projections=None):
     """Run the classifiers of ``schedule`` on one image.
 
-    ``stencils`` maps each (stage, level) to its (radius, dilation per context map). Returns the
-    map of every (stage, level) and the filter-bank features of every level used.
+    ``stencils`` maps each (stage, level) to its (radius, dilation per context map);
+    ``projections`` (K-class models) maps each to the :class:`chm.contexts.ContextProjection`
+    that compresses its output into context channels. Returns the map of every (stage, level),
+    compressed where it was only a context (the last one is always the probabilities), and the
+    filter-bank features of every level used.
     """
+    projections = projections or {}
     imgs = pyramid.pyramid(image, levels)
     bank_feats = {}
     maps = {}
@@ -46,10 +56,12 @@ def cascade(image, bank, classifiers, schedule, levels, stencils, cache=None):
         if l not in bank_feats:
             bank_feats[l] = bank_features(imgs[l], bank, cache)
         ctx = context_maps(maps, s, l, levels, imgs[l].shape)
-        maps[(s, l)] = evaluate(bank_feats[l], ctx, classifiers[(s, l)], stencils[(s, l)])
+        p = evaluate(bank_feats[l], ctx, classifiers[(s, l)], stencils[(s, l)])
+        last = (s, l) == schedule[-1]
+        maps[(s, l)] = p if last or (s, l) not in projections else projections[(s, l)].transform(p)
     return maps, bank_feats
 
 
-def predict_image(image, bank, classifiers, schedule, levels, stencils, cache=None):
+def predict_image(image, bank, classifiers, schedule, levels, stencils, cache=None, projections=None):
     """The last classifier's map of one image (see :func:`cascade`)."""
-    return cascade(image, bank, classifiers, schedule, levels, stencils, cache)[0][schedule[-1]]
+    return cascade(image, bank, classifiers, schedule, levels, stencils, cache, projections)[0][schedule[-1]]

@@ -10,10 +10,22 @@ context map (chm-reference 1.2):
 
 Contexts are the soft outputs of the trained classifiers on the training images themselves.
 
+Two classes (gray or colour images): LDNNs, one P(foreground) map per classifier. K > 2 classes:
+one softmax network per classifier (``chm.softmax``) whose K-class map is compressed to a few
+principal components before it serves as a context (``chm.contexts.ContextProjection``), so
+cost grows gently with K. Colour images add the colour filter family; the others see the
+luminance.
+
+The steps live in modules named for them: ``chm.sampling`` (training rows), ``chm.contexts``,
+``chm.normalisation``, ``chm.thresholds`` (decision rules), ``chm.inference`` (the cascade over
+whole images); ``chm.persistence`` holds the file container.
+
 Memory: features are computed per image (joblib over images) and kept, as float16, only at the
-labelled rows that SGD needs. A spatial loss draws fresh centres from every pixel for every
-epoch (``chm.sampling``), so its classifiers read the filter bank of whole images from a feature
-cache on disk (a temporary one when ``feature_cache`` is None). Inference streams image by image.
+labelled rows that SGD needs. A binary model's spatial loss draws fresh centres from every pixel
+for every epoch (``chm.sampling.ImageCentres``), so its classifiers read the filter bank of whole
+images from a feature cache on disk (a temporary one when ``feature_cache`` is None); a K-class
+model keeps a pool of random centres per image instead (``spatial_rate`` x labelled pixels:
+scene datasets would need 30-100 GB of cache). Inference streams image by image.
 """
 
 import tempfile
@@ -25,7 +37,7 @@ import numpy as np
 from joblib import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
-from features import FilterBank
+from features import COLOUR_FAMILIES, FilterBank
 
 from . import pyramid
 from ._progress import bar
@@ -33,15 +45,17 @@ from .base import Estimator
 from .cache import FeatureCache, bank_features
 from ._validation import check_image_list, check_labels, check_pooled_classes, check_random_state
 from .classifiers import LDNN, NETWORKS, make_classifier, shrink_to_labels
-from .contexts import context_maps, stencil_spec
+from .contexts import ContextProjection, context_maps, stencil_spec
+from .images import as_float_image, to_channels
 from .inference import level_map, predict_image
 from .losses import SpatialLoss, get_spatial_loss
 from .normalisation import normalise, robust_scaling
 from .persistence import FORMAT, jsonable, write_container
-from .sampling import ImageCentres, assemble, training_rows
-from .thresholds import decision_threshold
+from .sampling import ImageCentres, NeighbourhoodPool, assemble, training_rows
+from .thresholds import class_weights, decision_threshold
 
-__all__ = ["CHM", "DEFAULT_FEATURES", "FUSION_CONTEXTS", "FewLabelsWarning", "LABEL_POOLINGS", "SEMI_SUPERVISED"]
+__all__ = ["CHM", "CONTEXT_CHANNELS", "DEFAULT_FEATURES", "FUSION_CONTEXTS", "FewLabelsWarning", "LABEL_POOLINGS",
+           "SEMI_SUPERVISED", "SEMI_SUPERVISED_MULTICLASS"]
 
 #: The default filter families: the original 476-feature bank without Gabor (296 features). In
 #: benchmarks/run.py's ablation (N = 10, 164 images) Gabor bought the least accuracy per second:
@@ -57,8 +71,13 @@ LABEL_POOLINGS = ("max", "mean")
 FUSION_CONTEXTS = ("original", "scaled")
 
 #: Unsupervised terms (``CHM(semi_supervised=...)``) and the weight ``alpha`` each gets when none
-#: is given (chosen on held-out training images; docs/results.md).
+#: is given (chosen on held-out training images; docs/results.md): binary LDNNs, and K-class
+#: softmax networks (whose cross-entropy has another scale than the LDNN's squared error).
 SEMI_SUPERVISED = {"tv": 0.1, "contrast": 0.3}
+SEMI_SUPERVISED_MULTICLASS = {"tv": 0.1, "contrast": 0.3}
+
+#: Context channels a K-class map is compressed to, at most (``CHM(context_channels=...)``).
+CONTEXT_CHANNELS = 8
 
 _MIN_COARSE_SIDE = 4  # the coarsest level must keep this many pixels per side
 
@@ -77,10 +96,15 @@ class CHM(Estimator):
     stages : int
         Cascade stages; the last one trains the full-resolution fusion classifier only.
     classifier : {"ldnn", "logistic"}
+        Two classes: an LDNN or logistic regression per (stage, level). K > 2 classes: a softmax
+        network with as many hidden units as the LDNN's (N x M), or none (multinomial logistic).
     network : {"small", "original"}
         LDNN sizes (``chm.classifiers.NETWORKS``): "small" = 6 x 6 at every level (sparse labels:
         as accurate, 2.5-3x faster); "original" = the original CHM's 10 x 20 at full resolution and
         24 x 24 at coarse levels (better with dense labels).
+    n_classes : int or None
+        Number of classes K; None = the largest label + 1 (at least 2). Give it when a class may
+        be missing from the labels (e.g. a rare class in a sparse draw).
     semi_supervised : None, "tv", "contrast" or chm.losses.SpatialLoss
         How the unlabelled pixels take part. None: not at all (supervised), unless ``alpha > 0``,
         which selects "tv" as in earlier versions. "tv": the paper's total-variation loss
@@ -89,7 +113,9 @@ class CHM(Estimator):
     alpha : float or None
         Weight of the unsupervised spatial loss (paper: E_S + alpha E_U), as the ratio of the mean
         spatial loss per pixel to the mean supervised loss per labelled pixel. None: the
-        method's recommended weight (:data:`SEMI_SUPERVISED`), 0 without a method.
+        method's recommended weight (:data:`SEMI_SUPERVISED`, :data:`SEMI_SUPERVISED_MULTICLASS`
+        for K > 2), 0 without a method. K classes: the loss of the K-channel probability image
+        (the sum over the class channels, paper eq. 8).
     tv_levels : sequence of int or None
         Levels whose classifiers get the spatial loss (and ``weight_decay``); None = (0,), the
         paper's choice (the full-resolution classifiers of every stage).
@@ -102,9 +128,13 @@ class CHM(Estimator):
     features : sequence of str
         Filter families (see ``features.FAMILIES``); the default, :data:`DEFAULT_FEATURES`, is the
         original bank without Gabor, chosen on speed/accuracy evidence; ``tuple(features.FAMILIES)``
-        is the original CHM bank.
+        is the original CHM bank. These see gray images, or the luminance of colour ones; colour
+        images add the ``colour`` family (``features.COLOUR_FAMILIES``) unless it is listed.
     context_radius : int
-        Stencil radius of the context features (7 -> 57 values per map).
+        Stencil radius of the context features (7 -> 57 values per map and channel).
+    context_channels : int
+        K-class models: each context map is compressed to min(K - 1, context_channels) principal
+        components of the classifier's outputs (:class:`chm.contexts.ContextProjection`).
     fusion_context : {"original", "scaled"}
         How the full-resolution fusion classifiers (level 0 of stages >= 2) sample the map of
         level j, upsampled to full size. "original": the stencil at full-resolution spacing, so a
@@ -117,9 +147,10 @@ class CHM(Estimator):
         Overrides for every classifier (e.g. ``{"n_groups": 4, "n_nodes": 4}``), applied after ``network``.
     label_pooling : {"max", "mean"}
         Labels of the coarse levels. "max": the original's max-pooling (a coarse pixel is
-        foreground if any labelled fine pixel in its block is). "mean": each coarse pixel
-        regresses the foreground fraction of its block's labelled pixels (soft targets), so the
-        coarse maps say how much of a block is foreground rather than whether any of it is.
+        foreground if any labelled fine pixel in its block is); for K > 2 classes, the block's
+        majority class. "mean": each coarse pixel regresses the foreground fraction (the class
+        fractions) of its block's labelled pixels (soft targets), so the coarse maps say how much
+        of a block is foreground rather than whether any of it is.
     max_samples : int, sequence of int or None, or None
         Cap on labelled training pixels per class and level (dense labels), shared evenly by the
         images; a sequence gives one cap per level 0..levels (None in it = no cap at that level).
@@ -138,15 +169,16 @@ class CHM(Estimator):
         Seeds every random choice; the same seed gives the same model for any ``n_jobs``.
     """
 
-    def __init__(self, levels=3, stages=2, classifier="ldnn", network="small", semi_supervised=None, alpha=None,
-                 tv_levels=None, spatial_rate=4.0, weight_decay=0.0, features=DEFAULT_FEATURES,
-                 context_radius=7, fusion_context="original", epochs=None, classifier_params=None,
-                 label_pooling="max", max_samples=None, feature_cache=None,
+    def __init__(self, levels=3, stages=2, classifier="ldnn", network="small", n_classes=None, semi_supervised=None,
+                 alpha=None, tv_levels=None, spatial_rate=4.0, weight_decay=0.0, features=DEFAULT_FEATURES,
+                 context_radius=7, context_channels=CONTEXT_CHANNELS, fusion_context="original", epochs=None,
+                 classifier_params=None, label_pooling="max", max_samples=None, feature_cache=None,
                  n_jobs=None, progress=None, random_state=None):
         self.levels = levels
         self.stages = stages
         self.classifier = classifier
         self.network = network
+        self.n_classes = n_classes
         self.semi_supervised = semi_supervised
         self.alpha = alpha
         self.tv_levels = tv_levels
@@ -154,6 +186,7 @@ class CHM(Estimator):
         self.weight_decay = weight_decay
         self.features = features
         self.context_radius = context_radius
+        self.context_channels = context_channels
         self.fusion_context = fusion_context
         self.epochs = epochs
         self.classifier_params = classifier_params
@@ -166,10 +199,12 @@ class CHM(Estimator):
 
     # ------------------------------------------------------------------------------------
     def _validate_params(self):
-        for name, lo in (("levels", 0), ("stages", 1), ("context_radius", 1)):
+        for name, lo in (("levels", 0), ("stages", 1), ("context_radius", 1), ("context_channels", 1)):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < lo:
                 raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+        if self.n_classes is not None and (not isinstance(self.n_classes, (int, np.integer)) or self.n_classes < 2):
+            raise ValueError(f"n_classes must be None or an integer >= 2, got {self.n_classes!r}")
         if self.classifier not in ("ldnn", "logistic"):
             raise ValueError(f"classifier must be 'ldnn' or 'logistic', got {self.classifier!r}")
         if self.fusion_context not in FUSION_CONTEXTS:
@@ -188,7 +223,7 @@ class CHM(Estimator):
         self._level_caps(1)
         return tv
 
-    def _spatial(self):
+    def _spatial(self, n_classes=2):
         """(SpatialLoss or None, alpha) that ``fit`` uses."""
         method = self.semi_supervised
         if method is None:
@@ -202,7 +237,8 @@ class CHM(Estimator):
         if method not in SEMI_SUPERVISED:
             raise ValueError(f"semi_supervised must be None, one of {sorted(SEMI_SUPERVISED)} or a "
                              f"chm.losses.SpatialLoss, got {method!r}")
-        alpha = SEMI_SUPERVISED[method] if self.alpha is None else float(self.alpha)
+        defaults = SEMI_SUPERVISED if n_classes == 2 else SEMI_SUPERVISED_MULTICLASS
+        alpha = defaults[method] if self.alpha is None else float(self.alpha)
         return (get_spatial_loss(method), alpha) if alpha > 0 else (None, 0.0)
 
     def _level_caps(self, n_images):
@@ -227,55 +263,74 @@ class CHM(Estimator):
 
         Parameters
         ----------
-        images : list of 2-D arrays
-            Gray images, uint8 or float in [0, 1]; any sizes.
-        labels : list of int arrays
-            Same shapes; -1 = unlabelled, 0 = background, 1 = foreground.
+        images : list of arrays, (H, W) gray or (H, W, 3) colour
+            uint8, uint16 or float in [0, 1]; any sizes. One colour image makes a colour model
+            (gray images are then used as colour images with equal channels).
+        labels : list of int arrays, (H, W)
+            -1 = unlabelled, 0 .. K-1 = class (two classes: 0 = background, 1 = foreground).
 
         Returns
         -------
         self
         """
         tv_levels = self._validate_params()
-        loss, alpha = self._spatial()
         images = check_image_list(images)
-        labels = check_labels(labels, images)
+        n_classes = self.n_classes or max(2, max((int(np.max(lab)) for lab in labels if np.size(lab)), default=1) + 1)
+        labels = check_labels(labels, images, n_classes)
+        loss, alpha = self._spatial(n_classes)
         for i, im in enumerate(images):
-            side = min(pyramid.level_shape(im.shape, self.levels))
+            side = min(pyramid.level_shape(im.shape[:2], self.levels))
             if side < _MIN_COARSE_SIDE:
                 raise ValueError(f"images[{i}] of shape {im.shape} is too small for levels={self.levels}: "
                                  f"its coarsest level would be {side} px wide (need >= {_MIN_COARSE_SIDE}); "
                                  "use fewer levels")
-        check_pooled_classes(labels, self.levels)
+        check_pooled_classes(labels, self.levels, n_classes)
         rng = check_random_state(self.random_state)
-        self.bank_ = FilterBank(tuple(self.features))
-        self.n_classes_ = 2
+        self.n_channels_ = 3 if any(im.ndim == 3 for im in images) else 1
+        families = tuple(self.features)
+        if self.n_channels_ == 3 and not any(f in COLOUR_FAMILIES for f in families):
+            families += tuple(COLOUR_FAMILIES)
+        elif self.n_channels_ == 1 and any(f in COLOUR_FAMILIES for f in families):
+            raise ValueError(f"features {families} include colour families but every image is gray")
+        self.bank_ = FilterBank(families)
+        self.n_classes_ = n_classes
+        self.classes_ = np.arange(n_classes)
         self.timings_ = {}
         seeds = rng.integers(0, 2**63 - 1, size=len(images))
         caps = self._level_caps(len(images))
         par = Parallel(n_jobs=self.n_jobs, return_as="generator")
 
         with tempfile.TemporaryDirectory(prefix="chm-features-") as tmp:
-            # A spatial loss reads whole images' features at every epoch: keep them on disk.
-            cache = self._cache() or (FeatureCache(tmp) if loss is not None else None)
+            # A binary spatial loss reads whole images' features at every epoch: keep them on disk.
+            fresh = loss is not None and n_classes == 2
+            cache = self._cache() or (FeatureCache(tmp) if fresh else None)
             self._fit_cascade(images, labels, seeds, caps, cache, loss, alpha, tv_levels, rng, par)
         return self
 
+    def _prepare(self, image):
+        """A validated image as float64 with the model's channels."""
+        return to_channels(as_float_image(image), self.n_channels_)
+
     def _fit_cascade(self, images, labels, seeds, caps, cache, loss, alpha, tv_levels, rng, par):
-        # Pass A: filter-bank rows at every level, only where SGD will look.
+        K = self.n_classes_
+        # Pass A: filter-bank rows at every level, only where SGD will look (and, for a K-class
+        # spatial loss, at a pool of centres).
         t0 = time.perf_counter()
-        jobs = (delayed(training_rows)(im, lab, self.levels, caps, self.bank_, sd, cache, self.label_pooling)
+        pool = (self.spatial_rate, tv_levels, loss) if loss is not None and K > 2 else None
+        jobs = (delayed(training_rows)(self._prepare(im), lab, self.levels, caps, self.bank_, sd, cache,
+                                       self.label_pooling, K, pool)
                 for im, lab, sd in zip(images, labels, seeds))
         rows = list(bar(par(jobs), total=len(images), desc="features", enabled=self.progress))
         self.timings_["features"] = time.perf_counter() - t0
 
         maps = [dict() for _ in images]
         self.classifiers_ = {}
+        self.projections_ = {}
         few_labels = []  # classifiers made smaller to fit a handful of labelled pixels
         schedule = self._schedule()
         for s, l in schedule:
             t0 = time.perf_counter()
-            X, y, soft = assemble(rows, maps, s, l, self.levels, self._stencil(s, l))
+            X, y, soft, centres = assemble(rows, maps, s, l, self.levels, self._stencil(s, l))
             offset, scale = robust_scaling(X, self.bank_)
             normalise(X, offset, scale)
             clf, shrunk = shrink_to_labels(self._make_classifier(s, l, int(rng.integers(0, 2**63 - 1)),
@@ -283,29 +338,42 @@ class CHM(Estimator):
             if shrunk:
                 few_labels.append(f"stage {s} level {l}: {shrunk}")
             spatial = None
-            if loss is not None and l in tv_levels:
-                level_images = [pyramid.downsample_n(im, l) for im in images]
+            if loss is not None and l in tv_levels and centres is not None:
+                spatial = NeighbourhoodPool(X, *centres)
+            elif loss is not None and l in tv_levels and K == 2:
+                level_images = [pyramid.downsample_n(self._prepare(im), l) for im in images]
                 spatial = ImageCentres([bank_features(im, self.bank_, cache) for im in level_images],
                                        [context_maps(m, s, l, self.levels, im.shape) for m, im in zip(maps, level_images)],
                                        self._stencil(s, l), offset, scale, level_images, loss)
+            key = "rms" if K == 2 else "ce"
             with bar(total=clf.epochs, desc=f"stage {s} level {l} SGD", enabled=self.progress) as pbar:
                 clf.fit(X, y, spatial=spatial, spatial_loss=loss, soft_targets=soft,
                         alpha=alpha if spatial is not None else 0.0,
-                        progress=lambda e, rms, sp: (pbar.update(1), pbar.set_postfix(rms=f"{rms:.3f}")))
+                        progress=lambda e, err, sp: (pbar.update(1), pbar.set_postfix(**{key: f"{err:.3f}"})))
+            last = (s, l) == schedule[-1]
+            if K > 2 and not last:
+                # Compress the K-class map for the classifiers that take it as context, from its
+                # outputs on (up to 100k of) the training rows.
+                sample = X[::max(1, len(X) // 100_000)].astype(np.float32)
+                self.projections_[(s, l)] = ContextProjection.fit(clf.predict_proba(sample), self.context_channels)
             del X, y, soft, spatial  # before the next level's matrix is built
             clf.fold_affine(offset, scale)
             self.classifiers_[(s, l)] = clf
             t1 = time.perf_counter()
-            if (s, l) != schedule[-1]:  # the final output is not a context for anything
-                jobs = (delayed(level_map)(im, l, self.bank_, context_maps(m, s, l, self.levels,
-                                                                           pyramid.level_shape(im.shape, l)),
-                                           clf, self._stencil(s, l), cache)
+            if not last:  # the final output is not a context for anything
+                jobs = (delayed(level_map)(self._prepare(im), l, self.bank_,
+                                           context_maps(m, s, l, self.levels, pyramid.level_shape(im.shape[:2], l)),
+                                           clf, self._stencil(s, l), cache, self.projections_.get((s, l)))
                         for im, m in zip(images, maps))
                 for m, p in zip(maps, bar(par(jobs), total=len(images), desc=f"stage {s} level {l} contexts",
                                           enabled=self.progress)):
                     m[(s, l)] = p
             self.timings_[(s, l)] = {"sgd": t1 - t0, "contexts": time.perf_counter() - t1}
-        self.threshold_ = decision_threshold(labels, [r[0]["y"] for r in rows], clf.targets)
+        sampled = [r[0]["y"] for r in rows]
+        if K == 2:
+            self.threshold_ = decision_threshold(labels, sampled, clf.targets)
+        else:
+            self.class_weights_ = class_weights(labels, sampled, K)
         if few_labels:
             warnings.warn("few labelled pixels: an LDNN has at most one group per labelled foreground pixel "
                           "and one node per background pixel of its level, so these were made smaller: "
@@ -330,7 +398,7 @@ class CHM(Estimator):
         elif level == 0:
             overrides.setdefault("epochs", 15 if stage == 1 else 6)
         return make_classifier(self.classifier, coarse=level > 0, network=self.network, random_state=seed,
-                               **overrides)
+                               n_classes=self.n_classes_, **overrides)
 
     # ------------------------------------------------------------------------------------
     def _check_fitted(self):
@@ -338,10 +406,22 @@ class CHM(Estimator):
             raise RuntimeError("this CHM is not fitted yet: call fit(images, labels) or chm.load(path)")
 
     def predict_proba(self, images, stage=None):
-        """P(foreground) per pixel: a list of float32 (H, W) arrays.
+        """Class probabilities per pixel.
 
-        ``stage`` (1 .. stages) returns that stage's full-resolution output instead of the final
-        one (the last stage's), to see what each stage adds.
+        Parameters
+        ----------
+        images : list of arrays, (H, W) or (H, W, 3)
+            As in :meth:`fit`. A gray model reads colour images as their luminance; a colour
+            model reads gray images as colour images with equal channels.
+        stage : int, optional
+            1 .. stages: that stage's full-resolution output instead of the final one (the last
+            stage's), to see what each stage adds.
+
+        Returns
+        -------
+        list of float32 arrays
+            Two classes: (H, W) P(foreground) (class 1). K > 2 classes: (H, W, K) probabilities
+            that sum to 1 over the last axis.
         """
         self._check_fitted()
         schedule = self._schedule()
@@ -351,22 +431,31 @@ class CHM(Estimator):
             schedule = schedule[:schedule.index((stage, 0)) + 1]
         images = check_image_list(images)
         for i, im in enumerate(images):
-            if min(pyramid.level_shape(im.shape, self.levels)) < 1:
+            if min(pyramid.level_shape(im.shape[:2], self.levels)) < 1:
                 raise ValueError(f"images[{i}] of shape {im.shape} is too small for levels={self.levels}")
         par = Parallel(n_jobs=self.n_jobs, return_as="generator")
         stencils = {sl: self._stencil(*sl) for sl in schedule}
-        jobs = (delayed(predict_image)(im, self.bank_, self.classifiers_, schedule, self.levels,
-                                        stencils, self._cache()) for im in images)
+        jobs = (delayed(predict_image)(self._prepare(im), self.bank_, self.classifiers_, schedule, self.levels,
+                                       stencils, self._cache(), self.projections_) for im in images)
         return list(bar(par(jobs), total=len(images), desc="predict", enabled=self.progress))
 
     def predict(self, images, threshold=None, stage=None):
-        """Binary masks (uint8 0/1): ``predict_proba(images, stage) > threshold``.
+        """Label maps: uint8 0/1 masks (two classes) or class indices 0 .. K-1 (uint8, int16 above 256).
 
-        ``threshold=None`` uses ``threshold_`` (learned in :meth:`fit`): 0.5 unless ``max_samples``
-        changed the class balance of the full-resolution training pixels, in which case it undoes
-        that change (see :func:`chm.thresholds.decision_threshold`).
+        Two classes: ``predict_proba(images, stage) > threshold``; ``threshold=None`` uses
+        ``threshold_`` (learned in :meth:`fit`): 0.5 unless ``max_samples`` changed the class
+        balance of the full-resolution training pixels, in which case it undoes that change (see
+        :func:`chm.thresholds.decision_threshold`). K classes: the most probable class after the
+        same correction (``class_weights_``, :func:`chm.thresholds.class_weights`); ``threshold``
+        must be None.
         """
         self._check_fitted()
+        if self.n_classes_ > 2:
+            if threshold is not None:
+                raise ValueError(f"threshold is for two-class models; this one has {self.n_classes_} classes")
+            dtype = np.uint8 if self.n_classes_ <= 256 else np.int16
+            return [(p * self.class_weights_.astype(np.float32)).argmax(axis=2).astype(dtype)
+                    for p in self.predict_proba(images, stage)]
         t = self.threshold_ if threshold is None else threshold
         return [(p > t).astype(np.uint8) for p in self.predict_proba(images, stage)]
 
@@ -384,10 +473,16 @@ class CHM(Estimator):
         params = self.get_params(deep=False)
         params["feature_cache"] = None  # a cache folder is local to the machine that trained
         header = {"params": jsonable(params), "bank": self.bank_.to_dict(), "n_classes": int(self.n_classes_),
-                  "threshold": float(self.threshold_), "classifiers": []}
+                  "n_channels": int(self.n_channels_), "classifiers": []}
         arrays = {}
+        if self.n_classes_ == 2:
+            header["threshold"] = float(self.threshold_)
+        else:
+            arrays["class_weights"] = self.class_weights_
         for (s, l), clf in self.classifiers_.items():
             meta, arrs = clf.to_state()
+            if (s, l) in self.projections_:
+                arrs = {**arrs, **self.projections_[(s, l)].to_arrays()}
             header["classifiers"].append(jsonable({"stage": s, "level": l, **meta}))
             arrays.update((f"s{s}_l{l}_{name}", a) for name, a in arrs.items())
         return header, arrays
@@ -401,13 +496,20 @@ class CHM(Estimator):
                 params[key] = tuple(params[key])
         model = cls(**params)
         model.bank_ = FilterBank.from_dict(header["bank"])
-        model.n_classes_ = header["n_classes"]
-        model.threshold_ = float(header.get("threshold", 0.5))  # files written before it was learned used 0.5
-        model.classifiers_ = {}
+        model.n_classes_ = int(header["n_classes"])
+        model.classes_ = np.arange(model.n_classes_)
+        model.n_channels_ = int(header.get("n_channels", 1))  # version 1: gray only
+        if model.n_classes_ == 2:
+            model.threshold_ = float(header.get("threshold", 0.5))  # files written before it was learned used 0.5
+        else:
+            model.class_weights_ = np.asarray(arrays["class_weights"], dtype=np.float64)
+        model.classifiers_, model.projections_ = {}, {}
         for c in header["classifiers"]:
             s, l = c["stage"], c["level"]
             state = {k.split("_", 2)[2]: v for k, v in arrays.items() if k.startswith(f"s{s}_l{l}_")}
             model.classifiers_[(s, l)] = LDNN.from_state(c, state)
+            if "ctx_mean" in state:
+                model.projections_[(s, l)] = ContextProjection.from_arrays(state)
         if sorted(model.classifiers_) != sorted(model._schedule()):
             raise ValueError("its classifiers do not match levels/stages")
         return model

@@ -17,6 +17,7 @@ __all__ = [
     "downsample_n",
     "level_shape",
     "upsample",
+    "majority_pool_labels",
     "maxpool_labels",
     "pool_label_fractions",
     "pyramid",
@@ -315,6 +316,44 @@ def pool_label_fractions(labels, n, n_classes=2):
     total = counts.sum(axis=2, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         return (counts / total).astype(np.float32)  # 0/0 -> NaN: unlabelled block
+
+
+def majority_pool_labels(labels, n, n_classes):
+    """Pool a sparse label map ``n`` times to each block's most frequent labelled class.
+
+    The K-class counterpart of :func:`maxpool_labels` (whose "largest index wins" has no
+    meaning beyond foreground/background): the same ``2**n`` x ``2**n`` blocks, -1 where no
+    fine pixel is labelled; ties go to the smaller class index.
+
+    Parameters
+    ----------
+    labels : array_like of int, shape (H, W)
+        -1 for unlabelled pixels, ``0 .. n_classes-1`` for classes.
+    n : int
+        Number of poolings, ``n >= 0``.
+    n_classes : int
+
+    Returns
+    -------
+    ndarray of int16, shape :func:`level_shape` ``((H, W), n)``
+    """
+    n = _check_count(n, "n")
+    arr = _check_label_map(labels)
+    h, w = level_shape(arr.shape, n)
+    out = np.full(h * w, -1, dtype=np.int16)
+    ys, xs = np.nonzero(arr >= 0)
+    if len(ys):
+        # Count (block, class) pairs of the labelled pixels only: cheap for sparse labels.
+        codes = ((ys >> n) * w + (xs >> n)) * n_classes + arr[ys, xs].astype(np.int64)
+        pairs, counts = np.unique(codes, return_counts=True)
+        blocks, classes = np.divmod(pairs, n_classes)
+        # Within a block, the largest count wins; pairs are sorted by class, so a stable sort on
+        # -count keeps the smaller class first among ties.
+        order = np.lexsort((classes, -counts, blocks))
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = blocks[order][1:] != blocks[order][:-1]
+        out[blocks[order][first]] = classes[order][first]
+    return out.reshape(h, w)
 
 
 def pyramid(image, levels, mode="replicate"):

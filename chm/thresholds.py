@@ -8,7 +8,7 @@ q differs from the one under the labelled pixels' own balance pi by the odds fac
 
 import numpy as np
 
-__all__ = ["decision_threshold"]
+__all__ = ["class_weights", "decision_threshold"]
 
 
 def decision_threshold(labels, sampled, targets):
@@ -38,3 +38,29 @@ def decision_threshold(labels, sampled, targets):
     r = (q[1] * pi[0]) / (q[0] * pi[1])  # exactly 1.0 when q == pi
     t0, t1 = targets
     return float(t0 + (t1 - t0) * r / (1 + r))
+
+
+def class_weights(labels, sampled, n_classes):
+    """Per-class weights of the K-class decision rule ``argmax_k w_k p_k``.
+
+    The classifier's posterior under the sampled balance q becomes the one under the labelled
+    pixels' balance pi when multiplied by pi_k / q_k (and renormalised, which the argmax does not
+    need). Without caps q = pi and every weight is 1; a class never sampled keeps weight 1.
+
+    Parameters
+    ----------
+    labels, sampled : list of ndarray of int
+        As :func:`decision_threshold`.
+    n_classes : int
+
+    Returns
+    -------
+    ndarray of float64, shape (K,)
+    """
+    pi = sum(np.bincount(lab[lab >= 0].astype(np.int64), minlength=n_classes) for lab in labels).astype(np.float64)
+    q = sum(np.bincount(y[y >= 0].astype(np.int64), minlength=n_classes) for y in sampled).astype(np.float64)
+    pi, q = pi / pi.sum(), q / q.sum()
+    w = np.ones(n_classes)
+    seen = q > 0
+    w[seen] = pi[seen] / q[seen]
+    return w

@@ -3,6 +3,8 @@
 import numpy as np
 
 from ._utils import check_image
+from .colour import N_FEATURES as _N_COLOUR
+from .colour import check_colour_image, colour
 from .edge import edge
 from .gabor import gabor
 from .haar import haar
@@ -10,9 +12,9 @@ from .hog import hog
 from .sift import sift
 from .stencil import intensity
 
-__all__ = ["FAMILIES", "FilterBank"]
+__all__ = ["COLOUR_FAMILIES", "FAMILIES", "FilterBank"]
 
-#: name -> (function, number of features), in MATLAB CHM order.
+#: name -> (function, number of features), in MATLAB CHM order: the original gray bank.
 FAMILIES = {
     "haar": (haar, 2),
     "hog": (hog, 36),
@@ -22,6 +24,10 @@ FAMILIES = {
     "intensity": (intensity, 81),
 }
 
+#: Families computed on a colour image (the others see its luminance), same layout.
+COLOUR_FAMILIES = {"colour": (colour, _N_COLOUR)}
+
+_ALL = {**FAMILIES, **COLOUR_FAMILIES}
 _DEFAULT = tuple(FAMILIES)
 
 
@@ -31,8 +37,9 @@ class FilterBank:
     Parameters
     ----------
     families : sequence of str, optional
-        Family names from :data:`FAMILIES`, in the order their blocks appear
-        in the output. The default is the full MATLAB CHM bank, 476 features.
+        Family names from :data:`FAMILIES` and :data:`COLOUR_FAMILIES`, in the
+        order their blocks appear in the output. The default is the full MATLAB
+        CHM bank, 476 features. Colour families need colour images.
 
     Raises
     ------
@@ -54,11 +61,11 @@ class FilterBank:
             families = (families,)
         families = tuple(families)
         if not families:
-            raise ValueError(f"FilterBank needs at least one family; valid names: {list(FAMILIES)}")
-        unknown = [f for f in families if f not in FAMILIES]
+            raise ValueError(f"FilterBank needs at least one family; valid names: {list(_ALL)}")
+        unknown = [f for f in families if f not in _ALL]
         if unknown:
             raise ValueError(f"unknown filter famil{'y' if len(unknown) == 1 else 'ies'} "
-                             f"{unknown}; valid names: {list(FAMILIES)}")
+                             f"{unknown}; valid names: {list(_ALL)}")
         if len(set(families)) != len(families):
             raise ValueError(f"duplicate family names in {list(families)}")
         self._families = families
@@ -71,14 +78,14 @@ class FilterBank:
     @property
     def n_features(self):
         """int: total number of features per pixel."""
-        return sum(FAMILIES[f][1] for f in self._families)
+        return sum(_ALL[f][1] for f in self._families)
 
     @property
     def slices(self):
         """dict: family name -> slice of its block along the last axis."""
         slices, start = {}, 0
         for f in self._families:
-            n = FAMILIES[f][1]
+            n = _ALL[f][1]
             slices[f] = slice(start, start + n)
             start += n
         return slices
@@ -86,15 +93,21 @@ class FilterBank:
     @property
     def names(self):
         """list of str: one name per feature column, e.g. ``"gabor[17]"``."""
-        return [f"{f}[{i}]" for f in self._families for i in range(FAMILIES[f][1])]
+        return [f"{f}[{i}]" for f in self._families for i in range(_ALL[f][1])]
+
+    @property
+    def needs_colour(self):
+        """bool: whether a family of :data:`COLOUR_FAMILIES` is selected."""
+        return any(f in COLOUR_FAMILIES for f in self._families)
 
     def __call__(self, image, *, out=None):
-        """Compute all selected families of a 2-D float image.
+        """Compute all selected families of a float image.
 
         Parameters
         ----------
-        image : (H, W) ndarray of float
-            Grey image in [0, 1].
+        image : (H, W) or (H, W, 3) ndarray of float
+            Grey or RGB image in [0, 1]. The gray families see an RGB image's luminance
+            (:func:`skimage.color.rgb2gray`); colour families need an RGB image.
         out : (H, W, n_features) float32 ndarray, optional
             Preallocated output (e.g. a slice of a bigger training matrix).
 
@@ -103,6 +116,15 @@ class FilterBank:
         features : (H, W, n_features) float32 ndarray
             Channels-last; family blocks in :attr:`slices`.
         """
+        rgb = None
+        if np.ndim(image) == 3:
+            from skimage.color import rgb2gray
+
+            rgb = check_colour_image(image)
+            image = np.clip(rgb2gray(rgb), 0.0, 1.0)
+        elif self.needs_colour:
+            raise ValueError(f"the {', '.join(f for f in self._families if f in COLOUR_FAMILIES)} features need "
+                             f"an (H, W, 3) colour image, got shape {np.shape(image)}")
         image = check_image(image)
         shape = image.shape + (self.n_features,)
         if out is None:
@@ -111,7 +133,7 @@ class FilterBank:
             raise ValueError(f"out must be a float32 array of shape {shape}")
         # each family writes straight into its block: no per-family temporaries
         for name, sl in self.slices.items():
-            FAMILIES[name][0](image, out=out[:, :, sl])
+            _ALL[name][0](rgb if name in COLOUR_FAMILIES else image, out=out[:, :, sl])
         return out
 
     def to_dict(self):

@@ -48,7 +48,7 @@ def _public_estimators():
             continue
         try:
             module = importlib.import_module(f"chm.{info.name}")
-        except ModuleNotFoundError:
+        except ImportError:  # e.g. chm.convnet without torch
             continue
         for name, obj in vars(module).items():
             if (isinstance(obj, type) and issubclass(obj, Estimator) and obj is not Estimator

@@ -213,3 +213,30 @@ def test_progress_output_in_a_log_and_forced_bars(tmp_path, capsys):
     assert "\r" in capsys.readouterr().err  # bars, forced
     assert main(["train", str(images), str(labels), "-o", str(model), *TRAIN_OPTS, "--progress"]) == 2
     assert "contradict" in capsys.readouterr().err
+
+
+def test_k_classes_colour_train_and_predict(tmp_path):
+    from synthetic import make_scenes
+
+    rng = np.random.default_rng(0)
+    images, masks = make_scenes(3, shape=(24, 30), n_classes=3, rng=rng)
+    for d in ("images", "labels"):
+        (tmp_path / d).mkdir()
+    for i, (im, m) in enumerate(zip(images, masks)):
+        iio.imwrite(tmp_path / "images" / f"s{i}.png", np.round(im * 255).astype(np.uint8))
+        iio.imwrite(tmp_path / "labels" / f"s{i}.png", np.where(rng.random(m.shape) < 0.2, m + 1, 0).astype(np.uint8))
+    model = tmp_path / "k.npz"
+    assert main(["train", str(tmp_path / "images"), str(tmp_path / "labels"), "-o", str(model), *TRAIN_OPTS]) == 0
+    loaded = load(model)
+    assert loaded.n_classes_ == 3 and loaded.n_channels_ == 3
+    out = tmp_path / "out"
+    assert main(["predict", str(model), str(tmp_path / "images"), "-o", str(out), "--preview", "-q"]) == 0
+    pred = loaded.predict([iio.imread(tmp_path / "images" / "s0.png")])[0]
+    np.testing.assert_array_equal(iio.imread(out / "s0.png"), pred)
+    assert iio.imread(out / "s0_preview.png").shape == (24, 30, 3)
+    assert main(["predict", str(model), str(tmp_path / "images"), "-o", str(tmp_path / "npy"), "--format", "npy",
+                 "-q"]) == 0
+    assert np.load(tmp_path / "npy" / "s0.npy").shape == (24, 30, 3)
+    assert main(["predict", str(model), str(tmp_path / "images"), "-o", str(tmp_path / "x"), "--threshold", "0.3",
+                 "-q"]) == 2
+    assert main(["info", str(model)]) == 0

@@ -393,8 +393,10 @@ def test_filterbank_bad_names():
         FilterBank(())
     with pytest.raises(ValueError, match="duplicate"):
         FilterBank(("haar", "haar"))
+    with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
+        FilterBank(("haar",))(np.zeros((3, 3, 2)))
     with pytest.raises(ValueError, match="2-D"):
-        FilterBank(("haar",))(np.zeros((3, 3, 3)))
+        FilterBank(("haar",))(np.zeros((3, 3, 3, 1)))
 
 
 def test_filterbank_serialisation():
@@ -418,3 +420,30 @@ def test_filterbank_out_argument():
     np.testing.assert_array_equal(out, bank(im))
     with pytest.raises(ValueError, match="shape"):
         bank(im, out=np.zeros((5, 6, 50), np.float32))
+
+
+def test_colour_known_values_and_bank():
+    from skimage.color import rgb2gray, rgb2lab
+
+    from features import COLOUR_FAMILIES, colour
+
+    rgb = np.array([0.8, 0.3, 0.1])
+    img = np.broadcast_to(rgb, (9, 11, 3)).copy()
+    f = colour(img)
+    lab = rgb2lab(rgb[None, None])[0, 0]
+    expected = np.repeat([lab[0] / 100, lab[1] / 200 + 0.5, lab[2] / 200 + 0.5], 6)
+    np.testing.assert_allclose(f, np.broadcast_to(expected, f.shape), atol=1e-5)  # constant at every scale
+    gray = colour(np.repeat(np.random.default_rng(0).random((9, 11))[..., None], 3, axis=2))
+    np.testing.assert_allclose(gray[..., 6:], 0.5, atol=1e-3)  # no chroma in a gray image
+    # The bank: gray families see the luminance, colour families the colour image.
+    bank = FilterBank(("haar", "colour"))
+    assert "colour" in COLOUR_FAMILIES and bank.needs_colour and bank.n_features == 20
+    rng = np.random.default_rng(1)
+    im = rng.random((12, 13, 3))
+    X = bank(im)
+    np.testing.assert_allclose(X[..., :2], haar(np.clip(rgb2gray(im), 0, 1)), atol=1e-6)
+    np.testing.assert_allclose(X[..., 2:], colour(im), atol=1e-6)
+    with pytest.raises(ValueError, match="colour"):
+        bank(rng.random((12, 13)))
+    with pytest.raises(ValueError, match="RGB"):
+        colour(rng.random((12, 13, 2)))

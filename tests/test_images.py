@@ -26,7 +26,7 @@ def test_png_round_trip_uint16(tmp_path):
     np.testing.assert_array_equal(read_image(str(path)), arr / 65535.0)
 
 
-def test_rgb_and_rgba_become_gray(tmp_path):
+def test_rgb_and_rgba_stay_colour_gray_rgb_becomes_gray(tmp_path):
     rgb = np.zeros((4, 5, 3), dtype=np.uint8)
     rgb[..., 1] = 255
     rgba = np.concatenate([rgb, np.full((4, 5, 1), 7, np.uint8)], axis=2)
@@ -34,8 +34,11 @@ def test_rgb_and_rgba_become_gray(tmp_path):
     skimage.io.imsave(tmp_path / "rgba.png", rgba, check_contrast=False)
     for name in ("rgb.png", "rgba.png"):
         img = read_image(tmp_path / name)
-        assert img.shape == (4, 5)
-        np.testing.assert_allclose(img, 0.7154)
+        assert img.shape == (4, 5, 3)
+        np.testing.assert_array_equal(img, rgb / 255.0)
+    # Gray saved as RGB (equal channels) reads as gray.
+    skimage.io.imsave(tmp_path / "g.png", np.repeat(rgb[..., 1:2], 3, axis=2), check_contrast=False)
+    assert read_image(tmp_path / "g.png").shape == (4, 5)
 
 
 def test_read_mask_thresholds_jpeg(tmp_path):
@@ -118,12 +121,15 @@ def test_as_float_image_copies():
     assert arr[0, 0] == 0
 
 
-def test_as_float_image_rgb():
-    rgb = np.ones((3, 4, 3))
+def test_as_float_image_rgb_and_channels():
+    from chm.images import to_channels
+
+    rgb = np.ones((3, 4, 3), np.uint8) * 255
     out = as_float_image(rgb)
-    assert out.shape == (3, 4)
-    assert out.max() <= 1.0
-    np.testing.assert_allclose(out, 1.0)
+    assert out.shape == (3, 4, 3) and out.dtype == np.float64
+    np.testing.assert_allclose(to_channels(out, 1), 1.0)
+    assert to_channels(out, 1).shape == (3, 4) and to_channels(out, 1).max() <= 1.0
+    np.testing.assert_array_equal(to_channels(out[..., 0], 3), out)
 
 
 @pytest.mark.parametrize(
@@ -138,6 +144,7 @@ def test_as_float_image_rgb():
         (np.zeros((0, 3)), ValueError, "empty"),
         (np.zeros(5), ValueError, "shape"),
         (np.zeros((3, 3, 2)), ValueError, "shape"),
+        (np.zeros((3, 3, 4)), ValueError, "alpha"),
     ],
 )
 def test_as_float_image_rejects(arr, err, msg):

@@ -209,7 +209,7 @@ def test_failed_save_keeps_existing_file(tmp_path, fitted, monkeypatch):
     (lambda im, lab: ([im[0]], [np.where(lab[0] >= 0, 1, -1)]), ValueError, "single class"),
     (lambda im, lab: ([im[0][:5, :5]], [np.array([[0, 1, -1, -1, -1]] * 5)]), ValueError, "too small"),
     (lambda im, lab: ([im[0].astype(complex)], [lab[0]]), TypeError, "dtype"),
-    (lambda im, lab: ([im[0]], [lab[0] + 5]), ValueError, "outside"),
+    (lambda im, lab: ([im[0]], [lab[0] - 5]), ValueError, "outside"),
     (lambda im, lab: ([im[0]], [lab[0] >= 0]), TypeError, "boolean"),
     (lambda im, lab: (im[0], lab[0]), TypeError, "list"),
     (lambda im, lab: (im[:2], lab[:1]), ValueError, "2 images but 1"),

@@ -1,0 +1,156 @@
+"""K-class and colour CHMs on synthetic colour scenes (a few seconds in all)."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import chm
+from chm import CHM
+from chm.datasets import sample_sparse_labels
+from chm.metrics import pixel_error
+from chm.pyramid import majority_pool_labels, pool_label_fractions
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+from synthetic import make_scenes, make_shapes  # noqa: E402
+
+SMALL = dict(levels=1, stages=2, features=("haar", "intensity"), context_radius=3, epochs=15, progress=False,
+             random_state=0)
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    rng = np.random.default_rng(0)
+    images, masks = make_scenes(10, shape=(32, 40), n_classes=4, noise=0.15, rng=rng)
+    labels = sample_sparse_labels(masks[:6], 30, rng)
+    return images[:6], labels, images[6:], masks[6:]
+
+
+@pytest.fixture(scope="module")
+def fitted(scenes):
+    images, labels, _, _ = scenes
+    return CHM(**SMALL).fit(images, labels)
+
+
+def test_probabilities_labels_and_attributes(fitted, scenes):
+    _, _, test, truth = scenes
+    proba = fitted.predict_proba(test)
+    assert all(p.shape == (32, 40, 4) and p.dtype == np.float32 for p in proba)
+    assert all(np.allclose(p.sum(axis=2), 1, atol=1e-5) for p in proba)
+    pred = fitted.predict(test)
+    assert all(p.dtype == np.uint8 and p.max() < 4 for p in pred)
+    np.testing.assert_array_equal(pred[0], proba[0].argmax(axis=2))  # no caps: plain argmax
+    assert fitted.n_classes_ == 4 and list(fitted.classes_) == [0, 1, 2, 3] and fitted.n_channels_ == 3
+    assert fitted.bank_.families == ("haar", "intensity", "colour")
+    # The fusion sees the bank plus, per context map, 25 stencil values of min(K - 1, 8) = 3 channels.
+    assert fitted.classifiers_[(2, 0)].n_features_in_ == fitted.bank_.n_features + 2 * 25 * 3
+    # Clearly better than the most common class everywhere (69 % error here).
+    common = np.bincount(np.concatenate([m.ravel() for m in truth])).max() / sum(m.size for m in truth)
+    assert pixel_error(pred, truth) < 0.75 * (1 - common)
+
+
+def test_context_channels_compress_the_maps(scenes):
+    images, labels, _, _ = scenes
+    model = CHM(**{**SMALL, "context_channels": 2}).fit(images, labels)
+    assert model.classifiers_[(2, 0)].n_features_in_ == model.bank_.n_features + 2 * 25 * 2
+    assert set(model.projections_) == {(1, 0), (1, 1)}
+
+
+def test_save_load_round_trip(fitted, scenes, tmp_path):
+    test = scenes[2]
+    fitted.save(tmp_path / "k.npz")
+    back = chm.load(tmp_path / "k.npz")
+    assert back.n_classes_ == 4 and back.n_channels_ == 3
+    np.testing.assert_array_equal(back.predict_proba(test[:1])[0], fitted.predict_proba(test[:1])[0])
+    np.testing.assert_array_equal(back.class_weights_, fitted.class_weights_)
+
+
+@pytest.mark.parametrize("kw", [{"semi_supervised": "tv"}, {"semi_supervised": "contrast"},
+                                {"classifier": "logistic"}, {"max_samples": 20}])
+def test_variants_fit_and_differ(fitted, scenes, kw):
+    images, labels, test, _ = scenes
+    model = CHM(**{**SMALL, **kw}).fit(images, labels)
+    a, b = model.predict_proba(test[:1])[0], fitted.predict_proba(test[:1])[0]
+    assert a.shape == b.shape and not np.array_equal(a, b)
+
+
+def test_same_seed_same_model_any_n_jobs(fitted, scenes):
+    images, labels, test, _ = scenes
+    other = CHM(**{**SMALL, "n_jobs": 2}).fit(images, labels)
+    np.testing.assert_array_equal(other.predict_proba(test[:1])[0], fitted.predict_proba(test[:1])[0])
+
+
+def test_mean_label_pooling_gives_class_fractions():
+    from chm.sampling import training_rows
+    from features import FilterBank
+
+    labels = np.full((8, 8), -1)
+    labels[0, 0], labels[0, 1], labels[1, 0] = 0, 2, 2
+    image = np.random.default_rng(0).random((8, 8, 3))
+    rows = training_rows(image, labels, 1, [None, None], FilterBank(("haar", "colour")), seed=0, pooling="mean",
+                         n_classes=3)
+    assert rows[1]["y"].tolist() == [2]  # the block's majority
+    np.testing.assert_allclose(rows[1]["soft"], [[1 / 3, 0, 2 / 3]])
+    assert rows[0]["soft"] is None and rows[0]["X"].shape == (3, 2 + 18)
+
+
+def test_n_classes_keeps_unseen_classes(scenes):
+    images, labels, test, _ = scenes
+    model = CHM(**{**SMALL, "n_classes": 6}).fit(images, labels)
+    assert model.predict_proba(test[:1])[0].shape == (32, 40, 6)
+
+
+def test_sample_caps_weight_the_decision():
+    from chm.thresholds import class_weights
+
+    labels = [np.array([0, 0, 0, 0, 1, 1, 2, -1])]
+    np.testing.assert_array_equal(class_weights(labels, [labels[0]], 3), [1, 1, 1])
+    # Sampled 1:1:1 where the labels are 4:2:1: weights pi / q.
+    np.testing.assert_allclose(class_weights(labels, [np.array([0, 1, 2])], 3), [12 / 7, 6 / 7, 3 / 7])
+
+
+def test_gray_and_colour_images_mix():
+    rng = np.random.default_rng(1)
+    colour, masks = make_scenes(4, shape=(32, 40), n_classes=3, rng=rng)
+    gray = [im.mean(axis=2) for im in colour[:2]]
+    labels = sample_sparse_labels(masks, 30, rng)
+    model = CHM(**SMALL).fit(gray + colour[2:], labels)
+    assert model.n_channels_ == 3
+    assert model.predict_proba([gray[0]])[0].shape == (32, 40, 3)
+    # A gray model reads colour images as their luminance.
+    images, masks = make_shapes(4, shape=(24, 30), rng=rng)
+    binary = CHM(**SMALL).fit(images, sample_sparse_labels(masks, 40, rng))
+    rgb = np.repeat(images[0][:, :, None], 3, axis=2)
+    np.testing.assert_allclose(binary.predict_proba([rgb])[0], binary.predict_proba(images[:1])[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("make, err, match", [
+    (lambda im, lab: ([im[0][:, :, :2]], [lab[0]]), ValueError, r"\(H, W, 3\)"),
+    (lambda im, lab: ([np.concatenate([im[0], im[0][:, :, :1]], axis=2)], [lab[0]]), ValueError, "alpha"),
+    (lambda im, lab: (im[0], lab[0]), TypeError, "single image"),
+    (lambda im, lab: ([im[0]], [np.where(lab[0] >= 0, 2, -1)]), ValueError, "single class"),
+    (lambda im, lab: ([im[0]], [lab[0] - 2]), ValueError, "outside"),
+])
+def test_bad_input(scenes, make, err, match):
+    images, labels, _, _ = scenes
+    with pytest.raises(err, match=match):
+        CHM(**SMALL).fit(*make(images, labels))
+
+
+def test_colour_features_need_colour_images():
+    images, masks = make_shapes(2, shape=(24, 30), rng=0)
+    with pytest.raises(ValueError, match="colour"):
+        CHM(**{**SMALL, "features": ("haar", "colour")}).fit(images, [m.astype(int) for m in masks])
+
+
+def test_majority_pooling_matches_fractions():
+    rng = np.random.default_rng(5)
+    for _ in range(100):
+        lab = rng.integers(-1, 4, size=(rng.integers(1, 20), rng.integers(1, 20)))
+        n = int(rng.integers(0, 4))
+        frac = pool_label_fractions(lab, n, 4)
+        expected = np.where(np.isfinite(frac[:, :, 0]), np.nan_to_num(frac, nan=-1).argmax(axis=2), -1)
+        np.testing.assert_array_equal(majority_pool_labels(lab, n, 4), expected)
+    assert majority_pool_labels(np.array([[0, 1], [1, 2]]), 1, 3).tolist() == [[1]]
+    assert majority_pool_labels(np.array([[0, 2], [-1, -1]]), 1, 3).tolist() == [[0]]  # tie: smaller class
