@@ -295,6 +295,7 @@ class CHM(Estimator):
         self.bank_ = FilterBank(families)
         self.n_classes_ = n_classes
         self.classes_ = np.arange(n_classes)
+        self.alpha_ = alpha  # the spatial-loss weight in effect
         self.timings_ = {}
         seeds = rng.integers(0, 2**63 - 1, size=len(images))
         caps = self._level_caps(len(images))
@@ -499,6 +500,7 @@ class CHM(Estimator):
         model.n_classes_ = int(header["n_classes"])
         model.classes_ = np.arange(model.n_classes_)
         model.n_channels_ = int(header.get("n_channels", 1))  # version 1: gray only
+        model.alpha_ = model._spatial(model.n_classes_)[1]
         if model.n_classes_ == 2:
             model.threshold_ = float(header.get("threshold", 0.5))  # files written before it was learned used 0.5
         else:

@@ -134,6 +134,10 @@ class SoftmaxMLP(Estimator):
         Passes over the labelled rows.
     learning_rate, momentum : float
         Momentum SGD on the mean gradient of each mini-batch (v <- momentum v - lr G; w <- w + v).
+    lr_schedule : {"linear", "constant"}
+        "linear": the learning rate falls linearly from ``learning_rate`` in the first epoch to a
+        tenth of it in the last, so the last epochs settle instead of jumping between minibatch
+        noises; "constant": the same rate throughout.
     batch_size : int
         Labelled rows per step; each step also takes ``spatial_rate`` x ``batch_size`` centres.
     spatial_rate : float
@@ -143,13 +147,14 @@ class SoftmaxMLP(Estimator):
     random_state : int, Generator or None
     """
 
-    def __init__(self, n_classes=3, n_hidden=36, epochs=15, learning_rate=0.05, momentum=0.9, batch_size=100,
-                 spatial_rate=4.0, weight_decay=0.0, random_state=None):
+    def __init__(self, n_classes=3, n_hidden=36, epochs=15, learning_rate=0.05, momentum=0.9, lr_schedule="linear",
+                 batch_size=100, spatial_rate=4.0, weight_decay=0.0, random_state=None):
         self.n_classes = n_classes
         self.n_hidden = n_hidden
         self.epochs = epochs
         self.learning_rate = learning_rate
         self.momentum = momentum
+        self.lr_schedule = lr_schedule
         self.batch_size = batch_size
         self.spatial_rate = spatial_rate
         self.weight_decay = weight_decay
@@ -162,6 +167,8 @@ class SoftmaxMLP(Estimator):
                 raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
         if not (self.learning_rate > 0 and 0 <= self.momentum < 1):
             raise ValueError("learning_rate must be > 0 and momentum in [0, 1)")
+        if self.lr_schedule not in ("linear", "constant"):
+            raise ValueError(f"lr_schedule must be 'linear' or 'constant', got {self.lr_schedule!r}")
         for name in ("spatial_rate", "weight_decay"):
             v = getattr(self, name)
             if not (np.isfinite(v) and v >= 0):
@@ -234,6 +241,9 @@ class SoftmaxMLP(Estimator):
         B = self.batch_size
         with threadpool_limits(1, user_api="blas"):  # same model for any number of BLAS threads
             for epoch in range(self.epochs):
+                lr = self.learning_rate
+                if self.lr_schedule == "linear" and self.epochs > 1:
+                    lr *= 1.0 - 0.9 * epoch / (self.epochs - 1)
                 order = rng.permutation(len(sup))
                 batches = [order[s:s + B] for s in range(0, len(order), B)]
                 chunk = max(1, _DRAW_FLOATS // max(1, 9 * per_batch * X.shape[1])) if per_batch else len(batches)
@@ -255,7 +265,7 @@ class SoftmaxMLP(Estimator):
                         tot_sp += lsp * len(items)
                         for W, v, g in zip(self.layers_, V, grads):
                             v *= self.momentum
-                            v -= self.learning_rate * g
+                            v -= lr * g
                             W += v
                 ce, sp = tot_sup / len(sup), tot_sp / len(sup)
                 self.loss_curve_.append((ce, sp))

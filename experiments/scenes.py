@@ -6,7 +6,12 @@ probabilities are also decoded by a multi-label Potts MRF (alpha-expansion) whos
 per (split, N) on held-out *training* images with their sparse labels only. Test error: pooled
 pixel error, unknown/unlabelled pixels excluded. Every finished (split, N, draw, method) is a JSON
 file in OUT/runs, so an interrupted run resumes; a different configuration in the same OUT is
-refused. ``--classifier chm`` is reserved for the K-class CHM (issue 15).
+refused.
+
+``--classifier chm`` fits the K-class colour CHM (``chm.CHM``, settings from ``--chm-params``) with
+the methods supervised, tv (the paper's loss on the K-channel probability image) and contrast (the
+contrast-sensitive pairwise loss, ``semi_supervised="contrast"``); the filter bank of every image
+is cached in OUT/feature_cache up to ``--cache-gb``.
 """
 
 import argparse
@@ -22,7 +27,8 @@ from chm import mrf
 from chm.datasets import sample_sparse_labels
 from chm.metrics import pixel_error
 
-METHODS = ("supervised", "mrf", "tv")
+METHODS = ("supervised", "mrf", "tv", "contrast")
+SEMI = ("tv", "contrast")  # the semi-supervised fits
 BETAS = (0.0, 0.1, 0.3, 1.0, 3.0)
 FIG_IMAGES = 4
 DEFAULT_DATA = os.environ.get("CHM_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -39,7 +45,9 @@ def parse_args(argv, description, folds=False):
         ap.add_argument("--folds", default="0,1,2,3,4", help="cross-validation folds to run")
     ap.add_argument("--alpha", type=float, default=None, help="TV weight (default: the recommended one)")
     ap.add_argument("--n-iter", type=int, default=None, help="ConvNet mini-batch steps (default: ConvNet's)")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (ConvNet), joblib workers (CHM)")
+    ap.add_argument("--chm-params", default="{}", help="JSON of chm.CHM parameters (--classifier chm)")
+    ap.add_argument("--cache-gb", type=float, default=4.0, help="CHM filter-bank cache budget in OUT (GB)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--methods", default="supervised,tv,mrf",
                     help="columns to compute in this call (others are read from runs/ if there)")
@@ -58,9 +66,21 @@ def subsample(data, n_train, n_test):
                                test_masks=data.test_masks[:n_test], test_names=data.test_names[:n_test])
 
 
-def make_model(args, n_classes, tv):
+def make_model(args, n_classes, method):
+    """The classifier of ``method`` ("supervised", "tv" or "contrast")."""
+    tv = method != "supervised"
     if args.classifier == "chm":
-        raise SystemExit("--classifier chm: not yet: the K-class, colour CHM is issue 15")
+        from chm import CHM
+        from chm.cache import FeatureCache
+
+        params = dict(levels=1, stages=2, epochs=3) if args.quick else {}
+        params.update(json.loads(args.chm_params))
+        cache = FeatureCache(Path(args.out) / "feature_cache", max_bytes=int(args.cache_gb * 1e9))
+        return CHM(semi_supervised=method if tv else None, alpha=args.alpha if tv else None, n_classes=n_classes,
+                   feature_cache=cache, n_jobs=args.threads, progress=not args.quiet, random_state=args.seed,
+                   **params)
+    if method == "contrast":
+        raise SystemExit("the ConvNet has the TV loss only: drop 'contrast' from --methods")
     from chm import ConvNet
 
     extra = {} if args.n_iter is None else {"n_iter": args.n_iter}
@@ -91,7 +111,7 @@ def choose_beta(data, n, split, args, runs):
         order = np.random.default_rng([args.seed, n, 99]).permutation(len(labels))
         k = max(1, len(order) // 5)
         held, fit = order[:min(k, args.beta_images)], order[k:]
-        model = make_model(args, len(data.classes), tv=False)
+        model = make_model(args, len(data.classes), "supervised")
         model.fit([data.train_images[i] for i in fit], [labels[i] for i in fit])
         probas = model.predict_proba([data.train_images[i] for i in held])
         beta, scores = mrf.select_beta(probas, [labels[i] for i in held], betas=BETAS, method="expansion")
@@ -107,12 +127,12 @@ def run_draw(data, split, n, draw, args, runs):
     labels = sample_sparse_labels(data.train_masks, n, np.random.default_rng([args.seed, n, draw]), ignore=-1)
     proba_file = runs / f"{key}_supervised_proba.npz"
     wanted = args.methods.split(",")
-    for method in ("supervised", "tv"):
-        if method not in wanted or (paths[method].exists() and (method == "tv" or proba_file.exists())):
+    for method in ("supervised",) + SEMI:
+        if method not in wanted or (paths[method].exists() and (method != "supervised" or proba_file.exists())):
             continue
         print(f"   {key}: {method}", flush=True)
         t0 = time.perf_counter()
-        model = make_model(args, len(data.classes), tv=method == "tv").fit(data.train_images, labels)
+        model = make_model(args, len(data.classes), method).fit(data.train_images, labels)
         fit_time = time.perf_counter() - t0
         probas = model.predict_proba(data.test_images)
         err = pixel_error([_argmax(p) for p in probas], data.test_masks, ignore=-1)
@@ -160,7 +180,7 @@ def collect(runs, sizes):
 
 
 def write_table(res, sizes, paper, out, name, note):
-    lines = [f"| N | supervised | MRF | TV | paper: supervised | paper: MRF | paper: TV |", "|---" * 7 + "|"]
+    lines = ["| N | supervised | MRF | TV | contrast | paper: supervised | paper: MRF | paper: TV |", "|---" * 8 + "|"]
     rows = []
     for n in sizes:
         cells, row = [], {"N": n}
@@ -191,13 +211,14 @@ def plot(res, sizes, paper, out, data, runs, split, title):
     from matplotlib.patches import Patch
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for i, (m, color) in enumerate(zip(METHODS, ("tab:red", "tab:green", "tab:blue"))):
+    for i, (m, color) in enumerate(zip(METHODS, ("tab:red", "tab:green", "tab:blue", "tab:purple"))):
         ok = [n for n in sizes if len(res[(n, m)])]
         if ok:
             ax.errorbar(ok, [res[(n, m)].mean() for n in ok], yerr=[res[(n, m)].std() for n in ok],
                         label=f"ours: {m}", color=color, capsize=3, marker="o")
-        pn = [n for n in sizes if n in paper]
-        ax.plot(pn, [paper[n][i][0] for n in pn], "--", color=color, alpha=0.5, label=f"paper: {m}")
+        pn = [n for n in sizes if n in paper and i < len(paper[n])]  # the paper has no contrast column
+        if pn:
+            ax.plot(pn, [paper[n][i][0] for n in pn], "--", color=color, alpha=0.5, label=f"paper: {m}")
     ax.set_xlabel("labelled pixels per training image")
     ax.set_ylabel("test pixel error (%)")
     ax.set_title(title)
@@ -207,7 +228,7 @@ def plot(res, sizes, paper, out, data, runs, split, title):
     plt.close(fig)
 
     n = sizes[0]
-    panels = [(f"{m}, N={n}", runs / f"{split}_N{n}_{m}_fig.npz") for m in ("supervised", "tv")]
+    panels = [(f"{m}, N={n}", runs / f"{split}_N{n}_{m}_fig.npz") for m in ("supervised",) + SEMI]
     panels = [(t, np.load(p)) for t, p in panels if p.exists()]
     k = min(FIG_IMAGES, len(data.test_images))
     cmap = plt.get_cmap("tab20", len(data.classes))
