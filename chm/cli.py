@@ -65,7 +65,6 @@ import math
 import os
 import re
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path

@@ -16,9 +16,9 @@ principal components before it serves as a context (``chm.contexts.ContextProjec
 cost grows gently with K. Colour images add the colour filter family; the others see the
 luminance.
 
-The steps live in modules named for them: ``chm.sampling`` (training rows), ``chm.contexts``,
-``chm.normalisation``, ``chm.thresholds`` (decision rules), ``chm.inference`` (the cascade over
-whole images); ``chm.persistence`` holds the file container.
+The steps live in modules named for them: ``chm.training`` (the training loop), ``chm.sampling``
+(training rows), ``chm.contexts``, ``chm.normalisation``, ``chm.thresholds`` (decision rules),
+``chm.inference`` (the cascade over whole images); ``chm.persistence`` holds the file container.
 
 Memory: features are computed per image (joblib over images) and kept, as float16, only at the
 labelled rows that SGD needs. A binary model's spatial loss draws fresh centres from every pixel
@@ -30,29 +30,23 @@ scene datasets would need 30-100 GB of cache). Inference streams image by image.
 
 import tempfile
 
-import time
-import warnings
-
 import numpy as np
 from joblib import Parallel, delayed
-from threadpoolctl import threadpool_limits
 
 from features import COLOUR_FAMILIES, FilterBank
 
 from . import pyramid
 from ._progress import bar
 from .base import Estimator
-from .cache import FeatureCache, bank_features
+from .cache import FeatureCache
 from ._validation import check_image_list, check_labels, check_pooled_classes, check_random_state
-from .classifiers import LDNN, NETWORKS, make_classifier, shrink_to_labels
-from .contexts import ContextProjection, context_maps, stencil_spec
+from .classifiers import LDNN, NETWORKS, make_classifier
+from .contexts import ContextProjection, stencil_spec
 from .images import as_float_image, to_channels
-from .inference import level_map, predict_image
+from .inference import predict_image
 from .losses import SpatialLoss, get_spatial_loss
-from .normalisation import normalise, robust_scaling
 from .persistence import FORMAT, jsonable, write_container
-from .sampling import ImageCentres, NeighbourhoodPool, assemble, training_rows
-from .thresholds import class_weights, decision_threshold
+from .training import FewLabelsWarning, fit_cascade
 
 __all__ = ["CHM", "CONTEXT_CHANNELS", "DEFAULT_FEATURES", "FUSION_CONTEXTS", "FewLabelsWarning", "LABEL_POOLINGS",
            "SEMI_SUPERVISED", "SEMI_SUPERVISED_MULTICLASS"]
@@ -80,10 +74,6 @@ SEMI_SUPERVISED_MULTICLASS = {"tv": 0.1, "contrast": 0.3}
 CONTEXT_CHANNELS = 8
 
 _MIN_COARSE_SIDE = 4  # the coarsest level must keep this many pixels per side
-
-
-class FewLabelsWarning(UserWarning):
-    """:meth:`CHM.fit` made some classifiers smaller to fit the few labelled pixels it was given."""
 
 
 class CHM(Estimator):
@@ -305,80 +295,12 @@ class CHM(Estimator):
             # A binary spatial loss reads whole images' features at every epoch: keep them on disk.
             fresh = loss is not None and n_classes == 2
             cache = self._cache() or (FeatureCache(tmp) if fresh else None)
-            self._fit_cascade(images, labels, seeds, caps, cache, loss, alpha, tv_levels, rng, par)
+            fit_cascade(self, images, labels, seeds, caps, cache, loss, alpha, tv_levels, rng, par)
         return self
 
     def _prepare(self, image):
         """A validated image as float64 with the model's channels."""
         return to_channels(as_float_image(image), self.n_channels_)
-
-    def _fit_cascade(self, images, labels, seeds, caps, cache, loss, alpha, tv_levels, rng, par):
-        K = self.n_classes_
-        # Pass A: filter-bank rows at every level, only where SGD will look (and, for a K-class
-        # spatial loss, at a pool of centres).
-        t0 = time.perf_counter()
-        pool = (self.spatial_rate, tv_levels, loss) if loss is not None and K > 2 else None
-        jobs = (delayed(training_rows)(self._prepare(im), lab, self.levels, caps, self.bank_, sd, cache,
-                                       self.label_pooling, K, pool)
-                for im, lab, sd in zip(images, labels, seeds))
-        rows = list(bar(par(jobs), total=len(images), desc="features", enabled=self.progress))
-        self.timings_["features"] = time.perf_counter() - t0
-
-        maps = [dict() for _ in images]
-        self.classifiers_ = {}
-        self.projections_ = {}
-        few_labels = []  # classifiers made smaller to fit a handful of labelled pixels
-        schedule = self._schedule()
-        for s, l in schedule:
-            t0 = time.perf_counter()
-            X, y, soft, centres = assemble(rows, maps, s, l, self.levels, self._stencil(s, l))
-            offset, scale = robust_scaling(X, self.bank_)
-            normalise(X, offset, scale)
-            clf, shrunk = shrink_to_labels(self._make_classifier(s, l, int(rng.integers(0, 2**63 - 1)),
-                                                                 l in tv_levels), y)
-            if shrunk:
-                few_labels.append(f"stage {s} level {l}: {shrunk}")
-            spatial = None
-            if loss is not None and l in tv_levels and centres is not None:
-                spatial = NeighbourhoodPool(X, *centres)
-            elif loss is not None and l in tv_levels and K == 2:
-                level_images = [pyramid.downsample_n(self._prepare(im), l) for im in images]
-                spatial = ImageCentres([bank_features(im, self.bank_, cache) for im in level_images],
-                                       [context_maps(m, s, l, self.levels, im.shape) for m, im in zip(maps, level_images)],
-                                       self._stencil(s, l), offset, scale, level_images, loss)
-            key = "rms" if K == 2 else "ce"
-            with bar(total=clf.epochs, desc=f"stage {s} level {l} SGD", enabled=self.progress) as pbar:
-                clf.fit(X, y, spatial=spatial, spatial_loss=loss, soft_targets=soft,
-                        alpha=alpha if spatial is not None else 0.0,
-                        progress=lambda e, err, sp: (pbar.update(1), pbar.set_postfix(**{key: f"{err:.3f}"})))
-            last = (s, l) == schedule[-1]
-            if K > 2 and not last:
-                # Compress the K-class map for the classifiers that take it as context, from its
-                # outputs on (up to 100k of) the training rows.
-                sample = X[::max(1, len(X) // 100_000)].astype(np.float32)
-                self.projections_[(s, l)] = ContextProjection.fit(clf.predict_proba(sample), self.context_channels)
-            del X, y, soft, spatial  # before the next level's matrix is built
-            clf.fold_affine(offset, scale)
-            self.classifiers_[(s, l)] = clf
-            t1 = time.perf_counter()
-            if not last:  # the final output is not a context for anything
-                jobs = (delayed(level_map)(self._prepare(im), l, self.bank_,
-                                           context_maps(m, s, l, self.levels, pyramid.level_shape(im.shape[:2], l)),
-                                           clf, self._stencil(s, l), cache, self.projections_.get((s, l)))
-                        for im, m in zip(images, maps))
-                for m, p in zip(maps, bar(par(jobs), total=len(images), desc=f"stage {s} level {l} contexts",
-                                          enabled=self.progress)):
-                    m[(s, l)] = p
-            self.timings_[(s, l)] = {"sgd": t1 - t0, "contexts": time.perf_counter() - t1}
-        sampled = [r[0]["y"] for r in rows]
-        if K == 2:
-            self.threshold_ = decision_threshold(labels, sampled, clf.targets)
-        else:
-            self.class_weights_ = class_weights(labels, sampled, K)
-        if few_labels:
-            warnings.warn("few labelled pixels: an LDNN has at most one group per labelled foreground pixel "
-                          "and one node per background pixel of its level, so these were made smaller: "
-                          + "; ".join(few_labels), FewLabelsWarning, stacklevel=3)
 
     def _cache(self):
         if self.feature_cache is None or isinstance(self.feature_cache, FeatureCache):
