@@ -38,8 +38,6 @@ def test_stanford_quick_writes_table_figures_and_resumes(tmp_path):
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
     with pytest.raises(SystemExit, match="another configuration"):
         stanford.main(args + ["--alpha", "0.5"])
-    with pytest.raises(SystemExit, match="K-class, colour CHM is issue 15"):
-        stanford.main(args[:-3] + ["--out", str(tmp_path / "c"), "--classifier", "chm", "--quiet"])
 
 
 @pytest.mark.slow

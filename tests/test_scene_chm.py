@@ -1,0 +1,37 @@
+"""Smoke run of experiments/stanford.py with the K-class colour CHM (--quick); no torch needed."""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "experiments"))
+
+
+def _data(name):
+    for cand in (os.environ.get("CHM_DATA"), ROOT.parent / "shared" / "data"):
+        if cand and (Path(cand) / name / "images").is_dir():
+            return str(cand)
+    pytest.skip(f"{name} data not found: set CHM_DATA to the folder holding {name}/")
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_stanford_quick_chm_all_columns(tmp_path):
+    import stanford
+
+    out = tmp_path / "s"
+    args = ["--quick", "--classifier", "chm", "--data", _data("stanford_background"), "--out", str(out), "--quiet",
+            "--methods", "supervised,mrf,tv,contrast", "--cache-gb", "0.2"]
+    stanford.main(args)
+    runs = sorted(p.name for p in (out / "runs").glob("fold0_N10_draw0_*.json"))
+    assert runs == [f"fold0_N10_draw0_{m}.json" for m in ("contrast", "mrf", "supervised", "tv")]
+    for m in ("supervised", "tv", "contrast", "mrf"):
+        assert 0 <= json.loads((out / "runs" / f"fold0_N10_draw0_{m}.json").read_text())["error"] <= 1
+    assert json.loads((out / "runs" / "fold0_N10_draw0_tv.json").read_text())["alpha"] > 0
+    table = (out / "table2.md").read_text()
+    assert "39.98 ± 1.35" in table and "contrast" in table
+    assert (out / "fig_samples.png").stat().st_size > 0 and (out / "feature_cache").is_dir()
