@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from chm import CHM  # noqa: E402
 from chm.datasets import load_stanford_background, sample_sparse_labels  # noqa: E402
+from chm.images import as_float_image, to_channels  # noqa: E402
 from chm.metrics import pixel_error  # noqa: E402
 
 
@@ -36,6 +37,7 @@ def parse_args(argv=None):
     ap.add_argument("--variants", nargs="+", default=["{}"], help="JSON dicts of CHM parameters")
     ap.add_argument("--n", type=int, default=10, help="labelled pixels per fitted image")
     ap.add_argument("--score-n", type=int, default=50, help="sparse labels per held-out image for the score")
+    ap.add_argument("--gray", action="store_true", help="use the images' luminance (no colour features)")
     ap.add_argument("--n-jobs", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="results/scenes_select")
@@ -46,6 +48,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     data = load_stanford_background(args.data, fold=0, seed=args.seed)
+    images = [to_channels(as_float_image(im), 1) for im in data.train_images] if args.gray else data.train_images
     order = np.random.default_rng([args.seed, 99]).permutation(len(data.train_images))
     held, fit = order[: len(order) // 5], order[len(order) // 5:]
     labels = sample_sparse_labels([data.train_masks[i] for i in fit], args.n,
@@ -57,23 +60,24 @@ def main(argv=None):
     rows = []
     for text in args.variants:
         params = json.loads(text)
-        tag = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
+        tag = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10] + ("_gray" if args.gray else "")
         path = out / f"N{args.n}_score{args.score_n}_{tag}.json"
         if not path.exists():
             t0 = time.perf_counter()
             model = CHM(n_classes=len(data.classes), n_jobs=args.n_jobs, progress=not args.quiet,
                         random_state=args.seed, **params)
-            model.fit([data.train_images[i] for i in fit], labels)
+            model.fit([images[i] for i in fit], labels)
             fit_s = time.perf_counter() - t0
-            pred = model.predict([data.train_images[i] for i in held])
+            pred = model.predict([images[i] for i in held])
             err = pixel_error(pred, score, ignore=-1)  # the held-out sparse labels only
-            path.write_text(json.dumps({"params": params, "heldout_sparse_error": err, "alpha": model.alpha_,
+            path.write_text(json.dumps({"params": params, "gray": args.gray, "heldout_sparse_error": err,
+                                        "alpha": model.alpha_,
                                         "n_heldout_labels": int(sum((s >= 0).sum() for s in score)),
                                         "fit_seconds": fit_s, "seconds": time.perf_counter() - t0}))
         r = json.loads(path.read_text())
         rows.append(r)
         print(f"{100 * r['heldout_sparse_error']:6.2f} %  ({r['n_heldout_labels']} labels, fit {r['fit_seconds']:.0f} s)"
-              f"  {json.dumps(r['params'])}", flush=True)
+              f"  {json.dumps(r['params'])}{' gray' if r.get('gray') else ''}", flush=True)
     best = min(rows, key=lambda r: r["heldout_sparse_error"])
     print(f"best: {json.dumps(best['params'])}")
 

@@ -35,3 +35,18 @@ def weizmann(weizmann_root):
     from chm.datasets import load_weizmann_horse
 
     return load_weizmann_horse(weizmann_root, download=False)
+
+
+@pytest.fixture(scope="session")
+def scene_data():
+    """``scene_data(name)``: the folder holding ``name/images`` (e.g. "stanford_background"),
+    from ``$CHM_DATA`` or ``../shared/data``; skips if absent."""
+    import os
+
+    def find(name):
+        for cand in (os.environ.get("CHM_DATA"), SHARED_DATA):
+            if cand and (Path(cand) / name / "images").is_dir():
+                return str(cand)
+        pytest.skip(f"{name} data not found: set CHM_DATA to the folder holding {name}/")
+
+    return find

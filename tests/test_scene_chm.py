@@ -1,30 +1,21 @@
 """Smoke run of experiments/stanford.py with the K-class colour CHM (--quick); no torch needed."""
 
 import json
-import os
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "experiments"))
-
-
-def _data(name):
-    for cand in (os.environ.get("CHM_DATA"), ROOT.parent / "shared" / "data"):
-        if cand and (Path(cand) / name / "images").is_dir():
-            return str(cand)
-    pytest.skip(f"{name} data not found: set CHM_DATA to the folder holding {name}/")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 
 
 @pytest.mark.slow
 @pytest.mark.data
-def test_stanford_quick_chm_all_columns(tmp_path):
+def test_stanford_quick_chm_all_columns(tmp_path, scene_data):
     import stanford
 
     out = tmp_path / "s"
-    args = ["--quick", "--classifier", "chm", "--data", _data("stanford_background"), "--out", str(out), "--quiet",
+    args = ["--quick", "--classifier", "chm", "--data", scene_data("stanford_background"), "--out", str(out), "--quiet",
             "--methods", "supervised,mrf,tv,contrast", "--cache-gb", "0.2"]
     stanford.main(args)
     runs = sorted(p.name for p in (out / "runs").glob("fold0_N10_draw0_*.json"))
