@@ -265,7 +265,12 @@ class CHM(Estimator):
         """
         tv_levels = self._validate_params()
         images = check_image_list(images)
-        n_classes = self.n_classes or max(2, max((int(np.max(lab)) for lab in labels if np.size(lab)), default=1) + 1)
+        labels = list(labels) if not isinstance(labels, np.ndarray) or labels.ndim > 2 else labels
+        try:
+            top = max((int(np.max(lab)) for lab in labels if np.size(lab)), default=1)
+        except (TypeError, ValueError):
+            top = 1  # check_labels gives the message
+        n_classes = self.n_classes or max(2, top + 1)
         labels = check_labels(labels, images, n_classes)
         loss, alpha = self._spatial(n_classes)
         for i, im in enumerate(images):

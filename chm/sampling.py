@@ -104,13 +104,15 @@ def _centre_pool(img, feats, n, rng, loss):
     return {"flat": flat, "X": np.asarray(feats[flat], dtype=np.float16), "cw": cw}
 
 
-def assemble(rows, maps, s, l, levels, stencil_spec):
+def assemble(rows, maps, s, l, levels, stencil_spec, release=False):
     """Training matrix (float16) of classifier (s, l) over all images.
 
     Returns X, y, soft targets (None when unused) and, when the rows hold spatial-loss centres
     (:func:`training_rows`' ``pool``), (neighbourhoods (m, 9) as row indices into X,
     per-centre weights or None), else None. Centre rows follow each image's labelled rows,
-    with y = -1. ``stencil_spec`` is (radius, dilation per context).
+    with y = -1. ``stencil_spec`` is (radius, dilation per context). ``release=True`` (the last
+    classifier, whose output is no one's context) empties each image's ``maps`` once its rows are
+    built, so the maps and the matrix are not held in full at once.
     """
     radius, dilations = stencil_spec
     pools = [r[l]["pool"] for r in rows]
@@ -132,6 +134,8 @@ def assemble(rows, maps, s, l, levels, stencil_spec):
                 X[n:n + k, col:col + block.shape[1]] = block
                 col += block.shape[1]
             n += k
+        if release:
+            m.clear()
         ys.append(r["y"])
         softs.append(r["soft"])
         if p is not None:

@@ -57,7 +57,8 @@ def fit_cascade(model, images, labels, seeds, caps, cache, loss, alpha, tv_level
     schedule = model._schedule()
     for s, l in schedule:
         t0 = time.perf_counter()
-        X, y, soft, centres = assemble(rows, maps, s, l, model.levels, model._stencil(s, l))
+        X, y, soft, centres = assemble(rows, maps, s, l, model.levels, model._stencil(s, l),
+                                       release=(s, l) == schedule[-1] and not (loss is not None and K == 2))
         offset, scale = robust_scaling(X, model.bank_)
         normalise(X, offset, scale)
         clf, shrunk = shrink_to_labels(model._make_classifier(s, l, int(rng.integers(0, 2**63 - 1)),
