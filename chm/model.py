@@ -35,6 +35,7 @@ from ._validation import check_image_list, check_labels, check_pooled_classes, c
 from .classifiers import NETWORKS, make_classifier, shrink_to_labels
 from .losses import SpatialLoss, get_spatial_loss
 from .sampling import ImageCentres, stencil_rows
+from .selftraining import foreground_prior, proposals
 
 __all__ = ["CHM", "DEFAULT_FEATURES", "FUSION_CONTEXTS", "FewLabelsWarning", "LABEL_POOLINGS", "SEMI_SUPERVISED"]
 
@@ -51,9 +52,20 @@ LABEL_POOLINGS = ("max", "mean")
 #: How the fusion classifiers sample the upsampled coarse maps (``CHM(fusion_context=...)``).
 FUSION_CONTEXTS = ("original", "scaled")
 
-#: Unsupervised terms (``CHM(semi_supervised=...)``) and the weight ``alpha`` each gets when none
-#: is given (chosen on held-out training images; docs/results.md).
-SEMI_SUPERVISED = {"tv": 0.1, "contrast": 0.3}
+#: Ways of learning from the unlabelled pixels (``CHM(semi_supervised=...)``) and the weights each
+#: gets when none is given (chosen on held-out training images; docs/results.md). "tv" and
+#: "contrast" add a spatial loss with weight ``alpha``; "self-training" refits the cascade on
+#: graph-cut proposals (:mod:`chm.selftraining`) with Potts weight ``beta``, ``rounds`` times.
+SEMI_SUPERVISED = {
+    "tv": {"alpha": 0.3},
+    "contrast": {"alpha": 0.1},
+    "self-training": {"beta": 16.0, "rounds": 1},
+    "auto": {"method": "self-training", "beta": 16.0, "rounds": 1},
+}
+
+#: Labelled pixels per class and level kept from the proposals of a self-training round when
+#: ``max_samples`` is None (the proposals label every pixel).
+PROPOSAL_SAMPLES = 50_000
 
 _MIN_COARSE_SIDE = 4  # the coarsest level must keep this many pixels per side
 
@@ -76,15 +88,23 @@ class CHM(Estimator):
         LDNN sizes (``chm.classifiers.NETWORKS``): "small" = 6 x 6 at every level (sparse labels:
         as accurate, 2.5-3x faster); "original" = the original CHM's 10 x 20 at full resolution and
         24 x 24 at coarse levels (better with dense labels).
-    semi_supervised : None, "tv", "contrast" or chm.losses.SpatialLoss
+    semi_supervised : None, "tv", "contrast", "self-training", "auto" or chm.losses.SpatialLoss
         How the unlabelled pixels take part. None: not at all (supervised), unless ``alpha > 0``,
         which selects "tv" as in earlier versions. "tv": the paper's total-variation loss
         (eq. 8-15). "contrast": a contrast-sensitive pairwise loss (chm.losses.ContrastSensitive):
-        like TV, but a boundary costs little where the image has an edge. A SpatialLoss: that loss.
+        like TV, but a boundary costs little where the image has an edge. "self-training": fit,
+        decode every training image with a contrast-sensitive Potts MRF (its labelled pixels
+        fixed, the foreground fraction held to the labels' estimate), refit on these proposals
+        (:mod:`chm.selftraining`). "auto": the recommended method for sparse labels
+        (:data:`SEMI_SUPERVISED`). A SpatialLoss: that loss, with an explicit ``alpha``.
     alpha : float or None
         Weight of the unsupervised spatial loss (paper: E_S + alpha E_U), as the ratio of the mean
         spatial loss per pixel to the mean supervised loss per labelled pixel. None: the
         method's recommended weight (:data:`SEMI_SUPERVISED`), 0 without a method.
+    beta : float or None
+        Self-training: Potts weight of the MRF that makes the proposals (None: recommended).
+    rounds : int or None
+        Self-training: proposal-and-refit rounds (None: recommended).
     tv_levels : sequence of int or None
         Levels whose classifiers get the spatial loss (and ``weight_decay``); None = (0,), the
         paper's choice (the full-resolution classifiers of every stage).
@@ -134,7 +154,8 @@ class CHM(Estimator):
     """
 
     def __init__(self, levels=3, stages=2, classifier="ldnn", network="small", semi_supervised=None, alpha=None,
-                 tv_levels=None, spatial_rate=4.0, weight_decay=0.0, features=DEFAULT_FEATURES,
+                 tv_levels=None, spatial_rate=4.0, weight_decay=0.0, beta=None, rounds=None,
+                 features=DEFAULT_FEATURES,
                  context_radius=7, fusion_context="original", epochs=None, classifier_params=None,
                  label_pooling="max", max_samples=None, feature_cache=None,
                  n_jobs=None, progress=None, random_state=None):
@@ -147,6 +168,8 @@ class CHM(Estimator):
         self.tv_levels = tv_levels
         self.spatial_rate = spatial_rate
         self.weight_decay = weight_decay
+        self.beta = beta
+        self.rounds = rounds
         self.features = features
         self.context_radius = context_radius
         self.fusion_context = fusion_context
@@ -183,22 +206,41 @@ class CHM(Estimator):
         self._level_caps(1)
         return tv
 
-    def _spatial(self):
-        """(SpatialLoss or None, alpha) that ``fit`` uses."""
+    def _recipe(self):
+        """What ``fit`` does with the unlabelled pixels: a dict with the spatial loss (or None), its
+        ``alpha``, and for self-training the Potts ``beta`` and the number of ``rounds`` (0 = none)."""
         method = self.semi_supervised
+        out = {"loss": None, "alpha": 0.0, "beta": None, "rounds": 0}
         if method is None:
             alpha = self.alpha or 0.0
-            return (get_spatial_loss("tv"), float(alpha)) if alpha > 0 else (None, 0.0)
+            if alpha > 0:
+                out.update(loss=get_spatial_loss("tv"), alpha=float(alpha))
+            return out
         if isinstance(method, SpatialLoss):
-            alpha = self.alpha
-            if alpha is None:
+            if self.alpha is None:
                 raise ValueError("a custom SpatialLoss in semi_supervised needs an explicit alpha")
-            return method, float(alpha)
-        if method not in SEMI_SUPERVISED:
+            out.update(loss=method, alpha=float(self.alpha))
+            return out
+        if not isinstance(method, str) or method not in SEMI_SUPERVISED:
             raise ValueError(f"semi_supervised must be None, one of {sorted(SEMI_SUPERVISED)} or a "
                              f"chm.losses.SpatialLoss, got {method!r}")
-        alpha = SEMI_SUPERVISED[method] if self.alpha is None else float(self.alpha)
-        return (get_spatial_loss(method), alpha) if alpha > 0 else (None, 0.0)
+        rec = dict(SEMI_SUPERVISED[method])
+        method = rec.pop("method", method)
+        if method in ("tv", "contrast"):
+            alpha = rec["alpha"] if self.alpha is None else float(self.alpha)
+            if alpha > 0:
+                out.update(loss=get_spatial_loss(method), alpha=alpha)
+        else:
+            if self.alpha:
+                raise ValueError(f"alpha applies to the spatial losses, not to {method!r}; use beta and rounds")
+            beta = rec["beta"] if self.beta is None else self.beta
+            rounds = rec["rounds"] if self.rounds is None else self.rounds
+            if not (isinstance(beta, (int, float, np.number)) and np.isfinite(beta) and beta >= 0):
+                raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
+            if not isinstance(rounds, (int, np.integer)) or rounds < 0:
+                raise ValueError(f"rounds must be an integer >= 0, got {rounds!r}")
+            out.update(beta=float(beta), rounds=int(rounds))
+        return out
 
     def _level_caps(self, n_images):
         """Per level: labelled pixels kept per class and image, or None (no cap)."""
@@ -232,7 +274,8 @@ class CHM(Estimator):
         self
         """
         tv_levels = self._validate_params()
-        loss, alpha = self._spatial()
+        recipe = self._recipe()
+        loss, alpha = recipe["loss"], recipe["alpha"]
         images = check_image_list(images)
         labels = check_labels(labels, images)
         for i, im in enumerate(images):
@@ -250,16 +293,37 @@ class CHM(Estimator):
         caps = self._level_caps(len(images))
         par = Parallel(n_jobs=self.n_jobs, return_as="generator")
 
+        self.rounds_ = []
         with tempfile.TemporaryDirectory(prefix="chm-features-") as tmp:
-            # A spatial loss reads whole images' features at every epoch: keep them on disk.
-            cache = self._cache() or (FeatureCache(tmp) if loss is not None else None)
-            self._fit_cascade(images, labels, seeds, caps, cache, loss, alpha, tv_levels, rng, par)
+            # A spatial loss reads whole images' features at every epoch, self-training predicts
+            # and refits: keep them on disk for the length of the fit.
+            cache = self._cache()
+            if cache is None and (loss is not None or recipe["rounds"]):
+                cache = FeatureCache(tmp)
+            self._fit_cascade(images, labels, seeds, caps, cache, loss, alpha, tv_levels, rng, par, self.label_pooling)
+            if recipe["rounds"]:
+                prior = foreground_prior(labels)
+                caps = self._level_caps(len(images)) if self.max_samples is not None else \
+                    [max(1, -(-PROPOSAL_SAMPLES // len(images)))] * (self.levels + 1)
+                for r in range(recipe["rounds"]):
+                    t0 = time.perf_counter()
+                    jobs = (delayed(_predict_image)(im, self.bank_, self.classifiers_, self._schedule(), self.levels,
+                                                    {sl: self._stencil(*sl) for sl in self._schedule()}, cache)
+                            for im in images)
+                    maps = list(bar(par(jobs), total=len(images), desc=f"round {r + 1} training maps",
+                                    enabled=self.progress))
+                    props, bias = proposals(maps, images, labels, recipe["beta"], self.threshold_, prior)
+                    fg = sum(int(p.sum()) for p in props) / sum(p.size for p in props)
+                    seeds = rng.integers(0, 2**63 - 1, size=len(images))
+                    # Proposals are dense labels: coarse levels regress their blocks' fractions.
+                    self._fit_cascade(images, props, seeds, caps, cache, loss, alpha, tv_levels, rng, par, "mean")
+                    self.rounds_.append({"bias": bias, "foreground": fg, "seconds": time.perf_counter() - t0})
         return self
 
-    def _fit_cascade(self, images, labels, seeds, caps, cache, loss, alpha, tv_levels, rng, par):
+    def _fit_cascade(self, images, labels, seeds, caps, cache, loss, alpha, tv_levels, rng, par, pooling):
         # Pass A: filter-bank rows at every level, only where SGD will look.
         t0 = time.perf_counter()
-        jobs = (delayed(_training_rows)(im, lab, self.levels, caps, self.bank_, sd, cache, self.label_pooling)
+        jobs = (delayed(_training_rows)(im, lab, self.levels, caps, self.bank_, sd, cache, pooling)
                 for im, lab, sd in zip(images, labels, seeds))
         rows = list(bar(par(jobs), total=len(images), desc="features", enabled=self.progress))
         self.timings_["features"] = time.perf_counter() - t0

@@ -103,7 +103,7 @@ def test_spatial_loss_fit_runs_and_differs(data, fitted, kw):
         assert tv.classifiers_[sl].loss_curve_[0][1] > 0
         assert fitted.classifiers_[sl].loss_curve_[0][1] == 0
     assert tv.classifiers_[(1, 1)].loss_curve_[0][1] == 0
-    assert tv._spatial()[0].name == kw.get("semi_supervised", "tv")
+    assert tv._recipe()["loss"].name == kw.get("semi_supervised", "tv")
 
 
 def test_spatial_loss_sees_fresh_centres_every_epoch(data):

@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+
+from chm.selftraining import foreground_prior, proposals
+
+
+def test_foreground_prior_weights_images_by_size():
+    a = np.full((2, 5), -1); a[0, :2] = [0, 1]          # 10 px, half of its labels foreground
+    b = np.full((5, 6), -1); b[0, :3] = 0               # 30 px, no foreground
+    c = np.full((3, 3), -1)                             # unlabelled: no say
+    assert foreground_prior([a, b, c]) == pytest.approx((10 * 0.5 + 30 * 0.0) / 40)
+    with pytest.raises(ValueError, match="no labelled pixel"):
+        foreground_prior([c])
+
+
+def _case(rng, n=6, shape=(20, 24)):
+    maps = [np.clip(rng.normal(0.4, 0.3, shape), 0, 1) for _ in range(n)]
+    images = [rng.random(shape) for _ in range(n)]
+    labels = []
+    for _ in range(n):
+        lab = np.full(shape, -1, np.int8)
+        idx = rng.choice(lab.size, 12, replace=False)
+        lab.flat[idx] = rng.integers(0, 2, 12)
+        labels.append(lab)
+    return maps, images, labels
+
+
+def test_proposals_keep_every_labelled_pixel():
+    maps, images, labels = _case(np.random.default_rng(0))
+    for beta in (0.0, 2.0, 50.0):  # even a huge smoothing weight cannot flip a labelled pixel
+        props, _ = proposals(maps, images, labels, beta)
+        for p, lab in zip(props, labels):
+            assert p.dtype == np.int8 and set(np.unique(p)) <= {0, 1}
+            np.testing.assert_array_equal(p[lab >= 0], lab[lab >= 0])
+
+
+def test_beta_zero_is_the_thresholded_map():
+    maps, images, labels = _case(np.random.default_rng(1))
+    for t in (0.5, 0.7):
+        props, bias = proposals(maps, images, labels, 0.0, threshold=t)
+        assert bias == pytest.approx(-np.log(t / (1 - t)))
+        for p, m, lab in zip(props, maps, labels):
+            free = lab < 0
+            np.testing.assert_array_equal(p[free], (m > t)[free])
+
+
+def test_prior_sets_the_foreground_fraction():
+    maps, images, labels = _case(np.random.default_rng(2))
+    plain, _ = proposals(maps, images, labels, 1.0)
+    frac = lambda ps: sum(int(p.sum()) for p in ps) / sum(p.size for p in ps)
+    for prior in (0.2, 0.6):
+        props, _ = proposals(maps, images, labels, 1.0, prior=prior, n_bisect=12)
+        assert abs(frac(props) - prior) < 0.03
+        assert abs(frac(plain) - prior) > 0.05  # the guard did something
+
+
+def test_bad_input():
+    maps, images, labels = _case(np.random.default_rng(3), n=2)
+    with pytest.raises(ValueError, match="same length"):
+        proposals(maps, images[:1], labels, 1.0)
+    with pytest.raises(ValueError, match="threshold"):
+        proposals(maps, images, labels, 1.0, threshold=1.0)
+    with pytest.raises(ValueError, match="prior"):
+        proposals(maps, images, labels, 1.0, prior=0.0)
