@@ -80,6 +80,10 @@ def save_model(model, path):
 def _upgrade_params(params):
     """Parameters of files written by earlier versions, in today's names."""
     params = dict(params)
+    if isinstance(params.get("semi_supervised"), dict):  # a custom SpatialLoss, saved by to_dict()
+        from .losses import SpatialLoss
+
+        params["semi_supervised"] = SpatialLoss.from_dict(params["semi_supervised"])
     params.pop("tv_centres", None)  # spatial-loss centres are drawn afresh every epoch now
     loss = params.pop("spatial_loss", None)
     if loss is not None and (params.get("alpha") or 0) > 0 and params.get("semi_supervised") is None:

@@ -171,6 +171,43 @@ def test_save_load_round_trip(tmp_path, fitted, data):
     assert back.threshold_ == fitted.threshold_
 
 
+def test_semi_supervised_settings_round_trip(tmp_path, data):
+    from chm.losses import ContrastSensitive
+
+    images, _, labels = data
+    for kw in ({"semi_supervised": "self-training", "beta": 3.0, "rounds": 1},
+               {"semi_supervised": ContrastSensitive(penalty="l2", contrast=0.5), "alpha": 0.2}):
+        model = CHM(**{**SMALL, **kw}).fit(images, labels)
+        model.save(tmp_path / "m.npz")
+        back = chm.load(tmp_path / "m.npz")
+        loss = back.semi_supervised
+        if kw.get("alpha"):
+            assert (loss.name, loss.penalty, loss.contrast, back.alpha) == ("contrast", "l2", 0.5, 0.2)
+        else:
+            assert (back.semi_supervised, back.beta, back.rounds) == ("self-training", 3.0, 1)
+            assert len(model.rounds_) == 1 and 0 < model.rounds_[0]["foreground"] < 1
+        np.testing.assert_array_equal(back.predict_proba(images[:1])[0], model.predict_proba(images[:1])[0])
+
+
+def test_old_model_files_load(tmp_path, fitted, data):
+    """Files of earlier versions name the TV loss 'spatial_loss' and keep 'tv_centres'."""
+    import json
+
+    from chm.persistence import _HEADER
+
+    fitted.save(tmp_path / "new.npz")
+    with np.load(tmp_path / "new.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    header = json.loads(arrays[_HEADER].tobytes())
+    header["params"].pop("semi_supervised")
+    header["params"].update(alpha=0.1, spatial_loss="tv", tv_centres=64)
+    arrays[_HEADER] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    np.savez(tmp_path / "old.npz", **arrays)
+    old = chm.load(tmp_path / "old.npz")
+    assert (old.semi_supervised, old.alpha) == ("tv", 0.1)
+    np.testing.assert_array_equal(old.predict_proba(data[0][:1])[0], fitted.predict_proba(data[0][:1])[0])
+
+
 def test_load_refuses_foreign_and_broken_files(tmp_path, fitted):
     path = tmp_path / "m.npz"
     fitted.save(path)
