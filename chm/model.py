@@ -55,17 +55,25 @@ FUSION_CONTEXTS = ("original", "scaled")
 #: Ways of learning from the unlabelled pixels (``CHM(semi_supervised=...)``) and the weights each
 #: gets when none is given (chosen on held-out training images; docs/results.md). "tv" and
 #: "contrast" add a spatial loss with weight ``alpha``; "self-training" refits the cascade on
-#: graph-cut proposals (:mod:`chm.selftraining`) with Potts weight ``beta``, ``rounds`` times.
+#: graph-cut proposals (:mod:`chm.selftraining`) with Potts weight ``beta``, ``rounds`` times;
+#: "tv+self-training" and "contrast+self-training" start the self-training from a model trained
+#: with that loss; "auto" is the recommended one of these.
 SEMI_SUPERVISED = {
-    "tv": {"alpha": 0.3},
-    "contrast": {"alpha": 0.1},
+    "tv": {"loss": "tv", "alpha": 0.3},
+    "contrast": {"loss": "contrast", "alpha": 0.1},
     "self-training": {"beta": 16.0, "rounds": 1},
-    "auto": {"method": "self-training", "beta": 16.0, "rounds": 1},
+    "tv+self-training": {"loss": "tv", "alpha": 0.3, "beta": 16.0, "rounds": 1},
+    "contrast+self-training": {"loss": "contrast", "alpha": 0.1, "beta": 16.0, "rounds": 1},
+    "auto": {"beta": 16.0, "rounds": 1},
 }
 
 #: Labelled pixels per class and level kept from the proposals of a self-training round when
 #: ``max_samples`` is None (the proposals label every pixel).
 PROPOSAL_SAMPLES = 50_000
+
+#: Self-training keeps the proposals' foreground fraction within this relative distance of the
+#: sparse labels' estimate (the guard against collapse of :mod:`chm.selftraining`).
+PRIOR_TOLERANCE = 0.25
 
 _MIN_COARSE_SIDE = 4  # the coarsest level must keep this many pixels per side
 
@@ -94,7 +102,7 @@ class CHM(Estimator):
         (eq. 8-15). "contrast": a contrast-sensitive pairwise loss (chm.losses.ContrastSensitive):
         like TV, but a boundary costs little where the image has an edge. "self-training": fit,
         decode every training image with a contrast-sensitive Potts MRF (its labelled pixels
-        fixed, the foreground fraction held to the labels' estimate), refit on these proposals
+        fixed), refit on these proposals
         (:mod:`chm.selftraining`). "auto": the recommended method for sparse labels
         (:data:`SEMI_SUPERVISED`). A SpatialLoss: that loss, with an explicit ``alpha``.
     alpha : float or None
@@ -225,14 +233,14 @@ class CHM(Estimator):
             raise ValueError(f"semi_supervised must be None, one of {sorted(SEMI_SUPERVISED)} or a "
                              f"chm.losses.SpatialLoss, got {method!r}")
         rec = dict(SEMI_SUPERVISED[method])
-        method = rec.pop("method", method)
-        if method in ("tv", "contrast"):
+        loss = rec.get("loss")
+        if loss is not None:
             alpha = rec["alpha"] if self.alpha is None else float(self.alpha)
             if alpha > 0:
-                out.update(loss=get_spatial_loss(method), alpha=alpha)
-        else:
-            if self.alpha:
-                raise ValueError(f"alpha applies to the spatial losses, not to {method!r}; use beta and rounds")
+                out.update(loss=get_spatial_loss(loss), alpha=alpha)
+        elif self.alpha:
+            raise ValueError(f"alpha weighs a spatial loss, and {method!r} has none; use beta and rounds")
+        if "rounds" in rec:
             beta = rec["beta"] if self.beta is None else self.beta
             rounds = rec["rounds"] if self.rounds is None else self.rounds
             if not (isinstance(beta, (int, float, np.number)) and np.isfinite(beta) and beta >= 0):
@@ -302,7 +310,8 @@ class CHM(Estimator):
                 cache = FeatureCache(tmp)
             self._fit_cascade(images, labels, seeds, caps, cache, loss, alpha, tv_levels, rng, par, self.label_pooling)
             if recipe["rounds"]:
-                prior = foreground_prior(labels)
+                pi = foreground_prior(labels)
+                bounds = (pi * (1 - PRIOR_TOLERANCE), min(0.999, pi * (1 + PRIOR_TOLERANCE)))
                 caps = self._level_caps(len(images)) if self.max_samples is not None else \
                     [max(1, -(-PROPOSAL_SAMPLES // len(images)))] * (self.levels + 1)
                 for r in range(recipe["rounds"]):
@@ -312,11 +321,12 @@ class CHM(Estimator):
                             for im in images)
                     maps = list(bar(par(jobs), total=len(images), desc=f"round {r + 1} training maps",
                                     enabled=self.progress))
-                    props, bias = proposals(maps, images, labels, recipe["beta"], self.threshold_, prior)
+                    props, bias = proposals(maps, images, labels, recipe["beta"], self.threshold_, bounds)
                     fg = sum(int(p.sum()) for p in props) / sum(p.size for p in props)
                     seeds = rng.integers(0, 2**63 - 1, size=len(images))
-                    # Proposals are dense labels: coarse levels regress their blocks' fractions.
-                    self._fit_cascade(images, props, seeds, caps, cache, loss, alpha, tv_levels, rng, par, "mean")
+                    # Proposals are dense labels: coarse levels regress their blocks' fractions, and a
+                    # spatial loss has nothing left to fill in.
+                    self._fit_cascade(images, props, seeds, caps, cache, None, 0.0, tv_levels, rng, par, "mean")
                     self.rounds_.append({"bias": bias, "foreground": fg, "seconds": time.perf_counter() - t0})
         return self
 

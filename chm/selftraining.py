@@ -7,10 +7,13 @@ with the labelled pixels as hard constraints; refit the classifier on these *pro
 they were dense labels; repeat. The MRF brings what the classifier cannot see pixel by pixel:
 region boundaries follow image edges, and isolated mistakes inside regions are removed.
 
-Guard against shrinking: a Potts MRF pays for boundary length, so it erodes thin parts, and
-rounds of refitting compound that. With ``prior`` the unaries are shifted by one bias per call,
-found by bisection, so that the proposals' foreground fraction equals the fraction the sparse
-labels estimate (:func:`foreground_prior`), a number the labels give without any dense mask.
+Guard against collapse: a Potts MRF pays for boundary length, so it erodes thin parts, and a
+model that under-predicts the foreground gets proposals that under-predict it more. With
+``prior=(low, high)`` the unaries are shifted by one bias per call, found by bisection, so that
+the proposals' foreground fraction lies in that interval around the fraction the sparse labels
+estimate (:func:`foreground_prior`), a number the labels give without any dense mask. Inside
+the interval the proposals are left alone: on held-out Weizmann horses, forcing the fraction to
+the estimate cost a point of error, while on synthetic shapes the unguarded proposals collapse.
 """
 
 import numpy as np
@@ -74,8 +77,9 @@ def proposals(maps, images, labels, beta, threshold=0.5, prior=None, n_bisect=8)
     threshold : float
         The map value that means "even odds" (a model's ``threshold_``): the unaries are
         shifted so that it maps to 0.5.
-    prior : float, optional
-        Foreground fraction the proposals must have (see :func:`foreground_prior`); None
+    prior : (float, float), optional
+        Bounds on the proposals' foreground fraction (see :func:`foreground_prior`): if the
+        proposals fall outside, the bias is moved until they reach the nearer bound. None
         keeps the shift of ``threshold``.
     n_bisect : int
         Bisection steps for the prior's bias, each decoding the images (a third of them when
@@ -93,17 +97,27 @@ def proposals(maps, images, labels, beta, threshold=0.5, prior=None, n_bisect=8)
     if not 0 < threshold < 1:
         raise ValueError(f"threshold must lie in (0, 1), got {threshold!r}")
     bias = -float(_logit(threshold))
-    if prior is not None:
-        if not 0 < prior < 1:
-            raise ValueError(f"prior must lie in (0, 1), got {prior!r}")
-        sub = range(0, len(maps), 3 if len(maps) >= 30 else 1)
-        lo, hi = bias - 4.0, bias + 4.0
-        for _ in range(n_bisect):
-            mid = 0.5 * (lo + hi)
-            d = _decode(maps, images, labels, beta, mid, sub)
-            if sum(int(x.sum()) for x in d) < prior * sum(x.size for x in d):
-                lo = mid
-            else:
-                hi = mid
-        bias = 0.5 * (lo + hi)
+    props = _decode(maps, images, labels, beta, bias, range(len(maps)))
+    if prior is None:
+        return props, bias
+    low, high = prior
+    if not 0 < low <= high < 1:
+        raise ValueError(f"prior must be bounds 0 < low <= high < 1, got {prior!r}")
+    frac = _fraction(props)
+    if low <= frac <= high:
+        return props, bias
+    target = low if frac < low else high
+    sub = range(0, len(maps), 3 if len(maps) >= 30 else 1)
+    lo, hi = (bias, bias + 6.0) if frac < low else (bias - 6.0, bias)
+    for _ in range(n_bisect):
+        mid = 0.5 * (lo + hi)
+        if _fraction(_decode(maps, images, labels, beta, mid, sub)) < target:
+            lo = mid
+        else:
+            hi = mid
+    bias = 0.5 * (lo + hi)
     return _decode(maps, images, labels, beta, bias, range(len(maps))), bias
+
+
+def _fraction(masks):
+    return sum(int(m.sum()) for m in masks) / sum(m.size for m in masks)
