@@ -303,10 +303,10 @@ class CHM(Estimator):
 
         self.rounds_ = []
         with tempfile.TemporaryDirectory(prefix="chm-features-") as tmp:
-            # A spatial loss reads whole images' features at every epoch, self-training predicts
-            # and refits: keep them on disk for the length of the fit.
+            # A spatial loss reads whole images' features at every epoch: keep them on disk for the
+            # length of the fit. (Self-training alone recomputes them: a few seconds per pass.)
             cache = self._cache()
-            if cache is None and (loss is not None or recipe["rounds"]):
+            if cache is None and loss is not None:
                 cache = FeatureCache(tmp)
             self._fit_cascade(images, labels, seeds, caps, cache, loss, alpha, tv_levels, rng, par, self.label_pooling)
             if recipe["rounds"]:
