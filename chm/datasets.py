@@ -1,4 +1,5 @@
-"""The Weizmann horse database and sparse label sampling.
+"""The Weizmann horse database and sparse label sampling (Stanford Background and SIFT Flow:
+:mod:`chm.scenes`, re-exported here).
 
 The data are never shipped with the package. :func:`load_weizmann_horse`
 finds them (an explicit path, ``$CHM_DATA``, or the cache), or downloads the
@@ -22,6 +23,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 import numpy as np
 
 from .images import read_image, read_mask
+from .scenes import load_siftflow, load_stanford_background
 
 __all__ = [
     "WEIZMANN_URL",
@@ -29,6 +31,8 @@ __all__ = [
     "cache_dir",
     "find_data_root",
     "load_weizmann_horse",
+    "load_stanford_background",
+    "load_siftflow",
     "verify_weizmann",
     "sample_sparse_labels",
 ]
@@ -387,11 +391,11 @@ def load_weizmann_horse(root=None, download=True, progress=None, verify=False):
 # --- sparse labels -----------------------------------------------------------
 
 
-def sample_sparse_labels(masks, n_per_image, rng=None):
+def sample_sparse_labels(masks, n_per_image, rng=None, ignore=None):
     """Keep the labels of ``n_per_image`` random pixels per image.
 
     This is the seed paper's sparse supervision: pixels are drawn uniformly
-    without replacement, independently of their class.
+    without replacement, independently of their class (any number of classes).
 
     Parameters
     ----------
@@ -402,6 +406,12 @@ def sample_sparse_labels(masks, n_per_image, rng=None):
     rng : numpy.random.Generator or int or None, optional
         Random generator or seed; the same seed gives the same draw. One
         generator is used for all images in order.
+    ignore : int or None, optional
+        A mask value that is no class (e.g. -1 for the unknown pixels of
+        :func:`load_stanford_background`): such pixels are never drawn, and
+        ``n_per_image`` counts among the others; an image with fewer
+        pixels of a class than that (SIFT Flow has wholly unlabelled ones)
+        keeps all it has.
 
     Returns
     -------
@@ -413,7 +423,8 @@ def sample_sparse_labels(masks, n_per_image, rng=None):
     ------
     ValueError
         ``n_per_image`` exceeds an image's pixel count, a mask is not 2-D,
-        or a mask holds negative values (-1 is reserved for unlabelled).
+        or a mask holds negative values other than ``ignore`` (-1 is
+        reserved for unlabelled).
     """
     if isinstance(n_per_image, bool) or not isinstance(n_per_image, (int, np.integer)):
         raise TypeError(f"n_per_image must be an integer, got {n_per_image!r}")
@@ -427,17 +438,19 @@ def sample_sparse_labels(masks, n_per_image, rng=None):
             raise ValueError(f"mask {i} must be 2-D, got shape {m.shape}")
         if m.dtype != bool and not np.issubdtype(m.dtype, np.integer):
             raise ValueError(f"mask {i} must hold integer classes, got dtype {m.dtype}")
+        known = np.arange(m.size) if ignore is None else np.flatnonzero(m.ravel() != ignore)
         if n_per_image > m.size:
             raise ValueError(
                 f"mask {i} has {m.size} pixels, fewer than n_per_image={n_per_image}"
             )
         top = int(m.max()) if m.size else 0
-        if m.size and m.min() < 0:
-            raise ValueError(f"mask {i} holds negative values; -1 means unlabelled")
+        if known.size and m.ravel()[known].min() < 0:
+            raise ValueError(f"mask {i} holds negative values; -1 means unlabelled "
+                             "(pass ignore=-1 for masks whose -1 means 'no class')")
         if top > np.iinfo(np.int16).max:
             raise ValueError(f"mask {i} has class {top}, too large for int16")
         dtype = np.int8 if top <= np.iinfo(np.int8).max else np.int16
-        idx = rng.choice(m.size, size=n_per_image, replace=False)
+        idx = known[rng.choice(known.size, size=min(n_per_image, known.size), replace=False)]
         lab = np.full(m.shape, -1, dtype=dtype)
         lab.flat[idx] = m.flat[idx]
         out.append(lab)

@@ -33,8 +33,8 @@ def _as_pairs(pred, true, name_pred="pred", name_true="true"):
     return preds, trues
 
 
-def pixel_error(pred_masks, true_masks):
-    """Pooled fraction of wrongly labelled pixels.
+def pixel_error(pred_masks, true_masks, ignore=None):
+    """Pooled fraction of wrongly labelled pixels (any number of classes).
 
     Parameters
     ----------
@@ -42,11 +42,15 @@ def pixel_error(pred_masks, true_masks):
         Predicted and true label maps (bool or integer; compared by value,
         so ``True == 1``). Either two arrays or two equally long sequences
         of arrays with pairwise equal shapes.
+    ignore : int or None, optional
+        A true-mask value that is no class (e.g. -1, the unknown pixels of
+        the scene datasets): those pixels count neither as wrong nor in
+        the total.
 
     Returns
     -------
     float
-        ``sum_i #(pred_i != true_i) / sum_i size_i``.
+        ``sum_i #(pred_i != true_i) / sum_i size_i`` over the counted pixels.
 
     Raises
     ------
@@ -61,10 +65,14 @@ def pixel_error(pred_masks, true_masks):
     0.2
     """
     preds, trues = _as_pairs(pred_masks, true_masks, "pred_masks", "true_masks")
-    wrong = sum(int(np.count_nonzero(p != t)) for p, t in zip(preds, trues))
-    total = sum(t.size for t in trues)
+    if ignore is None:
+        wrong = sum(int(np.count_nonzero(p != t)) for p, t in zip(preds, trues))
+        total = sum(t.size for t in trues)
+    else:
+        wrong = sum(int(np.count_nonzero((p != t) & (t != ignore))) for p, t in zip(preds, trues))
+        total = sum(int(np.count_nonzero(t != ignore)) for t in trues)
     if total == 0:
-        raise ValueError("the masks contain no pixels")
+        raise ValueError("the masks contain no pixels" + ("" if ignore is None else f" other than {ignore}"))
     return wrong / total
 
 

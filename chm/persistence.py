@@ -8,6 +8,10 @@ Layout (format ``chm-model``, version 1)::
                       "classifiers": [{"stage": s, "level": l, "type": ..., "params": {...}}, ...]}
     s{s}_l{l}_W      float32 weights of classifier (stage s, level l), shape (N*M, d+1)
 
+Format ``chm-convnet`` (version 1), a :class:`chm.ConvNet`: the header holds ``params``,
+``n_classes`` and ``n_channels``; the arrays are ``net.<name>`` (the network's weights) and
+``mean`` / ``std`` (input normalisation). :func:`load` dispatches on the header's ``format``.
+
 Loading uses ``numpy.load(..., allow_pickle=False)``, so a model file cannot run code.
 Files are written to a temporary name and renamed, so a failed save never clobbers an
 existing model.
@@ -22,9 +26,11 @@ import numpy as np
 
 FORMAT = "chm-model"
 VERSION = 1
+CONVNET_FORMAT = "chm-convnet"
+_VERSIONS = {FORMAT: VERSION, CONVNET_FORMAT: 1}
 _HEADER = "__chm__"
 
-__all__ = ["save_model", "load", "FORMAT", "VERSION"]
+__all__ = ["save_model", "write_container", "load", "FORMAT", "VERSION", "CONVNET_FORMAT"]
 
 
 def _jsonable(v):
@@ -47,15 +53,9 @@ def _jsonable(v):
 
 def save_model(model, path):
     """Write a fitted :class:`chm.CHM` to ``path`` (``.npz`` is appended if missing)."""
-    from . import __version__
-
-    path = os.fspath(path)
-    if not path.endswith(".npz"):
-        path += ".npz"
     params = model.get_params(deep=False)
     params["feature_cache"] = None  # a cache folder is local to the machine that trained
-    header = {"format": FORMAT, "version": VERSION, "chm_version": __version__,
-              "params": _jsonable(params), "bank": model.bank_.to_dict(),
+    header = {"params": _jsonable(params), "bank": model.bank_.to_dict(),
               "n_classes": int(model.n_classes_), "threshold": float(model.threshold_), "classifiers": []}
     arrays = {}
     for (s, l), clf in model.classifiers_.items():
@@ -63,6 +63,18 @@ def save_model(model, path):
         header["classifiers"].append(_jsonable({"stage": s, "level": l, **meta}))
         for name, a in arrs.items():
             arrays[f"s{s}_l{l}_{name}"] = a
+    return write_container(path, FORMAT, header, arrays)
+
+
+def write_container(path, fmt, header, arrays):
+    """Write ``arrays`` and the JSON ``header`` (plus format, version) to ``path`` (.npz appended)."""
+    from . import __version__
+
+    path = os.fspath(path)
+    if not path.endswith(".npz"):
+        path += ".npz"
+    header = {"format": fmt, "version": _VERSIONS[fmt], "chm_version": __version__, **_jsonable(header)}
+    arrays = dict(arrays)
     arrays[_HEADER] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(suffix=".npz.part", dir=folder)
@@ -96,7 +108,7 @@ def _upgrade_params(params):
 
 
 def load(path):
-    """Read a model written by :meth:`chm.CHM.save`.
+    """Read a model written by :meth:`chm.CHM.save` or :meth:`chm.ConvNet.save`.
 
     Raises
     ------
@@ -123,11 +135,19 @@ def load(path):
         raise ValueError(f"cannot read model file '{path}': it is truncated or not a chm model ({e})") from None
     if header is None:
         raise ValueError(f"'{path}' is not a chm model file (no '{_HEADER}' header)")
-    if header.get("format") != FORMAT:
-        raise ValueError(f"'{path}' is not a chm model file (format {header.get('format')!r})")
-    if not isinstance(header.get("version"), int) or header["version"] > VERSION:
-        raise ValueError(f"'{path}' has model format version {header.get('version')!r}; this chm reads "
-                         f"versions up to {VERSION}: upgrade chm")
+    fmt = header.get("format")
+    if fmt not in _VERSIONS:
+        raise ValueError(f"'{path}' is not a chm model file (format {fmt!r})")
+    if not isinstance(header.get("version"), int) or header["version"] > _VERSIONS[fmt]:
+        raise ValueError(f"'{path}' has {fmt} format version {header.get('version')!r}; this chm reads "
+                         f"versions up to {_VERSIONS[fmt]}: upgrade chm")
+    if fmt == CONVNET_FORMAT:
+        from .convnet import ConvNet  # needs torch, so only for ConvNet files
+
+        try:
+            return ConvNet._from_state(header, arrays)
+        except (KeyError, TypeError, RuntimeError) as e:
+            raise ValueError(f"model file '{path}' is incomplete or corrupt ({e})") from None
     params = _upgrade_params(header["params"])
     for key in ("features", "tv_levels"):
         if params.get(key) is not None:

@@ -1,0 +1,348 @@
+"""The ConvNet pixel classifier of the paper (section 5), trained from sparse labels with the TV loss.
+
+Same contract as :class:`chm.CHM` (fit / predict_proba / predict / save, ``chm.load``), for K
+classes and gray or colour images. Needs PyTorch: ``pip install "chm[convnet]"``; ``import chm``
+does not import torch, only ``chm.ConvNet`` does. The network is :class:`chm.patchnet.PatchNet`.
+
+Training minimises, by Adam over mini-batches,
+
+    E = mean cross-entropy over the batch's labelled pixels + alpha * mean TV per pixel of the
+        probability maps of the batch's unlabelled tiles (eq. 8, all classes)
+
+Each step takes ``batch_size`` labelled pixels (their P x P patches, one output each) and
+``tiles`` random tiles of ``tile_size`` x ``tile_size`` pixels anywhere in the training images,
+evaluated densely (the tile's outputs are what the TV sees; labelled pixels in them count as
+unlabelled, as in the paper's eq. 2). A dense tile costs about 0.4 M multiply-adds per output
+against 21 M for a lone patch, which is why the TV term works on tiles rather than on scattered
+3 x 3 neighbourhoods.
+"""
+
+import os
+import time
+
+import numpy as np
+
+try:
+    import torch
+except ImportError as e:  # pragma: no cover - exercised only without the extra
+    raise ImportError("chm.ConvNet needs PyTorch: pip install \"chm[convnet]\" "
+                      "(or install a torch build for your machine first)") from e
+
+from ._progress import bar
+from ._validation import check_labels, check_random_state
+from .base import Estimator
+from .patchnet import PatchNet, objective, valid_patch_sizes
+
+__all__ = ["ConvNet", "SEMI_SUPERVISED", "RECOMMENDED_ALPHA"]
+
+SEMI_SUPERVISED = (None, "tv")
+#: Weight of the TV term when ``semi_supervised="tv"`` and ``alpha=None``: chosen on held-out
+#: training images of Stanford Background fold 0 with their sparse labels only (N = 10; error on
+#: the 1140 held-out labels: alpha 0 34.5 %, 0.3 31.8 %, 1 32.9 %; experiments/convnet_alpha.py).
+RECOMMENDED_ALPHA = 0.3
+_STRIP_PIXELS = 1 << 17  # dense prediction runs in strips of about this many outputs (memory)
+
+
+def check_images(images, name="images"):
+    """Validate a non-empty list of (H, W) or (H, W, 3) images; return float32 (H, W, C) in [0, 1]."""
+    if isinstance(images, np.ndarray) and images.ndim in (2, 3) and images.shape[-1] != 1:
+        raise TypeError(f"{name} must be a list of images, got a single array; wrap it in a list")
+    try:
+        images = list(images)
+    except TypeError:
+        raise TypeError(f"{name} must be a list of images, got {type(images).__name__}") from None
+    if not images:
+        raise ValueError(f"{name} is empty")
+    out = []
+    for i, im in enumerate(images):
+        a = np.asarray(im)
+        if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] == 3)) or a.size == 0:
+            raise ValueError(f"{name}[{i}] must be (H, W) gray or (H, W, 3) colour, got shape {a.shape}")
+        if a.dtype == np.uint8:
+            a = a.astype(np.float32) / 255
+        elif np.issubdtype(a.dtype, np.floating) or a.dtype == bool:
+            a = a.astype(np.float32)
+            if not np.isfinite(a).all():
+                raise ValueError(f"{name}[{i}] contains NaN or inf")
+            if a.min() < 0 or a.max() > 1:
+                raise ValueError(f"{name}[{i}] has values in [{a.min():g}, {a.max():g}]; float images must "
+                                 "lie in [0, 1] (or pass uint8)")
+        else:
+            raise TypeError(f"{name}[{i}] must be uint8 or float in [0, 1], got dtype {a.dtype}")
+        out.append(a[:, :, None] if a.ndim == 2 else a)
+    if len({a.shape[2] for a in out}) > 1:
+        raise ValueError(f"{name} mixes gray and colour images; convert them to one kind")
+    return out
+
+
+class ConvNet(Estimator):
+    """The paper's ConvNet patch classifier, evaluated densely; optionally with the TV loss.
+
+    Parameters
+    ----------
+    semi_supervised : {None, "tv"}
+        None: supervised (unless ``alpha > 0``, which selects "tv" as in :class:`chm.CHM`).
+        "tv": add ``alpha`` x the total variation of the output probability maps (paper eq. 8).
+    alpha : float or None
+        Weight of the TV term: mean TV per pixel (summed over classes) against the mean
+        cross-entropy per labelled pixel. None: :data:`RECOMMENDED_ALPHA` with "tv", else 0.
+    n_classes : int or None
+        K; None = the largest label + 1 (at least 2). Set it when a sparse draw may miss a class.
+    patch_size : int
+        P (46, 62, 78, ...): each pixel is classified from the P x P patch centred on it. 46, the
+        smallest, keeps dense prediction of 240 x 320 under half a second on 2 cores (benchmarks/
+        convnet.py); larger patches see more context at a cost that grows with the FC layer.
+    n_iter : int
+        Mini-batch steps (Adam, cosine-decayed learning rate).
+    batch_size : int
+        Labelled pixels per step.
+    tiles, tile_size : int
+        Unlabelled tiles per step and their side in output pixels (TV term only).
+    learning_rate, weight_decay : float
+    device : str
+        "cpu", or "cuda" (when available).
+    n_jobs : int or None
+        Torch threads during fit and predict; None leaves torch's setting, -1 = all cores.
+    progress : bool
+    random_state : int, Generator or None
+        Seeds weights and sampling; on the CPU the same seed and ``n_jobs`` give the same model.
+    """
+
+    def __init__(self, semi_supervised=None, alpha=None, n_classes=None, patch_size=46, n_iter=2000,
+                 batch_size=64, tiles=2, tile_size=32, learning_rate=1e-3, weight_decay=0.0,
+                 device="cpu", n_jobs=None, progress=True, random_state=None):
+        self.semi_supervised = semi_supervised
+        self.alpha = alpha
+        self.n_classes = n_classes
+        self.patch_size = patch_size
+        self.n_iter = n_iter
+        self.batch_size = batch_size
+        self.tiles = tiles
+        self.tile_size = tile_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.device = device
+        self.n_jobs = n_jobs
+        self.progress = progress
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------------------------
+    def _tv_weight(self):
+        if self.semi_supervised not in SEMI_SUPERVISED:
+            raise ValueError(f"semi_supervised must be None or 'tv', got {self.semi_supervised!r}")
+        a = self.alpha
+        if a is not None and (isinstance(a, bool) or not np.isfinite(a) or a < 0):
+            raise ValueError(f"alpha must be None or a finite number >= 0, got {a!r}")
+        if self.semi_supervised == "tv":
+            return RECOMMENDED_ALPHA if a is None else float(a)
+        return 0.0 if a is None else float(a)
+
+    def _validate_params(self):
+        for name, lo in (("n_iter", 1), ("batch_size", 1), ("tiles", 0), ("tile_size", 3)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+                raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+        if self.patch_size not in valid_patch_sizes(max(46, int(self.patch_size or 0))):
+            raise ValueError(f"patch_size must be 16 m + 30 for an integer m >= 1 (46, 62, 78, ...), "
+                             f"got {self.patch_size!r}")
+        if self.n_classes is not None and (isinstance(self.n_classes, bool) or
+                                           not isinstance(self.n_classes, (int, np.integer)) or
+                                           not 2 <= self.n_classes <= 127):
+            raise ValueError(f"n_classes must be None or an integer in 2..127, got {self.n_classes!r}")
+        for name in ("learning_rate", "weight_decay"):
+            v = getattr(self, name)
+            if not np.isfinite(v) or v < 0 or (name == "learning_rate" and v == 0):
+                raise ValueError(f"{name} must be a finite number {'> 0' if name == 'learning_rate' else '>= 0'}, "
+                                 f"got {v!r}")
+        return self._tv_weight(), self._device()
+
+    def _device(self):
+        dev = str(self.device)
+        if dev.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError("device='cuda' but torch sees no CUDA device; use device='cpu'")
+        if not (dev == "cpu" or dev.startswith("cuda")):
+            raise ValueError(f"device must be 'cpu' or 'cuda[:n]', got {self.device!r}")
+        return torch.device(dev)
+
+    def _threads(self):
+        return _Threads(os.cpu_count() if self.n_jobs == -1 else self.n_jobs)
+
+    def _pad(self, im):
+        """Normalised image, padded so that pixel (y, x)'s patch starts at (y, x): (C, H+P-1, W+P-1)."""
+        p = self.patch_size
+        a = (p - 1) // 2
+        z = (im - self.mean_) / self.std_
+        z = np.pad(z, ((a, p - 1 - a), (a, p - 1 - a), (0, 0)), mode="symmetric")
+        return np.ascontiguousarray(z.transpose(2, 0, 1))
+
+    def fit(self, images, labels):
+        """Train on sparse labels.
+
+        Parameters
+        ----------
+        images : list of (H, W) or (H, W, 3) arrays
+            uint8, or float in [0, 1]; any sizes; all gray or all colour.
+        labels : list of int arrays, shape (H, W)
+            -1 = unlabelled, 0..K-1 = class.
+
+        Returns
+        -------
+        self
+        """
+        alpha, device = self._validate_params()
+        images = check_images(images)
+        shapes = [im[:, :, 0] for im in images]
+        try:
+            top = max(int(np.max(lab)) for lab in labels)
+        except (TypeError, ValueError):
+            top = 1  # check_labels gives the message
+        k = self.n_classes if self.n_classes is not None else max(2, top + 1)
+        labels = check_labels(labels, shapes, n_classes=k)
+        rng = check_random_state(self.random_state)
+        self.n_classes_ = int(k)
+        self.alpha_ = alpha  # the TV weight in effect
+        self.n_channels_ = images[0].shape[2]
+        n = sum(im.shape[0] * im.shape[1] for im in images)
+        s1 = sum(im.sum((0, 1), dtype=np.float64) for im in images) / n
+        s2 = sum(np.square(im, dtype=np.float64).sum((0, 1)) for im in images) / n
+        self.mean_ = s1.astype(np.float32)
+        self.std_ = np.sqrt(np.maximum(s2 - s1 * s1, 1e-6)).astype(np.float32)
+        # Half precision halves the memory of a big training set; batches are cast back to float32.
+        padded = [torch.from_numpy(self._pad(im)).to(torch.float16) for im in images]
+        where = [np.flatnonzero(lab.ravel() >= 0) for lab in labels]
+        img_of = np.concatenate([np.full(len(w), i) for i, w in enumerate(where)])
+        pix = np.concatenate(where)
+        ys, xs = np.divmod(pix, np.array([labels[i].shape[1] for i in img_of]))
+        target = np.concatenate([lab.ravel()[w] for lab, w in zip(labels, where)]).astype(np.int64)
+        tile = min(self.tile_size, *(min(im.shape[:2]) for im in images))
+        n_tiles = self.tiles if alpha > 0 else 0
+
+        with self._threads(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(rng.integers(0, 2**63 - 1)))
+            net = PatchNet(self.n_channels_, self.n_classes_, self.patch_size).to(device)
+            opt = torch.optim.Adam(net.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, self.n_iter)
+            self.loss_curve_ = []
+            order, pos = rng.permutation(len(target)), 0
+            p = self.patch_size
+            t0 = time.perf_counter()
+            with bar(total=self.n_iter, desc="ConvNet SGD", enabled=self.progress) as pbar:
+                for it in range(self.n_iter):
+                    if pos + self.batch_size > len(order):
+                        order, pos = rng.permutation(len(target)), 0
+                    b = order[pos:pos + self.batch_size]
+                    pos += self.batch_size
+                    x = torch.stack([padded[img_of[j]][:, ys[j]:ys[j] + p, xs[j]:xs[j] + p] for j in b])
+                    t = self._random_tiles(padded, tile, n_tiles, rng).to(device, torch.float32) if n_tiles else None
+                    loss, sup, tv = objective(net, x.to(device, torch.float32),
+                                              torch.from_numpy(target[b]).to(device), t, alpha)
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                    sched.step()
+                    self.loss_curve_.append((sup.item(), tv.item()))
+                    pbar.update(1)
+                    if it % 20 == 0:
+                        pbar.set_postfix(ce=f"{sup.item():.3f}", tv=f"{tv.item():.3f}")
+            self.fit_seconds_ = time.perf_counter() - t0
+        self.net_ = net.cpu().eval()
+        return self
+
+    def _random_tiles(self, padded, tile, n, rng):
+        """n random (C, tile+P-1, tile+P-1) inputs; a tile's outputs may be anywhere in its image."""
+        side = tile + self.patch_size - 1
+        out = []
+        for i in rng.integers(0, len(padded), size=n):
+            h, w = padded[i].shape[1] - side + 1, padded[i].shape[2] - side + 1
+            y, x = rng.integers(0, h), rng.integers(0, w)
+            out.append(padded[i][:, y:y + side, x:x + side])
+        return torch.stack(out)
+
+    # ------------------------------------------------------------------------------------
+    def _check_fitted(self):
+        if not hasattr(self, "net_"):
+            raise RuntimeError("this ConvNet is not fitted yet: call fit(images, labels) or chm.load(path)")
+
+    def _dense(self, im, device):
+        """(K, H, W) class probabilities of one image, in strips of rows (exact: rows are independent)."""
+        h, w = im.shape[:2]
+        z = torch.from_numpy(self._pad(im)).to(device)[None]
+        rows = max(1, _STRIP_PIXELS // w)
+        out = []
+        for r in range(0, h, rows):
+            n = min(rows, h - r)
+            out.append(self.net_(z[:, :, r:r + n + self.patch_size - 1], dense=True).softmax(1)[0])
+        return torch.cat(out, 1).cpu().numpy()
+
+    def predict_proba(self, images):
+        """Class probabilities per pixel, float32: (H, W) maps of class 1 if K = 2, else (H, W, K)."""
+        self._check_fitted()
+        device = self._device()
+        images = check_images(images)
+        if images[0].shape[2] != self.n_channels_:
+            kind = {1: "gray", 3: "colour"}
+            raise ValueError(f"this ConvNet was trained on {kind[self.n_channels_]} images, "
+                             f"got {kind[images[0].shape[2]]} ones")
+        net = self.net_.to(device)
+        out = []
+        with self._threads(), torch.no_grad():
+            for im in bar(images, desc="ConvNet predict", enabled=self.progress):
+                p = self._dense(im, device)
+                out.append(p[1] if self.n_classes_ == 2 else np.ascontiguousarray(p.transpose(1, 2, 0)))
+        self.net_ = net.cpu()
+        return out
+
+    def predict(self, images):
+        """Label maps (uint8): the most probable class of every pixel."""
+        probas = self.predict_proba(images)
+        if self.n_classes_ == 2:
+            return [(p > 0.5).astype(np.uint8) for p in probas]
+        return [p.argmax(2).astype(np.uint8) for p in probas]
+
+    # ------------------------------------------------------------------------------------
+    def _to_state(self):
+        """(JSON-able header, arrays) for :mod:`chm.persistence`."""
+        params = self.get_params(deep=False)
+        if not isinstance(params["random_state"], (int, type(None))):
+            params["random_state"] = None  # a Generator has no JSON form; the weights are what matter
+        header = {"params": params, "n_classes": self.n_classes_, "n_channels": self.n_channels_}
+        arrays = {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net_.state_dict().items()}
+        arrays.update(mean=self.mean_, std=self.std_)
+        return header, arrays
+
+    @classmethod
+    def _from_state(cls, header, arrays):
+        model = cls(**header["params"])
+        model.n_classes_ = int(header["n_classes"])
+        model.alpha_ = model._tv_weight()
+        model.n_channels_ = int(header["n_channels"])
+        model.mean_ = arrays["mean"].astype(np.float32)
+        model.std_ = arrays["std"].astype(np.float32)
+        net = PatchNet(model.n_channels_, model.n_classes_, model.patch_size)
+        state = {k[4:]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("net.")}
+        net.load_state_dict(state)  # raises on missing or misshapen weights
+        model.net_ = net.eval()
+        return model
+
+    def save(self, path):
+        """Write the model to ``path`` (.npz + JSON header, no pickle; see :mod:`chm.persistence`)."""
+        from .persistence import CONVNET_FORMAT, write_container
+
+        self._check_fitted()
+        header, arrays = self._to_state()
+        return write_container(path, CONVNET_FORMAT, header, arrays)
+
+
+class _Threads:
+    """Set torch's thread count for a block and restore it afterwards (None: leave it)."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __enter__(self):
+        self.old = torch.get_num_threads()
+        if self.n is not None:
+            torch.set_num_threads(max(1, int(self.n)))
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.old)

@@ -1,0 +1,259 @@
+"""Shared driver of the scene-labelling experiments (paper Tables 2 and 3): stanford.py, siftflow.py.
+
+For every split (a Stanford fold, or SIFT Flow's one split), labelled-pixel count N and sparse-label
+draw, a supervised and a TV-trained classifier are fitted on the same draw; the supervised
+probabilities are also decoded by a multi-label Potts MRF (alpha-expansion) whose beta is chosen
+per (split, N) on held-out *training* images with their sparse labels only. Test error: pooled
+pixel error, unknown/unlabelled pixels excluded. Every finished (split, N, draw, method) is a JSON
+file in OUT/runs, so an interrupted run resumes; a different configuration in the same OUT is
+refused. ``--classifier chm`` is reserved for the K-class CHM (issue 15).
+"""
+
+import argparse
+import csv
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from chm import mrf
+from chm.datasets import sample_sparse_labels
+from chm.metrics import pixel_error
+
+METHODS = ("supervised", "mrf", "tv")
+BETAS = (0.0, 0.1, 0.3, 1.0, 3.0)
+FIG_IMAGES = 4
+DEFAULT_DATA = os.environ.get("CHM_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def parse_args(argv, description, folds=False):
+    ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--classifier", default="convnet", choices=("convnet", "chm"))
+    ap.add_argument("--data", default=DEFAULT_DATA, help="folder holding the dataset (or the dataset folder)")
+    ap.add_argument("--out", required=False)
+    ap.add_argument("--sizes", default="10,20,30,40,50", help="labelled pixels per image, comma-separated")
+    ap.add_argument("--draws", type=int, default=5, help="sparse-label draws per N")
+    if folds:
+        ap.add_argument("--folds", default="0,1,2,3,4", help="cross-validation folds to run")
+    ap.add_argument("--alpha", type=float, default=None, help="TV weight (default: the recommended one)")
+    ap.add_argument("--n-iter", type=int, default=None, help="ConvNet mini-batch steps (default: ConvNet's)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--methods", default="supervised,tv,mrf",
+                    help="columns to compute in this call (others are read from runs/ if there)")
+    ap.add_argument("--beta-images", type=int, default=20, help="held-out training images for choosing beta")
+    ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    ap.add_argument("--quick", action="store_true", help="a few small images, one draw, N=10: a smoke run")
+    return ap.parse_args(argv)
+
+
+def subsample(data, n_train, n_test):
+    """The first images of each side: a smoke-test dataset."""
+    import dataclasses
+
+    return dataclasses.replace(data, train_images=data.train_images[:n_train], train_masks=data.train_masks[:n_train],
+                               train_names=data.train_names[:n_train], test_images=data.test_images[:n_test],
+                               test_masks=data.test_masks[:n_test], test_names=data.test_names[:n_test])
+
+
+def make_model(args, n_classes, tv):
+    if args.classifier == "chm":
+        raise SystemExit("--classifier chm: not yet: the K-class, colour CHM is issue 15")
+    from chm import ConvNet
+
+    extra = {} if args.n_iter is None else {"n_iter": args.n_iter}
+    if args.quick:
+        extra.update(n_iter=args.n_iter or 10, batch_size=16, tile_size=8)
+    return ConvNet(semi_supervised="tv" if tv else None, alpha=args.alpha if tv else None, n_classes=n_classes,
+                   n_jobs=args.threads, progress=not args.quiet, random_state=args.seed, **extra)
+
+
+def _write_json(path, obj):
+    tmp = f"{path}.part"
+    with open(tmp, "w") as fh:
+        json.dump(obj, fh, indent=1)
+    os.replace(tmp, path)
+
+
+def _argmax(p):
+    return (p > 0.5).astype(np.uint8) if p.ndim == 2 else p.argmax(2).astype(np.uint8)
+
+
+def choose_beta(data, n, split, args, runs):
+    """Beta of the MRF for (split, N): supervised fit on 4/5 of the training images (draw 0), decode
+    ``--beta-images`` of the held-out fifth, score by their N sparse labels (no dense label)."""
+    path = runs / f"{split}_N{n}_beta.json"
+    if not path.exists():
+        t0 = time.perf_counter()
+        labels = sample_sparse_labels(data.train_masks, n, np.random.default_rng([args.seed, n, 0, 7]), ignore=-1)
+        order = np.random.default_rng([args.seed, n, 99]).permutation(len(labels))
+        k = max(1, len(order) // 5)
+        held, fit = order[:min(k, args.beta_images)], order[k:]
+        model = make_model(args, len(data.classes), tv=False)
+        model.fit([data.train_images[i] for i in fit], [labels[i] for i in fit])
+        probas = model.predict_proba([data.train_images[i] for i in held])
+        beta, scores = mrf.select_beta(probas, [labels[i] for i in held], betas=BETAS, method="expansion")
+        _write_json(path, {"beta": float(beta), "heldout_sparse_errors": {str(b): v for b, v in scores.items()},
+                           "seconds": time.perf_counter() - t0})
+    return json.loads(path.read_text())["beta"]
+
+
+def run_draw(data, split, n, draw, args, runs):
+    """Supervised, TV and MRF results of one (split, N, draw), each cached in runs/."""
+    key = f"{split}_N{n}_draw{draw}"
+    paths = {m: runs / f"{key}_{m}.json" for m in METHODS}
+    labels = sample_sparse_labels(data.train_masks, n, np.random.default_rng([args.seed, n, draw]), ignore=-1)
+    proba_file = runs / f"{key}_supervised_proba.npz"
+    wanted = args.methods.split(",")
+    for method in ("supervised", "tv"):
+        if method not in wanted or (paths[method].exists() and (method == "tv" or proba_file.exists())):
+            continue
+        print(f"   {key}: {method}", flush=True)
+        t0 = time.perf_counter()
+        model = make_model(args, len(data.classes), tv=method == "tv").fit(data.train_images, labels)
+        fit_time = time.perf_counter() - t0
+        probas = model.predict_proba(data.test_images)
+        err = pixel_error([_argmax(p) for p in probas], data.test_masks, ignore=-1)
+        if method == "supervised":  # kept so the MRF column never needs a refit
+            np.savez_compressed(proba_file, *[p.astype(np.float16) for p in probas])
+        _write_json(paths[method], {"split": split, "N": n, "draw": draw, "method": method, "error": err,
+                                    "alpha": model.alpha_,
+                                    "fit_seconds": fit_time, "seconds": time.perf_counter() - t0})
+        if draw == 0:
+            np.savez_compressed(runs / f"{split}_N{n}_{method}_fig.npz",
+                                *[_argmax(p) for p in probas[:FIG_IMAGES]])
+    if "mrf" not in wanted or paths["mrf"].exists() or not proba_file.exists():
+        return
+    beta = choose_beta(data, n, split, args, runs)
+    print(f"   {key}: mrf (beta {beta:g})", flush=True)
+    t1 = time.perf_counter()
+    with np.load(proba_file) as z:
+        probas = [z[f"arr_{i}"].astype(np.float32) for i in range(len(z.files))]
+    pred = [mrf.decode(np.clip(p, 0, 1), beta, method="expansion") for p in probas]
+    _write_json(paths["mrf"], {"split": split, "N": n, "draw": draw, "method": "mrf", "beta": beta,
+                               "error": pixel_error(pred, data.test_masks, ignore=-1),
+                               "seconds": time.perf_counter() - t1})
+
+
+def check_config(args, out):
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "runs").mkdir(exist_ok=True)
+    config = {k: v for k, v in vars(args).items() if k not in ("quiet", "threads", "folds", "draws", "sizes",
+                                                               "methods", "data", "out")}
+    path = out / "config.json"
+    if path.exists() and json.loads(path.read_text()) != config:
+        raise SystemExit(f"{out} holds results of another configuration ({path}); use another --out")
+    _write_json(path, config)
+    return out / "runs"
+
+
+def collect(runs, sizes):
+    """{(N, method): errors in % over every finished (split, draw)}."""
+    res = {}
+    for n in sizes:
+        for m in METHODS:
+            res[(n, m)] = 100 * np.array([json.loads(p.read_text())["error"]
+                                          for p in sorted(runs.glob(f"*_N{n}_draw*_{m}.json"))])
+    return res
+
+
+def write_table(res, sizes, paper, out, name, note):
+    lines = [f"| N | supervised | MRF | TV | paper: supervised | paper: MRF | paper: TV |", "|---" * 7 + "|"]
+    rows = []
+    for n in sizes:
+        cells, row = [], {"N": n}
+        for m in METHODS:
+            e = res[(n, m)]
+            row[f"{m}_mean"] = f"{e.mean():.2f}" if len(e) else ""
+            row[f"{m}_std"] = f"{e.std():.2f}" if len(e) else ""
+            row[f"{m}_runs"] = len(e)
+            cells.append(f"{e.mean():.2f} ± {e.std():.2f} ({len(e)})" if len(e) else "–")
+        p = paper.get(n)
+        cells += [f"{a:.2f} ± {s:.2f}" for a, s in p] if p else ["–"] * 3
+        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+        rows.append(row)
+    text = "\n".join([f"Test pixel error (%), mean ± std over runs (count in brackets). {note}", ""] + lines)
+    (out / f"{name}.md").write_text(text + "\n")
+    with open(out / f"{name}.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return text
+
+
+def plot(res, sizes, paper, out, data, runs, split, title):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, (m, color) in enumerate(zip(METHODS, ("tab:red", "tab:green", "tab:blue"))):
+        ok = [n for n in sizes if len(res[(n, m)])]
+        if ok:
+            ax.errorbar(ok, [res[(n, m)].mean() for n in ok], yerr=[res[(n, m)].std() for n in ok],
+                        label=f"ours: {m}", color=color, capsize=3, marker="o")
+        pn = [n for n in sizes if n in paper]
+        ax.plot(pn, [paper[n][i][0] for n in pn], "--", color=color, alpha=0.5, label=f"paper: {m}")
+    ax.set_xlabel("labelled pixels per training image")
+    ax.set_ylabel("test pixel error (%)")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "fig_error.png", dpi=120)
+    plt.close(fig)
+
+    n = sizes[0]
+    panels = [(f"{m}, N={n}", runs / f"{split}_N{n}_{m}_fig.npz") for m in ("supervised", "tv")]
+    panels = [(t, np.load(p)) for t, p in panels if p.exists()]
+    k = min(FIG_IMAGES, len(data.test_images))
+    from matplotlib.colors import ListedColormap
+
+    colours = [c for name in ("tab20", "tab20b", "tab20c") for c in plt.get_cmap(name).colors]  # 60 distinct
+    cmap = ListedColormap(colours[:len(data.classes)])
+    show = lambda lab: np.ma.masked_less(lab, 0)  # noqa: E731 - unknown pixels stay blank
+    fig, axes = plt.subplots(k, 2 + len(panels), figsize=(2.4 * (2 + len(panels)), 1.9 * k + 0.8), squeeze=False)
+    for r in range(k):
+        cols = [("image", data.test_images[r])] + [(t, show(z[f"arr_{r}"])) for t, z in panels] + \
+               [("ground truth", show(data.test_masks[r]))]
+        for c, (t, im) in enumerate(cols):
+            ax = axes[r, c]
+            ax.imshow(im) if c == 0 else ax.imshow(im, cmap=cmap, vmin=-0.5, vmax=len(data.classes) - 0.5,
+                                                      interpolation="nearest")
+            ax.axis("off")
+            if r == 0:
+                ax.set_title(t, fontsize=8)
+    shown = [data.test_masks[r] for r in range(k)] + [z[f"arr_{r}"] for _, z in panels for r in range(k)]
+    present = sorted(set(np.concatenate([m.ravel() for m in shown]).tolist()) - {-1})
+    fig.legend(handles=[Patch(color=cmap(c), label=data.classes[c]) for c in present], loc="lower center",
+               ncol=min(9, len(present)), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.savefig(out / "fig_samples.png", dpi=100)
+    plt.close(fig)
+
+
+def run(args, splits, paper, name, title, note):
+    """Run every (split, N, draw) and write the table and figures; ``splits`` yields (id, data)."""
+    t0 = time.perf_counter()
+    out = Path(args.out)
+    runs = check_config(args, out)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if args.quick:
+        sizes, args.draws = sizes[:1], 1
+    first = None
+    for split, data in splits:
+        first = first or (split, data)
+        for n in sizes:
+            for d in range(args.draws):
+                print(f"== {split}, N = {n}, draw {d + 1}/{args.draws}", flush=True)
+                run_draw(data, split, n, d, args, runs)
+    res = collect(runs, sizes)
+    text = write_table(res, sizes, paper, out, name, note)
+    plot(res, sizes, paper, out, first[1], runs, first[0], title)
+    print(text)
+    print(f"wrote {out}/{name}.md, {name}.csv, fig_error.png, fig_samples.png "
+          f"({time.perf_counter() - t0:.0f} s this call)")
+    return res
