@@ -54,7 +54,7 @@ FITTED = ("supervised", "tv", "l2", "auto")               # methods that train a
 COLUMNS = ("supervised", "mrf", "tv", "l2", "auto", "auto+mrf")
 TITLES = {"supervised": "supervised", "mrf": "MRF post-processing", "tv": "TV (paper)", "l2": "L2 weight decay",
           "auto": "recommended", "auto+mrf": "recommended + MRF"}
-CANDIDATES = {"tv": (0.03, 0.1, 0.3, 1.0), "l2": (1e-4, 1e-3, 1e-2, 1e-1), "beta": (0, 1, 2, 4, 8, 16, 32, 64)}
+CANDIDATES = {"tv": (0.1, 0.3, 1.0), "l2": (1e-4, 1e-3, 1e-2), "beta": (0, 1, 2, 4, 8, 16, 32, 64)}
 FIG_IMAGES = 4
 
 
@@ -115,7 +115,7 @@ def _loadz(path):
 
 def candidates(args):
     """Candidate weights; --quick tries two per method."""
-    return {k: v[1:3] for k, v in CANDIDATES.items()} if args.quick else CANDIDATES
+    return {k: v[:2] if k != "beta" else v[3:5] for k, v in CANDIDATES.items()} if args.quick else CANDIDATES
 
 
 def choose_weights(data, n, args, runs):
@@ -346,7 +346,10 @@ def main(argv=None):
     out = Path(args.out)
     runs = out / "runs"
     runs.mkdir(parents=True, exist_ok=True)
-    config = {k: v for k, v in vars(args).items() if k not in ("quiet", "progress", "n_jobs", "no_cache", "cache", "cache_gb")}
+    # Settings that change no result may differ between invocations sharing --out (e.g. two
+    # processes, one per subset of --sizes).
+    volatile = ("quiet", "progress", "n_jobs", "no_cache", "cache", "cache_gb", "sizes", "trials")
+    config = {k: v for k, v in vars(args).items() if k not in volatile}
     config_file = out / "config.json"
     if config_file.exists() and json.loads(config_file.read_text()) != config:
         raise SystemExit(f"{out} holds results of another configuration ({config_file}); use another --out")

@@ -27,7 +27,7 @@ def test_weizmann_quick_writes_table_figures_and_resumes(weizmann_root, tmp_path
     results = {p.name: json.loads(p.read_text()) for p in runs}
     assert all(0 <= r["error"] <= 1 and 0 <= r["foreground"] <= 1 for r in results.values())
     weights = json.loads((out / "runs" / "N10_weights.json").read_text())
-    assert weights["tv"] in (0.1, 0.3) and weights["l2"] in (1e-3, 1e-2)  # chosen among --quick's candidates
+    assert weights["tv"] in (0.1, 0.3) and weights["l2"] in (1e-4, 1e-3)  # chosen among --quick's candidates
     assert results["N10_draw0_mrf.json"]["weight"] == weights["mrf"]
     table = (out / "table1.md").read_text()
     assert "23.81 ± 1.50" in table and "recommended + MRF" in table  # the paper's number beside ours
@@ -38,3 +38,4 @@ def test_weizmann_quick_writes_table_figures_and_resumes(weizmann_root, tmp_path
     # Another configuration in the same folder is refused rather than mixed in.
     with pytest.raises(SystemExit, match="another configuration"):
         weizmann.main(args + ["--alpha", "0.5"])
+    weizmann.main(args + ["--trials", "1", "--sizes", "10"])  # result-neutral settings may differ
