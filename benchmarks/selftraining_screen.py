@@ -19,6 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import chm.model  # noqa: E402
 from chm import CHM, mrf  # noqa: E402
 from chm.datasets import load_weizmann_horse, sample_sparse_labels  # noqa: E402
 from chm.metrics import pixel_error  # noqa: E402
@@ -36,7 +37,12 @@ def main(argv=None):
     ap.add_argument("--n-jobs", type=int, default=2)
     ap.add_argument("--cache", default=None, help="feature cache folder")
     ap.add_argument("--data", default=None)
+    ap.add_argument("--prior-tolerance", type=float, default=None,
+                    help="override chm.model.PRIOR_TOLERANCE, the self-training guard (0 = force the proposals' "
+                         "foreground fraction to the labels' estimate)")
     args = ap.parse_args(argv)
+    if args.prior_tolerance is not None:
+        chm.model.PRIOR_TOLERANCE = args.prior_tolerance
     data = load_weizmann_horse(args.data)
     k = len(data.train_images) - args.held_out
     labels = sample_sparse_labels(data.train_masks, args.n, np.random.default_rng([7, args.n, args.draw]))

@@ -343,3 +343,29 @@ def test_threshold_learned_from_sample_caps(data, fitted):
         np.testing.assert_array_equal(m, p > model.threshold_)
     for p, m in zip(proba, model.predict(images[:2], threshold=0.5)):
         np.testing.assert_array_equal(m, p > 0.5)
+
+
+def test_spatial_centres_rows_match_the_training_rows(data):
+    """A fresh centre's rows are built like the labelled rows: the same bank columns, context
+    stencils and normalisation, so the spatial loss sees what the classifier is trained on."""
+    from chm.model import _assemble, _contexts, _normaliser, _training_rows
+    from chm.sampling import ImageCentres
+    from features import FilterBank
+
+    images, masks, _ = data
+    bank = FilterBank(("haar", "intensity"))
+    dense = [m.astype(np.int8) for m in masks[:2]]
+    rows = [_training_rows(im, lab, 1, [None, None], bank, seed=0) for im, lab in zip(images[:2], dense)]
+    maps = [{(1, 0): np.random.default_rng(i).random(im.shape).astype(np.float32),
+             (1, 1): np.random.default_rng(9 + i).random(rows[i][1]["shape"]).astype(np.float32)}
+            for i, im in enumerate(images[:2])]
+    spec = (3, [1, 2])  # the fusion classifier (2, 0), "scaled" dilations
+    X, _, _ = _assemble(rows, maps, 2, 0, 1, spec)
+    offset, scale = _normaliser(X, bank)
+    ctx = [_contexts(m, 2, 0, 1, im.shape) for m, im in zip(maps, images[:2])]
+    sampler = ImageCentres([bank(im) for im in images[:2]], ctx, spec, offset, scale)
+    Xn, nbr, _ = sampler.draw(np.random.default_rng(3), 30)
+    # Every drawn row is one of the (dense) training rows of its image, normalised the same way.
+    Xs = ((X.astype(np.float64) - offset) / scale).astype(np.float32)
+    for row in Xn[nbr[:, 4]]:
+        assert np.min(np.abs(Xs - row).max(axis=1)) < 2e-2  # float16 training rows
