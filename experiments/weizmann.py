@@ -18,7 +18,8 @@ predicted foreground fraction beside it (the truth is 24.8 %).
     python experiments/weizmann.py                          # every weight chosen by the rule
     python experiments/weizmann.py --quick                  # smoke run in a few minutes
 
-Writes to --out: table1.md, table1.csv, fig1.png, fig2.png, and runs/ (one JSON per finished
+Writes to --out: table1.md, table1.csv, fig1.png, fig2.png, weights.png (each weight's held-out
+curve), and runs/ (one JSON per finished
 (N, draw, method) and per N's weight choice: an interrupted run resumes where it stopped).
 Filter-bank features are cached in OUT/feature_cache up to --cache-gb, printed before the start.
 """
@@ -289,6 +290,35 @@ def plot(res, sizes, out, data, runs):
     plt.close(fig)
 
 
+def plot_weights(weights, sizes, out):
+    """The selection rule's view: held-out sparse-label error against each candidate weight, per N."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in ("tv", "l2", "mrf", "auto+mrf") if any(k in weights[n]["scores"] for n in sizes)]
+    names = {"tv": "TV alpha", "l2": "L2 weight decay", "mrf": "MRF beta (supervised)",
+             "auto+mrf": "MRF beta (recommended)"}
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.3 * len(keys), 3), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for n in sizes:
+            scores = weights[n]["scores"].get(key)
+            if scores:
+                ws = sorted(scores, key=float)
+                line, = ax.plot(range(len(ws)), [100 * scores[w] for w in ws], marker="o", label=f"N = {n}")
+                ax.plot([ws.index(next(w for w in ws if float(w) == float(weights[n][key])))],
+                        [100 * scores[next(w for w in ws if float(w) == float(weights[n][key]))]], "*",
+                        color=line.get_color(), markersize=11)
+                ax.set_xticks(range(len(ws)), [f"{float(w):g}" for w in ws], fontsize=7)
+        ax.set_title(names[key], fontsize=9)
+        ax.set_ylabel("held-out sparse-label error (%)", fontsize=8)
+    axes[0][-1].legend(fontsize=7)
+    fig.suptitle("Weights chosen on held-out training images (star = chosen)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / "weights.png", dpi=110)
+    plt.close(fig)
+
+
 def dense_model(data, args, runs):
     """The model trained on dense labels (Figure 2's last map column), once."""
     path = runs / "dense_fig.npz"
@@ -368,8 +398,9 @@ def main(argv=None):
     compute = sum(json.loads(p.read_text()).get("seconds", 0) for p in runs.glob("*.json"))
     table = write_table(res, sizes, out, total_px, len(data.train_masks), weights, time.perf_counter() - t0, compute)
     plot(res, sizes, out, data, runs)
+    plot_weights(weights, sizes, out)
     print(table)
-    print(f"wrote {out}/table1.md, table1.csv, fig1.png, fig2.png (chm {chm.__version__})")
+    print(f"wrote {out}/table1.md, table1.csv, fig1.png, fig2.png, weights.png (chm {chm.__version__})")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ def test_weizmann_quick_writes_table_figures_and_resumes(weizmann_root, tmp_path
     err = capsys.readouterr().err  # a log, not a terminal: plain lines, no bar frames
     assert "\r" not in err and "stage 1 level 0 SGD: done, 15/15" in err
     assert len(err.splitlines()) <= 4 * 150  # 15 cascade fits and 11 predictions, ~10 stages each
-    for name in ("table1.md", "table1.csv", "fig1.png", "fig2.png"):
+    for name in ("table1.md", "table1.csv", "fig1.png", "fig2.png", "weights.png"):
         assert (out / name).stat().st_size > 0, name
     runs = sorted((out / "runs").glob("N10_draw0_*.json"))
     assert sorted(p.name for p in runs) == sorted(f"N10_draw0_{m}.json" for m in weizmann.COLUMNS)
