@@ -3,13 +3,17 @@
     python benchmarks/run.py [--data PATH] [--n-jobs 2] [--out benchmarks/results/run.md]
                              [--quick] [--skip-peer] [--skip-ablation] [--skip-scaling]
                              [--features F1,F2,...] [--network small|original] [--classifier-params JSON]
+                             [--semi-supervised auto|self-training|tv|contrast]
+
+``--semi-supervised auto --skip-peer --skip-scaling --skip-ablation`` times the recommended
+semi-supervised fit alone (issue target: <= 5 min and <= 6 GB on 2 cores).
 
 Sections (each a function below), all in one process, printed as markdown on stdout and written
 to ``--out`` (default ``benchmarks/results/run.md``, git-ignored):
 
 1. filter bank: Mpx/s per family and for the whole bank, one thread, on 20 test images;
-2. CHM (levels=3, stages=2, alpha=0.1, N = 10 labelled px per training image, all training
-   images): fit time and its breakdown (``model.timings_``), predict time per test image and
+2. CHM (levels=3, stages=2, ``--semi-supervised`` as given (default: supervised), N = 10
+   labelled px per training image, all training images): fit time and its breakdown (``model.timings_``), predict time per test image and
    Mpx/s, test pixel error, peak RSS of fit and of predict;
 3. peer: scikit-image trainable segmentation (``multiscale_basic_features`` + a 100-tree random
    forest) on the same labelled pixels; fit + predict time, test error, ratios ours / peer;
@@ -62,7 +66,7 @@ N_LABELS = 10
 # --quick: 8 images x 10 px hold ~20 foreground pixels, fewer than the 24 x 24 full-resolution LDNN
 # needs to initialise (>= 24 per class), so the quick check labels 40 px per image instead.
 N_LABELS_QUICK = 40
-CHM_SETTINGS = dict(levels=3, stages=2, alpha=0.1)
+CHM_SETTINGS = dict(levels=3, stages=2)
 CONFIG = {}  # --features / --network / --classifier-params, set in main()
 LATENCY_SHAPE = (210, 260)  # rows x columns
 SEED = 0
@@ -160,7 +164,7 @@ def warm_up(data, n_jobs):
     foreground and >= 20 background rows).
     """
     labels = sample_sparse_labels(data["train_masks"][:2], 200, np.random.default_rng(SEED))
-    CHM(**CHM_SETTINGS, epochs=1, n_jobs=n_jobs, progress=False, random_state=SEED).fit(
+    CHM(**CHM_SETTINGS, **CONFIG, epochs=1, n_jobs=n_jobs, progress=False, random_state=SEED).fit(
         data["train_images"][:2], labels).predict(data["test_images"][:2])
 
 
@@ -290,7 +294,7 @@ def report(args, data, bank, ours, peer, scaling, ablation):
              f"N = {data['n_labels']} labelled px per training image (seed {SEED})"
              + (" [--quick uses N = 40: 8 x 10 px cannot initialise the 24 x 24 LDNN]" if args.quick else ""),
              f"- CHM: levels={CHM_SETTINGS['levels']}, stages={CHM_SETTINGS['stages']}, "
-             f"alpha={CHM_SETTINGS['alpha']}, features={','.join(CONFIG['features'])} "
+             f"semi_supervised={CONFIG['semi_supervised']}, features={','.join(CONFIG['features'])} "
              f"({FilterBank(CONFIG['features']).n_features}) unless stated, "
              f"network={CONFIG['network']}, classifier_params={CONFIG['classifier_params']}, random_state={SEED}",
              "- peak RSS = max over the phase of RSS(this process + joblib workers), sampled every 0.2 s; "
@@ -397,8 +401,10 @@ def main(argv=None):
     ap.add_argument("--network", default="small", choices=tuple(NETWORKS),
                     help="LDNN sizes (CHM network=; default: small, the CHM default)")
     ap.add_argument("--classifier-params", default="{}", help="JSON overrides of every classifier")
+    ap.add_argument("--semi-supervised", default=None, help="CHM semi_supervised= (default: None, supervised)")
     ap.add_argument("--out", default=str(Path(_here) / "results" / "run.md"))
     args = ap.parse_args(argv)
+    CONFIG["semi_supervised"] = args.semi_supervised
     CONFIG["features"] = tuple(args.features.split(","))
     CONFIG["network"] = args.network
     CONFIG["classifier_params"] = json.loads(args.classifier_params) or None

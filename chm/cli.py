@@ -3,7 +3,8 @@
 ::
 
     chm train IMAGES LABELS -o MODEL.npz [--levels 3] [--stages 2] [--classifier ldnn|logistic]
-              [--network small] [--alpha 0.0] [--features haar,hog,...] [--epochs N] [--n-jobs N] [--seed S]
+              [--network small] [--semi-supervised auto|self-training|tv|contrast] [--alpha A] [--beta B]
+              [--features haar,hog,...] [--epochs N] [--n-jobs N] [--seed S]
     chm predict MODEL.npz IMAGES -o OUTDIR [--proba] [--threshold T] [--format png|npy]
               [--preview] [--overwrite] [--n-jobs N]
     chm info MODEL.npz
@@ -164,7 +165,8 @@ def cmd_train(args):
                 ", ".join(f"value {k + 1}: {n}" for k, n in enumerate(counts)))
 
     model = CHM(levels=args.levels, stages=args.stages, classifier=args.classifier, network=args.network,
-                alpha=args.alpha,
+                semi_supervised=args.semi_supervised, alpha=args.alpha, beta=args.beta, rounds=args.rounds,
+                weight_decay=args.weight_decay,
                 features=args.features, epochs=args.epochs, max_samples=args.max_samples,
                 label_pooling=args.label_pooling, fusion_context=args.fusion_context, n_jobs=args.n_jobs,
                 progress=_progress(args), random_state=args.seed)
@@ -378,7 +380,7 @@ def build_parser():
     from features import COLOUR_FAMILIES, FAMILIES
 
     from .classifiers import NETWORKS
-    from .model import DEFAULT_FEATURES, FUSION_CONTEXTS, LABEL_POOLINGS
+    from .model import DEFAULT_FEATURES, FUSION_CONTEXTS, LABEL_POOLINGS, SEMI_SUPERVISED
 
     parser = argparse.ArgumentParser(
         prog="chm", description="Contextual Hierarchical Model: segmentation learnt from a few labelled pixels.",
@@ -416,8 +418,19 @@ def build_parser():
     train.add_argument("--network", choices=tuple(NETWORKS), default="small",
                        help="LDNN sizes: small = 6 x 6 at every level (sparse labels), original = the original "
                             "CHM's 10 x 20 / 24 x 24 (dense labels) (default: small)")
-    train.add_argument("--alpha", type=_float_in(0.0), default=0.0, metavar="A",
-                       help="weight of the unsupervised total-variation loss; 0 = supervised only (default: 0)")
+    train.add_argument("--semi-supervised", choices=sorted(SEMI_SUPERVISED), default=None, metavar="METHOD",
+                       help="learn from the unlabelled pixels too: auto (recommended for sparse labels), "
+                            "self-training, tv (the paper's TV loss), contrast (contrast-sensitive loss) "
+                            "(default: supervised only)")
+    train.add_argument("--alpha", type=_float_in(0.0), default=None, metavar="A",
+                       help="weight of the tv / contrast loss (default: the method's recommended weight; "
+                            "without --semi-supervised, A > 0 selects tv)")
+    train.add_argument("--beta", type=_float_in(0.0), default=None, metavar="B",
+                       help="self-training: Potts weight of the proposals' MRF (default: recommended)")
+    train.add_argument("--rounds", type=_int_at_least(0), default=None, metavar="R",
+                       help="self-training: proposal-and-refit rounds (default: recommended)")
+    train.add_argument("--weight-decay", type=_float_in(0.0), default=0.0, metavar="L",
+                       help="L2 penalty on the full-resolution classifiers' weights (default: 0)")
     train.add_argument("--features", type=_families, default=DEFAULT_FEATURES, metavar="F1,F2,...",
                        help=f"filter families among {','.join([*FAMILIES, *COLOUR_FAMILIES])} (default: "
                             f"{','.join(DEFAULT_FEATURES)}, plus colour for colour images)")

@@ -46,7 +46,7 @@ from .images import as_float_image, to_channels
 from .inference import predict_image
 from .losses import SpatialLoss, get_spatial_loss
 from .persistence import FORMAT, jsonable, write_container
-from .training import FewLabelsWarning, fit_cascade
+from .training import FewLabelsWarning, fit_cascade, self_train
 
 __all__ = ["CHM", "CONTEXT_CHANNELS", "DEFAULT_FEATURES", "FUSION_CONTEXTS", "FewLabelsWarning", "LABEL_POOLINGS",
            "SEMI_SUPERVISED", "SEMI_SUPERVISED_MULTICLASS"]
@@ -64,14 +64,41 @@ LABEL_POOLINGS = ("max", "mean")
 #: How the fusion classifiers sample the upsampled coarse maps (``CHM(fusion_context=...)``).
 FUSION_CONTEXTS = ("original", "scaled")
 
-#: Unsupervised terms (``CHM(semi_supervised=...)``) and the weight ``alpha`` each gets when none
-#: is given (chosen on held-out training images; docs/results.md): binary LDNNs, and K-class
-#: softmax networks (whose cross-entropy has another scale than the LDNN's squared error).
-SEMI_SUPERVISED = {"tv": 0.1, "contrast": 0.3}
-SEMI_SUPERVISED_MULTICLASS = {"tv": 0.1, "contrast": 0.3}
+#: Ways of learning from the unlabelled pixels (``CHM(semi_supervised=...)``) and the weights each
+#: gets when none is given (chosen on held-out training images; docs/results.md). "tv" and
+#: "contrast" add a spatial loss with weight ``alpha``; "self-training" refits the cascade on
+#: graph-cut proposals (:mod:`chm.selftraining`) with Potts weight ``beta``, ``rounds`` times;
+#: "tv+self-training" and "contrast+self-training" start the self-training from a model trained
+#: with that loss; "auto" is the recommended one of these.
+SEMI_SUPERVISED = {
+    "tv": {"loss": "tv", "alpha": 0.3},
+    "contrast": {"loss": "contrast", "alpha": 0.1},
+    "self-training": {"beta": 16.0, "rounds": 1},
+    "tv+self-training": {"loss": "tv", "alpha": 0.3, "beta": 16.0, "rounds": 1},
+    "contrast+self-training": {"loss": "contrast", "alpha": 0.1, "beta": 16.0, "rounds": 1},
+    "auto": {"beta": 16.0, "rounds": 1},
+}
+
+#: The methods of K-class models (K > 2): the spatial losses on the K-channel probability image,
+#: whose softmax cross-entropy has another scale than the LDNN's squared error, hence their own
+#: weights (the binary defaults of chm 0.1; on held-out Stanford training images, tv at 0.1 did not
+#: beat the supervised CHM: docs/results.md). Self-training is binary: its proposals are graph cuts
+#: held to a foreground fraction (:mod:`chm.selftraining`), which have no K-class counterpart yet.
+SEMI_SUPERVISED_MULTICLASS = {
+    "tv": {"loss": "tv", "alpha": 0.1},
+    "contrast": {"loss": "contrast", "alpha": 0.3},
+}
 
 #: Context channels a K-class map is compressed to, at most (``CHM(context_channels=...)``).
 CONTEXT_CHANNELS = 8
+
+#: Labelled pixels per class and level kept from the proposals of a self-training round when
+#: ``max_samples`` is None (the proposals label every pixel).
+PROPOSAL_SAMPLES = 50_000
+
+#: Self-training keeps the proposals' foreground fraction within this relative distance of the
+#: sparse labels' estimate (the guard against collapse of :mod:`chm.selftraining`).
+PRIOR_TOLERANCE = 0.25
 
 _MIN_COARSE_SIDE = 4  # the coarsest level must keep this many pixels per side
 
@@ -95,17 +122,28 @@ class CHM(Estimator):
     n_classes : int or None
         Number of classes K; None = the largest label + 1 (at least 2). Give it when a class may
         be missing from the labels (e.g. a rare class in a sparse draw).
-    semi_supervised : None, "tv", "contrast" or chm.losses.SpatialLoss
+    semi_supervised : None, "tv", "contrast", "self-training", "auto" or chm.losses.SpatialLoss
         How the unlabelled pixels take part. None: not at all (supervised), unless ``alpha > 0``,
         which selects "tv" as in earlier versions. "tv": the paper's total-variation loss
         (eq. 8-15). "contrast": a contrast-sensitive pairwise loss (chm.losses.ContrastSensitive):
-        like TV, but a boundary costs little where the image has an edge. A SpatialLoss: that loss.
+        like TV, but a boundary costs little where the image has an edge. "self-training": fit,
+        decode every training image with a contrast-sensitive Potts MRF (its labelled pixels
+        fixed), refit on these proposals
+        (:mod:`chm.selftraining`); "tv+self-training" / "contrast+self-training": the same,
+        starting from a model trained with that loss. "auto": the recommended method for sparse
+        labels (:data:`SEMI_SUPERVISED`). Self-training and "auto" are for two classes only
+        (:data:`SEMI_SUPERVISED_MULTICLASS`: fit raises for K > 2). A SpatialLoss: that loss,
+        with an explicit ``alpha``.
     alpha : float or None
         Weight of the unsupervised spatial loss (paper: E_S + alpha E_U), as the ratio of the mean
         spatial loss per pixel to the mean supervised loss per labelled pixel. None: the
         method's recommended weight (:data:`SEMI_SUPERVISED`, :data:`SEMI_SUPERVISED_MULTICLASS`
         for K > 2), 0 without a method. K classes: the loss of the K-channel probability image
         (the sum over the class channels, paper eq. 8).
+    beta : float or None
+        Self-training: Potts weight of the MRF that makes the proposals (None: recommended).
+    rounds : int or None
+        Self-training: proposal-and-refit rounds (None: recommended).
     tv_levels : sequence of int or None
         Levels whose classifiers get the spatial loss (and ``weight_decay``); None = (0,), the
         paper's choice (the full-resolution classifiers of every stage).
@@ -160,9 +198,10 @@ class CHM(Estimator):
     """
 
     def __init__(self, levels=3, stages=2, classifier="ldnn", network="small", n_classes=None, semi_supervised=None,
-                 alpha=None, tv_levels=None, spatial_rate=4.0, weight_decay=0.0, features=DEFAULT_FEATURES,
-                 context_radius=7, context_channels=CONTEXT_CHANNELS, fusion_context="original", epochs=None,
-                 classifier_params=None, label_pooling="max", max_samples=None, feature_cache=None,
+                 alpha=None, tv_levels=None, spatial_rate=4.0, weight_decay=0.0, beta=None, rounds=None,
+                 features=DEFAULT_FEATURES, context_radius=7, context_channels=CONTEXT_CHANNELS,
+                 fusion_context="original", epochs=None, classifier_params=None, label_pooling="max",
+                 max_samples=None, feature_cache=None,
                  n_jobs=None, progress=None, random_state=None):
         self.levels = levels
         self.stages = stages
@@ -174,6 +213,8 @@ class CHM(Estimator):
         self.tv_levels = tv_levels
         self.spatial_rate = spatial_rate
         self.weight_decay = weight_decay
+        self.beta = beta
+        self.rounds = rounds
         self.features = features
         self.context_radius = context_radius
         self.context_channels = context_channels
@@ -213,23 +254,47 @@ class CHM(Estimator):
         self._level_caps(1)
         return tv
 
-    def _spatial(self, n_classes=2):
-        """(SpatialLoss or None, alpha) that ``fit`` uses."""
+    def _recipe(self, n_classes=2):
+        """What ``fit`` does with the unlabelled pixels of an ``n_classes`` problem: a dict with the
+        spatial loss (or None), its ``alpha``, and for self-training the Potts ``beta`` and the
+        number of ``rounds`` (0 = none)."""
         method = self.semi_supervised
+        out = {"loss": None, "alpha": 0.0, "beta": None, "rounds": 0}
         if method is None:
             alpha = self.alpha or 0.0
-            return (get_spatial_loss("tv"), float(alpha)) if alpha > 0 else (None, 0.0)
+            if alpha > 0:
+                out.update(loss=get_spatial_loss("tv"), alpha=float(alpha))
+            return out
         if isinstance(method, SpatialLoss):
-            alpha = self.alpha
-            if alpha is None:
+            if self.alpha is None:
                 raise ValueError("a custom SpatialLoss in semi_supervised needs an explicit alpha")
-            return method, float(alpha)
-        if method not in SEMI_SUPERVISED:
+            out.update(loss=method, alpha=float(self.alpha))
+            return out
+        if not isinstance(method, str) or method not in SEMI_SUPERVISED:
             raise ValueError(f"semi_supervised must be None, one of {sorted(SEMI_SUPERVISED)} or a "
                              f"chm.losses.SpatialLoss, got {method!r}")
-        defaults = SEMI_SUPERVISED if n_classes == 2 else SEMI_SUPERVISED_MULTICLASS
-        alpha = defaults[method] if self.alpha is None else float(self.alpha)
-        return (get_spatial_loss(method), alpha) if alpha > 0 else (None, 0.0)
+        table = SEMI_SUPERVISED if n_classes == 2 else SEMI_SUPERVISED_MULTICLASS
+        if method not in table:
+            raise ValueError(f"semi_supervised={method!r} works for two classes only (self-training's graph-cut "
+                             f"proposals and their foreground guard are binary); with {n_classes} classes use "
+                             f"one of {sorted(table)}")
+        rec = dict(table[method])
+        loss = rec.get("loss")
+        if loss is not None:
+            alpha = rec["alpha"] if self.alpha is None else float(self.alpha)
+            if alpha > 0:
+                out.update(loss=get_spatial_loss(loss), alpha=alpha)
+        elif self.alpha:
+            raise ValueError(f"alpha weighs a spatial loss, and {method!r} has none; use beta and rounds")
+        if "rounds" in rec:
+            beta = rec["beta"] if self.beta is None else self.beta
+            rounds = rec["rounds"] if self.rounds is None else self.rounds
+            if not (isinstance(beta, (int, float, np.number)) and np.isfinite(beta) and beta >= 0):
+                raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
+            if not isinstance(rounds, (int, np.integer)) or rounds < 0:
+                raise ValueError(f"rounds must be an integer >= 0, got {rounds!r}")
+            out.update(beta=float(beta), rounds=int(rounds))
+        return out
 
     def _level_caps(self, n_images):
         """Per level: labelled pixels kept per class and image, or None (no cap)."""
@@ -272,7 +337,8 @@ class CHM(Estimator):
             top = 1  # check_labels gives the message
         n_classes = self.n_classes or max(2, top + 1)
         labels = check_labels(labels, images, n_classes)
-        loss, alpha = self._spatial(n_classes)
+        recipe = self._recipe(n_classes)
+        loss, alpha = recipe["loss"], recipe["alpha"]
         for i, im in enumerate(images):
             side = min(pyramid.level_shape(im.shape[:2], self.levels))
             if side < _MIN_COARSE_SIDE:
@@ -296,11 +362,17 @@ class CHM(Estimator):
         caps = self._level_caps(len(images))
         par = Parallel(n_jobs=self.n_jobs, return_as="generator")
 
+        self.rounds_ = []
         with tempfile.TemporaryDirectory(prefix="chm-features-") as tmp:
-            # A binary spatial loss reads whole images' features at every epoch: keep them on disk.
-            fresh = loss is not None and n_classes == 2
-            cache = self._cache() or (FeatureCache(tmp) if fresh else None)
-            fit_cascade(self, images, labels, seeds, caps, cache, loss, alpha, tv_levels, rng, par)
+            # A binary spatial loss reads whole images' features at every epoch: keep them on disk for
+            # the length of the fit. (Self-training alone recomputes them: a few seconds per pass.)
+            cache = self._cache()
+            if cache is None and loss is not None and n_classes == 2:
+                cache = FeatureCache(tmp)
+            fit_cascade(self, images, labels, seeds, caps, cache, loss, alpha, tv_levels, rng, par, self.label_pooling)
+            if recipe["rounds"]:
+                self_train(self, images, labels, recipe["beta"], recipe["rounds"], tv_levels, cache, rng, par,
+                           PRIOR_TOLERANCE, PROPOSAL_SAMPLES)
         return self
 
     def _prepare(self, image):
@@ -427,7 +499,7 @@ class CHM(Estimator):
         model.n_classes_ = int(header["n_classes"])
         model.classes_ = np.arange(model.n_classes_)
         model.n_channels_ = int(header.get("n_channels", 1))  # version 1: gray only
-        model.alpha_ = model._spatial(model.n_classes_)[1]
+        model.alpha_ = model._recipe(model.n_classes_)["alpha"]
         if model.n_classes_ == 2:
             model.threshold_ = float(header.get("threshold", 0.5))  # files written before it was learned used 0.5
         else:
@@ -445,8 +517,10 @@ class CHM(Estimator):
 
 
 def _upgrade_params(params):
-    """Parameters of files written by earlier versions, in today's names."""
+    """A file's parameters as the constructor takes them (files of earlier versions in today's names)."""
     params = dict(params)
+    if isinstance(params.get("semi_supervised"), dict):  # a custom SpatialLoss, saved by to_dict()
+        params["semi_supervised"] = SpatialLoss.from_dict(params["semi_supervised"])
     params.pop("tv_centres", None)  # spatial-loss centres are drawn afresh every epoch now
     loss = params.pop("spatial_loss", None)
     if loss is not None and (params.get("alpha") or 0) > 0 and params.get("semi_supervised") is None:

@@ -75,8 +75,9 @@ _TOL = 1e-4             # convergence tolerance (nats) of LBP / mean field
 
 
 # ------------------------------------------------------------ validation
-def _as_unary(proba):
-    """Validate ``proba`` and return the (H, W, K) cost array ``-log p``."""
+def _as_unary(proba, threshold=0.5):
+    """Validate ``proba`` and return the (H, W, K) cost array ``-log p``; for a binary map, with
+    the odds shifted so that ``p = threshold`` costs the same for both labels."""
     p = np.asarray(proba)
     if p.dtype == object or not (np.issubdtype(p.dtype, np.floating)
                                  or np.issubdtype(p.dtype, np.integer)):
@@ -94,8 +95,16 @@ def _as_unary(proba):
     if p.min() < 0.0 or p.max() > 1.0:
         raise ValueError("proba must lie in [0, 1], got range "
                          f"[{p.min():g}, {p.max():g}]")
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold must lie in (0, 1), got {threshold!r}")
     if p.ndim == 2:
         p = np.stack([1.0 - p, p], axis=-1)
+        cost = -np.log(np.maximum(p, EPS))
+        if threshold != 0.5:  # Bayes: odds / (t / (1 - t)) makes p = t even odds
+            cost[..., 1] += np.log(threshold / (1.0 - threshold))
+        return cost
+    if threshold != 0.5:
+        raise ValueError("threshold applies to binary (H, W) maps only")
     return -np.log(np.maximum(p, EPS))
 
 
@@ -292,7 +301,8 @@ def _expansion(unary, offs, weights, labels, max_iter):
 
 
 def decode(proba, beta, method="graphcut", image=None, sigma=None,
-           connectivity=4, max_iter=None, return_energy=False, fixed=None):
+           connectivity=4, max_iter=None, return_energy=False, fixed=None,
+           threshold=0.5):
     """Most probable label map of the grid MRF (MAP decoding).
 
     Parameters
@@ -323,6 +333,11 @@ def decode(proba, beta, method="graphcut", image=None, sigma=None,
         the labelled pixels of a training image); -1 = free.  Enforced by
         giving the other labels a unary cost larger than anything the
         pixel's neighbours could save, so every decoder respects them.
+    threshold : float
+        For a binary map: the value of ``proba`` that means even odds (a
+        model's ``threshold_``); the foreground's cost is shifted by
+        ``log(threshold / (1 - threshold))``, so that with ``beta = 0`` the
+        result is ``proba > threshold``.
 
     Returns
     -------
@@ -333,7 +348,7 @@ def decode(proba, beta, method="graphcut", image=None, sigma=None,
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
-    unary = _as_unary(proba)
+    unary = _as_unary(proba, threshold)
     K = unary.shape[2]
     if method == "graphcut" and K > 2:
         raise ValueError(f"method='graphcut' is exact for 2 labels only, "
@@ -437,7 +452,8 @@ DEFAULT_BETAS = np.concatenate([[0.0], np.logspace(-2, 1, 13)])
 
 
 def select_beta(probas, sparse_labels, betas=None, method="graphcut",
-                images=None, sigma=None, connectivity=4, criterion="error"):
+                images=None, sigma=None, connectivity=4, criterion="error",
+                threshold=0.5):
     """Choose beta on sparsely labelled (held-out) pixels.
 
     ``criterion="error"`` scores each beta by the decoding error of ``method`` on
@@ -464,6 +480,8 @@ def select_beta(probas, sparse_labels, betas=None, method="graphcut",
     sigma : float, optional
         One fixed contrast scale for all images instead.
     criterion : {"error", "loglik"}
+    threshold : float
+        As in :func:`decode` (``criterion="error"`` only).
 
     Returns
     -------
@@ -499,7 +517,7 @@ def select_beta(probas, sparse_labels, betas=None, method="graphcut",
                       connectivity=connectivity)
             known = lab >= 0
             if criterion == "error":
-                pred = decode(p, b, method=method, **kw)
+                pred = decode(p, b, method=method, threshold=threshold, **kw)
                 score += int((pred[known] != lab[known]).sum())
             else:
                 q = marginals(p, b, method="meanfield", **kw)

@@ -5,6 +5,8 @@ level (and of a pool of spatial-loss centres for a K-class model). Then each cla
 training order: its training matrix with context features (:mod:`chm.sampling`), robust
 scaling (:mod:`chm.normalisation`), SGD with the spatial loss where asked, and its output map
 over every training image, the context of the classifiers after it (:mod:`chm.inference`).
+Self-training (:func:`self_train`) then refits the whole cascade on graph-cut proposals of the
+training images (:mod:`chm.selftraining`).
 """
 
 import time
@@ -18,26 +20,28 @@ from ._progress import bar
 from .cache import bank_features
 from .classifiers import shrink_to_labels
 from .contexts import ContextProjection, context_maps
-from .inference import level_map
+from .inference import level_map, predict_image
 from .normalisation import normalise, robust_scaling
 from .sampling import ImageCentres, NeighbourhoodPool, assemble, training_rows
+from .selftraining import foreground_prior, proposals
 from .thresholds import class_weights, decision_threshold
 
-__all__ = ["FewLabelsWarning", "fit_cascade"]
+__all__ = ["FewLabelsWarning", "fit_cascade", "self_train"]
 
 
 class FewLabelsWarning(UserWarning):
     """:meth:`chm.CHM.fit` made some classifiers smaller to fit the few labelled pixels it was given."""
 
 
-def fit_cascade(model, images, labels, seeds, caps, cache, loss, alpha, tv_levels, rng, par):
+def fit_cascade(model, images, labels, seeds, caps, cache, loss, alpha, tv_levels, rng, par, pooling):
     """Train every classifier of ``model`` (a :class:`chm.CHM` whose ``fit`` validated the input
     and set ``bank_``, ``n_classes_``, ``n_channels_``), setting ``classifiers_``,
     ``projections_``, ``threshold_`` or ``class_weights_`` and ``timings_``.
 
     ``seeds`` (one per image) and ``rng`` drive every random choice; ``caps`` are the per-level
     sample caps; ``cache`` a FeatureCache or None; ``loss`` / ``alpha`` the spatial loss of the
-    ``tv_levels``; ``par`` a joblib ``Parallel`` returning a generator.
+    ``tv_levels``; ``pooling`` the coarse levels' label rule (``CHM.label_pooling``); ``par`` a
+    joblib ``Parallel`` returning a generator.
     """
     K = model.n_classes_
     # Pass A: filter-bank rows at every level, only where SGD will look (and, for a K-class
@@ -45,7 +49,7 @@ def fit_cascade(model, images, labels, seeds, caps, cache, loss, alpha, tv_level
     t0 = time.perf_counter()
     pool = (model.spatial_rate, tv_levels, loss) if loss is not None and K > 2 else None
     jobs = (delayed(training_rows)(model._prepare(im), lab, model.levels, caps, model.bank_, sd, cache,
-                                   model.label_pooling, K, pool)
+                                   pooling, K, pool)
             for im, lab, sd in zip(images, labels, seeds))
     rows = list(bar(par(jobs), total=len(images), desc="features", enabled=model.progress))
     model.timings_["features"] = time.perf_counter() - t0
@@ -106,3 +110,34 @@ def fit_cascade(model, images, labels, seeds, caps, cache, loss, alpha, tv_level
         warnings.warn("few labelled pixels: an LDNN has at most one group per labelled foreground pixel "
                       "and one node per background pixel of its level, so these were made smaller: "
                       + "; ".join(few_labels), FewLabelsWarning, stacklevel=3)
+
+
+def self_train(model, images, labels, beta, rounds, tv_levels, cache, rng, par, tolerance, proposal_samples):
+    """Refit a binary ``model`` fitted by :func:`fit_cascade` on graph-cut proposals of its training
+    images, ``rounds`` times (:mod:`chm.selftraining`), appending each round's bias, foreground
+    fraction and seconds to ``model.rounds_``.
+
+    ``beta`` is the Potts weight of the proposals' MRF; ``tolerance`` bounds their foreground
+    fraction relative to the sparse labels' estimate; ``proposal_samples`` caps the labelled
+    pixels per class and level taken from the (dense) proposals when ``max_samples`` is None.
+    """
+    if model.n_classes_ != 2:
+        raise ValueError(f"self-training is for two-class models; this one has {model.n_classes_} classes")
+    pi = foreground_prior(labels)
+    bounds = (pi * (1 - tolerance), min(0.999, pi * (1 + tolerance)))
+    caps = model._level_caps(len(images)) if model.max_samples is not None else \
+        [max(1, -(-proposal_samples // len(images)))] * (model.levels + 1)
+    schedule = model._schedule()
+    stencils = {sl: model._stencil(*sl) for sl in schedule}
+    for r in range(rounds):
+        t0 = time.perf_counter()
+        jobs = (delayed(predict_image)(model._prepare(im), model.bank_, model.classifiers_, schedule, model.levels,
+                                       stencils, cache, model.projections_) for im in images)
+        maps = list(bar(par(jobs), total=len(images), desc=f"round {r + 1} training maps", enabled=model.progress))
+        props, bias = proposals(maps, [model._prepare(im) for im in images], labels, beta, model.threshold_, bounds)
+        fg = sum(int(p.sum()) for p in props) / sum(p.size for p in props)
+        seeds = rng.integers(0, 2**63 - 1, size=len(images))
+        # Proposals are dense labels: coarse levels regress their blocks' fractions, and a spatial
+        # loss has nothing left to fill in.
+        fit_cascade(model, images, props, seeds, caps, cache, None, 0.0, tv_levels, rng, par, "mean")
+        model.rounds_.append({"bias": bias, "foreground": fg, "seconds": time.perf_counter() - t0})

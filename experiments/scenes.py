@@ -231,7 +231,10 @@ def plot(res, sizes, paper, out, data, runs, split, title):
     panels = [(f"{m}, N={n}", runs / f"{split}_N{n}_{m}_fig.npz") for m in ("supervised",) + SEMI]
     panels = [(t, np.load(p)) for t, p in panels if p.exists()]
     k = min(FIG_IMAGES, len(data.test_images))
-    cmap = plt.get_cmap("tab20", len(data.classes))
+    from matplotlib.colors import ListedColormap
+
+    colours = [c for name in ("tab20", "tab20b", "tab20c") for c in plt.get_cmap(name).colors]  # 60 distinct
+    cmap = ListedColormap(colours[:len(data.classes)])
     show = lambda lab: np.ma.masked_less(lab, 0)  # noqa: E731 - unknown pixels stay blank
     fig, axes = plt.subplots(k, 2 + len(panels), figsize=(2.4 * (2 + len(panels)), 1.9 * k + 0.8), squeeze=False)
     for r in range(k):
@@ -244,9 +247,10 @@ def plot(res, sizes, paper, out, data, runs, split, title):
             ax.axis("off")
             if r == 0:
                 ax.set_title(t, fontsize=8)
-    present = sorted(set(np.concatenate([data.test_masks[r].ravel() for r in range(k)]).tolist()) - {-1})
+    shown = [data.test_masks[r] for r in range(k)] + [z[f"arr_{r}"] for _, z in panels for r in range(k)]
+    present = sorted(set(np.concatenate([m.ravel() for m in shown]).tolist()) - {-1})
     fig.legend(handles=[Patch(color=cmap(c), label=data.classes[c]) for c in present], loc="lower center",
-               ncol=min(8, len(present)), fontsize=7, frameon=False)
+               ncol=min(9, len(present)), fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(out / "fig_samples.png", dpi=100)
     plt.close(fig)

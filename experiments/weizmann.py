@@ -1,15 +1,27 @@
 """Table 1 of the paper: Weizmann horses, N labelled pixels per training image.
 
-For every N and sparse-label draw, a supervised CHM (alpha = 0) and a semi-supervised CHM
-(alpha > 0, TV loss) are trained on the same draw; the supervised output is also post-processed
-with an MRF. The pooled test pixel error is reported as mean +- std over the draws.
+Columns, all on the same sparse-label draws (5 per N):
 
-    python experiments/weizmann.py --levels 3 --alpha 0.1
-    python experiments/weizmann.py --quick            # smoke run in a minute or two
+* supervised: the CHM on the labelled pixels only;
+* MRF: the supervised output post-processed by a contrast-sensitive Potts MRF (exact graph cut);
+* TV: the paper's total-variation loss (eq. 8-15), fresh centres from every pixel each epoch;
+* L2: weight decay (Tikhonov) instead of an unsupervised term, the paper's other comparison;
+* recommended: ``semi_supervised="auto"`` (self-training on graph-cut proposals), its own output,
+  and "+ MRF": the same output decoded by the MRF, so learning and post-processing stay apart.
 
-Writes to --out: table1.md, table1.csv, fig1.png, fig2.png, and runs/ (one JSON per finished
-(N, draw, method): an interrupted run resumes where it stopped). Filter-bank features are cached
-in OUT/feature_cache up to --cache-gb (4 GB; all of them take 24 GB), printed before the start.
+Every weight (MRF beta, TV alpha, L2 weight decay, the recommended method's MRF beta) is chosen
+per N on held-out *training* images with their sparse labels only (``chm.selection``); no test
+image takes part. The pooled test pixel error is reported as mean +- std over the draws, with the
+predicted foreground fraction beside it (the truth is 24.8 %).
+
+    python experiments/weizmann.py --levels 3 --alpha 0.1   # TV weight fixed at the paper's 0.1
+    python experiments/weizmann.py                          # every weight chosen by the rule
+    python experiments/weizmann.py --quick                  # smoke run in a few minutes
+
+Writes to --out: table1.md, table1.csv, fig1.png, fig2.png, weights.png (each weight's held-out
+curve), and runs/ (one JSON per finished
+(N, draw, method) and per N's weight choice: an interrupted run resumes where it stopped).
+Filter-bank features are cached in OUT/feature_cache up to --cache-gb, printed before the start.
 """
 
 import argparse
@@ -31,24 +43,34 @@ from chm import CHM, mrf  # noqa: E402
 from chm.cache import FeatureCache, footprint  # noqa: E402
 from chm.datasets import load_weizmann_horse, sample_sparse_labels  # noqa: E402
 from chm.metrics import pixel_error  # noqa: E402
+from chm.model import DEFAULT_FEATURES  # noqa: E402
+from chm.selection import choose, heldout_split, sparse_error  # noqa: E402
 from features import FilterBank  # noqa: E402
 
-# Paper Table 1 (mean, std) in %.
+# Paper Table 1 (mean, std) in %: supervised, MRF post-processing, semi-supervised (TV).
 PAPER = {10: ((23.81, 1.50), (19.92, 1.28), (11.98, 0.24)), 20: ((16.63, 0.67), (14.24, 0.36), (11.03, 0.21)),
          30: ((14.20, 0.80), (12.27, 0.29), (10.30, 0.41)), 40: ((12.35, 0.16), (11.21, 0.12), (9.96, 0.35)),
          50: ((11.86, 0.19), (11.01, 0.17), (9.78, 0.20))}
-METHODS = ("supervised", "mrf", "semi-supervised")
+FITTED = ("supervised", "tv", "l2", "auto")               # methods that train a model
+COLUMNS = ("supervised", "mrf", "tv", "l2", "auto", "auto+mrf")
+TITLES = {"supervised": "supervised", "mrf": "MRF post-processing", "tv": "TV (paper)", "l2": "L2 weight decay",
+          "auto": "recommended", "auto+mrf": "recommended + MRF"}
+CANDIDATES = {"tv": (0.1, 0.3, 1.0), "l2": (1e-4, 1e-3, 1e-2), "beta": (0, 1, 2, 4, 8, 16, 32, 64)}
 FIG_IMAGES = 4
-BETAS = (0.0, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
 
 def model_params(args):
-    """CHM settings of the experiment (shared by every run)."""
+    """CHM settings shared by every run."""
     return dict(levels=args.levels, stages=2, classifier=args.classifier, features=tuple(args.features.split(",")),
-                epochs=args.epochs, classifier_params=json.loads(args.classifier_params),
-                spatial_rate=args.spatial_rate, n_jobs=args.n_jobs,
-                feature_cache=feature_cache(args),
+                epochs=args.epochs, classifier_params=json.loads(args.classifier_params) or None,
+                spatial_rate=args.spatial_rate, n_jobs=args.n_jobs, feature_cache=feature_cache(args),
                 progress=False if args.quiet else True if args.progress else None)
+
+
+def method_params(method, weight):
+    """The CHM parameters of one method at one weight."""
+    return {"supervised": {}, "tv": {"semi_supervised": "tv", "alpha": weight},
+            "l2": {"weight_decay": weight}, "auto": {"semi_supervised": "auto"}}[method]
 
 
 def feature_cache(args):
@@ -87,98 +109,140 @@ def _savez(path, arrays):
     _write_atomic(path, lambda fh: np.savez_compressed(fh, *arrays), "wb")
 
 
-def choose_beta(data, n, args, seed):
-    """The MRF weight for N labels per image, chosen without dense labels.
+def _loadz(path):
+    with np.load(path) as z:
+        return [z[f"arr_{i}"].astype(np.float32) for i in range(len(z.files))]
 
-    Rule: hold out a fifth of the training *images*; train the supervised CHM on the others
-    with their N sparse labels (draw 0); predict the held-out images and pick the beta whose
-    graph-cut labelling best matches their N sparse labels each (ties: the smallest beta).
-    Held-out images, not held-out pixels of the training images: the cascade's outputs on
-    images it was trained on are better than on new images, which would favour beta = 0.
+
+def candidates(args):
+    """Candidate weights; --quick tries two per method."""
+    return {k: v[:2] if k != "beta" else v[3:5] for k, v in CANDIDATES.items()} if args.quick else CANDIDATES
+
+
+def choose_weights(data, n, args, runs):
+    """Every weight for N labels per image, from held-out training images' sparse labels (draw 0).
+
+    A fifth of the training images is held out; each method is fitted on the rest at every
+    candidate weight and scored by the error of its masks on the held-out sparse labels. The MRF
+    betas are scored by the graph-cut decoding error there (``chm.mrf.select_beta``).
     """
-    labels = sample_sparse_labels(data.train_masks, n, np.random.default_rng([seed, n, 0]))
-    order = np.random.default_rng([seed, n, 99]).permutation(len(labels))
-    held, fit = order[: max(1, len(order) // 5)], order[max(1, len(order) // 5):]
-    model = CHM(alpha=0.0, random_state=seed, **model_params(args))
-    model.fit([data.train_images[i] for i in fit], [labels[i] for i in fit])
-    probas = model.predict_proba([data.train_images[i] for i in held])
-    beta, errors = mrf.select_beta(probas, [labels[i] for i in held], betas=BETAS)
-    return float(beta), {str(b): float(v) for b, v in errors.items()}
+    path = runs / f"N{n}_weights.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    t0 = time.perf_counter()
+    labels = sample_sparse_labels(data.train_masks, n, np.random.default_rng([args.seed, n, 0]))
+    fit, held = heldout_split(len(labels), [args.seed, n, 99])
+    pick = lambda lst, idx: [lst[i] for i in idx]
+    held_images, held_labels = pick(data.train_images, held), pick(labels, held)
+    out = {"held_out_images": len(held), "scores": {}}
+
+    def heldout_maps(params):
+        model = CHM(random_state=args.seed, **model_params(args), **params)
+        model.fit(pick(data.train_images, fit), pick(labels, fit))
+        return model.predict_proba(held_images), model.threshold_
+
+    for method in ("tv", "l2"):
+        if method == "tv" and args.alpha is not None:
+            out["tv"] = args.alpha
+            continue
+        scores = {}
+        for w in candidates(args)[method]:
+            maps, t = heldout_maps(method_params(method, w))
+            scores[w] = sparse_error([p > t for p in maps], held_labels)
+        out[method], out["scores"][method] = choose(scores), {str(k): v for k, v in scores.items()}
+    for key, method in (("mrf", "supervised"), ("auto+mrf", "auto")):
+        maps, t = heldout_maps(method_params(method, None))
+        beta, scores = mrf.select_beta(maps, held_labels, betas=candidates(args)["beta"], images=held_images,
+                                       threshold=t)
+        out[key], out["scores"][key] = float(beta), {str(k): v for k, v in scores.items()}
+    out["seconds"] = time.perf_counter() - t0
+    _write_json(path, out)
+    return out
 
 
-def run_draw(data, n, draw, args, runs):
-    """Train/evaluate every method of one (N, draw); cached in runs/."""
-    paths = {m: runs / f"N{n}_draw{draw}_{m}.json" for m in METHODS}
-    if all(p.exists() for p in paths.values()):
-        return
+def run_draw(data, n, draw, args, runs, weights):
+    """Train and evaluate every method of one (N, draw); each result is cached in runs/."""
     labels = sample_sparse_labels(data.train_masks, n, np.random.default_rng([args.seed, n, draw]))
     seed = args.seed * 1000 + n * 10 + draw
-    proba_file = runs / f"N{n}_draw{draw}_supervised_proba.npz"
-    for method, alpha in (("supervised", 0.0), ("semi-supervised", args.alpha)):
-        if paths[method].exists() and (method != "supervised" or proba_file.exists()):
+    for method in FITTED:
+        path = runs / f"N{n}_draw{draw}_{method}.json"
+        if path.exists():
             continue
         t0 = time.perf_counter()
-        model = CHM(alpha=alpha, random_state=seed, **model_params(args)).fit(data.train_images, labels)
+        weight = weights.get(method)
+        model = CHM(random_state=seed, **model_params(args), **method_params(method, weight))
+        model.fit(data.train_images, labels)
         fit_time = time.perf_counter() - t0
-        probas = model.predict_proba(data.test_images)
-        err = pixel_error([p > 0.5 for p in probas], data.test_masks)
-        if method == "supervised":  # kept (float16) so the MRF column never needs a refit
-            _savez(proba_file, [p.astype(np.float16) for p in probas])
-        _write_json(paths[method], {"N": n, "draw": draw, "method": method, "alpha": alpha, "error": err,
-                                    "fit_seconds": fit_time, "seconds": time.perf_counter() - t0})
+        maps = model.predict_proba(data.test_images)
+        masks = [p > model.threshold_ for p in maps]
+        if method in ("supervised", "auto"):  # kept (float16) for the MRF columns
+            _savez(runs / f"N{n}_draw{draw}_{method}_maps.npz", [p.astype(np.float16) for p in maps])
         if draw == 0:
-            _savez(runs / f"N{n}_{method}_fig.npz", probas[:FIG_IMAGES])
-    if not paths["mrf"].exists():
-        beta_file = runs / f"N{n}_beta.json"
-        if not beta_file.exists():
-            tb = time.perf_counter()
-            beta, scores = choose_beta(data, n, args, args.seed)
-            _write_json(beta_file, {"beta": beta, "heldout_errors": scores, "seconds": time.perf_counter() - tb})
-        beta = json.loads(beta_file.read_text())["beta"]
-        t1 = time.perf_counter()
-        with np.load(proba_file) as z:
-            probas = [z[f"arr_{i}"].astype(np.float32) for i in range(len(z.files))]
-        pred = [mrf.decode(p, beta) for p in probas]
-        _write_json(paths["mrf"], {"N": n, "draw": draw, "method": "mrf", "beta": beta,
-                                   "error": pixel_error(pred, data.test_masks), "seconds": time.perf_counter() - t1})
+            _savez(runs / f"N{n}_{method}_fig.npz", maps[:FIG_IMAGES])
+        _write_json(path, {"N": n, "draw": draw, "method": method, "weight": weight, "threshold": model.threshold_,
+                           "error": pixel_error(masks, data.test_masks), "foreground": _fraction(masks),
+                           "rounds": getattr(model, "rounds_", []), "fit_seconds": fit_time,
+                           "seconds": time.perf_counter() - t0})
+    for key, method in (("mrf", "supervised"), ("auto+mrf", "auto")):
+        path = runs / f"N{n}_draw{draw}_{key}.json"
+        if path.exists():
+            continue
+        t0 = time.perf_counter()
+        t = json.loads((runs / f"N{n}_draw{draw}_{method}.json").read_text())["threshold"]
+        maps = _loadz(runs / f"N{n}_draw{draw}_{method}_maps.npz")
+        masks = [mrf.decode(p, weights[key], image=im, threshold=t) for p, im in zip(maps, data.test_images)]
+        _write_json(path, {"N": n, "draw": draw, "method": key, "weight": weights[key],
+                           "error": pixel_error(masks, data.test_masks), "foreground": _fraction(masks),
+                           "seconds": time.perf_counter() - t0})
+
+
+def _fraction(masks):
+    return float(sum(int(np.sum(m)) for m in masks) / sum(np.size(m) for m in masks))
 
 
 def collect(runs, sizes, trials):
+    """{(N, column): array of (error %, foreground %) per finished draw}."""
     res = {}
     for n in sizes:
-        for m in METHODS:
-            errs = [json.loads((runs / f"N{n}_draw{d}_{m}.json").read_text())["error"] for d in range(trials)
-                    if (runs / f"N{n}_draw{d}_{m}.json").exists()]
-            res[(n, m)] = 100 * np.array(errs)
+        for m in COLUMNS:
+            rows = [json.loads(p.read_text()) for p in (runs / f"N{n}_draw{d}_{m}.json" for d in range(trials))
+                    if p.exists()]
+            res[(n, m)] = 100 * np.array([(r["error"], r["foreground"]) for r in rows]).reshape(-1, 2)
     return res
 
 
-def write_table(res, sizes, out, total_px, n_train, wall, compute):
+def write_table(res, sizes, out, total_px, n_train, weights, wall, compute):
     rows = []
     for n in sizes:
-        pct = 100 * n * n_train / total_px
-        row = {"N": n, "percent_labelled": f"{pct:.4f}"}
-        for i, m in enumerate(METHODS):
+        row = {"N": n, "percent_labelled": f"{100 * n * n_train / total_px:.4f}"}
+        for m in COLUMNS:
             e = res[(n, m)]
-            row[f"{m}_mean"], row[f"{m}_std"], row[f"{m}_draws"] = (f"{e.mean():.2f}" if len(e) else "",
-                                                                    f"{e.std(ddof=1) if len(e) > 1 else 0:.2f}",
-                                                                    len(e))
-            if n in PAPER:
-                row[f"paper_{m}"] = "{:.2f} ± {:.2f}".format(*PAPER[n][i])
+            row[f"{m}_mean"] = f"{e[:, 0].mean():.2f}" if len(e) else ""
+            row[f"{m}_std"] = f"{e[:, 0].std(ddof=1) if len(e) > 1 else 0:.2f}"
+            row[f"{m}_foreground"] = f"{e[:, 1].mean():.1f}" if len(e) else ""
+            row[f"{m}_draws"] = len(e)
+        w = weights.get(n, {})
+        row.update({f"weight_{k}": w.get(k, "") for k in ("mrf", "tv", "l2", "auto+mrf")})
+        for i, m in enumerate(("supervised", "mrf", "semi")):
+            row[f"paper_{m}"] = "{:.2f} ± {:.2f}".format(*PAPER[n][i]) if n in PAPER else ""
         rows.append(row)
     with open(out / "table1.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    lines = ["| N (% labelled) | supervised | MRF post-processing | semi-supervised (TV) | paper: sup. / MRF / semi |",
-             "|---|---|---|---|---|"]
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    head = " | ".join(TITLES[m] for m in COLUMNS)
+    lines = [f"| N (% labelled) | {head} | paper: sup. / MRF / semi |", "|---" * (len(COLUMNS) + 2) + "|"]
     for r in rows:
-        cell = lambda m: f"{r[m + '_mean']} ± {r[m + '_std']}" if r[m + "_mean"] else "–"
-        paper = " / ".join(r.get(f"paper_{m}", "–") for m in METHODS)
-        lines.append(f"| {r['N']} ({r['percent_labelled']} %) | {cell('supervised')} | {cell('mrf')} | "
-                     f"{cell('semi-supervised')} | {paper} |")
-    lines.append(f"\nPooled test pixel error (%), mean ± std over draws; wall time of this invocation "
-                 f"{wall / 60:.1f} min, compute summed over all runs {compute / 60:.1f} min.")
+        cells = [f"{r[m + '_mean']} ± {r[m + '_std']} ({r[m + '_foreground']})" if r[m + "_mean"] else "–"
+                 for m in COLUMNS]
+        paper = " / ".join(r[f"paper_{m}"] or "–" for m in ("supervised", "mrf", "semi"))
+        lines.append(f"| {r['N']} ({r['percent_labelled']} %) | " + " | ".join(cells) + f" | {paper} |")
+    lines.append("\nPooled test pixel error (%), mean ± std over the draws, and in brackets the predicted foreground "
+                 "(%; truth 24.8 %).\nWeights chosen on held-out training images (sparse labels only): "
+                 + "; ".join(f"N = {r['N']}: MRF β {r['weight_mrf']}, TV α {r['weight_tv']}, L2 {r['weight_l2']}, "
+                             f"recommended + MRF β {r['weight_auto+mrf']}" for r in rows)
+                 + f".\nWall time of this invocation {wall / 60:.1f} min; compute summed over all runs "
+                 f"{compute / 60:.1f} min.")
     (out / "table1.md").write_text("\n".join(lines) + "\n")
     return "\n".join(lines)
 
@@ -188,30 +252,32 @@ def plot(res, sizes, out, data, runs):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for i, (m, color) in enumerate(zip(METHODS, ("tab:red", "tab:green", "tab:blue"))):
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colors = dict(zip(COLUMNS, ("tab:red", "tab:green", "tab:blue", "tab:gray", "tab:purple", "black")))
+    for m in COLUMNS:
         ok = [n for n in sizes if len(res[(n, m)])]
         if ok:
-            ax.errorbar(ok, [res[(n, m)].mean() for n in ok], yerr=[res[(n, m)].std() for n in ok],
-                        label=f"ours: {m}", color=color, capsize=3, marker="o")
-        pn = [n for n in sizes if n in PAPER]
-        ax.plot(pn, [PAPER[n][i][0] for n in pn], "--", color=color, alpha=0.5, label=f"paper: {m}")
+            ax.errorbar(ok, [res[(n, m)][:, 0].mean() for n in ok], yerr=[res[(n, m)][:, 0].std() for n in ok],
+                        label=f"ours: {TITLES[m]}", color=colors[m], capsize=3, marker="o")
+    pn = [n for n in sizes if n in PAPER]
+    for i, (title, color) in enumerate((("supervised", "tab:red"), ("MRF", "tab:green"), ("TV", "tab:blue"))):
+        ax.plot(pn, [PAPER[n][i][0] for n in pn], "--", color=color, alpha=0.5, label=f"paper: {title}")
     ax.set_xlabel("labelled pixels per training image")
     ax.set_ylabel("test pixel error (%)")
     ax.set_title("Weizmann horses (Table 1)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(out / "fig1.png", dpi=120)
     plt.close(fig)
 
     n = sizes[0]
-    panels = [("supervised", runs / f"N{n}_supervised_fig.npz"), ("semi-supervised", runs / f"N{n}_semi-supervised_fig.npz"),
-              ("dense labels", runs / "dense_fig.npz")]
-    panels = [(t, np.load(p)) for t, p in panels if p.exists()]
+    panels = [(TITLES[m], runs / f"N{n}_{m}_fig.npz") for m in ("supervised", "tv", "auto")]
+    panels += [("dense labels", runs / "dense_fig.npz")]
+    panels = [(t, _loadz(p)) for t, p in panels if p.exists()]
     k = min(FIG_IMAGES, len(data.test_images))
     fig, axes = plt.subplots(k, 2 + len(panels), figsize=(2.2 * (2 + len(panels)), 1.9 * k), squeeze=False)
     for r in range(k):
-        cols = [("image", data.test_images[r], "gray")] + [(t, z[f"arr_{r}"], "viridis") for t, z in panels] + \
+        cols = [("image", data.test_images[r], "gray")] + [(t, z[r], "viridis") for t, z in panels] + \
                [("ground truth", data.test_masks[r], "gray")]
         for c, (title, im, cmap) in enumerate(cols):
             axes[r, c].imshow(im, cmap=cmap, vmin=0, vmax=1)
@@ -224,14 +290,43 @@ def plot(res, sizes, out, data, runs):
     plt.close(fig)
 
 
+def plot_weights(weights, sizes, out):
+    """The selection rule's view: held-out sparse-label error against each candidate weight, per N."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in ("tv", "l2", "mrf", "auto+mrf") if any(k in weights[n]["scores"] for n in sizes)]
+    names = {"tv": "TV alpha", "l2": "L2 weight decay", "mrf": "MRF beta (supervised)",
+             "auto+mrf": "MRF beta (recommended)"}
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.3 * len(keys), 3), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for n in sizes:
+            scores = weights[n]["scores"].get(key)
+            if scores:
+                ws = sorted(scores, key=float)
+                line, = ax.plot(range(len(ws)), [100 * scores[w] for w in ws], marker="o", label=f"N = {n}")
+                ax.plot([ws.index(next(w for w in ws if float(w) == float(weights[n][key])))],
+                        [100 * scores[next(w for w in ws if float(w) == float(weights[n][key]))]], "*",
+                        color=line.get_color(), markersize=11)
+                ax.set_xticks(range(len(ws)), [f"{float(w):g}" for w in ws], fontsize=7)
+        ax.set_title(names[key], fontsize=9)
+        ax.set_ylabel("held-out sparse-label error (%)", fontsize=8)
+    axes[0][-1].legend(fontsize=7)
+    fig.suptitle("Weights chosen on held-out training images (star = chosen)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / "weights.png", dpi=110)
+    plt.close(fig)
+
+
 def dense_model(data, args, runs):
-    """The model trained on dense labels (Figure 2's fourth column), once."""
+    """The model trained on dense labels (Figure 2's last map column), once."""
     path = runs / "dense_fig.npz"
     if path.exists():
         return
     t = time.perf_counter()
     labels = [m.astype(np.int8) for m in data.train_masks]
-    model = CHM(alpha=0.0, random_state=args.seed, max_samples=args.dense_samples, **model_params(args))
+    model = CHM(random_state=args.seed, max_samples=args.dense_samples, **model_params(args))
     model.fit(data.train_images, labels)
     _savez(path, model.predict_proba(data.test_images[:FIG_IMAGES]))
     _write_json(runs / "dense.json", {"max_samples": args.dense_samples, "seconds": time.perf_counter() - t})
@@ -240,7 +335,8 @@ def dense_model(data, args, runs):
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--levels", type=int, default=3)
-    ap.add_argument("--alpha", type=float, default=0.1)
+    ap.add_argument("--alpha", type=float, default=None,
+                    help="fix the TV weight (the paper's is 0.1) instead of choosing it on held-out training images")
     ap.add_argument("--sizes", default="10,20,30,40,50", help="labelled pixels per image, comma-separated")
     ap.add_argument("--trials", type=int, default=5, help="sparse-label draws per size")
     ap.add_argument("--data", default=None, help="Weizmann folder (default: $CHM_DATA, then the cache/download)")
@@ -248,23 +344,22 @@ def parse_args(argv=None):
     ap.add_argument("--n-jobs", type=int, default=-1, help="parallel workers over images (-1 = all cores)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--classifier", default="ldnn", choices=("ldnn", "logistic"))
-    ap.add_argument("--features", default="haar,hog,edge,gabor,sift,intensity")
+    ap.add_argument("--features", default=",".join(DEFAULT_FEATURES))
     ap.add_argument("--epochs", type=int, default=None)
-    ap.add_argument("--classifier-params", default='{"n_groups": 6, "n_nodes": 6}',
-                    help="JSON overrides of every LDNN (default 6 x 6: as accurate as the original 10 x 20 / 24 x 24 "
-                         "with 10 labels per image, at a sixth of the cost)")
+    ap.add_argument("--classifier-params", default="{}", help="JSON overrides of every classifier")
     ap.add_argument("--spatial-rate", type=float, default=4.0)
     ap.add_argument("--dense-samples", type=int, default=20_000,
                     help="labelled px per class and level for the dense-label model of Figure 2")
     ap.add_argument("--cache", default=None, help="feature cache folder (default OUT/feature_cache)")
     ap.add_argument("--cache-gb", type=float, default=4.0,
-                    help="disk budget of the feature cache in GB (default 4; the full bank on all 328 images "
-                         "needs 24 GB to cache everything)")
+                    help="disk budget of the feature cache in GB (default 4; all 328 images need about 17 GB "
+                         "with the default bank)")
     ap.add_argument("--no-cache", action="store_true", help="recompute filter-bank features in every fit")
     ap.add_argument("--quiet", action="store_true", help="no progress output")
     ap.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal "
                                                             "(default: bars on a terminal, else a few lines per stage)")
-    ap.add_argument("--quick", action="store_true", help="a few images, one draw, N=10: a smoke run")
+    ap.add_argument("--quick", action="store_true",
+                    help="8 images, one draw, N=10, a cheap filter bank, two candidates per weight: a smoke run")
     return ap.parse_args(argv)
 
 
@@ -273,32 +368,39 @@ def main(argv=None):
     t0 = time.perf_counter()
     data = load_weizmann_horse(args.data)
     sizes = [int(s) for s in args.sizes.split(",")]
-    if args.quick:
-        k = 12
+    if args.quick:  # a smoke run: few images, a cheap bank, one draw, two candidates per weight
+        k = 8
         data = dataclasses.replace(data, train_images=data.train_images[:k], train_masks=data.train_masks[:k],
                                    test_images=data.test_images[:k], test_masks=data.test_masks[:k])
-        sizes, args.trials, args.dense_samples = sizes[:1], 1, 5000
+        sizes, args.trials, args.dense_samples, args.features = sizes[:1], 1, 5000, "haar,hog,intensity"
     out = Path(args.out)
     runs = out / "runs"
     runs.mkdir(parents=True, exist_ok=True)
-    config = {k: v for k, v in vars(args).items() if k not in ("quiet", "progress", "n_jobs", "no_cache", "cache", "cache_gb")}
+    # Settings that change no result may differ between invocations sharing --out (e.g. two
+    # processes, one per subset of --sizes).
+    volatile = ("quiet", "progress", "n_jobs", "no_cache", "cache", "cache_gb", "sizes", "trials")
+    config = {k: v for k, v in vars(args).items() if k not in volatile}
     config_file = out / "config.json"
     if config_file.exists() and json.loads(config_file.read_text()) != config:
         raise SystemExit(f"{out} holds results of another configuration ({config_file}); use another --out")
     _write_json(config_file, config)
     print(describe_cache(args, data), flush=True)
+    weights = {}
     for n in sizes:
+        print(f"== N = {n}: choosing weights on held-out training images", flush=True)
+        weights[n] = choose_weights(data, n, args, runs)
         for d in range(args.trials):
             print(f"== N = {n}, draw {d + 1}/{args.trials}", flush=True)
-            run_draw(data, n, d, args, runs)
+            run_draw(data, n, d, args, runs, weights[n])
     dense_model(data, args, runs)
     res = collect(runs, sizes, args.trials)
     total_px = sum(m.size for m in data.train_masks)
     compute = sum(json.loads(p.read_text()).get("seconds", 0) for p in runs.glob("*.json"))
-    table = write_table(res, sizes, out, total_px, len(data.train_masks), time.perf_counter() - t0, compute)
+    table = write_table(res, sizes, out, total_px, len(data.train_masks), weights, time.perf_counter() - t0, compute)
     plot(res, sizes, out, data, runs)
+    plot_weights(weights, sizes, out)
     print(table)
-    print(f"wrote {out}/table1.md, table1.csv, fig1.png, fig2.png (chm {chm.__version__})")
+    print(f"wrote {out}/table1.md, table1.csv, fig1.png, fig2.png, weights.png (chm {chm.__version__})")
 
 
 if __name__ == "__main__":

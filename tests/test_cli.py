@@ -119,6 +119,30 @@ def test_train_dense_options(tmp_path, capsys):
                  "--fusion-context", "wide"]) == 2
 
 
+@pytest.mark.parametrize("opts, expect", [
+    (["--semi-supervised", "auto"], {"semi_supervised": "auto", "alpha": None}),
+    (["--semi-supervised", "self-training", "--beta", "4", "--rounds", "2"],
+     {"semi_supervised": "self-training", "beta": 4.0, "rounds": 2}),
+    (["--semi-supervised", "contrast", "--alpha", "0.2"], {"semi_supervised": "contrast", "alpha": 0.2}),
+    (["--alpha", "0.1"], {"semi_supervised": None, "alpha": 0.1}),
+    (["--weight-decay", "0.01"], {"weight_decay": 0.01}),
+])
+def test_train_semi_supervised_options(tmp_path, capsys, opts, expect):
+    images, labels = write_dataset(tmp_path)
+    model = tmp_path / "m.npz"
+    assert main(["train", str(images), str(labels), "-o", str(model), *TRAIN_OPTS, *opts]) == 0
+    loaded = load(model)  # the model file records the method and its weights
+    assert {k: getattr(loaded, k) for k in expect} == expect
+    assert main(["info", str(model)]) == 0
+    assert "semi_supervised" in capsys.readouterr().out
+
+
+def test_train_semi_supervised_bad_values(tmp_path):
+    images, labels = write_dataset(tmp_path)
+    for opts in (["--semi-supervised", "magic"], ["--beta", "-1"], ["--rounds", "-1"]):
+        assert main(["train", str(images), str(labels), "-o", str(tmp_path / "x.npz"), *TRAIN_OPTS, *opts]) == 2
+
+
 def test_label_convention():
     values = np.array([[0, 1, 2], [2, 1, 0]], dtype=np.uint8)
     np.testing.assert_array_equal(labels_from_values(values), [[-1, 0, 1], [1, 0, -1]])

@@ -103,7 +103,7 @@ def test_spatial_loss_fit_runs_and_differs(data, fitted, kw):
         assert tv.classifiers_[sl].loss_curve_[0][1] > 0
         assert fitted.classifiers_[sl].loss_curve_[0][1] == 0
     assert tv.classifiers_[(1, 1)].loss_curve_[0][1] == 0
-    assert tv._spatial()[0].name == kw.get("semi_supervised", "tv")
+    assert tv._recipe()["loss"].name == kw.get("semi_supervised", "tv")
 
 
 def test_spatial_loss_sees_fresh_centres_every_epoch(data):
@@ -169,6 +169,43 @@ def test_save_load_round_trip(tmp_path, fitted, data):
     assert back.get_params()["levels"] == fitted.levels
     np.testing.assert_array_equal(back.predict_proba(images[:2])[1], fitted.predict_proba(images[:2])[1])
     assert back.threshold_ == fitted.threshold_
+
+
+def test_semi_supervised_settings_round_trip(tmp_path, data):
+    from chm.losses import ContrastSensitive
+
+    images, _, labels = data
+    for kw in ({"semi_supervised": "self-training", "beta": 3.0, "rounds": 1},
+               {"semi_supervised": ContrastSensitive(penalty="l2", contrast=0.5), "alpha": 0.2}):
+        model = CHM(**{**SMALL, **kw}).fit(images, labels)
+        model.save(tmp_path / "m.npz")
+        back = chm.load(tmp_path / "m.npz")
+        loss = back.semi_supervised
+        if kw.get("alpha"):
+            assert (loss.name, loss.penalty, loss.contrast, back.alpha) == ("contrast", "l2", 0.5, 0.2)
+        else:
+            assert (back.semi_supervised, back.beta, back.rounds) == ("self-training", 3.0, 1)
+            assert len(model.rounds_) == 1 and 0 < model.rounds_[0]["foreground"] < 1
+        np.testing.assert_array_equal(back.predict_proba(images[:1])[0], model.predict_proba(images[:1])[0])
+
+
+def test_old_model_files_load(tmp_path, fitted, data):
+    """Files of earlier versions name the TV loss 'spatial_loss' and keep 'tv_centres'."""
+    import json
+
+    from chm.persistence import _HEADER
+
+    fitted.save(tmp_path / "new.npz")
+    with np.load(tmp_path / "new.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    header = json.loads(arrays[_HEADER].tobytes())
+    header["params"].pop("semi_supervised")
+    header["params"].update(alpha=0.1, spatial_loss="tv", tv_centres=64)
+    arrays[_HEADER] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    np.savez(tmp_path / "old.npz", **arrays)
+    old = chm.load(tmp_path / "old.npz")
+    assert (old.semi_supervised, old.alpha) == ("tv", 0.1)
+    np.testing.assert_array_equal(old.predict_proba(data[0][:1])[0], fitted.predict_proba(data[0][:1])[0])
 
 
 def test_load_refuses_foreign_and_broken_files(tmp_path, fitted):
@@ -306,3 +343,30 @@ def test_threshold_learned_from_sample_caps(data, fitted):
         np.testing.assert_array_equal(m, p > model.threshold_)
     for p, m in zip(proba, model.predict(images[:2], threshold=0.5)):
         np.testing.assert_array_equal(m, p > 0.5)
+
+
+def test_spatial_centres_rows_match_the_training_rows(data):
+    """A fresh centre's rows are built like the labelled rows: the same bank columns, context
+    stencils and normalisation, so the spatial loss sees what the classifier is trained on."""
+    from chm.contexts import context_maps
+    from chm.normalisation import robust_scaling
+    from chm.sampling import ImageCentres, assemble, training_rows
+    from features import FilterBank
+
+    images, masks, _ = data
+    bank = FilterBank(("haar", "intensity"))
+    dense = [m.astype(np.int8) for m in masks[:2]]
+    rows = [training_rows(im, lab, 1, [None, None], bank, seed=0) for im, lab in zip(images[:2], dense)]
+    maps = [{(1, 0): np.random.default_rng(i).random(im.shape).astype(np.float32),
+             (1, 1): np.random.default_rng(9 + i).random(rows[i][1]["shape"]).astype(np.float32)}
+            for i, im in enumerate(images[:2])]
+    spec = (3, [1, 2])  # the fusion classifier (2, 0), "scaled" dilations
+    X, _, _, _ = assemble(rows, maps, 2, 0, 1, spec)
+    offset, scale = robust_scaling(X, bank)
+    ctx = [context_maps(m, 2, 0, 1, im.shape) for m, im in zip(maps, images[:2])]
+    sampler = ImageCentres([bank(im) for im in images[:2]], ctx, spec, offset, scale)
+    Xn, nbr, _ = sampler.draw(np.random.default_rng(3), 30)
+    # Every drawn row is one of the (dense) training rows of its image, normalised the same way.
+    Xs = ((X.astype(np.float64) - offset) / scale).astype(np.float32)
+    for row in Xn[nbr[:, 4]]:
+        assert np.min(np.abs(Xs - row).max(axis=1)) < 2e-2  # float16 training rows

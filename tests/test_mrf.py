@@ -399,3 +399,18 @@ def test_fixed_validates():
     with pytest.raises(ValueError, match="lie in -1..1"):
         mrf.decode(p, 1.0, fixed=np.full((3, 3), 2))
     assert np.array_equal(mrf.decode(p, 1.0, fixed=np.full((3, 3), -1)), mrf.decode(p, 1.0))
+
+
+def test_threshold_shifts_the_binary_unaries():
+    rng = np.random.default_rng(11)
+    p = rng.random((6, 7))
+    for t in (0.3, 0.5, 0.8):
+        np.testing.assert_array_equal(mrf.decode(p, 0.0, threshold=t), p > t)
+        # The same as decoding the recalibrated map whose even odds sit at 0.5.
+        z = np.log(p / (1 - p)) - np.log(t / (1 - t))
+        q = 1 / (1 + np.exp(-z))
+        np.testing.assert_array_equal(mrf.decode(p, 1.5, threshold=t), mrf.decode(q, 1.5))
+    with pytest.raises(ValueError, match="threshold"):
+        mrf.decode(p, 1.0, threshold=1.0)
+    with pytest.raises(ValueError, match="binary"):
+        mrf.decode(rand_classes(rng, (3, 3), 3), 1.0, method="expansion", threshold=0.6)

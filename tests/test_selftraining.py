@@ -1,0 +1,96 @@
+import numpy as np
+import pytest
+
+from chm.selftraining import foreground_prior, proposals
+
+
+def test_foreground_prior_weights_images_by_size():
+    a = np.full((2, 5), -1); a[0, :2] = [0, 1]          # 10 px, half of its labels foreground
+    b = np.full((5, 6), -1); b[0, :3] = 0               # 30 px, no foreground
+    c = np.full((3, 3), -1)                             # unlabelled: no say
+    assert foreground_prior([a, b, c]) == pytest.approx((10 * 0.5 + 30 * 0.0) / 40)
+    with pytest.raises(ValueError, match="no labelled pixel"):
+        foreground_prior([c])
+
+
+def _case(rng, n=6, shape=(20, 24)):
+    maps = [np.clip(rng.normal(0.4, 0.3, shape), 0, 1) for _ in range(n)]
+    images = [rng.random(shape) for _ in range(n)]
+    labels = []
+    for _ in range(n):
+        lab = np.full(shape, -1, np.int8)
+        idx = rng.choice(lab.size, 12, replace=False)
+        lab.flat[idx] = rng.integers(0, 2, 12)
+        labels.append(lab)
+    return maps, images, labels
+
+
+def test_proposals_keep_every_labelled_pixel():
+    maps, images, labels = _case(np.random.default_rng(0))
+    for beta in (0.0, 2.0, 50.0):  # even a huge smoothing weight cannot flip a labelled pixel
+        props, _ = proposals(maps, images, labels, beta)
+        for p, lab in zip(props, labels):
+            assert p.dtype == np.int8 and set(np.unique(p)) <= {0, 1}
+            np.testing.assert_array_equal(p[lab >= 0], lab[lab >= 0])
+
+
+def test_beta_zero_is_the_thresholded_map():
+    maps, images, labels = _case(np.random.default_rng(1))
+    for t in (0.5, 0.7):
+        props, bias = proposals(maps, images, labels, 0.0, threshold=t)
+        assert bias == pytest.approx(-np.log(t / (1 - t)))
+        for p, m, lab in zip(props, maps, labels):
+            free = lab < 0
+            np.testing.assert_array_equal(p[free], (m > t)[free])
+
+
+def test_prior_bounds_the_foreground_fraction():
+    maps, images, labels = _case(np.random.default_rng(2))
+    plain, b0 = proposals(maps, images, labels, 1.0)
+    frac = lambda ps: sum(int(p.sum()) for p in ps) / sum(p.size for p in ps)
+    f0 = frac(plain)
+    for bounds in ((f0 + 0.1, 0.9), (0.01, f0 / 2)):  # outside: moved to the nearer bound
+        props, bias = proposals(maps, images, labels, 1.0, prior=bounds, n_bisect=12)
+        near = bounds[0] if f0 < bounds[0] else bounds[1]
+        assert abs(frac(props) - near) < 0.03 and bias != b0
+    inside, bias = proposals(maps, images, labels, 1.0, prior=(f0 - 0.05, f0 + 0.05))
+    assert bias == b0 and all(np.array_equal(a, b) for a, b in zip(inside, plain))  # inside: untouched
+
+
+def test_bad_input():
+    maps, images, labels = _case(np.random.default_rng(3), n=2)
+    with pytest.raises(ValueError, match="same length"):
+        proposals(maps, images[:1], labels, 1.0)
+    with pytest.raises(ValueError, match="threshold"):
+        proposals(maps, images, labels, 1.0, threshold=1.0)
+    with pytest.raises(ValueError, match="prior"):
+        proposals(maps, images, labels, 1.0, prior=(0.5, 0.2))
+
+
+def test_recommended_method_beats_supervised_with_the_ldnn_cascade():
+    """Noisy synthetic shapes, 10 labelled pixels per image, the LDNN cascade: the recommended
+    semi-supervised method ("auto") makes fewer errors than the supervised model on the same
+    labels, on average over four draws and in most of them."""
+    import sys
+    from pathlib import Path
+
+    from chm import CHM
+    from chm.datasets import sample_sparse_labels
+    from chm.metrics import pixel_error
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+    from synthetic import make_shapes
+
+    gains = []
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        train_x, train_y = make_shapes(8, shape=(48, 48), noise=0.5, rng=rng)
+        test_x, test_y = make_shapes(8, shape=(48, 48), noise=0.5, rng=rng)
+        labels = sample_sparse_labels(train_y, 10, rng)
+        kw = dict(levels=1, stages=2, features=("haar", "intensity"), context_radius=3, progress=False,
+                  random_state=seed)
+        sup, auto = (pixel_error(CHM(semi_supervised=s, **kw).fit(train_x, labels).predict(test_x), test_y)
+                     for s in (None, "auto"))
+        gains.append(sup - auto)
+    # Measured: 13.9 -> 8.9, 9.5 -> 8.6, 9.3 -> 10.7, 9.4 -> 7.5 %: 1.6 points on average.
+    assert np.mean(gains) > 0.01 and sum(g > 0 for g in gains) >= 3
