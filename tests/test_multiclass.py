@@ -154,3 +154,21 @@ def test_majority_pooling_matches_fractions():
         np.testing.assert_array_equal(majority_pool_labels(lab, n, 4), expected)
     assert majority_pool_labels(np.array([[0, 1], [1, 2]]), 1, 3).tolist() == [[1]]
     assert majority_pool_labels(np.array([[0, 2], [-1, -1]]), 1, 3).tolist() == [[0]]  # tie: smaller class
+
+
+@pytest.mark.parametrize("method", ["self-training", "auto", "contrast+self-training"])
+def test_self_training_is_for_two_classes(scenes, method):
+    images, labels, _, _ = scenes
+    with pytest.raises(ValueError, match="two classes only.*'contrast', 'tv'"):
+        CHM(**{**SMALL, "semi_supervised": method}).fit(images, labels)
+
+
+def test_self_training_of_a_colour_binary_model():
+    """Proposals of colour images: the MRF's contrast weights read the three channels."""
+    rng = np.random.default_rng(2)
+    images, masks = make_scenes(4, shape=(32, 40), n_classes=2, rng=rng)
+    labels = sample_sparse_labels(masks, 20, rng)
+    sup = CHM(**SMALL).fit(images, labels)
+    model = CHM(**{**SMALL, "semi_supervised": "self-training"}).fit(images, labels)
+    assert model.n_channels_ == 3 and len(model.rounds_) == 1 and 0 < model.rounds_[0]["foreground"] < 1
+    assert not np.array_equal(model.predict_proba(images[:1])[0], sup.predict_proba(images[:1])[0])
