@@ -420,8 +420,8 @@ def build_parser():
                             "CHM's 10 x 20 / 24 x 24 (dense labels) (default: small)")
     train.add_argument("--semi-supervised", choices=sorted(SEMI_SUPERVISED), default=None, metavar="METHOD",
                        help="learn from the unlabelled pixels too: auto (recommended for sparse labels), "
-                            "self-training, tv (the paper's TV loss), contrast (contrast-sensitive loss) "
-                            "(default: supervised only)")
+                            "self-training (these two: two classes only), tv (the paper's TV loss), contrast "
+                            "(contrast-sensitive loss) (default: supervised only)")
     train.add_argument("--alpha", type=_float_in(0.0), default=None, metavar="A",
                        help="weight of the tv / contrast loss (default: the method's recommended weight; "
                             "without --semi-supervised, A > 0 selects tv)")

@@ -239,7 +239,7 @@ def test_progress_output_in_a_log_and_forced_bars(tmp_path, capsys):
     assert "contradict" in capsys.readouterr().err
 
 
-def test_k_classes_colour_train_and_predict(tmp_path):
+def test_k_classes_colour_train_and_predict(tmp_path, capsys):
     from synthetic import make_scenes
 
     rng = np.random.default_rng(0)
@@ -264,3 +264,9 @@ def test_k_classes_colour_train_and_predict(tmp_path):
     assert main(["predict", str(model), str(tmp_path / "images"), "-o", str(tmp_path / "x"), "--threshold", "0.3",
                  "-q"]) == 2
     assert main(["info", str(model)]) == 0
+    # Self-training is binary: refused with a message, and the model written above is kept.
+    before = model.read_bytes()
+    assert main(["train", str(tmp_path / "images"), str(tmp_path / "labels"), "-o", str(model), *TRAIN_OPTS,
+                 "--semi-supervised", "auto"]) == 2
+    assert "two classes only" in capsys.readouterr().err
+    assert model.read_bytes() == before
