@@ -4,8 +4,9 @@ Honest selection: only the 572 training images of fold 0 take part. A fifth of t
 held out; each variant is fitted on the other 458 with N = 10 sparse labels per image and scored
 by its error on the held-out images' own sparse labels (``--score-n`` per image, 50 by default:
 the largest N of the protocol, so the score's standard error is about 0.6 points instead of 1.4
-with 10). No dense label and no test image is used. The chosen weights are
-``chm.model.SEMI_SUPERVISED_MULTICLASS`` and the K-class defaults.
+with 10). No dense label and no test image is used. This is the rule for the K-class defaults
+(``chm.model.SEMI_SUPERVISED_MULTICLASS`` and the SoftmaxMLP's settings); what it has screened so far
+is in docs/results.md.
 
     python experiments/scenes_select.py --variants '{}' '{"semi_supervised": "tv", "alpha": 0.3}'
 
