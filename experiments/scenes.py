@@ -25,6 +25,7 @@ import numpy as np
 
 from chm import mrf
 from chm.datasets import sample_sparse_labels
+from chm.files import write_atomic
 from chm.metrics import pixel_error
 
 METHODS = ("supervised", "mrf", "tv", "contrast")
@@ -91,10 +92,7 @@ def make_model(args, n_classes, method):
 
 
 def _write_json(path, obj):
-    tmp = f"{path}.part"
-    with open(tmp, "w") as fh:
-        json.dump(obj, fh, indent=1)
-    os.replace(tmp, path)
+    write_atomic(path, lambda fh: fh.write(json.dumps(obj, indent=1).encode()))
 
 
 def _argmax(p):
@@ -137,13 +135,13 @@ def run_draw(data, split, n, draw, args, runs):
         probas = model.predict_proba(data.test_images)
         err = pixel_error([_argmax(p) for p in probas], data.test_masks, ignore=-1)
         if method == "supervised":  # kept so the MRF column never needs a refit
-            np.savez_compressed(proba_file, *[p.astype(np.float16) for p in probas])
+            write_atomic(proba_file, lambda fh: np.savez_compressed(fh, *[p.astype(np.float16) for p in probas]))
         _write_json(paths[method], {"split": split, "N": n, "draw": draw, "method": method, "error": err,
                                     "alpha": model.alpha_,
                                     "fit_seconds": fit_time, "seconds": time.perf_counter() - t0})
         if draw == 0:
-            np.savez_compressed(runs / f"{split}_N{n}_{method}_fig.npz",
-                                *[_argmax(p) for p in probas[:FIG_IMAGES]])
+            write_atomic(runs / f"{split}_N{n}_{method}_fig.npz",
+                         lambda fh: np.savez_compressed(fh, *[_argmax(p) for p in probas[:FIG_IMAGES]]))
     if "mrf" not in wanted or paths["mrf"].exists() or not proba_file.exists():
         return
     beta = choose_beta(data, n, split, args, runs)

@@ -17,7 +17,6 @@ OUT/sweep.json when interrupted.
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from chm import CHM, mrf  # noqa: E402
 from chm.datasets import load_weizmann_horse, sample_sparse_labels  # noqa: E402
+from chm.files import write_atomic  # noqa: E402
 from chm.metrics import pixel_error  # noqa: E402
 from chm.selection import heldout_split, sparse_error  # noqa: E402
 
@@ -68,9 +68,7 @@ def main(argv=None):
                   random_state=args.seed)
 
     def save():
-        tmp = f"{store}.part"
-        Path(tmp).write_text(json.dumps(res, indent=1))
-        os.replace(tmp, store)
+        write_atomic(store, lambda fh: fh.write(json.dumps(res, indent=1).encode()))
 
     for method in args.methods.split(","):
         rows = res.setdefault(method, {})

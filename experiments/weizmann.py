@@ -29,7 +29,6 @@ import csv
 import dataclasses
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -42,6 +41,7 @@ import chm  # noqa: E402
 from chm import CHM, mrf  # noqa: E402
 from chm.cache import FeatureCache, footprint  # noqa: E402
 from chm.datasets import load_weizmann_horse, sample_sparse_labels  # noqa: E402
+from chm.files import write_atomic  # noqa: E402
 from chm.metrics import pixel_error  # noqa: E402
 from chm.model import DEFAULT_FEATURES  # noqa: E402
 from chm.selection import choose, heldout_split, sparse_error  # noqa: E402
@@ -92,21 +92,14 @@ def describe_cache(args, data):
             "caches them all and saves the most time, --no-cache none)")
 
 
-def _write_atomic(path, write, mode="w"):
-    """Write through ``write(file)`` to ``path.part``, then rename: a stopped run never leaves a
-    half-written result that a resumed run would trust."""
-    tmp = f"{path}.part"
-    with open(tmp, mode) as fh:
-        write(fh)
-    os.replace(tmp, path)
-
-
 def _write_json(path, obj):
-    _write_atomic(path, lambda fh: json.dump(obj, fh, indent=1))
+    # A unique temporary name, then a rename: a stopped run never leaves a half-written result that
+    # a resumed run would trust, and processes sharing --out never collide.
+    write_atomic(path, lambda fh: fh.write(json.dumps(obj, indent=1).encode()))
 
 
 def _savez(path, arrays):
-    _write_atomic(path, lambda fh: np.savez_compressed(fh, *arrays), "wb")
+    write_atomic(path, lambda fh: np.savez_compressed(fh, *arrays))
 
 
 def _loadz(path):
