@@ -332,6 +332,9 @@ def parse_args(argv=None):
                     help="fix the TV weight (the paper's is 0.1) instead of choosing it on held-out training images")
     ap.add_argument("--sizes", default="10,20,30,40,50", help="labelled pixels per image, comma-separated")
     ap.add_argument("--trials", type=int, default=5, help="sparse-label draws per size")
+    ap.add_argument("--draws", default=None,
+                    help="which draws to run, in this order (e.g. 4,3; default: all --trials): several "
+                         "processes sharing --out can split one N's draws")
     ap.add_argument("--data", default=None, help="Weizmann folder (default: $CHM_DATA, then the cache/download)")
     ap.add_argument("--out", default="results/weizmann")
     ap.add_argument("--n-jobs", type=int, default=-1, help="parallel workers over images (-1 = all cores)")
@@ -359,6 +362,9 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     t0 = time.perf_counter()
+    draws = range(args.trials) if args.draws is None else [int(d) for d in args.draws.split(",")]
+    if any(not 0 <= d < args.trials for d in draws):
+        raise SystemExit(f"--draws must be in 0..{args.trials - 1} (--trials {args.trials}), got {args.draws}")
     data = load_weizmann_horse(args.data)
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.quick:  # a smoke run: few images, a cheap bank, one draw, two candidates per weight
@@ -366,12 +372,13 @@ def main(argv=None):
         data = dataclasses.replace(data, train_images=data.train_images[:k], train_masks=data.train_masks[:k],
                                    test_images=data.test_images[:k], test_masks=data.test_masks[:k])
         sizes, args.trials, args.dense_samples, args.features = sizes[:1], 1, 5000, "haar,hog,intensity"
+        draws = range(1)
     out = Path(args.out)
     runs = out / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     # Settings that change no result may differ between invocations sharing --out (e.g. two
     # processes, one per subset of --sizes).
-    volatile = ("quiet", "progress", "n_jobs", "no_cache", "cache", "cache_gb", "sizes", "trials")
+    volatile = ("quiet", "progress", "n_jobs", "no_cache", "cache", "cache_gb", "sizes", "trials", "draws")
     config = {k: v for k, v in vars(args).items() if k not in volatile}
     config_file = out / "config.json"
     if config_file.exists() and json.loads(config_file.read_text()) != config:
@@ -382,7 +389,7 @@ def main(argv=None):
     for n in sizes:
         print(f"== N = {n}: choosing weights on held-out training images", flush=True)
         weights[n] = choose_weights(data, n, args, runs)
-        for d in range(args.trials):
+        for d in draws:
             print(f"== N = {n}, draw {d + 1}/{args.trials}", flush=True)
             run_draw(data, n, d, args, runs, weights[n])
     dense_model(data, args, runs)

@@ -39,3 +39,11 @@ def test_weizmann_quick_writes_table_figures_and_resumes(weizmann_root, tmp_path
     with pytest.raises(SystemExit, match="another configuration"):
         weizmann.main(args + ["--alpha", "0.5"])
     weizmann.main(args + ["--trials", "1", "--sizes", "10"])  # result-neutral settings may differ
+
+
+def test_weizmann_draws_out_of_range_is_refused_before_any_work(tmp_path):
+    import weizmann
+
+    with pytest.raises(SystemExit, match="--draws must be in 0..4"):
+        weizmann.main(["--draws", "4,5", "--out", str(tmp_path / "w"), "--data", str(tmp_path / "absent")])
+    assert not (tmp_path / "w").exists()
