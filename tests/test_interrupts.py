@@ -57,10 +57,18 @@ def _alive(pid):
     return state not in ("Z", "X")  # a zombie has exited; only its parent's bookkeeping is left
 
 
+def _default_signals():
+    # A run started under nohup inherits an ignored SIGHUP, which chm rightly keeps ignoring; the
+    # runs here stand for ones started from a terminal or a scheduler, whatever ran the tests.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def _start(args, cwd):
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     return subprocess.Popen([sys.executable, *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_default_signals)
 
 
 def _wait_for_workers(proc, n=2, timeout=120):
