@@ -129,12 +129,13 @@ def self_train(model, images, labels, beta, rounds, tv_levels, cache, rng, par, 
         [max(1, -(-proposal_samples // len(images)))] * (model.levels + 1)
     schedule = model._schedule()
     stencils = {sl: model._stencil(*sl) for sl in schedule}
+    prepared = [model._prepare(im) for im in images]  # once: the maps and the proposals both read them
     for r in range(rounds):
         t0 = time.perf_counter()
-        jobs = (delayed(predict_image)(model._prepare(im), model.bank_, model.classifiers_, schedule, model.levels,
-                                       stencils, cache, model.projections_) for im in images)
+        jobs = (delayed(predict_image)(im, model.bank_, model.classifiers_, schedule, model.levels,
+                                       stencils, cache, model.projections_) for im in prepared)
         maps = list(bar(par(jobs), total=len(images), desc=f"round {r + 1} training maps", enabled=model.progress))
-        props, bias = proposals(maps, [model._prepare(im) for im in images], labels, beta, model.threshold_, bounds)
+        props, bias = proposals(maps, prepared, labels, beta, model.threshold_, bounds)
         fg = sum(int(p.sum()) for p in props) / sum(p.size for p in props)
         seeds = rng.integers(0, 2**63 - 1, size=len(images))
         # Proposals are dense labels: coarse levels regress their blocks' fractions, and a spatial
