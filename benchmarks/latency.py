@@ -2,13 +2,14 @@
 
     python benchmarks/latency.py [--data PATH] [--shape 210 260] [--features F1,F2,...]
                                  [--network small|original] [--classifier-params JSON] [--levels 3]
-                                 [--repeats 5]
+                                 [--repeats 5] [--n-jobs 2]
 
 Trains a CHM on 20 training images (40 labelled px each: the accuracy is irrelevant here, the
 network sizes are what count), then predicts one test image resized to ``--shape`` in this
 process (``n_jobs=1``) under cProfile and prints a table: milliseconds per prediction spent in
 each filter family (all pyramid levels), the classifiers' evaluation, the context stencils and
-the rest, plus the best-of-``--repeats`` wall time without the profiler.
+the rest, plus the best-of-``--repeats`` wall time without the profiler, with ``n_jobs=1`` and
+with ``--n-jobs`` (a single image then has its filter bank computed by that many threads).
 """
 
 import os
@@ -82,6 +83,7 @@ def main(argv=None):
     ap.add_argument("--classifier-params", default="{}", help="JSON overrides of every classifier")
     ap.add_argument("--levels", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--n-jobs", type=int, default=2, help="cores for the second wall time (threads in one process)")
     args = ap.parse_args(argv)
     families = tuple(args.features.split(","))
     unknown = [f for f in families if f not in FAMILIES]
@@ -95,12 +97,14 @@ def main(argv=None):
                 classifier_params=json.loads(args.classifier_params) or None).fit(w.train_images[:20], labels)
     image = resize(w.test_images[0], args.shape, order=1, anti_aliasing=True).astype(np.float32)
     wall, total, rows = profile(model, image, args.repeats)
+    model.set_params(n_jobs=args.n_jobs)
+    wall_n = profile(model, image, args.repeats)[0]
 
     print(f"predict_proba of one {args.shape[0]} x {args.shape[1]} image, levels={args.levels}, stages=2, "
           f"features={','.join(families)} ({model.bank_.n_features}), "
           f"network={args.network}, classifier_params={json.loads(args.classifier_params)}, n_jobs=1")
     print(f"wall time (best of {args.repeats}, no profiler): {1e3 * wall:.0f} ms; "
-          f"under the profiler: {total:.0f} ms\n")
+          f"under the profiler: {total:.0f} ms; with n_jobs={args.n_jobs}: {1e3 * wall_n:.0f} ms\n")
     print("| part | ms per image | share |")
     print("|---|---|---|")
     for name, ms in rows:

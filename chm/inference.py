@@ -39,22 +39,24 @@ def level_map(image, l, bank, ctx, clf, spec, cache=None, projection=None):
     return p if projection is None else projection.transform(p)
 
 
-def cascade(image, bank, classifiers, schedule, levels, stencils, cache=None, projections=None):
+def cascade(image, bank, classifiers, schedule, levels, stencils, cache=None, projections=None, n_threads=1):
     """Run the classifiers of ``schedule`` on one image.
 
     ``stencils`` maps each (stage, level) to its (radius, dilation per context map);
     ``projections`` (K-class models) maps each to the :class:`chm.contexts.ContextProjection`
     that compresses its output into context channels. Returns the map of every (stage, level),
     compressed where it was only a context (the last one is always the probabilities), and the
-    filter-bank features of every level used.
+    filter-bank features of every level used, computed by ``n_threads`` threads (without a cache).
     """
     projections = projections or {}
     imgs = pyramid.pyramid(image, levels)
-    bank_feats = {}
+    used = sorted({l for _, l in schedule})
+    if cache is None:
+        bank_feats = dict(zip(used, bank.many([imgs[l] for l in used], n_threads)))
+    else:
+        bank_feats = {l: cache.get(imgs[l], bank) for l in used}
     maps = {}
     for s, l in schedule:
-        if l not in bank_feats:
-            bank_feats[l] = bank_features(imgs[l], bank, cache)
         ctx = context_maps(maps, s, l, levels, imgs[l].shape)
         p = evaluate(bank_feats[l], ctx, classifiers[(s, l)], stencils[(s, l)])
         last = (s, l) == schedule[-1]
@@ -62,6 +64,7 @@ def cascade(image, bank, classifiers, schedule, levels, stencils, cache=None, pr
     return maps, bank_feats
 
 
-def predict_image(image, bank, classifiers, schedule, levels, stencils, cache=None, projections=None):
+def predict_image(image, bank, classifiers, schedule, levels, stencils, cache=None, projections=None, n_threads=1):
     """The last classifier's map of one image (see :func:`cascade`)."""
-    return cascade(image, bank, classifiers, schedule, levels, stencils, cache, projections)[0][schedule[-1]]
+    return cascade(image, bank, classifiers, schedule, levels, stencils, cache, projections,
+                   n_threads)[0][schedule[-1]]

@@ -31,7 +31,7 @@ scene datasets would need 30-100 GB of cache). Inference streams image by image.
 import tempfile
 
 import numpy as np
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, effective_n_jobs
 
 from features import COLOUR_FAMILIES, FilterBank
 
@@ -433,8 +433,13 @@ class CHM(Estimator):
         for i, im in enumerate(images):
             if min(pyramid.level_shape(im.shape[:2], self.levels)) < 1:
                 raise ValueError(f"images[{i}] of shape {im.shape} is too small for levels={self.levels}")
-        par = Parallel(n_jobs=self.n_jobs, return_as="generator")
         stencils = {sl: self._stencil(*sl) for sl in schedule}
+        if len(images) == 1:
+            # One image (an interactive prediction): the cores share its filter bank as threads
+            # rather than wait on a single worker process.
+            return [predict_image(self._prepare(images[0]), self.bank_, self.classifiers_, schedule, self.levels,
+                                  stencils, self._cache(), self.projections_, effective_n_jobs(self.n_jobs))]
+        par = Parallel(n_jobs=self.n_jobs, return_as="generator")
         jobs = (delayed(predict_image)(self._prepare(im), self.bank_, self.classifiers_, schedule, self.levels,
                                        stencils, self._cache(), self.projections_) for im in images)
         return list(bar(par(jobs), total=len(images), desc="predict", enabled=self.progress))

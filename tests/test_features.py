@@ -422,6 +422,22 @@ def test_filterbank_out_argument():
         bank(im, out=np.zeros((5, 6, 50), np.float32))
 
 
+@pytest.mark.parametrize("families", [("haar", "hog", "edge", "sift", "intensity"), ("colour", "haar", "hog")])
+def test_filterbank_many_threads_match_one_by_one(families):
+    """Threads over (image, family) pairs give the bank bit for bit, for a pyramid's levels."""
+    bank = FilterBank(families)
+    rng = np.random.default_rng(3)
+    images = [rng.random((23, 31, 3)), rng.random((12, 16, 3)), rng.random((6, 8, 3))]
+    if not bank.needs_colour:
+        images = [im.mean(axis=2) for im in images]
+    threaded = bank.many(images, n_threads=3)
+    assert [x.shape for x in threaded] == [im.shape[:2] + (bank.n_features,) for im in images]
+    for x, im in zip(threaded, images):
+        np.testing.assert_array_equal(x, bank(im))
+    with pytest.raises(ValueError, match="2-D|colour"):
+        bank.many([images[0], np.zeros((3, 3, 3, 1))], n_threads=2)
+
+
 def test_colour_known_values_and_bank():
     from skimage.color import rgb2gray, rgb2lab
 

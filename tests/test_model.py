@@ -67,6 +67,19 @@ def test_uint8_and_any_size_images(data):
     assert model.predict_proba([odd])[0].shape == (17, 23)
 
 
+def test_one_image_prediction_uses_threads_and_agrees(data, fitted):
+    """A single image is predicted in this process with the bank on threads; a batch goes to
+    worker processes: same maps."""
+    images = data[0]
+    fitted.set_params(n_jobs=2)
+    try:
+        batch = fitted.predict_proba(images[:2])
+        for im, p in zip(images[:2], batch):
+            np.testing.assert_array_equal(fitted.predict_proba([im])[0], p)
+    finally:
+        fitted.set_params(n_jobs=SMALL.get("n_jobs", 1))
+
+
 def test_same_seed_same_model_any_n_jobs(data, fitted):
     images, _, labels = data
     other = CHM(**{**SMALL, "n_jobs": 2}).fit(images, labels)
