@@ -64,6 +64,8 @@ class WeizmannHorse:
         ``"horse001"`` ... ``"horse328"``.
     root : pathlib.Path
         Folder the data were read from (the one holding ``gray/``).
+    classes : tuple of str
+        ``("background", "horse")``: the name of each mask value, as the scene datasets have.
     """
 
     train_images: list
@@ -73,6 +75,7 @@ class WeizmannHorse:
     train_names: list
     test_names: list
     root: Path = field(default=None, compare=False)
+    classes: tuple = ("background", "horse")
 
 
 def cache_dir():

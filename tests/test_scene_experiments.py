@@ -49,3 +49,17 @@ def test_siftflow_quick(tmp_path):
                    "--methods", "supervised,tv"])
     assert "25.41 ± 0.25" in (out / "table3.md").read_text()
     assert (out / "fig_samples.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_weizmann_convnet_quick(weizmann_root, tmp_path):
+    """experiments/weizmann.py --classifier convnet: the ConvNet rows through the scenes driver."""
+    import weizmann
+
+    out = tmp_path / "w"
+    weizmann.main(["--classifier", "convnet", "--quick", "--data", str(weizmann_root), "--out", str(out), "--quiet"])
+    runs = sorted(p.name for p in (out / "runs").glob("weizmann_N10_draw0_*.json"))
+    assert runs == ["weizmann_N10_draw0_mrf.json", "weizmann_N10_draw0_supervised.json", "weizmann_N10_draw0_tv.json"]
+    text = (out / "table1.md").read_text()
+    assert "23.81 ± 1.50" in text and "CHM" in text  # the paper's CHM numbers, labelled as such
+    assert (out / "fig_samples.png").stat().st_size > 0
