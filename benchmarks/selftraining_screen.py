@@ -7,6 +7,10 @@ contrast-sensitive MRF at several betas. This is how the recommended recipe
 again from sparse labels only.
 
     python benchmarks/selftraining_screen.py --runs '[{}, {"semi_supervised": "self-training"}]'
+
+``--calibrated`` adds a row per run at a threshold calibrated to the sparse labels: the one at
+which the model's maps of its own training images hold the foreground fraction the labels
+estimate (:func:`chm.selftraining.foreground_prior`).
 """
 
 import argparse
@@ -23,6 +27,7 @@ import chm.model  # noqa: E402
 from chm import CHM, mrf  # noqa: E402
 from chm.datasets import load_weizmann_horse, sample_sparse_labels  # noqa: E402
 from chm.metrics import pixel_error  # noqa: E402
+from chm.selftraining import foreground_prior  # noqa: E402
 
 BETAS = (4, 8, 16, 32)
 
@@ -40,6 +45,9 @@ def main(argv=None):
     ap.add_argument("--prior-tolerance", type=float, default=None,
                     help="override chm.model.PRIOR_TOLERANCE, the self-training guard (0 = force the proposals' "
                          "foreground fraction to the labels' estimate)")
+    ap.add_argument("--calibrated", action="store_true",
+                    help="also score each run at the threshold that gives its training maps the labels' "
+                         "foreground estimate")
     args = ap.parse_args(argv)
     if args.prior_tolerance is not None:
         chm.model.PRIOR_TOLERANCE = args.prior_tolerance
@@ -59,13 +67,18 @@ def main(argv=None):
         model.fit(fit_x, fit_y)
         fit_time = time.perf_counter() - t0
         maps = model.predict_proba(val_x)
-        t = model.threshold_
-        masks = [p > t for p in maps]
-        fg = sum(int(m.sum()) for m in masks) / sum(m.size for m in masks)
-        decoded = [100 * pixel_error([mrf.decode(p, b, image=im, threshold=t) for p, im in zip(maps, val_x)], val_m)
-                   for b in BETAS]
-        print(f"| {json.dumps(params)} | {fit_time:.0f} | {100 * pixel_error(masks, val_m):.2f} | {100 * fg:.1f} | "
-              + " | ".join(f"{e:.2f}" for e in decoded) + " |", flush=True)
+        rows = [(json.dumps(params), model.threshold_)]
+        if args.calibrated:
+            own = np.concatenate([p.ravel() for p in model.predict_proba(fit_x)])
+            t = float(np.quantile(own, 1 - foreground_prior(fit_y)))
+            rows.append((f"{json.dumps(params)}, threshold {t:.3f} (calibrated)", t))
+        for name, t in rows:
+            masks = [p > t for p in maps]
+            fg = sum(int(m.sum()) for m in masks) / sum(m.size for m in masks)
+            decoded = [100 * pixel_error([mrf.decode(p, b, image=im, threshold=t) for p, im in zip(maps, val_x)],
+                                         val_m) for b in BETAS]
+            print(f"| {name} | {fit_time:.0f} | {100 * pixel_error(masks, val_m):.2f} | {100 * fg:.1f} | "
+                  + " | ".join(f"{e:.2f}" for e in decoded) + " |", flush=True)
 
 
 if __name__ == "__main__":
