@@ -480,8 +480,9 @@ def select_beta(probas, sparse_labels, betas=None, method="graphcut",
     sigma : float, optional
         One fixed contrast scale for all images instead.
     criterion : {"error", "loglik"}
-    threshold : float
-        As in :func:`decode` (``criterion="error"`` only).
+    threshold : float or sequence of float
+        As in :func:`decode` (``criterion="error"`` only); a sequence gives each map its own
+        (maps from the models of a cross-validation, each with its ``threshold_``).
 
     Returns
     -------
@@ -499,6 +500,9 @@ def select_beta(probas, sparse_labels, betas=None, method="graphcut",
                          "of the same length")
     if images is not None and len(images) != len(probas):
         raise ValueError("images must have one entry per probability map")
+    thresholds = list(threshold) if np.ndim(threshold) == 1 else [threshold] * len(probas)
+    if len(thresholds) != len(probas):
+        raise ValueError(f"threshold must be one number or one per map ({len(probas)}), got {len(thresholds)}")
     betas = sorted(_check_beta(b) for b in
                    (DEFAULT_BETAS if betas is None else betas))
     if not betas:
@@ -517,7 +521,7 @@ def select_beta(probas, sparse_labels, betas=None, method="graphcut",
                       connectivity=connectivity)
             known = lab >= 0
             if criterion == "error":
-                pred = decode(p, b, method=method, threshold=threshold, **kw)
+                pred = decode(p, b, method=method, threshold=thresholds[i], **kw)
                 score += int((pred[known] != lab[known]).sum())
             else:
                 q = marginals(p, b, method="meanfield", **kw)

@@ -337,6 +337,24 @@ def test_energy_and_marginals_validate_inputs():
         mrf.marginals(p, 1.0, "lbp", max_iter=0)
 
 
+def test_select_beta_threshold_per_map():
+    """A threshold per map (cross-validated models) equals scoring each map with its own."""
+    rng = np.random.default_rng(5)
+    probas = [rng.uniform(size=(9, 9)) for _ in range(2)]
+    labs = [np.where(rng.uniform(size=(9, 9)) < 0.3, (p > 0.6).astype(int), -1) for p in probas]
+    betas = [0.0, 0.5, 2.0]
+    _, both = mrf.select_beta(probas, labs, betas=betas, threshold=[0.7, 0.4])
+    _, first = mrf.select_beta(probas[:1], labs[:1], betas=betas, threshold=0.7)
+    _, second = mrf.select_beta(probas[1:], labs[1:], betas=betas, threshold=0.4)
+    n1, n2 = (labs[0] >= 0).sum(), (labs[1] >= 0).sum()
+    for b in betas:
+        assert both[b] == pytest.approx((first[b] * n1 + second[b] * n2) / (n1 + n2))
+    _, at_half = mrf.select_beta(probas, labs, betas=[0.0])
+    assert both[0.0] != at_half[0.0]  # the thresholds were used
+    with pytest.raises(ValueError, match="one per map"):
+        mrf.select_beta(probas, labs, threshold=[0.5])
+
+
 def test_select_beta_validates_inputs():
     p = np.full((3, 3), 0.4)
     with pytest.raises(ValueError):
