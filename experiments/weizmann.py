@@ -53,7 +53,7 @@ from chm.datasets import load_weizmann_horse, sample_sparse_labels  # noqa: E402
 from chm.files import write_atomic  # noqa: E402
 from chm.metrics import pixel_error  # noqa: E402
 from chm.model import DEFAULT_FEATURES  # noqa: E402
-from chm.selection import choose, heldout_split, sparse_error  # noqa: E402
+from chm.selection import choose, cross_val_maps, heldout_split, sparse_error  # noqa: E402
 from features import FilterBank  # noqa: E402
 
 # Paper Table 1 (mean, std) in %: supervised, MRF post-processing, semi-supervised (TV).
@@ -172,17 +172,11 @@ def choose_betas(data, n, args, runs):
         return json.loads(path.read_text())
     t0 = time.perf_counter()
     labels = sample_sparse_labels(data.train_masks, n, np.random.default_rng([args.seed, n, 0]))
-    folds = np.array_split(np.random.default_rng([args.seed, n, 99]).permutation(len(labels)), BETA_FOLDS)
     out = {"folds": BETA_FOLDS, "scores": {}}
     for key, method in (("mrf", "supervised"), ("auto+mrf", "auto")):
-        maps, thresholds = [None] * len(labels), [None] * len(labels)
-        for k, held in enumerate(folds):
-            print(f"   {key}: fold {k + 1}/{BETA_FOLDS}", flush=True)
-            fit = np.setdiff1d(np.arange(len(labels)), held)
-            model = CHM(random_state=args.seed, **model_params(args), **method_params(method, None))
-            model.fit([data.train_images[i] for i in fit], [labels[i] for i in fit])
-            for i, p in zip(held, model.predict_proba([data.train_images[i] for i in held])):
-                maps[i], thresholds[i] = p, model.threshold_
+        template = CHM(random_state=args.seed, **model_params(args), **method_params(method, None))
+        maps, thresholds = cross_val_maps(template, data.train_images, labels, BETA_FOLDS, [args.seed, n, 99],
+                                          lambda k, K: print(f"   {key}: fold {k + 1}/{K}", flush=True))
         beta, scores = mrf.select_beta(maps, labels, betas=candidates(args)["beta"], images=data.train_images,
                                        threshold=thresholds)
         out[key], out["scores"][key] = float(beta), {str(k): v for k, v in scores.items()}
