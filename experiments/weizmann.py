@@ -9,10 +9,9 @@ Columns, all on the same sparse-label draws (5 per N):
 * recommended: ``semi_supervised="auto"`` (self-training on graph-cut proposals), its own output,
   and "+ MRF": the same output decoded by the MRF, so learning and post-processing stay apart.
 
-Every weight is chosen per N on *training* images with their sparse labels only; no test image
-takes part. TV alpha and L2 weight decay: fitted on four fifths of the training images, scored on
-the held-out fifth (``chm.selection``). The MRF betas (supervised and recommended): 5-fold
-cross-validation over all training images (one model per fold serves every candidate beta). The pooled test pixel error is reported as mean +- std over the draws, with the
+Every weight (MRF beta, TV alpha, L2 weight decay, the recommended method's MRF beta) is chosen
+per N on held-out *training* images with their sparse labels only (``chm.selection``); no test
+image takes part. The pooled test pixel error is reported as mean +- std over the draws, with the
 predicted foreground fraction beside it (the truth is 24.8 %).
 
     python experiments/weizmann.py --levels 3 --alpha 0.1   # TV weight fixed at the paper's 0.1
@@ -53,7 +52,7 @@ from chm.datasets import load_weizmann_horse, sample_sparse_labels  # noqa: E402
 from chm.files import write_atomic  # noqa: E402
 from chm.metrics import pixel_error  # noqa: E402
 from chm.model import DEFAULT_FEATURES  # noqa: E402
-from chm.selection import choose, cross_val_maps, heldout_split, sparse_error  # noqa: E402
+from chm.selection import choose, heldout_split, sparse_error  # noqa: E402
 from features import FilterBank  # noqa: E402
 
 # Paper Table 1 (mean, std) in %: supervised, MRF post-processing, semi-supervised (TV).
@@ -65,7 +64,6 @@ COLUMNS = ("supervised", "mrf", "tv", "l2", "auto", "auto+mrf")
 TITLES = {"supervised": "supervised", "mrf": "MRF post-processing", "tv": "TV (paper)", "l2": "L2 weight decay",
           "auto": "recommended", "auto+mrf": "recommended + MRF"}
 CANDIDATES = {"tv": (0.1, 0.3, 1.0), "l2": (1e-4, 1e-3, 1e-2), "beta": (0, 1, 2, 4, 8, 16, 32, 64)}
-BETA_FOLDS = 5  # cross-validation folds over the training images for the MRF betas
 FIG_IMAGES = 4
 
 
@@ -123,12 +121,11 @@ def candidates(args):
 
 
 def choose_weights(data, n, args, runs):
-    """The TV and L2 weights for N labels per image, from held-out training images' sparse labels
-    (draw 0).
+    """Every weight for N labels per image, from held-out training images' sparse labels (draw 0).
 
     A fifth of the training images is held out; each method is fitted on the rest at every
-    candidate weight and scored by the error of its masks on the held-out sparse labels (the MRF
-    betas: :func:`choose_betas`).
+    candidate weight and scored by the error of its masks on the held-out sparse labels. The MRF
+    betas are scored by the graph-cut decoding error there (``chm.mrf.select_beta``).
     """
     path = runs / f"N{n}_weights.json"
     if path.exists():
@@ -154,31 +151,10 @@ def choose_weights(data, n, args, runs):
             maps, t = heldout_maps(method_params(method, w))
             scores[w] = sparse_error([p > t for p in maps], held_labels)
         out[method], out["scores"][method] = choose(scores), {str(k): v for k, v in scores.items()}
-    out["seconds"] = time.perf_counter() - t0
-    _write_json(path, out)
-    return out
-
-
-def choose_betas(data, n, args, runs):
-    """The MRF betas for N labels per image, by cross-validation over all training images (draw 0).
-
-    An MRF beta needs no refit per candidate, so every training image can score it: in each of
-    ``BETA_FOLDS`` folds a model is fitted on the other images, and all candidates decode its
-    maps of the fold's images; each beta is scored on every training image's sparse labels (five
-    times the labels of a held-out fifth, which at N = 10 could not tell beta 4 from 32).
-    """
-    path = runs / f"N{n}_betas.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    t0 = time.perf_counter()
-    labels = sample_sparse_labels(data.train_masks, n, np.random.default_rng([args.seed, n, 0]))
-    out = {"folds": BETA_FOLDS, "scores": {}}
     for key, method in (("mrf", "supervised"), ("auto+mrf", "auto")):
-        template = CHM(random_state=args.seed, **model_params(args), **method_params(method, None))
-        maps, thresholds = cross_val_maps(template, data.train_images, labels, BETA_FOLDS, [args.seed, n, 99],
-                                          lambda k, K: print(f"   {key}: fold {k + 1}/{K}", flush=True))
-        beta, scores = mrf.select_beta(maps, labels, betas=candidates(args)["beta"], images=data.train_images,
-                                       threshold=thresholds)
+        maps, t = heldout_maps(method_params(method, None))
+        beta, scores = mrf.select_beta(maps, held_labels, betas=candidates(args)["beta"], images=held_images,
+                                       threshold=t)
         out[key], out["scores"][key] = float(beta), {str(k): v for k, v in scores.items()}
     out["seconds"] = time.perf_counter() - t0
     _write_json(path, out)
@@ -263,8 +239,7 @@ def write_table(res, sizes, out, total_px, n_train, weights, wall, compute):
         paper = " / ".join(r[f"paper_{m}"] or "–" for m in ("supervised", "mrf", "semi"))
         lines.append(f"| {r['N']} ({r['percent_labelled']} %) | " + " | ".join(cells) + f" | {paper} |")
     lines.append("\nPooled test pixel error (%), mean ± std over the draws, and in brackets the predicted foreground "
-                 "(%; truth 24.8 %).\nWeights chosen on training images' sparse labels only (α, L2: a held-out "
-                 "fifth; MRF β: 5-fold cross-validation): "
+                 "(%; truth 24.8 %).\nWeights chosen on held-out training images (sparse labels only): "
                  + "; ".join(f"N = {r['N']}: MRF β {r['weight_mrf']}, TV α {r['weight_tv']}, L2 {r['weight_l2']}, "
                              f"recommended + MRF β {r['weight_auto+mrf']}" for r in rows)
                  + f".\nWall time of this invocation {wall / 60:.1f} min; compute summed over all runs "
@@ -339,7 +314,7 @@ def plot_weights(weights, sizes, out):
         ax.set_title(names[key], fontsize=9)
         ax.set_ylabel("held-out sparse-label error (%)", fontsize=8)
     axes[0][-1].legend(fontsize=7)
-    fig.suptitle("Weights chosen on training images' sparse labels (star = chosen)", fontsize=9)
+    fig.suptitle("Weights chosen on held-out training images (star = chosen)", fontsize=9)
     fig.tight_layout()
     fig.savefig(out / "weights.png", dpi=110)
     plt.close(fig)
@@ -443,9 +418,6 @@ def main(argv=None):
     for n in sizes:
         print(f"== N = {n}: choosing weights on held-out training images", flush=True)
         weights[n] = choose_weights(data, n, args, runs)
-        betas = choose_betas(data, n, args, runs)
-        weights[n] = {**weights[n], "mrf": betas["mrf"], "auto+mrf": betas["auto+mrf"],
-                      "scores": {**weights[n]["scores"], **betas["scores"]}}
         for d in draws:
             print(f"== N = {n}, draw {d + 1}/{args.trials}", flush=True)
             run_draw(data, n, d, args, runs, weights[n])
