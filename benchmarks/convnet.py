@@ -1,7 +1,6 @@
-"""ConvNet speed targets of issue 16 (and, with --weizmann, its binary errors): prints a table.
+"""ConvNet speed targets of issue 16: prints a table.
 
     python benchmarks/convnet.py [--data PATH] [--threads 2] [--repeats 5] [--n-iter N] [--skip-fit]
-                                 [--weizmann]
 
 * dense prediction time of one 240 x 320 colour image (best and median of --repeats, after a
   warm-up; and the process's CPU time, which other jobs on the machine inflate less: with one
@@ -9,9 +8,10 @@
   target <= 0.5 s on the CPU;
 * one TV ConvNet fit on Stanford Background fold 0 (572 images, N = 10, default settings) with
   --threads threads — target <= 15 min on 2 cores; the machine's load average is printed beside it,
-  since another job on the same cores slows everything;
-* --weizmann: the Weizmann horse N = 10 test error (one draw), supervised vs TV ConvNet (gray,
-  binary), with fit times.
+  since another job on the same cores slows everything.
+
+The ConvNet's errors are the experiments' job (``experiments/weizmann.py --classifier convnet``,
+``experiments/stanford.py``, ``experiments/siftflow.py``).
 """
 
 import os
@@ -28,8 +28,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 from chm import ConvNet  # noqa: E402
-from chm.datasets import load_stanford_background, load_weizmann_horse, sample_sparse_labels  # noqa: E402
-from chm.metrics import pixel_error  # noqa: E402
+from chm.datasets import load_stanford_background, sample_sparse_labels  # noqa: E402
 
 DEFAULT_DATA = os.environ.get("CHM_DATA", str(Path(_here).parents[1] / "shared" / "data"))
 
@@ -57,7 +56,6 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--n-iter", type=int, default=None, help="ConvNet steps (default: ConvNet's)")
     ap.add_argument("--skip-fit", action="store_true")
-    ap.add_argument("--weizmann", action="store_true")
     args = ap.parse_args(argv)
     extra = {} if args.n_iter is None else {"n_iter": args.n_iter}
     rows = []
@@ -79,17 +77,6 @@ def main(argv=None):
                      f"{model.n_iter} steps", f"{fit / 60:.1f} min (load average {load:.1f} -> "
                                                f"{os.getloadavg()[0]:.1f})", "<= 15 min"))
         print(rows[-1], flush=True)
-    if args.weizmann:
-        w = load_weizmann_horse(args.data, download=False)
-        labels = sample_sparse_labels(w.train_masks, 10, np.random.default_rng([0, 10, 0]))
-        for name, st in (("supervised", None), ("TV", "tv")):
-            t0 = time.perf_counter()
-            m = ConvNet(semi_supervised=st, n_jobs=args.threads, random_state=0, **extra).fit(w.train_images, labels)
-            fit = time.perf_counter() - t0
-            err = pixel_error(m.predict(w.test_images), w.test_masks)
-            rows.append((f"Weizmann N = 10, draw 0, {name} ConvNet (alpha {m.alpha_:g})",
-                         f"{100 * err:.2f} % test error, fit {fit / 60:.1f} min", ""))
-            print(rows[-1], flush=True)
     print("\n| measurement | result | target |\n|---|---|---|")
     for r in rows:
         print("| " + " | ".join(r) + " |")
