@@ -103,14 +103,16 @@ class ConvNet(Estimator):
         "cpu", or "cuda" (when available).
     n_jobs : int or None
         Torch threads during fit and predict; None leaves torch's setting, -1 = all cores.
-    progress : bool
+    progress : bool or None
+        None (default): a bar on a terminal, a few plain lines in a log file; True: a bar;
+        False: nothing (as :class:`chm.CHM`).
     random_state : int, Generator or None
         Seeds weights and sampling; on the CPU the same seed and ``n_jobs`` give the same model.
     """
 
     def __init__(self, semi_supervised=None, alpha=None, n_classes=None, patch_size=46, n_iter=2000,
                  batch_size=64, tiles=2, tile_size=32, learning_rate=1e-3, weight_decay=0.0,
-                 device="cpu", n_jobs=None, progress=True, random_state=None):
+                 device="cpu", n_jobs=None, progress=None, random_state=None):
         self.semi_supervised = semi_supervised
         self.alpha = alpha
         self.n_classes = n_classes
