@@ -54,7 +54,7 @@ def cascade(image, bank, classifiers, schedule, levels, stencils, cache=None, pr
     if cache is None:
         bank_feats = dict(zip(used, bank.many([imgs[l] for l in used], n_threads)))
     else:
-        bank_feats = {l: cache.get(imgs[l], bank) for l in used}
+        bank_feats = {l: bank_features(imgs[l], bank, cache) for l in used}
     maps = {}
     for s, l in schedule:
         ctx = context_maps(maps, s, l, levels, imgs[l].shape)

@@ -240,8 +240,10 @@ def plot(res, sizes, paper, out, data, runs, split, title):
                [("ground truth", show(data.test_masks[r]))]
         for c, (t, im) in enumerate(cols):
             ax = axes[r, c]
-            ax.imshow(im, cmap="gray" if np.ndim(im) == 2 else None) if c == 0 else ax.imshow(im, cmap=cmap, vmin=-0.5, vmax=len(data.classes) - 0.5,
-                                                      interpolation="nearest")
+            if c == 0:
+                ax.imshow(im, cmap="gray" if np.ndim(im) == 2 else None)
+            else:
+                ax.imshow(im, cmap=cmap, vmin=-0.5, vmax=len(data.classes) - 0.5, interpolation="nearest")
             ax.axis("off")
             if r == 0:
                 ax.set_title(t, fontsize=8)

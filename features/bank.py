@@ -171,7 +171,7 @@ class FilterBank:
         outs = [np.empty(gray.shape + (self.n_features,), dtype=np.float32) for gray, _ in inputs]
         # Biggest images first, and in each the families with most features first, so that the
         # threads' first-come queue ends with small tasks and no thread idles long at the end.
-        order = sorted(range(len(images)), key=lambda i: -outs[i][..., 0].size)
+        order = sorted(range(len(images)), key=lambda i: -inputs[i][0].size)
         fams = sorted(self.slices.items(), key=lambda kv: -(kv[1].stop - kv[1].start))
         with ThreadPoolExecutor(n_threads) as pool:
             futures = [pool.submit(_ALL[name][0], inputs[i][1] if name in COLOUR_FAMILIES else inputs[i][0],

@@ -70,14 +70,14 @@ def test_uint8_and_any_size_images(data):
 def test_one_image_prediction_uses_threads_and_agrees(data, fitted):
     """A single image is predicted in this process with the bank on threads; a batch goes to
     worker processes: same maps."""
-    images = data[0]
+    images, old = data[0], fitted.n_jobs
     fitted.set_params(n_jobs=2)
     try:
         batch = fitted.predict_proba(images[:2])
         for im, p in zip(images[:2], batch):
             np.testing.assert_array_equal(fitted.predict_proba([im])[0], p)
     finally:
-        fitted.set_params(n_jobs=SMALL.get("n_jobs", 1))
+        fitted.set_params(n_jobs=old)
 
 
 def test_same_seed_same_model_any_n_jobs(data, fitted):
