@@ -3,7 +3,8 @@
 ::
 
     chm train IMAGES LABELS -o MODEL.npz [--levels 3] [--stages 2] [--classifier ldnn|logistic]
-              [--network small] [--semi-supervised auto|self-training|tv|contrast] [--alpha A] [--beta B]
+              [--network small] [--semi-supervised auto|superpixels|self-training|tv|contrast] [--alpha A] [--beta B]
+              [--superpixel-scale S]
               [--features haar,hog,...] [--epochs N] [--n-jobs N] [--seed S]
     chm predict MODEL.npz IMAGES -o OUTDIR [--proba] [--threshold T] [--format png|npy]
               [--preview] [--overwrite] [--n-jobs N]
@@ -166,7 +167,7 @@ def cmd_train(args):
 
     model = CHM(levels=args.levels, stages=args.stages, classifier=args.classifier, network=args.network,
                 semi_supervised=args.semi_supervised, alpha=args.alpha, beta=args.beta, rounds=args.rounds,
-                weight_decay=args.weight_decay,
+                superpixel_scale=args.superpixel_scale, weight_decay=args.weight_decay,
                 features=args.features, epochs=args.epochs, max_samples=args.max_samples,
                 label_pooling=args.label_pooling, fusion_context=args.fusion_context, n_jobs=args.n_jobs,
                 progress=_progress(args), random_state=args.seed)
@@ -420,8 +421,9 @@ def build_parser():
                             "CHM's 10 x 20 / 24 x 24 (dense labels) (default: small)")
     train.add_argument("--semi-supervised", choices=sorted(SEMI_SUPERVISED), default=None, metavar="METHOD",
                        help="learn from the unlabelled pixels too: auto (recommended for sparse labels), "
-                            "self-training (these two: two classes only), tv (the paper's TV loss), contrast "
-                            "(contrast-sensitive loss) (default: supervised only)")
+                            "self-training (these two: two classes only), superpixels (labels spread over "
+                            "superpixels), tv (the paper's TV loss), contrast (contrast-sensitive loss) "
+                            "(default: supervised only)")
     train.add_argument("--alpha", type=_float_in(0.0), default=None, metavar="A",
                        help="weight of the tv / contrast loss (default: the method's recommended weight; "
                             "without --semi-supervised, A > 0 selects tv)")
@@ -429,6 +431,9 @@ def build_parser():
                        help="self-training: Potts weight of the proposals' MRF (default: recommended)")
     train.add_argument("--rounds", type=_int_at_least(0), default=None, metavar="R",
                        help="self-training: proposal-and-refit rounds (default: recommended)")
+    train.add_argument("--superpixel-scale", type=_float_in(1e-6), default=None, metavar="S",
+                       help="superpixels: Felzenszwalb scale of the segments the labels spread over "
+                            "(default: recommended)")
     train.add_argument("--weight-decay", type=_float_in(0.0), default=0.0, metavar="L",
                        help="L2 penalty on the full-resolution classifiers' weights (default: 0)")
     train.add_argument("--features", type=_families, default=DEFAULT_FEATURES, metavar="F1,F2,...",

@@ -29,6 +29,7 @@ scene datasets would need 30-100 GB of cache). Inference streams image by image.
 """
 
 import tempfile
+import time
 
 import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
@@ -46,6 +47,7 @@ from .images import as_float_image, to_channels
 from .inference import predict_image
 from .losses import SpatialLoss, get_spatial_loss
 from .persistence import FORMAT, jsonable, write_container
+from .superpixels import expand_labels
 from .training import FewLabelsWarning, fit_cascade, self_train
 
 __all__ = ["CHM", "CONTEXT_CHANNELS", "DEFAULT_FEATURES", "FUSION_CONTEXTS", "FewLabelsWarning", "LABEL_POOLINGS",
@@ -69,13 +71,17 @@ FUSION_CONTEXTS = ("original", "scaled")
 #: "contrast" add a spatial loss with weight ``alpha``; "self-training" refits the cascade on
 #: graph-cut proposals (:mod:`chm.selftraining`) with Potts weight ``beta``, ``rounds`` times;
 #: "tv+self-training" and "contrast+self-training" start the self-training from a model trained
-#: with that loss; "auto" is the recommended one of these.
+#: with that loss; "superpixels" spreads the sparse labels over superpixels of size ``scale``
+#: (:mod:`chm.superpixels`) and fits on them; "superpixels+self-training" then self-trains;
+#: "auto" is the recommended one of these.
 SEMI_SUPERVISED = {
     "tv": {"loss": "tv", "alpha": 0.3},
     "contrast": {"loss": "contrast", "alpha": 0.1},
     "self-training": {"beta": 16.0, "rounds": 1},
     "tv+self-training": {"loss": "tv", "alpha": 0.3, "beta": 16.0, "rounds": 1},
     "contrast+self-training": {"loss": "contrast", "alpha": 0.1, "beta": 16.0, "rounds": 1},
+    "superpixels": {"scale": 50.0},
+    "superpixels+self-training": {"scale": 50.0, "beta": 16.0, "rounds": 1},
     "auto": {"beta": 16.0, "rounds": 1},
 }
 
@@ -87,6 +93,7 @@ SEMI_SUPERVISED = {
 SEMI_SUPERVISED_MULTICLASS = {
     "tv": {"loss": "tv", "alpha": 0.1},
     "contrast": {"loss": "contrast", "alpha": 0.3},
+    "superpixels": {"scale": 50.0},
 }
 
 #: Context channels a K-class map is compressed to, at most (``CHM(context_channels=...)``).
@@ -122,7 +129,7 @@ class CHM(Estimator):
     n_classes : int or None
         Number of classes K; None = the largest label + 1 (at least 2). Give it when a class may
         be missing from the labels (e.g. a rare class in a sparse draw).
-    semi_supervised : None, "tv", "contrast", "self-training", "auto" or chm.losses.SpatialLoss
+    semi_supervised : None, "tv", "contrast", "self-training", "superpixels", "auto", ... or SpatialLoss
         How the unlabelled pixels take part. None: not at all (supervised), unless ``alpha > 0``,
         which selects "tv" as in earlier versions. "tv": the paper's total-variation loss
         (eq. 8-15). "contrast": a contrast-sensitive pairwise loss (chm.losses.ContrastSensitive):
@@ -130,10 +137,12 @@ class CHM(Estimator):
         decode every training image with a contrast-sensitive Potts MRF (its labelled pixels
         fixed), refit on these proposals
         (:mod:`chm.selftraining`); "tv+self-training" / "contrast+self-training": the same,
-        starting from a model trained with that loss. "auto": the recommended method for sparse
-        labels (:data:`SEMI_SUPERVISED`). Self-training and "auto" are for two classes only
-        (:data:`SEMI_SUPERVISED_MULTICLASS`: fit raises for K > 2). A SpatialLoss: that loss,
-        with an explicit ``alpha``.
+        starting from a model trained with that loss. "superpixels": every superpixel whose
+        labelled pixels share one class gives it to all its pixels (:mod:`chm.superpixels`), and
+        the cascade is fitted on these labels; "superpixels+self-training": then self-trained.
+        "auto": the recommended method for sparse labels (:data:`SEMI_SUPERVISED`). Self-training
+        and "auto" are for two classes only (:data:`SEMI_SUPERVISED_MULTICLASS`: fit raises for
+        K > 2). A SpatialLoss: that loss, with an explicit ``alpha``.
     alpha : float or None
         Weight of the unsupervised spatial loss (paper: E_S + alpha E_U), as the ratio of the mean
         spatial loss per pixel to the mean supervised loss per labelled pixel. None: the
@@ -144,6 +153,10 @@ class CHM(Estimator):
         Self-training: Potts weight of the MRF that makes the proposals (None: recommended).
     rounds : int or None
         Self-training: proposal-and-refit rounds (None: recommended).
+    superpixel_scale : float or None
+        Superpixels: the Felzenszwalb scale of the segments the labels spread over, for images in
+        [0, 1]; larger = larger segments, more labelled pixels, more of them wrong (None:
+        recommended).
     tv_levels : sequence of int or None
         Levels whose classifiers get the spatial loss (and ``weight_decay``); None = (0,), the
         paper's choice (the full-resolution classifiers of every stage).
@@ -199,7 +212,8 @@ class CHM(Estimator):
 
     def __init__(self, levels=3, stages=2, classifier="ldnn", network="small", n_classes=None, semi_supervised=None,
                  alpha=None, tv_levels=None, spatial_rate=4.0, weight_decay=0.0, beta=None, rounds=None,
-                 features=DEFAULT_FEATURES, context_radius=7, context_channels=CONTEXT_CHANNELS,
+                 superpixel_scale=None, features=DEFAULT_FEATURES, context_radius=7,
+                 context_channels=CONTEXT_CHANNELS,
                  fusion_context="original", epochs=None, classifier_params=None, label_pooling="max",
                  max_samples=None, feature_cache=None,
                  n_jobs=None, progress=None, random_state=None):
@@ -215,6 +229,7 @@ class CHM(Estimator):
         self.weight_decay = weight_decay
         self.beta = beta
         self.rounds = rounds
+        self.superpixel_scale = superpixel_scale
         self.features = features
         self.context_radius = context_radius
         self.context_channels = context_channels
@@ -259,7 +274,7 @@ class CHM(Estimator):
         spatial loss (or None), its ``alpha``, and for self-training the Potts ``beta`` and the
         number of ``rounds`` (0 = none)."""
         method = self.semi_supervised
-        out = {"loss": None, "alpha": 0.0, "beta": None, "rounds": 0}
+        out = {"loss": None, "alpha": 0.0, "beta": None, "rounds": 0, "scale": None}
         if method is None:
             alpha = self.alpha or 0.0
             if alpha > 0:
@@ -294,6 +309,11 @@ class CHM(Estimator):
             if not isinstance(rounds, (int, np.integer)) or rounds < 0:
                 raise ValueError(f"rounds must be an integer >= 0, got {rounds!r}")
             out.update(beta=float(beta), rounds=int(rounds))
+        if "scale" in rec:
+            scale = rec["scale"] if self.superpixel_scale is None else self.superpixel_scale
+            if not (isinstance(scale, (int, float, np.number)) and np.isfinite(scale) and scale > 0):
+                raise ValueError(f"superpixel_scale must be a finite number > 0, got {scale!r}")
+            out.update(scale=float(scale))
         return out
 
     def _level_caps(self, n_images):
@@ -361,6 +381,13 @@ class CHM(Estimator):
         seeds = rng.integers(0, 2**63 - 1, size=len(images))
         caps = self._level_caps(len(images))
         par = Parallel(n_jobs=self.n_jobs, return_as="generator")
+        if recipe["scale"] is not None:
+            t0 = time.perf_counter()
+            jobs = (delayed(expand_labels)(self._prepare(im), lab, recipe["scale"]) for im, lab in zip(images, labels))
+            labels = list(bar(par(jobs), total=len(images), desc="superpixel labels", enabled=self.progress))
+            self.timings_["superpixels"] = time.perf_counter() - t0
+            if self.max_samples is None:  # like proposals, the spread labels are too many to keep all
+                caps = [max(1, -(-PROPOSAL_SAMPLES // len(images)))] * (self.levels + 1)
 
         self.rounds_ = []
         with tempfile.TemporaryDirectory(prefix="chm-features-") as tmp:

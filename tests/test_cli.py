@@ -124,6 +124,8 @@ def test_train_dense_options(tmp_path, capsys):
     (["--semi-supervised", "self-training", "--beta", "4", "--rounds", "2"],
      {"semi_supervised": "self-training", "beta": 4.0, "rounds": 2}),
     (["--semi-supervised", "contrast", "--alpha", "0.2"], {"semi_supervised": "contrast", "alpha": 0.2}),
+    (["--semi-supervised", "superpixels", "--superpixel-scale", "30"],
+     {"semi_supervised": "superpixels", "superpixel_scale": 30.0}),
     (["--alpha", "0.1"], {"semi_supervised": None, "alpha": 0.1}),
     (["--weight-decay", "0.01"], {"weight_decay": 0.01}),
 ])

@@ -383,3 +383,20 @@ def test_spatial_centres_rows_match_the_training_rows(data):
     Xs = ((X.astype(np.float64) - offset) / scale).astype(np.float32)
     for row in Xn[nbr[:, 4]]:
         assert np.min(np.abs(Xs - row).max(axis=1)) < 2e-2  # float16 training rows
+
+
+def test_superpixel_labels(tmp_path, data):
+    """semi_supervised="superpixels" fits on the labels spread over superpixels: a different model
+    from the supervised one, recorded in the file; a bad scale is refused before any work."""
+    images, _, labels = data
+    model = CHM(**{**SMALL, "semi_supervised": "superpixels", "superpixel_scale": 30.0}).fit(images, labels)
+    assert model.timings_["superpixels"] >= 0
+    assert not np.array_equal(model.predict_proba(images[:1])[0], CHM(**SMALL).fit(images, labels)
+                              .predict_proba(images[:1])[0])
+    model.save(tmp_path / "m.npz")
+    back = chm.load(tmp_path / "m.npz")
+    assert (back.semi_supervised, back.superpixel_scale) == ("superpixels", 30.0)
+    np.testing.assert_array_equal(back.predict_proba(images[:1])[0], model.predict_proba(images[:1])[0])
+    for bad in (0, -1.0, np.nan, "big"):
+        with pytest.raises(ValueError, match="superpixel_scale must be"):
+            CHM(**{**SMALL, "semi_supervised": "superpixels", "superpixel_scale": bad}).fit(images, labels)

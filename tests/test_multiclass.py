@@ -159,7 +159,7 @@ def test_majority_pooling_matches_fractions():
 @pytest.mark.parametrize("method", ["self-training", "auto", "contrast+self-training"])
 def test_self_training_is_for_two_classes(scenes, method):
     images, labels, _, _ = scenes
-    with pytest.raises(ValueError, match="two classes only.*'contrast', 'tv'"):
+    with pytest.raises(ValueError, match="two classes only.*'contrast', 'superpixels', 'tv'"):
         CHM(**{**SMALL, "semi_supervised": method}).fit(images, labels)
 
 
@@ -172,3 +172,14 @@ def test_self_training_of_a_colour_binary_model():
     model = CHM(**{**SMALL, "semi_supervised": "self-training"}).fit(images, labels)
     assert model.n_channels_ == 3 and len(model.rounds_) == 1 and 0 < model.rounds_[0]["foreground"] < 1
     assert not np.array_equal(model.predict_proba(images[:1])[0], sup.predict_proba(images[:1])[0])
+
+
+def test_superpixel_labels_of_k_classes(scenes):
+    """Superpixels spread K-class labels of colour images; the model differs from the supervised one
+    and still predicts K classes."""
+    images, labels, test_x, _ = scenes
+    model = CHM(**{**SMALL, "semi_supervised": "superpixels"}).fit(images, labels)
+    sup = CHM(**SMALL).fit(images, labels)
+    p = model.predict_proba(test_x[:1])[0]
+    assert p.shape[2] == 4 and np.allclose(p.sum(2), 1, atol=1e-5)
+    assert not np.array_equal(p, sup.predict_proba(test_x[:1])[0])
