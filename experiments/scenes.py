@@ -9,8 +9,9 @@ file in OUT/runs, so an interrupted run resumes; a different configuration in th
 refused.
 
 ``--classifier chm`` fits the K-class colour CHM (``chm.CHM``, settings from ``--chm-params``) with
-the methods supervised, tv (the paper's loss on the K-channel probability image) and contrast (the
-contrast-sensitive pairwise loss, ``semi_supervised="contrast"``); the filter bank of every image
+the methods supervised, tv (the paper's loss on the K-channel probability image), contrast (the
+contrast-sensitive pairwise loss, ``semi_supervised="contrast"``) and superpixels (the sparse labels
+spread over superpixels, ``semi_supervised="superpixels"``); the filter bank of every image
 is cached in OUT/feature_cache up to ``--cache-gb``.
 """
 
@@ -28,9 +29,11 @@ from chm.datasets import sample_sparse_labels
 from chm.files import write_atomic
 from chm.metrics import pixel_error
 
-METHODS = ("supervised", "mrf", "tv", "contrast")
-SEMI = ("tv", "contrast")  # the semi-supervised fits
+METHODS = ("supervised", "mrf", "tv", "contrast", "superpixels")
+SEMI = ("tv", "contrast", "superpixels")  # the semi-supervised fits
+LOSSES = ("tv", "contrast")  # the methods weighted by --alpha
 BETAS = (0.0, 0.1, 0.3, 1.0, 3.0)
+TITLES = {"supervised": "supervised", "mrf": "MRF", "tv": "TV", "contrast": "contrast", "superpixels": "superpixels"}
 FIG_IMAGES = 4
 DEFAULT_DATA = os.environ.get("CHM_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -68,8 +71,9 @@ def subsample(data, n_train, n_test):
 
 
 def make_model(args, n_classes, method):
-    """The classifier of ``method`` ("supervised", "tv" or "contrast")."""
+    """The classifier of ``method`` ("supervised", "tv", "contrast" or "superpixels")."""
     tv = method != "supervised"
+    alpha = args.alpha if method in LOSSES else None
     if args.classifier == "chm":
         from chm import CHM
         from chm.cache import FeatureCache
@@ -77,11 +81,11 @@ def make_model(args, n_classes, method):
         params = dict(levels=1, stages=2, epochs=3) if args.quick else {}
         params.update(json.loads(args.chm_params))
         cache = FeatureCache(Path(args.out) / "feature_cache", max_bytes=int(args.cache_gb * 1e9))
-        return CHM(semi_supervised=method if tv else None, alpha=args.alpha if tv else None, n_classes=n_classes,
+        return CHM(semi_supervised=method if tv else None, alpha=alpha, n_classes=n_classes,
                    feature_cache=cache, n_jobs=args.threads, progress=not args.quiet, random_state=args.seed,
                    **params)
-    if method == "contrast":
-        raise SystemExit("the ConvNet has the TV loss only: drop 'contrast' from --methods")
+    if method in ("contrast", "superpixels"):
+        raise SystemExit(f"the ConvNet has the TV loss only: drop {method!r} from --methods")
     from chm import ConvNet
 
     extra = {} if args.n_iter is None else {"n_iter": args.n_iter}
@@ -178,7 +182,8 @@ def collect(runs, sizes):
 
 
 def write_table(res, sizes, paper, out, name, note):
-    lines = ["| N | supervised | MRF | TV | contrast | paper: supervised | paper: MRF | paper: TV |", "|---" * 8 + "|"]
+    lines = ["| N | " + " | ".join(TITLES[m] for m in METHODS) + " | paper: supervised | paper: MRF | paper: TV |",
+             "|---" * (len(METHODS) + 4) + "|"]
     rows = []
     for n in sizes:
         cells, row = [], {"N": n}
@@ -209,7 +214,7 @@ def plot(res, sizes, paper, out, data, runs, split, title):
     from matplotlib.patches import Patch
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for i, (m, color) in enumerate(zip(METHODS, ("tab:red", "tab:green", "tab:blue", "tab:purple"))):
+    for i, (m, color) in enumerate(zip(METHODS, ("tab:red", "tab:green", "tab:blue", "tab:purple", "black"))):
         ok = [n for n in sizes if len(res[(n, m)])]
         if ok:
             ax.errorbar(ok, [res[(n, m)].mean() for n in ok], yerr=[res[(n, m)].std() for n in ok],

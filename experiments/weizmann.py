@@ -128,36 +128,50 @@ def choose_weights(data, n, args, runs):
     betas are scored by the graph-cut decoding error there (``chm.mrf.select_beta``).
     """
     path = runs / f"N{n}_weights.json"
-    if path.exists():
-        return json.loads(path.read_text())
+    out = json.loads(path.read_text()) if path.exists() else {}
+    keys = ("tv", "l2", "mrf", "auto+mrf")
+    if all(k in out for k in keys):
+        return out
+    # Each weight is written as soon as it is chosen: a stopped run, or a column whose method
+    # changed (its key deleted from the file), redoes only what is missing.
     t0 = time.perf_counter()
     labels = sample_sparse_labels(data.train_masks, n, np.random.default_rng([args.seed, n, 0]))
     fit, held = heldout_split(len(labels), [args.seed, n, 99])
     pick = lambda lst, idx: [lst[i] for i in idx]
     held_images, held_labels = pick(data.train_images, held), pick(labels, held)
-    out = {"held_out_images": len(held), "scores": {}}
+    out.setdefault("held_out_images", len(held))
+    out.setdefault("scores", {})
 
     def heldout_maps(params):
         model = CHM(random_state=args.seed, **model_params(args), **params)
         model.fit(pick(data.train_images, fit), pick(labels, fit))
         return model.predict_proba(held_images), model.threshold_
 
+    def done(key, value, scores):
+        nonlocal t0
+        out[key], out["scores"][key] = value, {str(k): v for k, v in scores.items()}
+        out["seconds"] = out.get("seconds", 0.0) + time.perf_counter() - t0
+        t0 = time.perf_counter()
+        _write_json(path, out)
+
     for method in ("tv", "l2"):
+        if method in out:
+            continue
         if method == "tv" and args.alpha is not None:
-            out["tv"] = args.alpha
+            done("tv", args.alpha, {})
             continue
         scores = {}
         for w in candidates(args)[method]:
             maps, t = heldout_maps(method_params(method, w))
             scores[w] = sparse_error([p > t for p in maps], held_labels)
-        out[method], out["scores"][method] = choose(scores), {str(k): v for k, v in scores.items()}
+        done(method, choose(scores), scores)
     for key, method in (("mrf", "supervised"), ("auto+mrf", "auto")):
+        if key in out:
+            continue
         maps, t = heldout_maps(method_params(method, None))
         beta, scores = mrf.select_beta(maps, held_labels, betas=candidates(args)["beta"], images=held_images,
                                        threshold=t)
-        out[key], out["scores"][key] = float(beta), {str(k): v for k, v in scores.items()}
-    out["seconds"] = time.perf_counter() - t0
-    _write_json(path, out)
+        done(key, float(beta), scores)
     return out
 
 
