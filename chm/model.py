@@ -82,7 +82,7 @@ SEMI_SUPERVISED = {
     "contrast+self-training": {"loss": "contrast", "alpha": 0.1, "beta": 16.0, "rounds": 1},
     "superpixels": {"scale": 50.0},
     "superpixels+self-training": {"scale": 50.0, "beta": 16.0, "rounds": 1},
-    "auto": {"beta": 16.0, "rounds": 1},
+    "auto": {"scale": 50.0, "beta": 16.0, "rounds": 1},
 }
 
 #: The methods of K-class models (K > 2): the spatial losses on the K-channel probability image,
