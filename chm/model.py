@@ -271,8 +271,8 @@ class CHM(Estimator):
 
     def _recipe(self, n_classes=2):
         """What ``fit`` does with the unlabelled pixels of an ``n_classes`` problem: a dict with the
-        spatial loss (or None), its ``alpha``, and for self-training the Potts ``beta`` and the
-        number of ``rounds`` (0 = none)."""
+        spatial loss (or None), its ``alpha``, for self-training the Potts ``beta`` and the
+        number of ``rounds`` (0 = none), and the superpixels' ``scale`` (None = no spreading)."""
         method = self.semi_supervised
         out = {"loss": None, "alpha": 0.0, "beta": None, "rounds": 0, "scale": None}
         if method is None:
