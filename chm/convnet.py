@@ -32,10 +32,13 @@ from ._progress import bar
 from ._validation import check_labels, check_random_state
 from .base import Estimator
 from .patchnet import PatchNet, objective, valid_patch_sizes
+from .superpixels import RECOMMENDED_SCALE, expand_labels
 
 __all__ = ["ConvNet", "SEMI_SUPERVISED", "RECOMMENDED_ALPHA"]
 
-SEMI_SUPERVISED = (None, "tv")
+#: None, the paper's TV loss, the sparse labels spread over superpixels (:mod:`chm.superpixels`),
+#: or both.
+SEMI_SUPERVISED = (None, "tv", "superpixels", "superpixels+tv")
 #: Weight of the TV term when ``semi_supervised="tv"`` and ``alpha=None``: chosen on held-out
 #: training images of Stanford Background fold 0 with their sparse labels only (N = 10; error on
 #: the 1140 held-out labels: alpha 0 34.5 %, 0.3 31.8 %, 1 32.9 %; experiments/convnet_alpha.py).
@@ -80,9 +83,11 @@ class ConvNet(Estimator):
 
     Parameters
     ----------
-    semi_supervised : {None, "tv"}
+    semi_supervised : {None, "tv", "superpixels", "superpixels+tv"}
         None: supervised (unless ``alpha > 0``, which selects "tv" as in :class:`chm.CHM`).
         "tv": add ``alpha`` x the total variation of the output probability maps (paper eq. 8).
+        "superpixels": train on the labels spread over superpixels (as :class:`chm.CHM`,
+        :mod:`chm.superpixels`); "superpixels+tv": both.
     alpha : float or None
         Weight of the TV term: mean TV per pixel (summed over classes) against the mean
         cross-entropy per labelled pixel. None: :data:`RECOMMENDED_ALPHA` with "tv", else 0.
@@ -99,6 +104,9 @@ class ConvNet(Estimator):
     tiles, tile_size : int
         Unlabelled tiles per step and their side in output pixels (TV term only).
     learning_rate, weight_decay : float
+    superpixel_scale : float or None
+        Superpixels: Felzenszwalb scale of the segments (None:
+        :data:`chm.superpixels.RECOMMENDED_SCALE`).
     device : str
         "cpu", or "cuda" (when available).
     n_jobs : int or None
@@ -112,9 +120,10 @@ class ConvNet(Estimator):
 
     def __init__(self, semi_supervised=None, alpha=None, n_classes=None, patch_size=46, n_iter=2000,
                  batch_size=64, tiles=2, tile_size=32, learning_rate=1e-3, weight_decay=0.0,
-                 device="cpu", n_jobs=None, progress=None, random_state=None):
+                 superpixel_scale=None, device="cpu", n_jobs=None, progress=None, random_state=None):
         self.semi_supervised = semi_supervised
         self.alpha = alpha
+        self.superpixel_scale = superpixel_scale
         self.n_classes = n_classes
         self.patch_size = patch_size
         self.n_iter = n_iter
@@ -131,13 +140,24 @@ class ConvNet(Estimator):
     # ------------------------------------------------------------------------------------
     def _tv_weight(self):
         if self.semi_supervised not in SEMI_SUPERVISED:
-            raise ValueError(f"semi_supervised must be None or 'tv', got {self.semi_supervised!r}")
+            raise ValueError(f"semi_supervised must be one of {SEMI_SUPERVISED}, got {self.semi_supervised!r}")
         a = self.alpha
         if a is not None and (isinstance(a, bool) or not np.isfinite(a) or a < 0):
             raise ValueError(f"alpha must be None or a finite number >= 0, got {a!r}")
-        if self.semi_supervised == "tv":
+        if self.semi_supervised in ("tv", "superpixels+tv"):
             return RECOMMENDED_ALPHA if a is None else float(a)
+        if self.semi_supervised == "superpixels" and a:
+            raise ValueError("alpha weighs the TV loss, and 'superpixels' has none; use 'superpixels+tv'")
         return 0.0 if a is None else float(a)
+
+    def _scale(self):
+        """The superpixel scale in effect, or None when the labels are not spread."""
+        if not str(self.semi_supervised).startswith("superpixels"):
+            return None
+        s = RECOMMENDED_SCALE if self.superpixel_scale is None else self.superpixel_scale
+        if isinstance(s, bool) or not isinstance(s, (int, float, np.number)) or not np.isfinite(s) or s <= 0:
+            raise ValueError(f"superpixel_scale must be a finite number > 0, got {s!r}")
+        return float(s)
 
     def _validate_params(self):
         for name, lo in (("n_iter", 1), ("batch_size", 1), ("tiles", 0), ("tile_size", 3)):
@@ -156,6 +176,7 @@ class ConvNet(Estimator):
             if not np.isfinite(v) or v < 0 or (name == "learning_rate" and v == 0):
                 raise ValueError(f"{name} must be a finite number {'> 0' if name == 'learning_rate' else '>= 0'}, "
                                  f"got {v!r}")
+        self._scale()
         return self._tv_weight(), self._device()
 
     def _device(self):
@@ -200,6 +221,9 @@ class ConvNet(Estimator):
             top = 1  # check_labels gives the message
         k = self.n_classes if self.n_classes is not None else max(2, top + 1)
         labels = check_labels(labels, shapes, n_classes=k)
+        if self._scale() is not None:
+            labels = [expand_labels(im if im.shape[2] == 3 else im[:, :, 0], lab, self._scale())
+                      for im, lab in zip(images, labels)]
         rng = check_random_state(self.random_state)
         self.n_classes_ = int(k)
         self.alpha_ = alpha  # the TV weight in effect

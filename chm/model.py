@@ -47,7 +47,7 @@ from .images import as_float_image, to_channels
 from .inference import predict_image
 from .losses import SpatialLoss, get_spatial_loss
 from .persistence import FORMAT, jsonable, write_container
-from .superpixels import expand_labels
+from .superpixels import RECOMMENDED_SCALE, expand_labels
 from .training import FewLabelsWarning, fit_cascade, self_train
 
 __all__ = ["CHM", "CONTEXT_CHANNELS", "DEFAULT_FEATURES", "FUSION_CONTEXTS", "FewLabelsWarning", "LABEL_POOLINGS",
@@ -80,9 +80,9 @@ SEMI_SUPERVISED = {
     "self-training": {"beta": 16.0, "rounds": 1},
     "tv+self-training": {"loss": "tv", "alpha": 0.3, "beta": 16.0, "rounds": 1},
     "contrast+self-training": {"loss": "contrast", "alpha": 0.1, "beta": 16.0, "rounds": 1},
-    "superpixels": {"scale": 50.0},
-    "superpixels+self-training": {"scale": 50.0, "beta": 16.0, "rounds": 1},
-    "auto": {"scale": 50.0, "beta": 16.0, "rounds": 1},
+    "superpixels": {"scale": RECOMMENDED_SCALE},
+    "superpixels+self-training": {"scale": RECOMMENDED_SCALE, "beta": 16.0, "rounds": 1},
+    "auto": {"scale": RECOMMENDED_SCALE, "beta": 16.0, "rounds": 1},
 }
 
 #: The methods of K-class models (K > 2): the spatial losses on the K-channel probability image,
@@ -93,7 +93,7 @@ SEMI_SUPERVISED = {
 SEMI_SUPERVISED_MULTICLASS = {
     "tv": {"loss": "tv", "alpha": 0.1},
     "contrast": {"loss": "contrast", "alpha": 0.3},
-    "superpixels": {"scale": 50.0},
+    "superpixels": {"scale": RECOMMENDED_SCALE},
 }
 
 #: Context channels a K-class map is compressed to, at most (``CHM(context_channels=...)``).

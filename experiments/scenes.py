@@ -11,7 +11,8 @@ refused.
 ``--classifier chm`` fits the K-class colour CHM (``chm.CHM``, settings from ``--chm-params``) with
 the methods supervised, tv (the paper's loss on the K-channel probability image), contrast (the
 contrast-sensitive pairwise loss, ``semi_supervised="contrast"``) and superpixels (the sparse labels
-spread over superpixels, ``semi_supervised="superpixels"``); the filter bank of every image
+spread over superpixels, ``semi_supervised="superpixels"``); the ConvNet takes supervised, tv and
+superpixels; the filter bank of every image
 is cached in OUT/feature_cache up to ``--cache-gb``.
 """
 
@@ -84,14 +85,14 @@ def make_model(args, n_classes, method):
         return CHM(semi_supervised=method if tv else None, alpha=alpha, n_classes=n_classes,
                    feature_cache=cache, n_jobs=args.threads, progress=not args.quiet, random_state=args.seed,
                    **params)
-    if method in ("contrast", "superpixels"):
-        raise SystemExit(f"the ConvNet has the TV loss only: drop {method!r} from --methods")
+    if method == "contrast":
+        raise SystemExit("the ConvNet has no contrast-sensitive loss: drop 'contrast' from --methods")
     from chm import ConvNet
 
     extra = {} if args.n_iter is None else {"n_iter": args.n_iter}
     if args.quick:
         extra.update(n_iter=args.n_iter or 10, batch_size=16, tile_size=8)
-    return ConvNet(semi_supervised="tv" if tv else None, alpha=args.alpha if tv else None, n_classes=n_classes,
+    return ConvNet(semi_supervised=method if tv else None, alpha=alpha, n_classes=n_classes,
                    n_jobs=args.threads, progress=not args.quiet, random_state=args.seed, **extra)
 
 

@@ -187,10 +187,28 @@ def test_alpha_and_semi_supervised_meaning():
     assert ConvNet(semi_supervised="tv")._tv_weight() == RECOMMENDED_ALPHA
     assert ConvNet(semi_supervised="tv", alpha=0.05)._tv_weight() == 0.05
     assert ConvNet(alpha=0.2)._tv_weight() == 0.2  # an explicit alpha alone selects TV (as CHM)
-    with pytest.raises(ValueError, match="semi_supervised must be None or 'tv'"):
+    with pytest.raises(ValueError, match="semi_supervised must be one of"):
         ConvNet(semi_supervised="mean-teacher")._tv_weight()
     with pytest.raises(ValueError, match="alpha must be None or a finite number >= 0"):
         ConvNet(alpha=-1)._tv_weight()
+    assert ConvNet(semi_supervised="superpixels")._tv_weight() == 0
+    assert ConvNet(semi_supervised="superpixels+tv")._tv_weight() == RECOMMENDED_ALPHA
+    with pytest.raises(ValueError, match="'superpixels' has none"):
+        ConvNet(semi_supervised="superpixels", alpha=0.1)._tv_weight()
+
+
+def test_superpixel_labels(tmp_path):
+    """semi_supervised="superpixels" trains on the spread labels (another model than on the sparse
+    ones, same seed), keeps its scale in the file, and refuses a bad scale."""
+    images, masks = _toy(k=2)
+    labels = _sparse(masks, n=4)
+    sup = ConvNet(random_state=0, **FAST).fit(images, labels)
+    spx = ConvNet(random_state=0, semi_supervised="superpixels", superpixel_scale=30.0, **FAST).fit(images, labels)
+    assert not np.array_equal(sup.predict_proba(images[:1])[0], spx.predict_proba(images[:1])[0])
+    back = chm.load(spx.save(tmp_path / "spx"))
+    assert (back.semi_supervised, back.superpixel_scale) == ("superpixels", 30.0)
+    with pytest.raises(ValueError, match="superpixel_scale must be"):
+        ConvNet(semi_supervised="superpixels", superpixel_scale=0, **FAST).fit(images, labels)
 
 
 def test_save_load_round_trip_and_corrupt_files(tmp_path):
