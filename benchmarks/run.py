@@ -309,7 +309,7 @@ def report(args, data, bank, ours, peer, scaling, ablation):
         lines.append("")
 
     t = ours["timings"]
-    stages = [k for k in t if k != "features"]
+    stages = [k for k in t if isinstance(k, tuple)]  # (stage, level); named steps are the others
     sgd = sum(t[k]["sgd"] for k in stages)
     ctx = sum(t[k]["contexts"] for k in stages)
     lines += [f"## CHM, N = {data['n_labels']}, all {n_tr} training images", ""]
@@ -319,7 +319,10 @@ def report(args, data, bank, ours, peer, scaling, ablation):
             ["↳ context maps, all classifiers", f"{ctx:.1f} s"]]
     rows += [[f"↳ stage {s} level {l}: SGD / contexts", f"{t[(s, l)]['sgd']:.1f} s / {t[(s, l)]['contexts']:.1f} s"]
              for s, l in stages]
-    rows += [["↳ other (validation, bookkeeping)", f"{ours['fit'] - t['features'] - sgd - ctx:.1f} s"],
+    if "superpixels" in t:
+        rows.append(["↳ superpixel labels", f"{t['superpixels']:.1f} s"])
+    rows += [["↳ other (validation, bookkeeping; self-training's first fit and proposals)",
+              f"{ours['fit'] - t['features'] - sgd - ctx - t.get('superpixels', 0.0):.1f} s"],
              [f"predict ({n_te} test images)", f"{ours['predict']:.1f} s = {ours['predict'] / n_te:.2f} s/image "
               f"= {ours['test_mpx'] / ours['predict']:.3f} Mpx/s"],
              [f"predict latency, one {LATENCY_SHAPE[0]} x {LATENCY_SHAPE[1]} image, one process, "
