@@ -32,7 +32,7 @@ from ._progress import bar
 from ._validation import check_labels, check_random_state
 from .base import Estimator
 from .patchnet import PatchNet, objective, valid_patch_sizes
-from .superpixels import RECOMMENDED_SCALE, expand_labels
+from .superpixels import check_scale, expand_labels
 
 __all__ = ["ConvNet", "SEMI_SUPERVISED", "RECOMMENDED_ALPHA"]
 
@@ -154,10 +154,7 @@ class ConvNet(Estimator):
         """The superpixel scale in effect, or None when the labels are not spread."""
         if not str(self.semi_supervised).startswith("superpixels"):
             return None
-        s = RECOMMENDED_SCALE if self.superpixel_scale is None else self.superpixel_scale
-        if isinstance(s, bool) or not isinstance(s, (int, float, np.number)) or not np.isfinite(s) or s <= 0:
-            raise ValueError(f"superpixel_scale must be a finite number > 0, got {s!r}")
-        return float(s)
+        return check_scale(self.superpixel_scale)
 
     def _validate_params(self):
         for name, lo in (("n_iter", 1), ("batch_size", 1), ("tiles", 0), ("tile_size", 3)):

@@ -47,7 +47,7 @@ from .images import as_float_image, to_channels
 from .inference import predict_image
 from .losses import SpatialLoss, get_spatial_loss
 from .persistence import FORMAT, jsonable, write_container
-from .superpixels import RECOMMENDED_SCALE, expand_labels
+from .superpixels import RECOMMENDED_SCALE, check_scale, expand_labels
 from .training import FewLabelsWarning, fit_cascade, self_train
 
 __all__ = ["CHM", "CONTEXT_CHANNELS", "DEFAULT_FEATURES", "FUSION_CONTEXTS", "FewLabelsWarning", "LABEL_POOLINGS",
@@ -310,15 +310,13 @@ class CHM(Estimator):
                 raise ValueError(f"rounds must be an integer >= 0, got {rounds!r}")
             out.update(beta=float(beta), rounds=int(rounds))
         if "scale" in rec:
-            scale = rec["scale"] if self.superpixel_scale is None else self.superpixel_scale
-            if not (isinstance(scale, (int, float, np.number)) and np.isfinite(scale) and scale > 0):
-                raise ValueError(f"superpixel_scale must be a finite number > 0, got {scale!r}")
-            out.update(scale=float(scale))
+            out.update(scale=rec["scale"] if self.superpixel_scale is None else check_scale(self.superpixel_scale))
         return out
 
-    def _level_caps(self, n_images):
-        """Per level: labelled pixels kept per class and image, or None (no cap)."""
-        caps = self.max_samples
+    def _level_caps(self, n_images, default=None):
+        """Per level: labelled pixels kept per class and image, or None (no cap). ``default``: the
+        total per class and level when ``max_samples`` is None (labels too many to keep all)."""
+        caps = self.max_samples if self.max_samples is not None else default
         if caps is None or np.isscalar(caps):
             caps = [caps] * (self.levels + 1)
         caps = list(caps)
@@ -386,8 +384,7 @@ class CHM(Estimator):
             jobs = (delayed(expand_labels)(self._prepare(im), lab, recipe["scale"]) for im, lab in zip(images, labels))
             labels = list(bar(par(jobs), total=len(images), desc="superpixel labels", enabled=self.progress))
             self.timings_["superpixels"] = time.perf_counter() - t0
-            if self.max_samples is None:  # like proposals, the spread labels are too many to keep all
-                caps = [max(1, -(-PROPOSAL_SAMPLES // len(images)))] * (self.levels + 1)
+            caps = self._level_caps(len(images), PROPOSAL_SAMPLES)  # like proposals, too many to keep all
 
         self.rounds_ = []
         with tempfile.TemporaryDirectory(prefix="chm-features-") as tmp:

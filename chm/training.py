@@ -125,8 +125,7 @@ def self_train(model, images, labels, beta, rounds, tv_levels, cache, rng, par, 
         raise ValueError(f"self-training is for two-class models; this one has {model.n_classes_} classes")
     pi = foreground_prior(labels)
     bounds = (pi * (1 - tolerance), min(0.999, pi * (1 + tolerance)))
-    caps = model._level_caps(len(images)) if model.max_samples is not None else \
-        [max(1, -(-proposal_samples // len(images)))] * (model.levels + 1)
+    caps = model._level_caps(len(images), proposal_samples)
     schedule = model._schedule()
     stencils = {sl: model._stencil(*sl) for sl in schedule}
     prepared = [model._prepare(im) for im in images]  # once: the maps and the proposals both read them

@@ -73,7 +73,7 @@ def subsample(data, n_train, n_test):
 
 def make_model(args, n_classes, method):
     """The classifier of ``method`` ("supervised", "tv", "contrast" or "superpixels")."""
-    tv = method != "supervised"
+    semi = method != "supervised"
     alpha = args.alpha if method in LOSSES else None
     if args.classifier == "chm":
         from chm import CHM
@@ -82,7 +82,7 @@ def make_model(args, n_classes, method):
         params = dict(levels=1, stages=2, epochs=3) if args.quick else {}
         params.update(json.loads(args.chm_params))
         cache = FeatureCache(Path(args.out) / "feature_cache", max_bytes=int(args.cache_gb * 1e9))
-        return CHM(semi_supervised=method if tv else None, alpha=alpha, n_classes=n_classes,
+        return CHM(semi_supervised=method if semi else None, alpha=alpha, n_classes=n_classes,
                    feature_cache=cache, n_jobs=args.threads, progress=not args.quiet, random_state=args.seed,
                    **params)
     if method == "contrast":
@@ -92,7 +92,7 @@ def make_model(args, n_classes, method):
     extra = {} if args.n_iter is None else {"n_iter": args.n_iter}
     if args.quick:
         extra.update(n_iter=args.n_iter or 10, batch_size=16, tile_size=8)
-    return ConvNet(semi_supervised=method if tv else None, alpha=alpha, n_classes=n_classes,
+    return ConvNet(semi_supervised=method if semi else None, alpha=alpha, n_classes=n_classes,
                    n_jobs=args.threads, progress=not args.quiet, random_state=args.seed, **extra)
 
 

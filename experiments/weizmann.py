@@ -6,7 +6,8 @@ Columns, all on the same sparse-label draws (5 per N):
 * MRF: the supervised output post-processed by a contrast-sensitive Potts MRF (exact graph cut);
 * TV: the paper's total-variation loss (eq. 8-15), fresh centres from every pixel each epoch;
 * L2: weight decay (Tikhonov) instead of an unsupervised term, the paper's other comparison;
-* recommended: ``semi_supervised="auto"`` (self-training on graph-cut proposals), its own output,
+* recommended: ``semi_supervised="auto"`` (the labels spread over superpixels, then self-training
+  on graph-cut proposals), its own output,
   and "+ MRF": the same output decoded by the MRF, so learning and post-processing stay apart.
 
 Every weight (MRF beta, TV alpha, L2 weight decay, the recommended method's MRF beta) is chosen
