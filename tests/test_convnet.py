@@ -211,6 +211,19 @@ def test_superpixel_labels(tmp_path):
         ConvNet(semi_supervised="superpixels", superpixel_scale=0, **FAST).fit(images, labels)
 
 
+def test_spread_labels_are_drawn_with_the_sparse_class_balance():
+    """Known answer: sparse labels 3 : 1, spread labels 6 : 1 : 0 pixels of classes 0, 1, 2 -> the
+    class-0 pixels share 3/4, the class-1 pixel 1/4, and an unseen class gets nothing."""
+    sparse = [np.array([[0, -1, 1], [0, 0, -1]])]
+    target = np.array([0, 0, 1, 0, 0, 0, 0])
+    p = chm.convnet._class_balanced_weights(target, sparse, 3)
+    np.testing.assert_allclose(p, [0.125, 0.125, 0.25, 0.125, 0.125, 0.125, 0.125])
+    rng = np.random.default_rng(0)
+    order = ConvNet._order(target, p, rng)
+    assert len(order) == len(target) and order.min() >= 0 and order.max() < len(target)
+    np.testing.assert_array_equal(np.sort(ConvNet._order(target, None, rng)), np.arange(len(target)))
+
+
 def test_save_load_round_trip_and_corrupt_files(tmp_path):
     images, masks = _toy(k=3)
     m = ConvNet(random_state=0, semi_supervised="tv", **FAST).fit(images, _sparse(masks))
