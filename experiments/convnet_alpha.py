@@ -7,6 +7,11 @@ no test image is used). The winner is ``chm.convnet.RECOMMENDED_ALPHA``.
 
     python experiments/convnet_alpha.py --alphas 0,0.1,0.3,1 --threads 1
 
+``--semi-supervised superpixels`` screens the superpixel-label variants (alpha 0: superpixels
+alone; alpha > 0: "superpixels+tv"). ``--score-n 50`` scores on an independent draw of 50 sparse
+labels per held-out image instead of their own N (5700 labels: a standard error of about 0.6
+points instead of 1.4).
+
 Writes --out/alpha<a>.json per alpha (resumable) and prints a table.
 """
 
@@ -31,6 +36,10 @@ def parse_args(argv=None):
                                                                       / "shared" / "data")))
     ap.add_argument("--alphas", default="0,0.1,0.3,1")
     ap.add_argument("--n", type=int, default=10, help="labelled pixels per image")
+    ap.add_argument("--semi-supervised", default=None, choices=[None, "superpixels"],
+                    help="spread the labels over superpixels (alpha > 0 adds TV: 'superpixels+tv')")
+    ap.add_argument("--score-n", type=int, default=None,
+                    help="score on an independent draw of this many labels per held-out image (default: their own N)")
     ap.add_argument("--n-iter", type=int, default=1500)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
@@ -47,26 +56,36 @@ def main(argv=None):
     labels = sample_sparse_labels(data.train_masks, args.n, np.random.default_rng([args.seed, args.n]), ignore=-1)
     order = np.random.default_rng([args.seed, 99]).permutation(len(labels))
     held, fit = order[: len(order) // 5], order[len(order) // 5:]
+    if args.score_n is None:
+        score = [labels[i] for i in held]
+    else:
+        score = sample_sparse_labels([data.train_masks[i] for i in held], args.score_n,
+                                     np.random.default_rng([args.seed, args.score_n, 1]), ignore=-1)
+    tag = (f"_{args.semi_supervised}" if args.semi_supervised else "") + (
+        f"_score{args.score_n}" if args.score_n is not None else "")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for a in (float(s) for s in args.alphas.split(",")):
-        path = out / f"alpha{a:g}_N{args.n}_iter{args.n_iter}.json"
+        path = out / f"alpha{a:g}_N{args.n}_iter{args.n_iter}{tag}.json"
         if not path.exists():
             t0 = time.perf_counter()
-            model = ConvNet(alpha=a, n_classes=len(data.classes), n_iter=args.n_iter, n_jobs=args.threads,
+            method = args.semi_supervised and (args.semi_supervised + ("+tv" if a > 0 else ""))
+            model = ConvNet(semi_supervised=method, alpha=a if a > 0 or not method else None,
+                            n_classes=len(data.classes), n_iter=args.n_iter, n_jobs=args.threads,
                             progress=not args.quiet, random_state=args.seed)
             model.fit([data.train_images[i] for i in fit], [labels[i] for i in fit])
             pred = model.predict([data.train_images[i] for i in held])
-            err = pixel_error(pred, [labels[i] for i in held], ignore=-1)  # the held-out sparse labels only
-            path.write_text(json.dumps({"alpha": a, "heldout_sparse_error": err, "n_heldout_labels":
-                                        int(sum((labels[i] >= 0).sum() for i in held)),
+            err = pixel_error(pred, score, ignore=-1)  # the held-out sparse labels only
+            path.write_text(json.dumps({"alpha": a, "semi_supervised": method, "heldout_sparse_error": err,
+                                        "n_heldout_labels": int(sum((s >= 0).sum() for s in score)),
                                         "fit_seconds": model.fit_seconds_, "seconds": time.perf_counter() - t0,
                                         "final_ce": float(np.mean([c for c, _ in model.loss_curve_[-50:]]))}))
         rows.append(json.loads(path.read_text()))
         r = rows[-1]
-        print(f"alpha {r['alpha']:<6g} held-out sparse error {100 * r['heldout_sparse_error']:6.2f} % "
-              f"({r['n_heldout_labels']} labels)  fit {r['fit_seconds']:.0f} s", flush=True)
+        print(f"{r.get('semi_supervised') or 'tv'} alpha {r['alpha']:<6g} held-out sparse error "
+              f"{100 * r['heldout_sparse_error']:6.2f} % ({r['n_heldout_labels']} labels)  fit {r['fit_seconds']:.0f} s",
+              flush=True)
     best = min(rows, key=lambda r: (r["heldout_sparse_error"], r["alpha"]))
     print(f"chosen alpha = {best['alpha']:g}")
 
