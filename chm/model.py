@@ -379,7 +379,6 @@ class CHM(Estimator):
         seeds = rng.integers(0, 2**63 - 1, size=len(images))
         caps = self._level_caps(len(images))
         par = Parallel(n_jobs=self.n_jobs, return_as="generator")
-        sparse = labels
         if recipe["scale"] is not None:
             t0 = time.perf_counter()
             jobs = (delayed(expand_labels)(self._prepare(im), lab, recipe["scale"]) for im, lab in zip(images, labels))
@@ -394,10 +393,9 @@ class CHM(Estimator):
             cache = self._cache()
             if cache is None and loss is not None and n_classes == 2:
                 cache = FeatureCache(tmp)
-            fit_cascade(self, images, labels, seeds, caps, cache, loss, alpha, tv_levels, rng, par, self.label_pooling,
-                        sparse)
+            fit_cascade(self, images, labels, seeds, caps, cache, loss, alpha, tv_levels, rng, par, self.label_pooling)
             if recipe["rounds"]:
-                self_train(self, images, labels, sparse, recipe["beta"], recipe["rounds"], tv_levels, cache, rng, par,
+                self_train(self, images, labels, recipe["beta"], recipe["rounds"], tv_levels, cache, rng, par,
                            PRIOR_TOLERANCE, PROPOSAL_SAMPLES)
         return self
 

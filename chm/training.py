@@ -33,7 +33,7 @@ class FewLabelsWarning(UserWarning):
     """:meth:`chm.CHM.fit` made some classifiers smaller to fit the few labelled pixels it was given."""
 
 
-def fit_cascade(model, images, labels, seeds, caps, cache, loss, alpha, tv_levels, rng, par, pooling, prior_labels):
+def fit_cascade(model, images, labels, seeds, caps, cache, loss, alpha, tv_levels, rng, par, pooling):
     """Train every classifier of ``model`` (a :class:`chm.CHM` whose ``fit`` validated the input
     and set ``bank_``, ``n_classes_``, ``n_channels_``), setting ``classifiers_``,
     ``projections_``, ``threshold_`` or ``class_weights_`` and ``timings_``.
@@ -41,10 +41,7 @@ def fit_cascade(model, images, labels, seeds, caps, cache, loss, alpha, tv_level
     ``seeds`` (one per image) and ``rng`` drive every random choice; ``caps`` are the per-level
     sample caps; ``cache`` a FeatureCache or None; ``loss`` / ``alpha`` the spatial loss of the
     ``tv_levels``; ``pooling`` the coarse levels' label rule (``CHM.label_pooling``); ``par`` a
-    joblib ``Parallel`` returning a generator. ``prior_labels`` give the class balance of the
-    decision rule: the user's sparse labels, the one unbiased sample of the pixels' classes
-    (superpixel labels over-represent classes of large uniform regions, proposals under-represent
-    thin ones).
+    joblib ``Parallel`` returning a generator.
     """
     K = model.n_classes_
     # Pass A: filter-bank rows at every level, only where SGD will look (and, for a K-class
@@ -106,30 +103,27 @@ def fit_cascade(model, images, labels, seeds, caps, cache, loss, alpha, tv_level
         model.timings_[(s, l)] = {"sgd": t1 - t0, "contexts": time.perf_counter() - t1}
     sampled = [r[0]["y"] for r in rows]
     if K == 2:
-        model.threshold_ = decision_threshold(prior_labels, sampled, clf.targets)
+        model.threshold_ = decision_threshold(labels, sampled, clf.targets)
     else:
-        model.class_weights_ = class_weights(prior_labels, sampled, K)
+        model.class_weights_ = class_weights(labels, sampled, K)
     if few_labels:
         warnings.warn("few labelled pixels: an LDNN has at most one group per labelled foreground pixel "
                       "and one node per background pixel of its level, so these were made smaller: "
                       + "; ".join(few_labels), FewLabelsWarning, stacklevel=3)
 
 
-def self_train(model, images, labels, prior_labels, beta, rounds, tv_levels, cache, rng, par, tolerance,
-               proposal_samples):
+def self_train(model, images, labels, beta, rounds, tv_levels, cache, rng, par, tolerance, proposal_samples):
     """Refit a binary ``model`` fitted by :func:`fit_cascade` on graph-cut proposals of its training
     images, ``rounds`` times (:mod:`chm.selftraining`), appending each round's bias, foreground
     fraction and seconds to ``model.rounds_``.
 
-    ``labels`` are the hard constraints of the proposals (the training labels: sparse or
-    superpixel-spread); ``prior_labels`` (the sparse labels) give the foreground estimate and the
-    refit's decision rule, as in :func:`fit_cascade`. ``beta`` is the Potts weight of the proposals' MRF; ``tolerance`` bounds their foreground
+    ``beta`` is the Potts weight of the proposals' MRF; ``tolerance`` bounds their foreground
     fraction relative to the sparse labels' estimate; ``proposal_samples`` caps the labelled
     pixels per class and level taken from the (dense) proposals when ``max_samples`` is None.
     """
     if model.n_classes_ != 2:
         raise ValueError(f"self-training is for two-class models; this one has {model.n_classes_} classes")
-    pi = foreground_prior(prior_labels)
+    pi = foreground_prior(labels)
     bounds = (pi * (1 - tolerance), min(0.999, pi * (1 + tolerance)))
     caps = model._level_caps(len(images), proposal_samples)
     schedule = model._schedule()
@@ -145,5 +139,5 @@ def self_train(model, images, labels, prior_labels, beta, rounds, tv_levels, cac
         seeds = rng.integers(0, 2**63 - 1, size=len(images))
         # Proposals are dense labels: coarse levels regress their blocks' fractions, and a spatial
         # loss has nothing left to fill in.
-        fit_cascade(model, images, props, seeds, caps, cache, None, 0.0, tv_levels, rng, par, "mean", prior_labels)
+        fit_cascade(model, images, props, seeds, caps, cache, None, 0.0, tv_levels, rng, par, "mean")
         model.rounds_.append({"bias": bias, "foreground": fg, "seconds": time.perf_counter() - t0})

@@ -385,25 +385,6 @@ def test_spatial_centres_rows_match_the_training_rows(data):
         assert np.min(np.abs(Xs - row).max(axis=1)) < 2e-2  # float16 training rows
 
 
-@pytest.mark.parametrize("method", ["superpixels", "auto"])
-def test_decision_rule_prior_comes_from_the_sparse_labels(monkeypatch, data, method):
-    """Spread labels over-represent large uniform regions and proposals under-represent thin parts,
-    so every decision threshold (and self-training's foreground estimate) takes its class balance
-    from the user's sparse labels, the one unbiased sample of the pixels."""
-    import chm.training
-
-    images, _, labels = data
-    seen = []
-    real_threshold, real_prior = chm.training.decision_threshold, chm.training.foreground_prior
-    monkeypatch.setattr(chm.training, "decision_threshold", lambda lab, *a: seen.append(lab) or real_threshold(lab, *a))
-    monkeypatch.setattr(chm.training, "foreground_prior", lambda lab: seen.append(lab) or real_prior(lab))
-    model = CHM(**{**SMALL, "semi_supervised": method, "superpixel_scale": 30.0}).fit(images, labels)
-    assert len(seen) == (1 if method == "superpixels" else 3)
-    for lab in seen:
-        assert len(lab) == len(labels) and all(np.array_equal(a, b) for a, b in zip(lab, labels))
-    assert 0 < model.threshold_ < 1
-
-
 def test_superpixel_labels(tmp_path, data):
     """semi_supervised="superpixels" fits on the labels spread over superpixels: a different model
     from the supervised one, recorded in the file; a bad scale is refused before any work."""
