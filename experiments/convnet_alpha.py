@@ -7,8 +7,9 @@ no test image is used). The winner is ``chm.convnet.RECOMMENDED_ALPHA``.
 
     python experiments/convnet_alpha.py --alphas 0,0.1,0.3,1 --threads 1
 
-``--semi-supervised superpixels`` screens the superpixel-label variants (alpha 0: superpixels
-alone; alpha > 0: "superpixels+tv"). ``--score-n 50`` scores on an independent draw of 50 sparse
+``--params '{"tiles": 8}'`` passes further ConvNet parameters. ``--semi-supervised superpixels``
+screens the superpixel-label variants (alpha 0: superpixels alone; alpha > 0: "superpixels+tv").
+``--score-n 50`` scores on an independent draw of 50 sparse
 labels per held-out image instead of their own N (5700 labels: a standard error of about 0.6
 points instead of 1.4).
 
@@ -41,6 +42,7 @@ def parse_args(argv=None):
     ap.add_argument("--score-n", type=int, default=None,
                     help="score on an independent draw of this many labels per held-out image (default: their own N)")
     ap.add_argument("--n-iter", type=int, default=1500)
+    ap.add_argument("--params", default="{}", help='JSON of further ConvNet parameters, e.g. \'{"tiles": 8}\'')
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="results/convnet_alpha")
@@ -61,8 +63,10 @@ def main(argv=None):
     else:
         score = sample_sparse_labels([data.train_masks[i] for i in held], args.score_n,
                                      np.random.default_rng([args.seed, args.score_n, 1]), ignore=-1)
+    params = json.loads(args.params)
     tag = (f"_{args.semi_supervised}" if args.semi_supervised else "") + (
-        f"_score{args.score_n}" if args.score_n is not None else "")
+        f"_score{args.score_n}" if args.score_n is not None else "") + "".join(
+        f"_{k}{v}" for k, v in sorted(params.items()))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -73,11 +77,12 @@ def main(argv=None):
             method = args.semi_supervised and (args.semi_supervised + ("+tv" if a > 0 else ""))
             model = ConvNet(semi_supervised=method, alpha=a if a > 0 or not method else None,
                             n_classes=len(data.classes), n_iter=args.n_iter, n_jobs=args.threads,
-                            progress=not args.quiet, random_state=args.seed)
+                            progress=not args.quiet, random_state=args.seed, **params)
             model.fit([data.train_images[i] for i in fit], [labels[i] for i in fit])
             pred = model.predict([data.train_images[i] for i in held])
             err = pixel_error(pred, score, ignore=-1)  # the held-out sparse labels only
-            path.write_text(json.dumps({"alpha": a, "semi_supervised": method, "heldout_sparse_error": err,
+            path.write_text(json.dumps({"alpha": a, "semi_supervised": method, "params": params,
+                                        "heldout_sparse_error": err,
                                         "n_heldout_labels": int(sum((s >= 0).sum() for s in score)),
                                         "fit_seconds": model.fit_seconds_, "seconds": time.perf_counter() - t0,
                                         "final_ce": float(np.mean([c for c, _ in model.loss_curve_[-50:]]))}))
