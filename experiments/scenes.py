@@ -278,7 +278,9 @@ def run(args, splits, paper, name, title, note):
                 print(f"== {split}, N = {n}, draw {d + 1}/{args.draws}", flush=True)
                 run_draw(data, split, n, d, args, runs)
     res = collect(runs, sizes)
-    text = write_table(res, sizes, paper, out, name, note)
+    # The table pools every finished run in --out, also those of earlier calls with other --folds.
+    present = sorted({p.name.split("_N")[0] for p in runs.glob("*_N*_draw*.json")})
+    text = write_table(res, sizes, paper, out, name, f"{note} Splits with finished runs: {', '.join(present)}.")
     plot(res, sizes, paper, out, first[1], runs, first[0], title)
     print(text)
     print(f"wrote {out}/{name}.md, {name}.csv, fig_error.png, fig_samples.png "

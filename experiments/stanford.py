@@ -40,8 +40,7 @@ def main(argv=None):
     if args.quick:
         args.folds, args.beta_images = args.folds.split(",")[0], 2
     return scenes.run(args, splits(args), PAPER, "table2", "Stanford Background (Table 2)",
-                      f"Stanford Background, folds {args.folds} (seed {args.seed}), {args.classifier}; "
-                      "runs = folds x draws.")
+                      f"Stanford Background (fold seed {args.seed}), {args.classifier}; runs = folds x draws.")
 
 
 if __name__ == "__main__":
