@@ -74,7 +74,7 @@ def training_rows(image, labels, levels, caps, bank, seed, cache=None, pooling="
             lab = pyramid.majority_pool_labels(labels, l, n_classes).ravel()
         h, w = img_l.shape[:2]
         flat = np.flatnonzero(lab >= 0)
-        if caps[l] is not None:
+        if caps[l] is not None and len(flat):  # an image may have no labelled pixel at all
             keep = [rng.permutation(flat[lab[flat] == c])[:caps[l]] for c in np.unique(lab[flat])]
             flat = np.sort(np.concatenate(keep))
         all_feats = bank_features(img_l, bank, cache).reshape(h * w, -1)

@@ -385,6 +385,16 @@ def test_spatial_centres_rows_match_the_training_rows(data):
         assert np.min(np.abs(Xs - row).max(axis=1)) < 2e-2  # float16 training rows
 
 
+def test_an_image_without_labels_is_allowed_with_sample_caps(data):
+    """Dense scene masks can leave a whole image unknown; with max_samples that image used to crash
+    the row sampler (nothing to concatenate). It simply contributes no rows."""
+    images, masks, _ = data
+    dense = [m.astype(np.int8) for m in masks]
+    dense[1][:] = -1
+    model = CHM(**{**SMALL, "max_samples": 40}).fit(images, dense)
+    assert model.predict(images[:1])[0].shape == images[0].shape
+
+
 def test_superpixel_labels(tmp_path, data):
     """semi_supervised="superpixels" fits on the labels spread over superpixels: a different model
     from the supervised one, recorded in the file; a bad scale is refused before any work."""
