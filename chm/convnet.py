@@ -33,6 +33,7 @@ from ._validation import check_labels, check_random_state
 from .base import Estimator
 from .patchnet import PatchNet, objective, valid_patch_sizes
 from .superpixels import check_scale, expand_labels
+from .thresholds import class_weights
 
 __all__ = ["ConvNet", "SEMI_SUPERVISED", "RECOMMENDED_ALPHA"]
 
@@ -218,9 +219,9 @@ class ConvNet(Estimator):
             top = 1  # check_labels gives the message
         k = self.n_classes if self.n_classes is not None else max(2, top + 1)
         labels = check_labels(labels, shapes, n_classes=k)
-        sparse = labels
-        if self._scale() is not None:
-            labels = [expand_labels(im if im.shape[2] == 3 else im[:, :, 0], lab, self._scale())
+        sparse, scale = labels, self._scale()
+        if scale is not None:
+            labels = [expand_labels(im if im.shape[2] == 3 else im[:, :, 0], lab, scale)
                       for im, lab in zip(images, labels)]
         rng = check_random_state(self.random_state)
         self.n_classes_ = int(k)
@@ -239,7 +240,7 @@ class ConvNet(Estimator):
         ys, xs = np.divmod(pix, np.array([labels[i].shape[1] for i in img_of]))
         target = np.concatenate([lab.ravel()[w] for lab, w in zip(labels, where)]).astype(np.int64)
         # Spread labels: draw the pixels with the sparse labels' class balance (with replacement).
-        weights = _class_balanced_weights(target, sparse, k) if sparse is not labels else None
+        weights = _class_balanced_weights(target, sparse, k) if scale is not None else None
         tile = min(self.tile_size, *(min(im.shape[:2]) for im in images))
         n_tiles = self.tiles if alpha > 0 else 0
 
@@ -390,8 +391,5 @@ def _class_balanced_weights(target, sparse, n_classes):
     sparse labels' class shares, n: the spread labels' counts), so every class's total is pi_k and
     the network learns the posterior under the right prior.
     """
-    pi = sum(np.bincount(lab[lab >= 0].astype(np.int64), minlength=n_classes) for lab in sparse).astype(np.float64)
-    n = np.bincount(target, minlength=n_classes).astype(np.float64)
-    per_class = np.divide(pi / pi.sum(), n, out=np.zeros(n_classes), where=n > 0)
-    p = per_class[target]
+    p = class_weights(sparse, [target], n_classes)[target]  # pi_k / (spread share of k), per pixel
     return p / p.sum()

@@ -9,9 +9,8 @@ no test image is used). The winner is ``chm.convnet.RECOMMENDED_ALPHA``.
 
 ``--params '{"tiles": 8}'`` passes further ConvNet parameters. ``--semi-supervised superpixels``
 screens the superpixel-label variants (alpha 0: superpixels alone; alpha > 0: "superpixels+tv").
-``--score-n 50`` scores on an independent draw of 50 sparse
-labels per held-out image instead of their own N (5700 labels: a standard error of about 0.6
-points instead of 1.4).
+``--score-n 50`` scores on an independent draw of 50 sparse labels per held-out image instead of
+their own N (5700 labels: a standard error of about 0.6 points instead of 1.4).
 
 Writes --out/alpha<a>.json per alpha (resumable) and prints a table.
 """
