@@ -7,8 +7,13 @@ undo that rebalancing in ``predict``. Prints test error (unknown pixels excluded
 predict time (wall / CPU) and peak RSS (this process and its joblib workers), as
 ``scenes_budget.py budgets`` does for sparse labels.
 
+``--per-image M`` instead keeps M random labelled pixels of every training image, drawn regardless
+of their class (so the rows keep the pixels' class balance and no decision weight is needed), and
+no per-class cap: the dense labels thinned the way the sparse ones are drawn.
+
     python benchmarks/scenes_dense.py stanford [--fold 0] [--samples 40000] [--chm-params JSON]
     python benchmarks/scenes_dense.py siftflow [--samples 20000]
+    python benchmarks/scenes_dense.py siftflow --per-image 200
 """
 
 import argparse
@@ -25,7 +30,7 @@ sys.path.insert(0, str(HERE))
 from scenes_budget import DEFAULT_DATA, measure  # noqa: E402
 
 from chm import CHM  # noqa: E402
-from chm.datasets import load_siftflow, load_stanford_background  # noqa: E402
+from chm.datasets import load_siftflow, load_stanford_background, sample_sparse_labels  # noqa: E402
 
 
 def main(argv=None):
@@ -34,6 +39,8 @@ def main(argv=None):
     ap.add_argument("--data", default=DEFAULT_DATA)
     ap.add_argument("--fold", type=int, default=0, help="Stanford Background fold")
     ap.add_argument("--samples", type=int, default=40_000, help="labelled pixels kept per class and level")
+    ap.add_argument("--per-image", type=int, default=None,
+                    help="keep this many random labelled pixels per image (any class) and no per-class cap")
     ap.add_argument("--chm-params", default="{}", help="JSON of further chm.CHM parameters")
     ap.add_argument("--n-jobs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
@@ -42,12 +49,19 @@ def main(argv=None):
         data = load_stanford_background(args.data, fold=args.fold, seed=args.seed)
     else:
         data = load_siftflow(args.data)
-    params = dict(n_classes=len(data.classes), max_samples=args.samples, random_state=args.seed)
+    if args.per_image is None:
+        labels, kind = [m.astype(np.int16) for m in data.train_masks], "dense labels"  # -1 (unknown) stays unlabelled
+        params = dict(n_classes=len(data.classes), max_samples=args.samples, random_state=args.seed)
+    else:
+        rng = np.random.default_rng([args.seed, args.per_image, 0])
+        labels = sample_sparse_labels(data.train_masks, args.per_image, rng, ignore=-1)
+        kind = f"{args.per_image} random labelled pixels per image from the dense labels"
+        params = dict(n_classes=len(data.classes), max_samples=None, random_state=args.seed)
     params.update(json.loads(args.chm_params))
     model = CHM(n_jobs=args.n_jobs, progress=False, **params)
-    r = measure(model, data, [m.astype(np.int16) for m in data.train_masks])  # -1 (unknown) stays unlabelled
+    r = measure(model, data, labels)
     where = f"fold {args.fold}, " if args.dataset == "stanford" else ""
-    print(f"{args.dataset} ({where}{len(data.train_images)} train, {len(data.test_images)} test), dense labels, "
+    print(f"{args.dataset} ({where}{len(data.train_images)} train, {len(data.test_images)} test), {kind}, "
           f"CHM({json.dumps(params)}), n_jobs={args.n_jobs}; times in minutes, wall / CPU")
     print("| test pixel error | fit | predict | peak RSS (GB) |")
     print("|---|---|---|---|")
