@@ -60,6 +60,9 @@ def interruptible():
         yield
     except KeyboardInterrupt:
         stop_workers()
+        from .cache import remove_orphans
+
+        remove_orphans()  # temp files of the feature-cache entries the killed workers were writing
         raise
     finally:
         for sig, handler in previous.items():

@@ -16,11 +16,30 @@ cache as float16, so the model does not depend on which entries were stored.
 import hashlib
 import os
 import tempfile
+import time
+import weakref
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FeatureCache", "bank_features", "footprint"]
+__all__ = ["FeatureCache", "bank_features", "footprint", "remove_orphans"]
+
+_OPEN = weakref.WeakSet()  # this process's caches, for remove_orphans after a stop
+
+
+def _alive(pid):
+    """Whether process ``pid`` still runs (a zombie, killed but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc: trust os.kill
 
 
 class FeatureCache:
@@ -38,6 +57,30 @@ class FeatureCache:
     def __init__(self, folder, max_bytes=None):
         self.folder = Path(folder)
         self.max_bytes = max_bytes
+        self.remove_orphans()
+        _OPEN.add(self)
+
+    def remove_orphans(self):
+        """Delete temporary files whose writer died mid-write; returns how many are left.
+
+        An entry is written to ``<pid>.<random>.npy.part`` and renamed into place; a worker
+        killed in between (a stopped experiment kills its busy workers) cannot remove its file.
+        Files of writers still running are left alone.
+        """
+        left = 0
+        if self.folder.is_dir():
+            for e in os.scandir(self.folder):
+                if not e.name.endswith(".npy.part"):
+                    continue
+                pid = e.name.split(".", 1)[0]
+                if pid.isdigit() and not _alive(int(pid)):
+                    try:
+                        os.remove(e.path)
+                    except FileNotFoundError:
+                        pass
+                else:
+                    left += 1
+        return left
 
     def size(self):
         """Bytes held by the cache's entries."""
@@ -62,7 +105,7 @@ class FeatureCache:
         if self.max_bytes is not None and self.size() + feats.nbytes > self.max_bytes:
             return feats  # over budget: used, not stored
         self.folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".npy.part", dir=self.folder)
+        fd, tmp = tempfile.mkstemp(prefix=f"{os.getpid()}.", suffix=".npy.part", dir=self.folder)
         try:
             with os.fdopen(fd, "wb") as fh:
                 np.save(fh, feats)
@@ -75,6 +118,14 @@ class FeatureCache:
     def __repr__(self):
         budget = "" if self.max_bytes is None else f", max_bytes={self.max_bytes!r}"
         return f"FeatureCache({str(self.folder)!r}{budget})"
+
+
+def remove_orphans(timeout=3.0):
+    """:meth:`FeatureCache.remove_orphans` for every cache this process opened, waiting up to
+    ``timeout`` seconds for killed workers to die. Called after a stop has killed the workers."""
+    deadline = time.monotonic() + timeout
+    while sum(c.remove_orphans() for c in list(_OPEN)) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def footprint(shapes, levels, n_features):

@@ -31,6 +31,30 @@ def test_cache_returns_float16_bank_and_reuses_files(tmp_path):
     assert len(list((tmp_path / "c").iterdir())) == 3
 
 
+def test_temp_files_of_dead_writers_are_removed(tmp_path):
+    import os
+    import subprocess
+
+    from chm.cache import remove_orphans
+
+    folder = tmp_path / "c"
+    folder.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    orphan = folder / f"{int(dead.stdout)}.abc.npy.part"  # a writer killed mid-write
+    mine = folder / f"{os.getpid()}.def.npy.part"  # a writer still at work
+    entry = folder / "0123.npy"
+    for p in (orphan, mine, entry):
+        p.write_bytes(b"x")
+    cache = FeatureCache(folder)  # opening a cache sweeps it
+    assert not orphan.exists() and mine.exists() and entry.exists()
+    orphan.write_bytes(b"x")
+    remove_orphans(timeout=0.2)  # after a stop: every cache this process opened
+    assert not orphan.exists() and mine.exists() and entry.exists()
+    # A new entry's temporary file carries its writer's pid (nothing is left behind).
+    cache.get(np.zeros((8, 8)), FilterBank(("haar",)))
+    assert sorted(p.name for p in folder.glob("*.part")) == [mine.name]
+
+
 def test_damaged_entry_is_recomputed(tmp_path):
     image = np.random.default_rng(1).random((10, 12))
     bank = FilterBank(("haar",))
