@@ -88,12 +88,13 @@ SEMI_SUPERVISED = {
 #: The methods of K-class models (K > 2): the spatial losses on the K-channel probability image,
 #: whose softmax cross-entropy has another scale than the LDNN's squared error, hence their own
 #: weights (the binary defaults of chm 0.1; on held-out Stanford training images, tv at 0.1 did not
-#: beat the supervised CHM: docs/results.md). Self-training is binary: its proposals are graph cuts
-#: held to a foreground fraction (:mod:`chm.selftraining`), which have no K-class counterpart yet.
+#: beat the supervised CHM: docs/results.md). K-class self-training decodes its proposals by
+#: alpha-expansion (:func:`chm.selftraining.class_proposal`).
 SEMI_SUPERVISED_MULTICLASS = {
     "tv": {"loss": "tv", "alpha": 0.1},
     "contrast": {"loss": "contrast", "alpha": 0.3},
     "superpixels": {"scale": RECOMMENDED_SCALE},
+    "self-training": {"beta": 16.0, "rounds": 1},
 }
 
 #: Context channels a K-class map is compressed to, at most (``CHM(context_channels=...)``).
@@ -140,9 +141,10 @@ class CHM(Estimator):
         starting from a model trained with that loss. "superpixels": every superpixel whose
         labelled pixels share one class gives it to all its pixels (:mod:`chm.superpixels`), and
         the cascade is fitted on these labels; "superpixels+self-training": then self-trained.
-        "auto": the recommended method for sparse labels (:data:`SEMI_SUPERVISED`). Self-training
-        and "auto" are for two classes only (:data:`SEMI_SUPERVISED_MULTICLASS`: fit raises for
-        K > 2). A SpatialLoss: that loss, with an explicit ``alpha``.
+        "auto": the recommended method for sparse labels (:data:`SEMI_SUPERVISED`). K > 2 classes
+        take "tv", "contrast", "superpixels" and "self-training" (alpha-expansion proposals;
+        :data:`SEMI_SUPERVISED_MULTICLASS`), fit raises for the others. A SpatialLoss: that loss,
+        with an explicit ``alpha``.
     alpha : float or None
         Weight of the unsupervised spatial loss (paper: E_S + alpha E_U), as the ratio of the mean
         spatial loss per pixel to the mean supervised loss per labelled pixel. None: the
@@ -290,9 +292,8 @@ class CHM(Estimator):
                              f"chm.losses.SpatialLoss, got {method!r}")
         table = SEMI_SUPERVISED if n_classes == 2 else SEMI_SUPERVISED_MULTICLASS
         if method not in table:
-            raise ValueError(f"semi_supervised={method!r} works for two classes only (self-training's graph-cut "
-                             f"proposals and their foreground guard are binary); with {n_classes} classes use "
-                             f"one of {sorted(table)}")
+            raise ValueError(f"semi_supervised={method!r} works for two classes only; with {n_classes} classes "
+                             f"use one of {sorted(table)}")
         rec = dict(table[method])
         loss = rec.get("loss")
         if loss is not None:

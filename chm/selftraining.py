@@ -14,13 +14,17 @@ the proposals' foreground fraction lies in that interval around the fraction the
 estimate (:func:`foreground_prior`), a number the labels give without any dense mask. Inside
 the interval the proposals are left alone: on held-out Weizmann horses, forcing the fraction to
 the estimate cost a point of error, while on synthetic shapes the unguarded proposals collapse.
+
+K classes (:func:`class_proposal`): the MRF is the multi-label Potts model, decoded by
+alpha-expansion, with the model's class weights (the decision rule of ``predict``) in the unaries;
+there is no fraction guard (a K-class prior has K - 1 such knobs, and erosion is not one-sided).
 """
 
 import numpy as np
 
 from . import mrf
 
-__all__ = ["foreground_prior", "proposals"]
+__all__ = ["class_proposal", "foreground_prior", "proposals"]
 
 
 def foreground_prior(labels):
@@ -121,3 +125,32 @@ def proposals(maps, images, labels, beta, threshold=0.5, prior=None, n_bisect=8)
 
 def _fraction(masks):
     return sum(int(m.sum()) for m in masks) / sum(m.size for m in masks)
+
+
+def class_proposal(proba, image, labels, beta, weights=None):
+    """Dense K-class label map of one training image: the alpha-expansion decoding of its class
+    probabilities under a contrast-sensitive Potts MRF, with its labelled pixels fixed.
+
+    Parameters
+    ----------
+    proba : ndarray, shape (H, W, K)
+        The classifier's class probabilities.
+    image : ndarray, shape (H, W) or (H, W, C)
+        For the contrast-sensitive pair weights (:func:`chm.mrf.edge_weights`).
+    labels : ndarray of int, shape (H, W)
+        Sparse labels (-1 = unlabelled); every labelled pixel keeps its class.
+    beta : float
+        Potts weight.
+    weights : ndarray, shape (K,), optional
+        Per-class weights of the decision rule ``argmax_k w_k p_k`` (a model's
+        ``class_weights_``): with ``beta = 0`` the proposal is that rule's prediction.
+
+    Returns
+    -------
+    ndarray of int16, shape (H, W)
+    """
+    p = np.asarray(proba, dtype=np.float64)
+    if weights is not None:
+        p = p * np.asarray(weights, dtype=np.float64)
+        p /= np.maximum(p.max(), 1e-300)  # the MRF wants [0, 1]; one constant changes no decision
+    return mrf.decode(np.clip(p, 0.0, 1.0), beta, method="expansion", image=image, fixed=labels).astype(np.int16)

@@ -23,7 +23,7 @@ from .contexts import ContextProjection, context_maps
 from .inference import level_map, predict_image
 from .normalisation import normalise, robust_scaling
 from .sampling import ImageCentres, NeighbourhoodPool, assemble, training_rows
-from .selftraining import foreground_prior, proposals
+from .selftraining import class_proposal, foreground_prior, proposals
 from .thresholds import class_weights, decision_threshold
 
 __all__ = ["FewLabelsWarning", "fit_cascade", "self_train"]
@@ -113,18 +113,19 @@ def fit_cascade(model, images, labels, seeds, caps, cache, loss, alpha, tv_level
 
 
 def self_train(model, images, labels, beta, rounds, tv_levels, cache, rng, par, tolerance, proposal_samples):
-    """Refit a binary ``model`` fitted by :func:`fit_cascade` on graph-cut proposals of its training
-    images, ``rounds`` times (:mod:`chm.selftraining`), appending each round's bias, foreground
-    fraction and seconds to ``model.rounds_``.
+    """Refit ``model`` (fitted by :func:`fit_cascade`) on MRF proposals of its training images,
+    ``rounds`` times (:mod:`chm.selftraining`), appending each round's seconds and proposals'
+    class fractions (two classes: also the bias and foreground fraction) to ``model.rounds_``.
 
-    ``beta`` is the Potts weight of the proposals' MRF; ``tolerance`` bounds their foreground
-    fraction relative to the sparse labels' estimate; ``proposal_samples`` caps the labelled
-    pixels per class and level taken from the (dense) proposals when ``max_samples`` is None.
+    ``beta`` is the Potts weight of the proposals' MRF; ``tolerance`` bounds a binary model's
+    proposals' foreground fraction relative to the sparse labels' estimate; ``proposal_samples``
+    caps the labelled pixels per class and level taken from the (dense) proposals when
+    ``max_samples`` is None.
     """
-    if model.n_classes_ != 2:
-        raise ValueError(f"self-training is for two-class models; this one has {model.n_classes_} classes")
-    pi = foreground_prior(labels)
-    bounds = (pi * (1 - tolerance), min(0.999, pi * (1 + tolerance)))
+    K = model.n_classes_
+    if K == 2:
+        pi = foreground_prior(labels)
+        bounds = (pi * (1 - tolerance), min(0.999, pi * (1 + tolerance)))
     caps = model._level_caps(len(images), proposal_samples)
     schedule = model._schedule()
     stencils = {sl: model._stencil(*sl) for sl in schedule}
@@ -134,10 +135,20 @@ def self_train(model, images, labels, beta, rounds, tv_levels, cache, rng, par, 
         jobs = (delayed(predict_image)(im, model.bank_, model.classifiers_, schedule, model.levels,
                                        stencils, cache, model.projections_) for im in prepared)
         maps = list(bar(par(jobs), total=len(images), desc=f"round {r + 1} training maps", enabled=model.progress))
-        props, bias = proposals(maps, prepared, labels, beta, model.threshold_, bounds)
-        fg = sum(int(p.sum()) for p in props) / sum(p.size for p in props)
+        info = {}
+        if K == 2:
+            props, info["bias"] = proposals(maps, prepared, labels, beta, model.threshold_, bounds)
+        else:
+            jobs = (delayed(class_proposal)(m, im, lab, beta, model.class_weights_)
+                    for m, im, lab in zip(maps, prepared, labels))
+            props = list(bar(par(jobs), total=len(images), desc=f"round {r + 1} proposals", enabled=model.progress))
+        del maps
+        counts = sum(np.bincount(p.ravel(), minlength=K) for p in props)
+        info["classes"] = (counts / counts.sum()).tolist()
+        if K == 2:
+            info["foreground"] = info["classes"][1]
         seeds = rng.integers(0, 2**63 - 1, size=len(images))
         # Proposals are dense labels: coarse levels regress their blocks' fractions, and a spatial
         # loss has nothing left to fill in.
         fit_cascade(model, images, props, seeds, caps, cache, None, 0.0, tv_levels, rng, par, "mean")
-        model.rounds_.append({"bias": bias, "foreground": fg, "seconds": time.perf_counter() - t0})
+        model.rounds_.append({**info, "seconds": time.perf_counter() - t0})

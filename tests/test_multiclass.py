@@ -156,11 +156,42 @@ def test_majority_pooling_matches_fractions():
     assert majority_pool_labels(np.array([[0, 2], [-1, -1]]), 1, 3).tolist() == [[0]]  # tie: smaller class
 
 
-@pytest.mark.parametrize("method", ["self-training", "auto", "contrast+self-training"])
-def test_self_training_is_for_two_classes(scenes, method):
+@pytest.mark.parametrize("method", ["auto", "contrast+self-training"])
+def test_binary_only_methods_say_so(scenes, method):
     images, labels, _, _ = scenes
-    with pytest.raises(ValueError, match="two classes only.*'contrast', 'superpixels', 'tv'"):
+    with pytest.raises(ValueError, match="two classes only.*'contrast', 'self-training', 'superpixels', 'tv'"):
         CHM(**{**SMALL, "semi_supervised": method}).fit(images, labels)
+
+
+def test_class_proposal_known_answers():
+    """beta 0: the decision rule argmax_k w_k p_k, labelled pixels kept; a beta that outweighs any single
+    pixel on a flat image: the class the unaries favour everywhere, except where a label is fixed."""
+    from chm.selftraining import class_proposal
+
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(3), size=(6, 7)).astype(np.float32)
+    w = np.array([1.0, 2.0, 0.5])
+    labels = np.full((6, 7), -1)
+    labels[0, 0], labels[5, 6] = 2, 0
+    expected = (p * w).argmax(2)
+    expected[0, 0], expected[5, 6] = 2, 0
+    np.testing.assert_array_equal(class_proposal(p, np.zeros((6, 7)), labels, 0.0, w), expected)
+    q = np.full((6, 7, 3), 0.2)
+    q[:, :, 1] = 0.6
+    out = class_proposal(q, np.zeros((6, 7)), labels, 5.0)  # 4 cut pairs (20) < 40 pixels of class 0 (44)
+    assert out[0, 0] == 2 and out[5, 6] == 0 and (np.delete(out.ravel(), [0, 41]) == 1).all()
+
+
+def test_self_training_of_k_classes(scenes):
+    """K-class self-training refits on alpha-expansion proposals: a different model, still K classes,
+    one round recorded with the proposals' class fractions."""
+    images, labels, test_x, _ = scenes
+    model = CHM(**{**SMALL, "semi_supervised": "self-training"}).fit(images, labels)
+    (rnd,) = model.rounds_
+    assert len(rnd["classes"]) == 4 and abs(sum(rnd["classes"]) - 1) < 1e-9 and "bias" not in rnd
+    p = model.predict_proba(test_x[:1])[0]
+    assert p.shape[2] == 4 and np.allclose(p.sum(2), 1, atol=1e-5)
+    assert not np.array_equal(p, CHM(**SMALL).fit(images, labels).predict_proba(test_x[:1])[0])
 
 
 def test_self_training_of_a_colour_binary_model():
