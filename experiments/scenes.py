@@ -10,9 +10,9 @@ refused.
 
 ``--classifier chm`` fits the K-class colour CHM (``chm.CHM``, settings from ``--chm-params``) with
 the methods supervised, tv (the paper's loss on the K-channel probability image), contrast (the
-contrast-sensitive pairwise loss, ``semi_supervised="contrast"``) and superpixels (the sparse labels
-spread over superpixels, ``semi_supervised="superpixels"``); the ConvNet takes supervised, tv and
-superpixels; the filter bank of every image
+contrast-sensitive pairwise loss, ``semi_supervised="contrast"``), superpixels (the sparse labels
+spread over superpixels, ``semi_supervised="superpixels"``) and self-training (alpha-expansion
+proposals, ``semi_supervised="self-training"``); the ConvNet takes supervised, tv and superpixels; the filter bank of every image
 is cached in OUT/feature_cache up to ``--cache-gb``.
 """
 
@@ -30,11 +30,12 @@ from chm.datasets import sample_sparse_labels
 from chm.files import write_atomic
 from chm.metrics import pixel_error
 
-METHODS = ("supervised", "mrf", "tv", "contrast", "superpixels")
-SEMI = ("tv", "contrast", "superpixels")  # the semi-supervised fits
+METHODS = ("supervised", "mrf", "tv", "contrast", "superpixels", "self-training")
+SEMI = ("tv", "contrast", "superpixels", "self-training")  # the semi-supervised fits
 LOSSES = ("tv", "contrast")  # the methods weighted by --alpha
 BETAS = (0.0, 0.1, 0.3, 1.0, 3.0)
-TITLES = {"supervised": "supervised", "mrf": "MRF", "tv": "TV", "contrast": "contrast", "superpixels": "superpixels"}
+TITLES = {"supervised": "supervised", "mrf": "MRF", "tv": "TV", "contrast": "contrast", "superpixels": "superpixels",
+          "self-training": "self-training"}
 FIG_IMAGES = 4
 DEFAULT_DATA = os.environ.get("CHM_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -72,7 +73,7 @@ def subsample(data, n_train, n_test):
 
 
 def make_model(args, n_classes, method):
-    """The classifier of ``method`` ("supervised", "tv", "contrast" or "superpixels")."""
+    """The classifier of ``method`` ("supervised" or one of ``SEMI``)."""
     semi = method != "supervised"
     alpha = args.alpha if method in LOSSES else None
     if args.classifier == "chm":
@@ -85,8 +86,8 @@ def make_model(args, n_classes, method):
         return CHM(semi_supervised=method if semi else None, alpha=alpha, n_classes=n_classes,
                    feature_cache=cache, n_jobs=args.threads, progress=not args.quiet, random_state=args.seed,
                    **params)
-    if method == "contrast":
-        raise SystemExit("the ConvNet has no contrast-sensitive loss: drop 'contrast' from --methods")
+    if method in ("contrast", "self-training"):
+        raise SystemExit(f"the ConvNet has no {method} method: drop '{method}' from --methods")
     from chm import ConvNet
 
     extra = {} if args.n_iter is None else {"n_iter": args.n_iter}
@@ -215,7 +216,7 @@ def plot(res, sizes, paper, out, data, runs, split, title):
     from matplotlib.patches import Patch
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for i, (m, color) in enumerate(zip(METHODS, ("tab:red", "tab:green", "tab:blue", "tab:purple", "black"))):
+    for i, (m, color) in enumerate(zip(METHODS, ("tab:red", "tab:green", "tab:blue", "tab:purple", "black", "tab:orange"))):
         ok = [n for n in sizes if len(res[(n, m)])]
         if ok:
             ax.errorbar(ok, [res[(n, m)].mean() for n in ok], yerr=[res[(n, m)].std() for n in ok],
