@@ -164,10 +164,11 @@ def run_draw(data, split, n, draw, args, runs):
 def check_config(args, out):
     out.mkdir(parents=True, exist_ok=True)
     (out / "runs").mkdir(exist_ok=True)
-    config = {k: v for k, v in vars(args).items() if k not in ("quiet", "threads", "folds", "draws", "sizes",
-                                                               "methods", "data", "out")}
+    # Settings that do not change a result may differ between calls (older files may still hold them).
+    free = ("quiet", "threads", "folds", "draws", "sizes", "methods", "data", "out", "cache_gb")
+    config = {k: v for k, v in vars(args).items() if k not in free}
     path = out / "config.json"
-    if path.exists() and json.loads(path.read_text()) != config:
+    if path.exists() and {k: v for k, v in json.loads(path.read_text()).items() if k not in free} != config:
         raise SystemExit(f"{out} holds results of another configuration ({path}); use another --out")
     _write_json(path, config)
     return out / "runs"

@@ -26,3 +26,6 @@ def test_stanford_quick_chm_all_columns(tmp_path, scene_data):
     table = (out / "table2.md").read_text()
     assert "39.98 ± 1.35" in table and "contrast" in table and "self-training" in table
     assert (out / "fig_samples.png").stat().st_size > 0 and (out / "feature_cache").is_dir()
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*.json")}
+    stanford.main(args[:-1] + ["1"])  # another cache budget: same configuration, nothing retrained
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
