@@ -12,8 +12,8 @@ refused.
 the methods supervised, tv (the paper's loss on the K-channel probability image), contrast (the
 contrast-sensitive pairwise loss, ``semi_supervised="contrast"``), superpixels (the sparse labels
 spread over superpixels, ``semi_supervised="superpixels"``) and self-training (alpha-expansion
-proposals, ``semi_supervised="self-training"``); the ConvNet takes supervised, tv and superpixels; the filter bank of every image
-is cached in OUT/feature_cache up to ``--cache-gb``.
+proposals, ``semi_supervised="self-training"``); the ConvNet takes supervised, tv and superpixels;
+the filter bank of every image is cached in OUT/feature_cache up to ``--cache-gb``.
 """
 
 import argparse
@@ -34,8 +34,8 @@ METHODS = ("supervised", "mrf", "tv", "contrast", "superpixels", "self-training"
 SEMI = ("tv", "contrast", "superpixels", "self-training")  # the semi-supervised fits
 LOSSES = ("tv", "contrast")  # the methods weighted by --alpha
 BETAS = (0.0, 0.1, 0.3, 1.0, 3.0)
-TITLES = {"supervised": "supervised", "mrf": "MRF", "tv": "TV", "contrast": "contrast", "superpixels": "superpixels",
-          "self-training": "self-training"}
+TITLES = {"mrf": "MRF", "tv": "TV"}  # column titles where they differ from the method's name
+COLORS = dict(zip(METHODS, ("tab:red", "tab:green", "tab:blue", "tab:purple", "black", "tab:orange")))
 FIG_IMAGES = 4
 DEFAULT_DATA = os.environ.get("CHM_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -185,7 +185,8 @@ def collect(runs, sizes):
 
 
 def write_table(res, sizes, paper, out, name, note):
-    lines = ["| N | " + " | ".join(TITLES[m] for m in METHODS) + " | paper: supervised | paper: MRF | paper: TV |",
+    titles = [TITLES.get(m, m) for m in METHODS]
+    lines = ["| N | " + " | ".join(titles) + " | paper: supervised | paper: MRF | paper: TV |",
              "|---" * (len(METHODS) + 4) + "|"]
     rows = []
     for n in sizes:
@@ -217,7 +218,7 @@ def plot(res, sizes, paper, out, data, runs, split, title):
     from matplotlib.patches import Patch
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for i, (m, color) in enumerate(zip(METHODS, ("tab:red", "tab:green", "tab:blue", "tab:purple", "black", "tab:orange"))):
+    for i, (m, color) in enumerate(COLORS.items()):
         ok = [n for n in sizes if len(res[(n, m)])]
         if ok:
             ax.errorbar(ok, [res[(n, m)].mean() for n in ok], yerr=[res[(n, m)].std() for n in ok],
