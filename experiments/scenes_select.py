@@ -1,6 +1,7 @@
-"""Choose K-class CHM settings on held-out *training* images (Stanford Background fold 0).
+"""Choose K-class CHM settings on held-out *training* images (Stanford Background fold 0, or SIFT Flow).
 
-Honest selection: only the 572 training images of fold 0 take part. A fifth of them (114) are
+Honest selection: only the 572 training images of fold 0 take part (``--dataset siftflow``: its
+2488 training images, or a random ``--images`` of them). A fifth of them (114 on Stanford) are
 held out; each variant is fitted on the other 458 with N = 10 sparse labels per image and scored
 by its error on the held-out images' own sparse labels (``--score-n`` per image, 50 by default:
 the largest N of the protocol, so the score's standard error is about 0.6 points instead of 1.4
@@ -26,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from chm import CHM  # noqa: E402
-from chm.datasets import load_stanford_background, sample_sparse_labels  # noqa: E402
+from chm.datasets import load_siftflow, load_stanford_background, sample_sparse_labels  # noqa: E402
 from chm.images import as_float_image, to_channels  # noqa: E402
 from chm.metrics import pixel_error  # noqa: E402
 
@@ -35,6 +36,9 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=os.environ.get("CHM_DATA", str(Path(__file__).resolve().parents[2]
                                                                       / "shared" / "data")))
+    ap.add_argument("--dataset", choices=("stanford", "siftflow"), default="stanford")
+    ap.add_argument("--images", type=int, default=None,
+                    help="use a random subset of this many training images (fit and held out together)")
     ap.add_argument("--variants", nargs="+", default=["{}"], help="JSON dicts of CHM parameters")
     ap.add_argument("--n", type=int, default=10, help="labelled pixels per fitted image")
     ap.add_argument("--score-n", type=int, default=50, help="sparse labels per held-out image for the score")
@@ -48,9 +52,16 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    data = load_stanford_background(args.data, fold=0, seed=args.seed)
+    if args.dataset == "stanford":
+        data = load_stanford_background(args.data, fold=0, seed=args.seed)
+    else:
+        data = load_siftflow(args.data)
     images = [to_channels(as_float_image(im), 1) for im in data.train_images] if args.gray else data.train_images
     order = np.random.default_rng([args.seed, 99]).permutation(len(data.train_images))
+    if args.images is not None:
+        if not 5 <= args.images <= len(order):
+            raise SystemExit(f"--images must be between 5 and {len(order)}, got {args.images}")
+        order = order[: args.images]
     held, fit = order[: len(order) // 5], order[len(order) // 5:]
     labels = sample_sparse_labels([data.train_masks[i] for i in fit], args.n,
                                   np.random.default_rng([args.seed, args.n]), ignore=-1)
@@ -62,7 +73,9 @@ def main(argv=None):
     for text in args.variants:
         params = json.loads(text)
         tag = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10] + ("_gray" if args.gray else "")
-        path = out / f"N{args.n}_score{args.score_n}_{tag}.json"
+        subset = ("" if args.dataset == "stanford" else f"{args.dataset}_") + (
+            "" if args.images is None else f"img{args.images}_")
+        path = out / f"{subset}N{args.n}_score{args.score_n}_{tag}.json"
         if not path.exists():
             t0 = time.perf_counter()
             model = CHM(n_classes=len(data.classes), n_jobs=args.n_jobs, progress=not args.quiet,

@@ -3,7 +3,7 @@
 Every family maps a 2-D float image ``(H, W)`` (float32/float64, values in
 [0, 1], any ``H, W >= 1``) to a channels-last float32 array ``(H, W, k)``;
 :class:`FilterBank` stacks a selection of families into one array. Families,
-in MATLAB CHM order (476 features in all), then colour:
+in MATLAB CHM order (476 features in all), then colour and position:
 
 ========== === ==========================================================
 family      k  what
@@ -15,11 +15,13 @@ gabor     180  5 sigmas x 12 orientations x 3 wavelengths, clipped energy
 sift      128  dense SIFT, 4x4 bins x 8 orientations, Lowe normalisation
 intensity  81  image values on the radius-10 star stencil
 colour     18  CIELAB channels smoothed at 6 scales (colour images only)
+position    2  the pixel's relative row and column (any image)
 ========== === ==========================================================
 
 The first six (:data:`FAMILIES`, the original bank) work on gray images (on an
 RGB image's luminance in :class:`FilterBank`); ``colour``
-(:data:`COLOUR_FAMILIES`) needs an ``(H, W, 3)`` RGB image.
+(:data:`COLOUR_FAMILIES`) needs an ``(H, W, 3)`` RGB image; ``position``
+(:data:`POSITION_FAMILIES`) uses only the image's shape.
 
 :func:`stencil` (any radius) also gives the CHM context features
 (``stencil(prob_map, 7)``, 57 per map).
@@ -39,14 +41,15 @@ Choices vs the MATLAB CHM (details in each module's docstring):
 * all outputs are float32; no feature standardisation is applied here.
 """
 
-from .bank import COLOUR_FAMILIES, FAMILIES, FilterBank
+from .bank import COLOUR_FAMILIES, FAMILIES, POSITION_FAMILIES, FilterBank
 from .colour import colour
 from .edge import edge
 from .gabor import gabor
 from .haar import haar
 from .hog import hog
+from .position import position
 from .sift import sift
 from .stencil import intensity, stencil, stencil_offsets
 
-__all__ = ["FilterBank", "FAMILIES", "COLOUR_FAMILIES", "colour", "haar", "hog", "edge", "gabor", "sift",
-           "intensity", "stencil", "stencil_offsets"]
+__all__ = ["FilterBank", "FAMILIES", "COLOUR_FAMILIES", "POSITION_FAMILIES", "colour", "haar", "hog", "edge", "gabor",
+           "sift", "intensity", "position", "stencil", "stencil_offsets"]

@@ -11,10 +11,12 @@ from .edge import edge
 from .gabor import gabor
 from .haar import haar
 from .hog import hog
+from .position import N_FEATURES as _N_POSITION
+from .position import position
 from .sift import sift
 from .stencil import intensity
 
-__all__ = ["COLOUR_FAMILIES", "FAMILIES", "FilterBank"]
+__all__ = ["COLOUR_FAMILIES", "FAMILIES", "FilterBank", "POSITION_FAMILIES"]
 
 #: name -> (function, number of features), in MATLAB CHM order: the original gray bank.
 FAMILIES = {
@@ -29,7 +31,10 @@ FAMILIES = {
 #: Families computed on a colour image (the others see its luminance), same layout.
 COLOUR_FAMILIES = {"colour": (colour, _N_COLOUR)}
 
-_ALL = {**FAMILIES, **COLOUR_FAMILIES}
+#: Where a pixel lies in its image (any image; scene classes have location priors).
+POSITION_FAMILIES = {"position": (position, _N_POSITION)}
+
+_ALL = {**FAMILIES, **COLOUR_FAMILIES, **POSITION_FAMILIES}
 _DEFAULT = tuple(FAMILIES)
 
 

@@ -463,3 +463,20 @@ def test_colour_known_values_and_bank():
         bank(rng.random((12, 13)))
     with pytest.raises(ValueError, match="RGB"):
         colour(rng.random((12, 13, 2)))
+
+
+def test_position_known_values_and_pyramid_consistency():
+    from features import POSITION_FAMILIES, position
+
+    f = position(np.zeros((4, 2)))
+    np.testing.assert_array_equal(f[:, 0, 0], [0.125, 0.375, 0.625, 0.875])  # (y + 0.5) / H
+    np.testing.assert_array_equal(f[0, :, 1], [0.25, 0.75])                   # (x + 0.5) / W
+    # A 2x2 block of the full image averages to the value of its pixel in the halved image.
+    full, half = position(np.zeros((8, 6))), position(np.zeros((4, 3)))
+    np.testing.assert_allclose(full.reshape(4, 2, 3, 2, 2).mean(axis=(1, 3)), half, atol=1e-7)
+    bank = FilterBank(("haar", "position"))
+    assert "position" in POSITION_FAMILIES and bank.n_features == 4 and not bank.needs_colour
+    X = bank(np.random.default_rng(0).random((5, 7, 3)))  # a colour image: position sees its shape
+    np.testing.assert_array_equal(X[..., 2:], position(np.zeros((5, 7))))
+    with pytest.raises(ValueError, match="2-D"):
+        position(np.zeros((3, 3, 3)))
