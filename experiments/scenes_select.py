@@ -76,7 +76,7 @@ def main(argv=None):
         params = json.loads(text)
         tag = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10] + ("_gray" if args.gray else "")
         subset = ("" if args.dataset == "stanford" else f"{args.dataset}_") + (
-            "" if args.images is None else f"img{args.images}_")
+            "" if args.images is None else f"img{args.images}_") + ("" if args.seed == 0 else f"seed{args.seed}_")
         path = out / f"{subset}N{args.n}_score{args.score_n}_{tag}.json"
         if not path.exists():
             t0 = time.perf_counter()
