@@ -128,6 +128,7 @@ def test_train_dense_options(tmp_path, capsys):
      {"semi_supervised": "superpixels", "superpixel_scale": 30.0}),
     (["--alpha", "0.1"], {"semi_supervised": None, "alpha": 0.1}),
     (["--weight-decay", "0.01"], {"weight_decay": 0.01}),
+    (["--features", "haar,position"], {"features": ("haar", "position")}),
 ])
 def test_train_semi_supervised_options(tmp_path, capsys, opts, expect):
     images, labels = write_dataset(tmp_path)
