@@ -364,9 +364,9 @@ def _float_in(low, high=math.inf):
 
 
 def _families(text):
-    from features import COLOUR_FAMILIES, FAMILIES, POSITION_FAMILIES
+    from features import ALL_FAMILIES
 
-    valid = [*FAMILIES, *COLOUR_FAMILIES, *POSITION_FAMILIES]
+    valid = list(ALL_FAMILIES)
     names = tuple(name.strip() for name in text.split(",") if name.strip())
     unknown = [name for name in names if name not in valid]
     if not names or unknown:
@@ -378,7 +378,7 @@ def _families(text):
 
 def build_parser():
     """The argument parser of the ``chm`` program (sub-commands ``train``, ``predict``, ``info``)."""
-    from features import COLOUR_FAMILIES, FAMILIES, POSITION_FAMILIES
+    from features import ALL_FAMILIES
 
     from .classifiers import NETWORKS
     from .model import DEFAULT_FEATURES, FUSION_CONTEXTS, LABEL_POOLINGS, SEMI_SUPERVISED
@@ -437,7 +437,7 @@ def build_parser():
     train.add_argument("--weight-decay", type=_float_in(0.0), default=0.0, metavar="L",
                        help="L2 penalty on the full-resolution classifiers' weights (default: 0)")
     train.add_argument("--features", type=_families, default=DEFAULT_FEATURES, metavar="F1,F2,...",
-                       help=f"filter families among {','.join([*FAMILIES, *COLOUR_FAMILIES, *POSITION_FAMILIES])} "
+                       help=f"filter families among {','.join(ALL_FAMILIES)} "
                             f"(default: {','.join(DEFAULT_FEATURES)}, plus colour for colour images; add "
                             "position for scene photographs)")
     train.add_argument("--epochs", type=_int_at_least(1), default=None, metavar="N",

@@ -41,7 +41,7 @@ Choices vs the MATLAB CHM (details in each module's docstring):
 * all outputs are float32; no feature standardisation is applied here.
 """
 
-from .bank import COLOUR_FAMILIES, FAMILIES, POSITION_FAMILIES, FilterBank
+from .bank import ALL_FAMILIES, COLOUR_FAMILIES, FAMILIES, POSITION_FAMILIES, FilterBank
 from .colour import colour
 from .edge import edge
 from .gabor import gabor
@@ -51,5 +51,5 @@ from .position import position
 from .sift import sift
 from .stencil import intensity, stencil, stencil_offsets
 
-__all__ = ["FilterBank", "FAMILIES", "COLOUR_FAMILIES", "POSITION_FAMILIES", "colour", "haar", "hog", "edge", "gabor",
-           "sift", "intensity", "position", "stencil", "stencil_offsets"]
+__all__ = ["FilterBank", "ALL_FAMILIES", "FAMILIES", "COLOUR_FAMILIES", "POSITION_FAMILIES", "colour", "haar", "hog",
+           "edge", "gabor", "sift", "intensity", "position", "stencil", "stencil_offsets"]

@@ -16,7 +16,7 @@ from .position import position
 from .sift import sift
 from .stencil import intensity
 
-__all__ = ["COLOUR_FAMILIES", "FAMILIES", "FilterBank", "POSITION_FAMILIES"]
+__all__ = ["ALL_FAMILIES", "COLOUR_FAMILIES", "FAMILIES", "FilterBank", "POSITION_FAMILIES"]
 
 #: name -> (function, number of features), in MATLAB CHM order: the original gray bank.
 FAMILIES = {
@@ -34,7 +34,8 @@ COLOUR_FAMILIES = {"colour": (colour, _N_COLOUR)}
 #: Where a pixel lies in its image (any image; scene classes have location priors).
 POSITION_FAMILIES = {"position": (position, _N_POSITION)}
 
-_ALL = {**FAMILIES, **COLOUR_FAMILIES, **POSITION_FAMILIES}
+#: Every family :class:`FilterBank` knows, by name.
+ALL_FAMILIES = {**FAMILIES, **COLOUR_FAMILIES, **POSITION_FAMILIES}
 _DEFAULT = tuple(FAMILIES)
 
 
@@ -50,7 +51,7 @@ class FilterBank:
     Parameters
     ----------
     families : sequence of str, optional
-        Family names from :data:`FAMILIES` and :data:`COLOUR_FAMILIES`, in the
+        Family names from :data:`ALL_FAMILIES`, in the
         order their blocks appear in the output. The default is the full MATLAB
         CHM bank, 476 features. Colour families need colour images.
 
@@ -74,11 +75,11 @@ class FilterBank:
             families = (families,)
         families = tuple(families)
         if not families:
-            raise ValueError(f"FilterBank needs at least one family; valid names: {list(_ALL)}")
-        unknown = [f for f in families if f not in _ALL]
+            raise ValueError(f"FilterBank needs at least one family; valid names: {list(ALL_FAMILIES)}")
+        unknown = [f for f in families if f not in ALL_FAMILIES]
         if unknown:
             raise ValueError(f"unknown filter famil{'y' if len(unknown) == 1 else 'ies'} "
-                             f"{unknown}; valid names: {list(_ALL)}")
+                             f"{unknown}; valid names: {list(ALL_FAMILIES)}")
         if len(set(families)) != len(families):
             raise ValueError(f"duplicate family names in {list(families)}")
         self._families = families
@@ -91,14 +92,14 @@ class FilterBank:
     @property
     def n_features(self):
         """int: total number of features per pixel."""
-        return sum(_ALL[f][1] for f in self._families)
+        return sum(ALL_FAMILIES[f][1] for f in self._families)
 
     @property
     def slices(self):
         """dict: family name -> slice of its block along the last axis."""
         slices, start = {}, 0
         for f in self._families:
-            n = _ALL[f][1]
+            n = ALL_FAMILIES[f][1]
             slices[f] = slice(start, start + n)
             start += n
         return slices
@@ -106,7 +107,7 @@ class FilterBank:
     @property
     def names(self):
         """list of str: one name per feature column, e.g. ``"gabor[17]"``."""
-        return [f"{f}[{i}]" for f in self._families for i in range(_ALL[f][1])]
+        return [f"{f}[{i}]" for f in self._families for i in range(ALL_FAMILIES[f][1])]
 
     @property
     def needs_colour(self):
@@ -137,7 +138,7 @@ class FilterBank:
             raise ValueError(f"out must be a float32 array of shape {shape}")
         # each family writes straight into its block: no per-family temporaries
         for name, sl in self.slices.items():
-            _ALL[name][0](rgb if name in COLOUR_FAMILIES else image, out=out[:, :, sl])
+            ALL_FAMILIES[name][0](rgb if name in COLOUR_FAMILIES else image, out=out[:, :, sl])
         return out
 
     def _inputs(self, image):
@@ -179,7 +180,7 @@ class FilterBank:
         order = sorted(range(len(images)), key=lambda i: -inputs[i][0].size)
         fams = sorted(self.slices.items(), key=lambda kv: -(kv[1].stop - kv[1].start))
         with ThreadPoolExecutor(n_threads) as pool:
-            futures = [pool.submit(_ALL[name][0], inputs[i][1] if name in COLOUR_FAMILIES else inputs[i][0],
+            futures = [pool.submit(ALL_FAMILIES[name][0], inputs[i][1] if name in COLOUR_FAMILIES else inputs[i][0],
                                    out=outs[i][:, :, sl])
                        for i in order for name, sl in fams]
             for f in futures:
