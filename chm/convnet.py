@@ -328,7 +328,10 @@ class ConvNet(Estimator):
 
     def predict(self, images):
         """Label maps (uint8): the most probable class of every pixel."""
-        probas = self.predict_proba(images)
+        return self.decide(self.predict_proba(images))
+
+    def decide(self, probas):
+        """Label maps (uint8) from :meth:`predict_proba`'s maps: the most probable class."""
         if self.n_classes_ == 2:
             return [(p > 0.5).astype(np.uint8) for p in probas]
         return [p.argmax(2).astype(np.uint8) for p in probas]

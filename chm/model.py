@@ -475,9 +475,16 @@ class CHM(Estimator):
     def predict(self, images, threshold=None, stage=None):
         """Label maps: uint8 0/1 masks (two classes) or class indices 0 .. K-1 (uint8, int16 above 256).
 
-        Two classes: ``predict_proba(images, stage) > threshold``; ``threshold=None`` uses
-        ``threshold_`` (learned in :meth:`fit`): 0.5 unless ``max_samples`` changed the class
-        balance of the full-resolution training pixels, in which case it undoes that change (see
+        ``decide(predict_proba(images, stage), threshold)``.
+        """
+        return self.decide(self.predict_proba(images, stage), threshold)
+
+    def decide(self, probas, threshold=None):
+        """Label maps from :meth:`predict_proba`'s maps, by the model's decision rule.
+
+        Two classes: ``proba > threshold``; ``threshold=None`` uses ``threshold_`` (learned in
+        :meth:`fit`): 0.5 unless ``max_samples`` changed the class balance of the full-resolution
+        training pixels, in which case it undoes that change (see
         :func:`chm.thresholds.decision_threshold`). K classes: the most probable class after the
         same correction (``class_weights_``, :func:`chm.thresholds.class_weights`); ``threshold``
         must be None.
@@ -487,10 +494,10 @@ class CHM(Estimator):
             if threshold is not None:
                 raise ValueError(f"threshold is for two-class models; this one has {self.n_classes_} classes")
             dtype = np.uint8 if self.n_classes_ <= 256 else np.int16
-            return [(p * self.class_weights_.astype(np.float32)).argmax(axis=2).astype(dtype)
-                    for p in self.predict_proba(images, stage)]
+            w = self.class_weights_.astype(np.float32)
+            return [(p * w).argmax(axis=2).astype(dtype) for p in probas]
         t = self.threshold_ if threshold is None else threshold
-        return [(p > t).astype(np.uint8) for p in self.predict_proba(images, stage)]
+        return [(p > t).astype(np.uint8) for p in probas]
 
     def save(self, path):
         """Write the model to ``path`` (.npz + JSON header, no pickle; see :mod:`chm.persistence`).

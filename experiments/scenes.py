@@ -101,10 +101,6 @@ def _write_json(path, obj):
     write_atomic(path, lambda fh: fh.write(json.dumps(obj, indent=1).encode()))
 
 
-def _argmax(p):
-    return (p > 0.5).astype(np.uint8) if p.ndim == 2 else p.argmax(2).astype(np.uint8)
-
-
 def choose_beta(data, n, split, args, runs):
     """Beta of the MRF for (split, N): supervised fit on 4/5 of the training images (draw 0), decode
     ``--beta-images`` of the held-out fifth, score by their N sparse labels (no dense label)."""
@@ -139,7 +135,8 @@ def run_draw(data, split, n, draw, args, runs):
         model = make_model(args, len(data.classes), method).fit(data.train_images, labels)
         fit_time = time.perf_counter() - t0
         probas = model.predict_proba(data.test_images)
-        err = pixel_error([_argmax(p) for p in probas], data.test_masks, ignore=-1)
+        pred = model.decide(probas)  # the model's decision rule, as predict() would apply it
+        err = pixel_error(pred, data.test_masks, ignore=-1)
         if method == "supervised":  # kept so the MRF column never needs a refit
             write_atomic(proba_file, lambda fh: np.savez_compressed(fh, *[p.astype(np.float16) for p in probas]))
         _write_json(paths[method], {"split": split, "N": n, "draw": draw, "method": method, "error": err,
@@ -147,7 +144,7 @@ def run_draw(data, split, n, draw, args, runs):
                                     "fit_seconds": fit_time, "seconds": time.perf_counter() - t0})
         if draw == 0:
             write_atomic(runs / f"{split}_N{n}_{method}_fig.npz",
-                         lambda fh: np.savez_compressed(fh, *[_argmax(p) for p in probas[:FIG_IMAGES]]))
+                         lambda fh: np.savez_compressed(fh, *pred[:FIG_IMAGES]))
     if "mrf" not in wanted or paths["mrf"].exists() or not proba_file.exists():
         return
     beta = choose_beta(data, n, split, args, runs)

@@ -50,6 +50,21 @@ def test_probabilities_labels_and_attributes(fitted, scenes):
     assert pixel_error(pred, truth) < 0.75 * (1 - common)
 
 
+def test_decide_applies_the_class_weights(fitted):
+    # Two pixels whose top classes are 0 and 2; weighting class 1 by 10 makes it win both.
+    p = np.array([[[0.5, 0.2, 0.2, 0.1], [0.1, 0.1, 0.7, 0.1]]], dtype=np.float32)
+    saved = fitted.class_weights_.copy()
+    try:
+        fitted.class_weights_ = np.ones(4)
+        np.testing.assert_array_equal(fitted.decide([p])[0], [[0, 2]])
+        fitted.class_weights_ = np.array([1.0, 10.0, 1.0, 1.0])
+        np.testing.assert_array_equal(fitted.decide([p])[0], [[1, 1]])
+    finally:
+        fitted.class_weights_ = saved
+    with pytest.raises(ValueError, match="two-class"):
+        fitted.decide([p], threshold=0.5)
+
+
 def test_context_channels_compress_the_maps(scenes):
     images, labels, _, _ = scenes
     model = CHM(**{**SMALL, "context_channels": 2}).fit(images, labels)
