@@ -64,7 +64,7 @@ def profile(model, image, repeats):
         rows.append((f"filter family: {fam}", _cumtime(st, os.path.join("features", module), fam) * per))
     rows.append(("classifiers (GEMM + AND-OR)", _cumtime(st, os.path.join("chm", "classifiers.py"),
                                                          "predict_proba") * per))
-    stencils = _cumtime(st, os.path.join("features", "stencil.py"), "stencil") * per
+    stencils = _cumtime(st, os.path.join("features", "stencil.py"), "stencils") * per
     if "intensity" in model.bank_.families:
         stencils -= rows[model.bank_.families.index("intensity")][1]
     rows.append(("context stencils (57 values per map)", stencils))

@@ -15,7 +15,7 @@ min(K - 1, ``max_channels``) rather than with K.
 
 import numpy as np
 
-from features import stencil, stencil_offsets
+from features import stencil_offsets, stencils
 
 from . import pyramid
 
@@ -80,11 +80,8 @@ def context_features(ctx, spec, shape):
         return None
     radius, dilations = spec
     h, w = shape[:2]
-    n_off = len(stencil_offsets(radius))
     blocks = [(ch, d) for c, d in zip(ctx, dilations) for ch in _channels(c)]
-    C = np.empty((h, w, n_off * len(blocks)), dtype=np.float32)
-    for k, (ch, d) in enumerate(blocks):
-        stencil(ch, radius, dilation=d, out=C[:, :, k * n_off:(k + 1) * n_off])
+    C = stencils([ch for ch, _ in blocks], radius, [d for _, d in blocks])
     return C.reshape(h * w, -1)
 
 

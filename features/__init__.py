@@ -24,7 +24,7 @@ RGB image's luminance in :class:`FilterBank`); ``colour``
 (:data:`POSITION_FAMILIES`) uses only the image's shape.
 
 :func:`stencil` (any radius) also gives the CHM context features
-(``stencil(prob_map, 7)``, 57 per map).
+(``stencil(prob_map, 7)``, 57 per map; :func:`stencils` for several maps at once).
 
 Choices vs the MATLAB CHM (details in each module's docstring):
 
@@ -49,7 +49,7 @@ from .haar import haar
 from .hog import hog
 from .position import position
 from .sift import sift
-from .stencil import intensity, stencil, stencil_offsets
+from .stencil import intensity, stencil, stencil_offsets, stencils
 
 __all__ = ["FilterBank", "ALL_FAMILIES", "FAMILIES", "COLOUR_FAMILIES", "POSITION_FAMILIES", "colour", "haar", "hog",
-           "edge", "gabor", "sift", "intensity", "position", "stencil", "stencil_offsets"]
+           "edge", "gabor", "sift", "intensity", "position", "stencil", "stencil_offsets", "stencils"]

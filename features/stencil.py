@@ -4,17 +4,18 @@ The MATLAB CHM ``StencilNeighborhood(r)`` takes the union of the horizontal,
 vertical and both diagonal lines of half-length ``r`` through the pixel
 (``8r + 1`` offsets). ``intensity`` is the radius-10 stencil of the image (81
 features); the CHM cascade also applies the radius-7 stencil (57 features) to
-every context probability map, so :func:`stencil` is written to be cheap: it
-pads once and copies one shifted slice per offset (no loop over pixels).
+every context probability map (a K-class model: every channel of every map), so
+the copy is one numba loop (:func:`gather`) that writes each pixel's row of
+features once, contiguously, whatever the number of maps; ``gather_reference``
+is its plain numpy statement.
 """
 
 import numpy as np
+from numba import njit
 
 from ._utils import check_image, pad_symmetric, prepare_out
 
-__all__ = ["stencil_offsets", "stencil", "intensity"]
-
-_BAND = 16    # rows per band in gather()
+__all__ = ["stencil_offsets", "stencil", "stencils", "intensity"]
 
 
 def stencil_offsets(radius):
@@ -70,11 +71,42 @@ def stencil(image, radius, *, dilation=1, out=None):
         as in :func:`stencil_offsets`.
     """
     image = check_image(image)
-    d = _check_dilation(dilation)
-    offsets = stencil_offsets(radius) * d
-    out = prepare_out(out, image.shape, len(offsets))
-    pad = int(radius) * d
-    gather(pad_symmetric(image, pad), pad, offsets, out)
+    return stencils([image], radius, [dilation], out=out)
+
+
+def stencils(images, radius, dilations, *, out=None):
+    """:func:`stencil` of several equally shaped maps, side by side in one array.
+
+    Parameters
+    ----------
+    images : sequence of (H, W) ndarray of float
+        The maps (e.g. the context probability maps, channel by channel).
+    radius : int
+        Stencil radius ``r >= 0`` (the same for every map).
+    dilations : sequence of int
+        One dilation ``d >= 1`` per map.
+    out : (H, W, n_maps * (8r+1)) float32 ndarray, optional
+        Where to write the result (may be a non-contiguous view).
+
+    Returns
+    -------
+    features : (H, W, n_maps * (8r+1)) float32 ndarray
+        Map b's stencil in channels ``b * (8r+1) .. (b+1) * (8r+1) - 1``.
+    """
+    images = [np.asarray(im, dtype=np.float32) for im in images]
+    if not images or any(im.ndim != 2 or im.shape != images[0].shape for im in images):
+        raise ValueError("stencils() needs one or more 2-D maps of equal shape, got shapes "
+                         f"{[np.shape(im) for im in images]}")
+    if len(dilations) != len(images):
+        raise ValueError(f"{len(images)} maps but {len(dilations)} dilations")
+    base = stencil_offsets(radius)
+    ds = [_check_dilation(d) for d in dilations]
+    offsets = np.stack([base * d for d in ds])
+    out = prepare_out(out, images[0].shape, len(images) * len(base))
+    # One padding wide enough for the largest dilation: a mirror padding is the same at a given
+    # place whatever its width, so the smaller dilations read what their own padding would hold.
+    pad = int(radius) * max(ds)
+    gather(np.stack([pad_symmetric(im, pad) for im in images]), pad, offsets, out)
     return out
 
 
@@ -99,19 +131,41 @@ def intensity(image, *, out=None):
 def gather(padded, pad, offsets, out):
     """Copy ``padded`` shifted by each offset into the channels of ``out``.
 
-    ``out[y, x, k] = padded[pad + y + dy_k, pad + x + dx_k]``: one slice copy
-    per offset and row band, into a small contiguous band buffer that stays in
-    cache, then one write per band into the (often strided) output.
+    ``padded`` is (H + 2 pad, W + 2 pad) with ``offsets`` (n, 2), or a stack of B such maps
+    (B, H + 2 pad, W + 2 pad) with ``offsets`` (B, n, 2); then
+    ``out[y, x, b * n + k] = padded[b, pad + y + dy_bk, pad + x + dx_bk]``.
     """
-    H, W, n = out.shape
-    band = np.empty((min(H, _BAND), W, n), dtype=np.float32)
-    for y0 in range(0, H, _BAND):
-        m = min(_BAND, H - y0)
-        buf = band[:m]
-        for k, (dy, dx) in enumerate(offsets):
-            r0, c0 = pad + y0 + dy, pad + dx
-            buf[:, :, k] = padded[r0:r0 + m, c0:c0 + W]
-        out[y0:y0 + m] = buf
+    padded = np.asarray(padded, dtype=np.float32)
+    offsets = np.asarray(offsets, dtype=np.intp)
+    if padded.ndim == 2:
+        padded, offsets = padded[None], offsets[None]
+    _gather_kernel(padded, int(pad), offsets, out)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _gather_kernel(padded, pad, offsets, out):
+    # Pixel by pixel, all maps and offsets in turn: each output row is written once, in order.
+    nb, n = offsets.shape[0], offsets.shape[1]
+    for y in range(out.shape[0]):
+        for x in range(out.shape[1]):
+            c = 0
+            for b in range(nb):
+                for k in range(n):
+                    out[y, x, c] = padded[b, pad + y + offsets[b, k, 0], pad + x + offsets[b, k, 1]]
+                    c += 1
+
+
+def gather_reference(padded, pad, offsets, out):
+    """Plain numpy reference for :func:`gather`: one shifted slice per map and offset."""
+    padded, offsets = np.asarray(padded), np.asarray(offsets)
+    if padded.ndim == 2:
+        padded, offsets = padded[None], offsets[None]
+    H, W = out.shape[:2]
+    n = offsets.shape[1]
+    for b in range(len(padded)):
+        for k, (dy, dx) in enumerate(offsets[b]):
+            out[:, :, b * n + k] = padded[b, pad + dy:pad + dy + H, pad + dx:pad + dx + W]
     return out
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from features import (FAMILIES, FilterBank, edge, gabor, haar, hog, intensity, sift, stencil,
+from features import (FAMILIES, FilterBank, edge, gabor, haar, hog, intensity, sift, stencil, stencils,
                       stencil_offsets)
 
 NAMES = list(FAMILIES)
@@ -316,6 +316,38 @@ def test_stencil_values(radius, shape):
     for k, (dy, dx) in enumerate(stencil_offsets(radius)):
         np.testing.assert_array_equal(got[..., k], p[radius + dy:radius + dy + H,
                                                      radius + dx:radius + dx + W].astype(np.float32))
+
+
+def test_gather_kernel_matches_numpy_reference():
+    from features.stencil import gather, gather_reference
+
+    rng = np.random.default_rng(3)
+    pad, H, W = 6, 11, 17
+    padded = rng.random((3, H + 2 * pad, W + 2 * pad)).astype(np.float32)
+    offsets = rng.integers(-pad, pad + 1, size=(3, 5, 2))
+    big = np.zeros((H, W, 20), np.float32)
+    want = np.zeros((H, W, 15), np.float32)
+    gather(padded, pad, offsets, big[:, :, 2:17])  # a strided view, as FilterBank passes
+    np.testing.assert_array_equal(big[:, :, 2:17], gather_reference(padded, pad, offsets, want))
+    assert not big[:, :, :2].any() and not big[:, :, 17:].any()
+    one = np.empty((H, W, 5), np.float32)  # a single 2-D map
+    np.testing.assert_array_equal(gather(padded[1], pad, offsets[1], one), want[:, :, 5:10])
+
+
+@pytest.mark.parametrize("shape", [(9, 13), (2, 3), (1, 1)])
+def test_stencils_equal_each_maps_stencil(shape):
+    # One wide padding for all dilations gives what each map's own padding gives, also where
+    # the padding is wider than the map (the reflection repeats).
+    rng = np.random.default_rng(4)
+    maps = [rng.random(shape) for _ in range(3)]
+    dilations = [1, 4, 2]
+    got = stencils(maps, 3, dilations)
+    want = np.concatenate([stencil(m, 3, dilation=d) for m, d in zip(maps, dilations)], axis=2)
+    np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="dilations"):
+        stencils(maps, 3, [1, 2])
+    with pytest.raises(ValueError, match="equal shape"):
+        stencils([maps[0], rng.random((4, 4))], 3, [1, 1])
 
 
 @pytest.mark.parametrize("shape", [(9, 13), (3, 2)])
