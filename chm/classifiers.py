@@ -263,15 +263,17 @@ class LDNN(Estimator):
         return order, gsel, nsel
 
     # -- inference ------------------------------------------------------------------------
-    def predict_proba(self, X, chunk=32768):
+    def predict_proba(self, X, chunk=4096):
         """P(foreground) for every row of ``X`` -> (n,) float32.
 
         ``X`` is an (n, d) array, or a list of (n, d_k) column blocks whose widths add up to d
-        (e.g. filter-bank features and context features), which saves concatenating them.
+        (e.g. filter-bank features and context features), which saves concatenating them; a
+        block may also be a :class:`features.StencilRows`, whose rows are made ``chunk`` at a
+        time (small enough to stay in cache between the gather and the product).
         """
         W = self.W_
         blocks = list(X) if isinstance(X, (list, tuple)) else [X]
-        blocks = [np.asarray(b) for b in blocks]
+        blocks = [b if hasattr(b, "shape") else np.asarray(b) for b in blocks]
         widths = [b.shape[1] if b.ndim == 2 else -1 for b in blocks]
         if any(b.ndim != 2 or len(b) != len(blocks[0]) for b in blocks) or sum(widths) != W.shape[1] - 1:
             raise ValueError(f"X must have shape (n, {W.shape[1] - 1}), got blocks of widths {widths}")

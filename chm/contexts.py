@@ -15,7 +15,7 @@ min(K - 1, ``max_channels``) rather than with K.
 
 import numpy as np
 
-from features import stencil_offsets, stencils
+from features import StencilRows, stencil_offsets
 
 from . import pyramid
 
@@ -70,8 +70,9 @@ def stencil_rows(m, flat, radius, dilation=1):
     return out[0] if len(out) == 1 else np.concatenate(out, axis=1)
 
 
-def context_features(ctx, spec, shape):
-    """Stencil features of every pixel of the context maps ``ctx``: (H * W, n) float32, or None.
+def context_features(ctx, spec):
+    """Stencil features of every pixel of the context maps ``ctx``, or None: a
+    :class:`features.StencilRows` (H * W, n) whose rows are computed when a classifier slices it.
 
     ``spec`` is (radius, dilation per map); channels of a map follow each other, as in
     :func:`stencil_rows`.
@@ -79,10 +80,8 @@ def context_features(ctx, spec, shape):
     if not ctx:
         return None
     radius, dilations = spec
-    h, w = shape[:2]
     blocks = [(ch, d) for c, d in zip(ctx, dilations) for ch in _channels(c)]
-    C = stencils([ch for ch, _ in blocks], radius, [d for _, d in blocks])
-    return C.reshape(h * w, -1)
+    return StencilRows([ch for ch, _ in blocks], radius, [d for _, d in blocks])
 
 
 class ContextProjection:

@@ -20,7 +20,7 @@ def evaluate(bank_feats, ctx, clf, spec):
     binary classifier, (H, W, K) class probabilities for a K-class one."""
     h, w, f = bank_feats.shape
     blocks = [bank_feats.reshape(h * w, f)]  # a view: the bank block is never copied
-    C = context_features(ctx, spec, (h, w))
+    C = context_features(ctx, spec)
     if C is not None:
         blocks.append(C)
     p = clf.predict_proba(blocks)

@@ -275,12 +275,15 @@ class SoftmaxMLP(Estimator):
             raise FloatingPointError("training diverged (non-finite weights); lower learning_rate")
         return self
 
-    def predict_proba(self, X, chunk=32768):
+    def predict_proba(self, X, chunk=4096):
         """Class probabilities of every row of ``X`` -> (n, K) float32.
 
-        ``X`` is an (n, d) array or a list of (n, d_k) column blocks whose widths add up to d.
+        ``X`` is an (n, d) array or a list of (n, d_k) column blocks whose widths add up to d,
+        as in :meth:`chm.classifiers.LDNN.predict_proba` (a block may be a
+        :class:`features.StencilRows`).
         """
-        blocks = [np.asarray(b) for b in (list(X) if isinstance(X, (list, tuple)) else [X])]
+        blocks = list(X) if isinstance(X, (list, tuple)) else [X]
+        blocks = [b if hasattr(b, "shape") else np.asarray(b) for b in blocks]
         W0 = self.layers_[0]
         widths = [b.shape[1] if b.ndim == 2 else -1 for b in blocks]
         if any(b.ndim != 2 or len(b) != len(blocks[0]) for b in blocks) or sum(widths) != W0.shape[1] - 1:

@@ -49,7 +49,7 @@ from .haar import haar
 from .hog import hog
 from .position import position
 from .sift import sift
-from .stencil import intensity, stencil, stencil_offsets, stencils
+from .stencil import StencilRows, intensity, stencil, stencil_offsets, stencils
 
 __all__ = ["FilterBank", "ALL_FAMILIES", "FAMILIES", "COLOUR_FAMILIES", "POSITION_FAMILIES", "colour", "haar", "hog",
-           "edge", "gabor", "sift", "intensity", "position", "stencil", "stencil_offsets", "stencils"]
+           "edge", "gabor", "sift", "intensity", "position", "stencil", "stencil_offsets", "stencils", "StencilRows"]

@@ -15,7 +15,7 @@ from numba import njit
 
 from ._utils import check_image, pad_symmetric, prepare_out
 
-__all__ = ["stencil_offsets", "stencil", "stencils", "intensity"]
+__all__ = ["stencil_offsets", "stencil", "stencils", "StencilRows", "intensity"]
 
 
 def stencil_offsets(radius):
@@ -93,21 +93,62 @@ def stencils(images, radius, dilations, *, out=None):
     features : (H, W, n_maps * (8r+1)) float32 ndarray
         Map b's stencil in channels ``b * (8r+1) .. (b+1) * (8r+1) - 1``.
     """
-    images = [np.asarray(im, dtype=np.float32) for im in images]
-    if not images or any(im.ndim != 2 or im.shape != images[0].shape for im in images):
-        raise ValueError("stencils() needs one or more 2-D maps of equal shape, got shapes "
-                         f"{[np.shape(im) for im in images]}")
-    if len(dilations) != len(images):
-        raise ValueError(f"{len(images)} maps but {len(dilations)} dilations")
-    base = stencil_offsets(radius)
-    ds = [_check_dilation(d) for d in dilations]
-    offsets = np.stack([base * d for d in ds])
-    out = prepare_out(out, images[0].shape, len(images) * len(base))
-    # One padding wide enough for the largest dilation: a mirror padding is the same at a given
-    # place whatever its width, so the smaller dilations read what their own padding would hold.
-    pad = int(radius) * max(ds)
-    gather(np.stack([pad_symmetric(im, pad) for im in images]), pad, offsets, out)
-    return out
+    rows = StencilRows(images, radius, dilations)
+    out = prepare_out(out, rows.image_shape, rows.shape[1])
+    return rows.band(0, rows.image_shape[0], out)
+
+
+class StencilRows:
+    """:func:`stencils` as an (H * W, n) matrix whose rows are computed when sliced.
+
+    A classifier that reads its input a chunk of pixels at a time (``rows[a:b]``) then never
+    holds the whole matrix: with K-class context maps it is H * W * 57 * (channels) floats
+    (0.5 GB for a 240 x 320 image and 28 channels), written and read again for nothing.
+
+    Parameters
+    ----------
+    images, radius, dilations
+        As in :func:`stencils`.
+    """
+
+    def __init__(self, images, radius, dilations):
+        images = [np.asarray(im, dtype=np.float32) for im in images]
+        if not images or any(im.ndim != 2 or im.shape != images[0].shape for im in images):
+            raise ValueError("stencils() needs one or more 2-D maps of equal shape, got shapes "
+                             f"{[np.shape(im) for im in images]}")
+        if len(dilations) != len(images):
+            raise ValueError(f"{len(images)} maps but {len(dilations)} dilations")
+        base = stencil_offsets(radius)
+        ds = [_check_dilation(d) for d in dilations]
+        self.offsets = np.stack([base * d for d in ds])
+        # One padding wide enough for the largest dilation: a mirror padding is the same at a
+        # given place whatever its width, so the smaller dilations read what their own padding
+        # would hold.
+        self.pad = int(radius) * max(ds)
+        self.padded = np.stack([pad_symmetric(im, self.pad) for im in images])
+        self.image_shape = images[0].shape
+        self.shape = (images[0].size, len(images) * len(base))
+        self.ndim = 2
+
+    def __len__(self):
+        return self.shape[0]
+
+    def band(self, y0, y1, out=None):
+        """Image rows ``y0 .. y1 - 1``: (y1 - y0, W, n) float32."""
+        if out is None:
+            out = np.empty((y1 - y0, self.image_shape[1], self.shape[1]), dtype=np.float32)
+        return gather(self.padded[:, y0:y1 + 2 * self.pad], self.pad, self.offsets, out)
+
+    def __getitem__(self, key):
+        """Rows ``a:b`` (a slice of flat pixel indices, step 1) as an (b - a, n) float32 array."""
+        if not isinstance(key, slice) or key.step not in (None, 1):
+            raise TypeError("StencilRows supports only contiguous row slices rows[a:b]")
+        a, b, _ = key.indices(self.shape[0])
+        if b <= a:
+            return np.empty((0, self.shape[1]), dtype=np.float32)
+        w = self.image_shape[1]
+        y0, y1 = a // w, -(-b // w)
+        return self.band(y0, y1).reshape(-1, self.shape[1])[a - y0 * w:b - y0 * w]
 
 
 def intensity(image, *, out=None):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from features import (FAMILIES, FilterBank, edge, gabor, haar, hog, intensity, sift, stencil, stencils,
+from features import (FAMILIES, FilterBank, StencilRows, edge, gabor, haar, hog, intensity, sift, stencil, stencils,
                       stencil_offsets)
 
 NAMES = list(FAMILIES)
@@ -348,6 +348,19 @@ def test_stencils_equal_each_maps_stencil(shape):
         stencils(maps, 3, [1, 2])
     with pytest.raises(ValueError, match="equal shape"):
         stencils([maps[0], rng.random((4, 4))], 3, [1, 1])
+
+
+def test_stencil_rows_slices_equal_the_full_matrix():
+    rng = np.random.default_rng(5)
+    maps = [rng.random((7, 5)) for _ in range(2)]
+    rows = StencilRows(maps, 2, [1, 2])
+    full = stencils(maps, 2, [1, 2]).reshape(35, -1)
+    assert rows.shape == full.shape and len(rows) == 35
+    for a, b in [(0, 35), (3, 4), (4, 13), (10, 15), (34, 99), (20, 20)]:
+        np.testing.assert_array_equal(rows[a:b], full[a:b])
+    np.testing.assert_array_equal(rows[:], full)
+    with pytest.raises(TypeError, match="slices"):
+        rows[::2]
 
 
 @pytest.mark.parametrize("shape", [(9, 13), (3, 2)])
