@@ -132,17 +132,22 @@ def self_train(model, images, labels, beta, rounds, tv_levels, cache, rng, par, 
     prepared = [model._prepare(im) for im in images]  # once: the maps and the proposals both read them
     for r in range(rounds):
         t0 = time.perf_counter()
-        jobs = (delayed(predict_image)(im, model.bank_, model.classifiers_, schedule, model.levels,
-                                       stencils, cache, model.projections_) for im in prepared)
-        maps = list(bar(par(jobs), total=len(images), desc=f"round {r + 1} training maps", enabled=model.progress))
         info = {}
         if K == 2:
+            # The fraction guard shifts every map by one bias: all maps first (H x W floats each).
+            jobs = (delayed(predict_image)(im, model.bank_, model.classifiers_, schedule, model.levels,
+                                           stencils, cache, model.projections_) for im in prepared)
+            maps = list(bar(par(jobs), total=len(images), desc=f"round {r + 1} training maps",
+                            enabled=model.progress))
             props, info["bias"] = proposals(maps, prepared, labels, beta, model.threshold_, bounds)
+            del maps
         else:
-            jobs = (delayed(class_proposal)(m, im, lab, beta, model.class_weights_)
-                    for m, im, lab in zip(maps, prepared, labels))
-            props = list(bar(par(jobs), total=len(images), desc=f"round {r + 1} proposals", enabled=model.progress))
-        del maps
+            # Map and proposal in one job per image: the K-channel map never leaves the worker
+            # (SIFT Flow's 2488 training maps at K = 33 would be 21 GB).
+            jobs = (delayed(_map_and_proposal)(im, lab, model, schedule, stencils, cache, beta)
+                    for im, lab in zip(prepared, labels))
+            props = list(bar(par(jobs), total=len(images), desc=f"round {r + 1} maps and proposals",
+                             enabled=model.progress))
         counts = sum(np.bincount(p.ravel(), minlength=K) for p in props)
         info["classes"] = (counts / counts.sum()).tolist()
         if K == 2:
@@ -152,3 +157,10 @@ def self_train(model, images, labels, beta, rounds, tv_levels, cache, rng, par, 
         # loss has nothing left to fill in.
         fit_cascade(model, images, props, seeds, caps, cache, None, 0.0, tv_levels, rng, par, "mean")
         model.rounds_.append({**info, "seconds": time.perf_counter() - t0})
+
+
+def _map_and_proposal(image, labels, model, schedule, stencils, cache, beta):
+    """One training image's K-class proposal (:func:`chm.selftraining.class_proposal`) from its map."""
+    proba = predict_image(image, model.bank_, model.classifiers_, schedule, model.levels, stencils, cache,
+                          model.projections_)
+    return class_proposal(proba, image, labels, beta, model.class_weights_)
