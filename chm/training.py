@@ -14,6 +14,7 @@ import warnings
 
 import numpy as np
 from joblib import delayed
+from threadpoolctl import threadpool_limits
 
 from . import pyramid
 from ._progress import bar
@@ -135,8 +136,7 @@ def self_train(model, images, labels, beta, rounds, tv_levels, cache, rng, par, 
         info = {}
         if K == 2:
             # The fraction guard shifts every map by one bias: all maps first (H x W floats each).
-            jobs = (delayed(predict_image)(im, model.bank_, model.classifiers_, schedule, model.levels,
-                                           stencils, cache, model.projections_) for im in prepared)
+            jobs = (delayed(_training_map)(im, model, schedule, stencils, cache) for im in prepared)
             maps = list(bar(par(jobs), total=len(images), desc=f"round {r + 1} training maps",
                             enabled=model.progress))
             props, info["bias"] = proposals(maps, prepared, labels, beta, model.threshold_, bounds)
@@ -159,8 +159,16 @@ def self_train(model, images, labels, beta, rounds, tv_levels, cache, rng, par, 
         model.rounds_.append({**info, "seconds": time.perf_counter() - t0})
 
 
+def _training_map(image, model, schedule, stencils, cache):
+    """The final map of one training image, on one BLAS thread: as for :func:`chm.inference.level_map`,
+    the same model for any ``n_jobs`` (and no BLAS threads spinning against the other jobs of a
+    busy machine: with ``n_jobs=1`` this runs in the calling process)."""
+    with threadpool_limits(1, user_api="blas"):
+        return predict_image(image, model.bank_, model.classifiers_, schedule, model.levels, stencils, cache,
+                             model.projections_)
+
+
 def _map_and_proposal(image, labels, model, schedule, stencils, cache, beta):
     """One training image's K-class proposal (:func:`chm.selftraining.class_proposal`) from its map."""
-    proba = predict_image(image, model.bank_, model.classifiers_, schedule, model.levels, stencils, cache,
-                          model.projections_)
-    return class_proposal(proba, image, labels, beta, model.class_weights_)
+    return class_proposal(_training_map(image, model, schedule, stencils, cache), image, labels, beta,
+                          model.class_weights_)

@@ -96,6 +96,14 @@ def test_same_seed_same_model_any_n_jobs(fitted, scenes):
     np.testing.assert_array_equal(other.predict_proba(test[:1])[0], fitted.predict_proba(test[:1])[0])
 
 
+def test_self_training_same_model_any_n_jobs(scenes):
+    # The round's training maps and proposals are made in workers (n_jobs=2) or in this process.
+    images, labels, test, _ = scenes
+    a, b = (CHM(**{**SMALL, "semi_supervised": "self-training", "n_jobs": n}).fit(images, labels) for n in (1, 2))
+    np.testing.assert_array_equal(a.predict_proba(test[:1])[0], b.predict_proba(test[:1])[0])
+    assert a.rounds_[0]["classes"] == b.rounds_[0]["classes"]
+
+
 def test_mean_label_pooling_gives_class_fractions():
     from chm.sampling import training_rows
     from features import FilterBank
