@@ -140,7 +140,7 @@ def run_draw(data, split, n, draw, args, runs):
         if method == "supervised":  # kept so the MRF column never needs a refit
             write_atomic(proba_file, lambda fh: np.savez_compressed(fh, *[p.astype(np.float16) for p in probas]))
         _write_json(paths[method], {"split": split, "N": n, "draw": draw, "method": method, "error": err,
-                                    "alpha": model.alpha_,
+                                    "alpha": model.alpha_, "rounds": getattr(model, "rounds_", None) or None,
                                     "fit_seconds": fit_time, "seconds": time.perf_counter() - t0})
         if draw == 0:
             write_atomic(runs / f"{split}_N{n}_{method}_fig.npz",
