@@ -205,6 +205,27 @@ def test_class_proposal_known_answers():
     assert out[0, 0] == 2 and out[5, 6] == 0 and (np.delete(out.ravel(), [0, 41]) == 1).all()
 
 
+def test_class_proposal_expands_over_candidate_classes_only():
+    """Classes that win nowhere and label nothing are left out of the expansion; on maps where they
+    could never win, the result is the full decoding's; one candidate gives a constant map."""
+    from chm import mrf
+    from chm.selftraining import class_proposal
+
+    rng = np.random.default_rng(1)
+    p = np.zeros((8, 9, 6))
+    p[..., [1, 4]] = rng.dirichlet(np.ones(2), size=(8, 9))  # classes 0, 2, 3, 5 have probability 0
+    image = rng.random((8, 9))
+    labels = np.full((8, 9), -1)
+    labels[2, 3] = 5  # a labelled class joins the candidates
+    full = mrf.decode(p, 1.0, method="expansion", image=image, fixed=labels)
+    got = class_proposal(p, image, labels, 1.0)
+    np.testing.assert_array_equal(got, full)
+    assert set(np.unique(got)) <= {1, 4, 5} and got[2, 3] == 5
+    q = np.zeros((4, 5, 3))
+    q[..., 2] = 1.0
+    np.testing.assert_array_equal(class_proposal(q, np.zeros((4, 5)), np.full((4, 5), -1), 2.0), 2)
+
+
 def test_self_training_of_k_classes(scenes):
     """K-class self-training refits on alpha-expansion proposals: a different model, still K classes,
     one round recorded with the proposals' class fractions."""
