@@ -420,8 +420,8 @@ def build_parser():
                        help="LDNN sizes: small = 6 x 6 at every level (sparse labels), original = the original "
                             "CHM's 10 x 20 / 24 x 24 (dense labels) (default: small)")
     train.add_argument("--semi-supervised", choices=sorted(SEMI_SUPERVISED), default=None, metavar="METHOD",
-                       help="learn from the unlabelled pixels too: auto (recommended for sparse labels; two "
-                            "classes only), self-training (refit on MRF proposals), superpixels (labels spread "
+                       help="learn from the unlabelled pixels too: auto (recommended for sparse labels: "
+                            "superpixels + self-training for two classes, self-training for more), self-training (refit on MRF proposals), superpixels (labels spread "
                             "over superpixels), tv (the paper's TV loss), contrast (contrast-sensitive loss) "
                             "(default: supervised only)")
     train.add_argument("--alpha", type=_float_in(0.0), default=None, metavar="A",

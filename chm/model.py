@@ -89,12 +89,15 @@ SEMI_SUPERVISED = {
 #: whose softmax cross-entropy has another scale than the LDNN's squared error, hence their own
 #: weights (the binary defaults of chm 0.1; on held-out Stanford training images, tv at 0.1 did not
 #: beat the supervised CHM: docs/results.md). K-class self-training decodes its proposals by
-#: alpha-expansion (:func:`chm.selftraining.class_proposal`).
+#: alpha-expansion (:func:`chm.selftraining.class_proposal`). "auto" is self-training: on held-out
+#: Stanford training images it alone beat the supervised CHM (docs/results.md, "K-class
+#: self-training on held-out training images").
 SEMI_SUPERVISED_MULTICLASS = {
     "tv": {"loss": "tv", "alpha": 0.1},
     "contrast": {"loss": "contrast", "alpha": 0.3},
     "superpixels": {"scale": RECOMMENDED_SCALE},
     "self-training": {"beta": 16.0, "rounds": 1},
+    "auto": {"beta": 16.0, "rounds": 1},
 }
 
 #: Context channels a K-class map is compressed to, at most (``CHM(context_channels=...)``).
@@ -142,8 +145,8 @@ class CHM(Estimator):
         labelled pixels share one class gives it to all its pixels (:mod:`chm.superpixels`), and
         the cascade is fitted on these labels; "superpixels+self-training": then self-trained.
         "auto": the recommended method for sparse labels (:data:`SEMI_SUPERVISED`). K > 2 classes
-        take "tv", "contrast", "superpixels" and "self-training" (alpha-expansion proposals;
-        :data:`SEMI_SUPERVISED_MULTICLASS`), fit raises for the others. A SpatialLoss: that loss,
+        take "tv", "contrast", "superpixels", "self-training" (alpha-expansion proposals) and
+        "auto" (= "self-training"; :data:`SEMI_SUPERVISED_MULTICLASS`), fit raises for the others. A SpatialLoss: that loss,
         with an explicit ``alpha``.
     alpha : float or None
         Weight of the unsupervised spatial loss (paper: E_S + alpha E_U), as the ratio of the mean

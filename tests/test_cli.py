@@ -267,9 +267,9 @@ def test_k_classes_colour_train_and_predict(tmp_path, capsys):
     assert main(["predict", str(model), str(tmp_path / "images"), "-o", str(tmp_path / "x"), "--threshold", "0.3",
                  "-q"]) == 2
     assert main(["info", str(model)]) == 0
-    # "auto" is binary: refused with a message, and the model written above is kept.
+    # "superpixels+self-training" is binary: refused with a message, and the model written above is kept.
     before = model.read_bytes()
     assert main(["train", str(tmp_path / "images"), str(tmp_path / "labels"), "-o", str(model), *TRAIN_OPTS,
-                 "--semi-supervised", "auto"]) == 2
+                 "--semi-supervised", "superpixels+self-training"]) == 2
     assert "two classes only" in capsys.readouterr().err
     assert model.read_bytes() == before

@@ -179,11 +179,18 @@ def test_majority_pooling_matches_fractions():
     assert majority_pool_labels(np.array([[0, 2], [-1, -1]]), 1, 3).tolist() == [[0]]  # tie: smaller class
 
 
-@pytest.mark.parametrize("method", ["auto", "contrast+self-training"])
+@pytest.mark.parametrize("method", ["superpixels+self-training", "contrast+self-training"])
 def test_binary_only_methods_say_so(scenes, method):
     images, labels, _, _ = scenes
-    with pytest.raises(ValueError, match="two classes only.*'contrast', 'self-training', 'superpixels', 'tv'"):
+    with pytest.raises(ValueError, match="two classes only.*'auto', 'contrast', 'self-training', 'superpixels', 'tv'"):
         CHM(**{**SMALL, "semi_supervised": method}).fit(images, labels)
+
+
+def test_auto_is_self_training_for_k_classes(scenes):
+    images, labels, test, _ = scenes
+    a, b = (CHM(**{**SMALL, "semi_supervised": m}).fit(images, labels) for m in ("auto", "self-training"))
+    assert len(a.rounds_) == 1
+    np.testing.assert_array_equal(a.predict_proba(test[:1])[0], b.predict_proba(test[:1])[0])
 
 
 def test_class_proposal_known_answers():
