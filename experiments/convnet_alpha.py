@@ -1,6 +1,7 @@
 """Choose the ConvNet's TV weight (and check its training length) on held-out *training* images.
 
-Honest selection: only the training images of Stanford Background fold 0 take part. A fifth of
+Honest selection: only the training images of Stanford Background fold 0 take part
+(``--dataset siftflow``: SIFT Flow's 2488 training images). A fifth of
 them are held out; the ConvNet is trained on the rest with N sparse labels per image, once per
 alpha, and scored by the error on the held-out images' own N sparse labels (no dense label and
 no test image is used). The winner is ``chm.convnet.RECOMMENDED_ALPHA``.
@@ -26,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chm.datasets import load_stanford_background, sample_sparse_labels  # noqa: E402
+from chm.datasets import load_siftflow, load_stanford_background, sample_sparse_labels  # noqa: E402
 from chm.metrics import pixel_error  # noqa: E402
 
 
@@ -34,6 +35,7 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=os.environ.get("CHM_DATA", str(Path(__file__).resolve().parents[2]
                                                                       / "shared" / "data")))
+    ap.add_argument("--dataset", choices=("stanford", "siftflow"), default="stanford")
     ap.add_argument("--alphas", default="0,0.1,0.3,1")
     ap.add_argument("--n", type=int, default=10, help="labelled pixels per image")
     ap.add_argument("--semi-supervised", default=None, choices=[None, "superpixels"],
@@ -53,7 +55,10 @@ def main(argv=None):
     args = parse_args(argv)
     from chm import ConvNet
 
-    data = load_stanford_background(args.data, fold=0, seed=args.seed)
+    if args.dataset == "stanford":
+        data = load_stanford_background(args.data, fold=0, seed=args.seed)
+    else:
+        data = load_siftflow(args.data)
     labels = sample_sparse_labels(data.train_masks, args.n, np.random.default_rng([args.seed, args.n]), ignore=-1)
     order = np.random.default_rng([args.seed, 99]).permutation(len(labels))
     held, fit = order[: len(order) // 5], order[len(order) // 5:]
@@ -63,7 +68,8 @@ def main(argv=None):
         score = sample_sparse_labels([data.train_masks[i] for i in held], args.score_n,
                                      np.random.default_rng([args.seed, args.score_n, 1]), ignore=-1)
     params = json.loads(args.params)
-    tag = (f"_{args.semi_supervised}" if args.semi_supervised else "") + (
+    tag = ("" if args.dataset == "stanford" else f"_{args.dataset}") + (
+        f"_{args.semi_supervised}" if args.semi_supervised else "") + (
         f"_score{args.score_n}" if args.score_n is not None else "") + "".join(
         f"_{k}{v}" for k, v in sorted(params.items()))
     out = Path(args.out)
