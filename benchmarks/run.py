@@ -5,6 +5,7 @@
                              [--quick] [--skip-peer] [--skip-ablation] [--skip-scaling]
                              [--features F1,F2,...] [--network small|original] [--classifier-params JSON]
                              [--semi-supervised auto|self-training|tv|contrast]
+                             [--records benchmarks/records] [--readme README.md]
 
 ``--semi-supervised auto --skip-peer --skip-scaling --skip-ablation`` times the recommended
 semi-supervised fit alone (issue target: <= 5 min and <= 6 GB on 2 cores).
@@ -27,6 +28,14 @@ to ``--out`` (default ``benchmarks/results/run.md``, git-ignored):
 4. scaling: CHM fit time and peak RSS for 1/4, 1/2 and all training images (41, 82, 164);
 5. ablation: CHM test error and fit + predict time with each filter family of the configured
    bank (``--features``, default the CHM default) left out.
+
+A full run with the peer and the dataset's default bank writes its numbers, date, commit and machine
+to ``--records/<dataset>-<semi-supervised or supervised>.json`` (kept in git); ``--readme README.md``
+then rebuilds the README's speed table from all the records. The README's table comes from:
+
+    python benchmarks/run.py --n-jobs 2 --readme README.md
+    python benchmarks/run.py --n-jobs 2 --semi-supervised auto --skip-scaling --skip-ablation --readme README.md
+    python benchmarks/run.py --n-jobs 2 --dataset stanford --readme README.md
 
 Peak RSS is sampled every 0.2 s in a background thread (psutil): the sum of the RSS of this
 process and all its children (joblib workers), maximum over the phase; pages shared between
@@ -390,6 +399,81 @@ def report(args, data, bank, ours, peer, scaling, ablation):
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------------------------------------
+# the README's speed table: one JSON record per setting, the table rebuilt from all of them
+
+README_BEGIN = "<!-- speed table: written by `python benchmarks/run.py --readme README.md`; do not edit -->"
+README_END = "<!-- /speed table -->"
+RECORD_ORDER = ("weizmann-supervised", "weizmann-auto", "stanford-supervised", "stanford-auto")
+
+
+def machine():
+    """CPU model, logical cores and RAM of this machine, in a few words."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{model}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 1024 ** 3:.0f} GiB"
+
+
+def git_commit():
+    """Short hash of HEAD, with '+' when the tree has changes; None outside a git checkout."""
+    import subprocess
+
+    try:
+        run = dict(cwd=os.path.dirname(_here), capture_output=True, text=True, check=True)
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], **run).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], **run).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+" if dirty else "")
+
+
+def record(args, data, ours, peer):
+    """The numbers of one run that the README's table shows, with when, where and what code."""
+    dataset = "stanford" if args.dataset == "stanford" else "weizmann"
+    return {"key": f"{dataset}-{args.semi_supervised or 'supervised'}", "dataset": data["name"],
+            "fold": args.fold if dataset == "stanford" else None,
+            "semi_supervised": args.semi_supervised, "features": list(CONFIG["features"]),
+            "date": datetime.date.today().isoformat(), "commit": git_commit(), "machine": machine(),
+            "n_jobs": args.n_jobs, "n_train": len(data["train_images"]), "n_test": len(data["test_images"]),
+            "n_labels": data["n_labels"], "latency_shape": list(LATENCY_SHAPE),
+            "ours": {k: ours[k] for k in ("fit", "predict", "latency", "error", "fit_rss", "predict_rss")},
+            "peer": {k: peer[k] for k in ("fit", "predict", "error")}}
+
+
+def speed_table(records):
+    """Markdown lines of the README's speed table, one row per record."""
+    rows = []
+    for r in sorted(records, key=lambda r: RECORD_ORDER.index(r["key"]) if r["key"] in RECORD_ORDER else 99):
+        o, p = r["ours"], r["peer"]
+        setting = (f"{r['dataset']}, N = {r['n_labels']}, {r['n_train']} / {r['n_test']} images, "
+                   f"`semi_supervised={r['semi_supervised']!r}`")
+        ours_t, peer_t = o["fit"] + o["predict"], p["fit"] + p["predict"]
+        rows.append([setting, f"{o['fit']:.1f} s", f"{o['predict'] / r['n_test']:.2f} s",
+                     f"{ours_t:.1f} / {peer_t:.1f} s (**{ours_t / peer_t:.2f}×**)",
+                     f"{1e3 * o['latency']:.0f} ms",
+                     f"{100 * o['error']:.2f} / {100 * p['error']:.2f} % ({o['error'] / p['error']:.2f}×)",
+                     f"{r['date']}, commit {r['commit']}, {r['machine']}, n_jobs {r['n_jobs']}"])
+    return table(["setting", "fit", "predict per image", "fit + predict: ours / peer",
+                  f"one image {LATENCY_SHAPE[0]} × {LATENCY_SHAPE[1]}", "test error: ours / peer", "measured"], rows)
+
+
+def update_readme(readme, records_dir):
+    """Replace the block between README_BEGIN and README_END by the table of every record."""
+    text = readme.read_text()
+    if README_BEGIN not in text or README_END not in text:
+        raise SystemExit(f"{readme} has no speed-table block ({README_BEGIN!r} ... {README_END!r})")
+    records = [json.loads(f.read_text()) for f in sorted(Path(records_dir).glob("*.json"))]
+    head, rest = text.split(README_BEGIN, 1)
+    tail = rest.split(README_END, 1)[1]
+    tmp = readme.with_name(readme.name + ".tmp")  # written whole, then renamed: never half a README
+    tmp.write_text(head + README_BEGIN + "\n" + "\n".join(speed_table(records)) + "\n" + README_END + tail)
+    os.replace(tmp, readme)
+
+
 def _one_class_error(masks):
     counts = sum(np.bincount(m[m >= 0].ravel().astype(np.int64), minlength=256) for m in masks)
     return 1 - counts.max() / counts.sum()
@@ -420,6 +504,11 @@ def main(argv=None):
     ap.add_argument("--classifier-params", default="{}", help="JSON overrides of every classifier")
     ap.add_argument("--semi-supervised", default=None, help="CHM semi_supervised= (default: None, supervised)")
     ap.add_argument("--out", default=str(Path(_here) / "results" / "run.md"))
+    ap.add_argument("--records", default=str(Path(_here) / "records"),
+                    help="folder of the JSON records the README's speed table is built from (a full run "
+                         "with the peer and the dataset's default bank writes its record there)")
+    ap.add_argument("--readme", default=None,
+                    help="rebuild this README's speed table from --records after the run")
     args = ap.parse_args(argv)
     CONFIG["semi_supervised"] = args.semi_supervised
     scene = args.dataset == "stanford"
@@ -472,6 +561,18 @@ def main(argv=None):
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text + "\n")
     log(f"written to {out}")
+    default_bank = CONFIG["features"] == (SCENE_FEATURES if scene else DEFAULT_FEATURES)
+    if peer and not args.quick and default_bank and args.network == "small" and not CONFIG["classifier_params"]:
+        rec = record(args, data, ours, peer)
+        path = Path(args.records) / f"{rec['key']}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(rec, indent=1) + "\n")
+        log(f"record written to {path}")
+    else:
+        log("no record written (only full runs with the peer and the default bank and network make one)")
+    if args.readme:
+        update_readme(Path(args.readme), args.records)
+        log(f"speed table of {args.readme} rebuilt from {args.records}")
 
 
 if __name__ == "__main__":
