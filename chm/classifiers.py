@@ -15,6 +15,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from . import _sgd
+from ._rows import for_row_chunks
 from .base import Estimator
 from .losses import get_spatial_loss
 from ._validation import check_random_state
@@ -263,13 +264,15 @@ class LDNN(Estimator):
         return order, gsel, nsel
 
     # -- inference ------------------------------------------------------------------------
-    def predict_proba(self, X, chunk=4096):
+    def predict_proba(self, X, chunk=4096, n_threads=1):
         """P(foreground) for every row of ``X`` -> (n,) float32.
 
         ``X`` is an (n, d) array, or a list of (n, d_k) column blocks whose widths add up to d
         (e.g. filter-bank features and context features), which saves concatenating them; a
         block may also be a :class:`features.StencilRows`, whose rows are made ``chunk`` at a
-        time (small enough to stay in cache between the gather and the product).
+        time (small enough to stay in cache between the gather and the product). The chunks run
+        on ``n_threads`` threads, each product on one BLAS thread: the same result for any
+        ``n_threads`` (:func:`chm._rows.for_row_chunks`).
         """
         W = self.W_
         blocks = list(X) if isinstance(X, (list, tuple)) else [X]
@@ -282,18 +285,21 @@ class LDNN(Estimator):
         Wts = [np.ascontiguousarray(W[:, a:b].T) for a, b in zip(edges[:-1], edges[1:])]
         n = len(blocks[0])
         out = np.empty(n, dtype=np.float32)
-        for s in range(0, n, chunk):
-            z = np.zeros((min(chunk, n - s), W.shape[0]), dtype=np.float32)
+
+        def rows(s, e):
+            z = np.zeros((e - s, W.shape[0]), dtype=np.float32)
             for b, Wt in zip(blocks, Wts):
-                z += b[s:s + chunk].astype(np.float32, copy=False) @ Wt
+                z += b[s:e].astype(np.float32, copy=False) @ Wt
             z += W[:, -1]
             np.clip(z, -_sgd._ZCLIP, _sgd._ZCLIP, out=z)
             sig = 1.0 / (1.0 + np.exp(-z))
             g = sig.reshape(-1, N, M).prod(axis=2)
             if self.dropout:
-                out[s:s + chunk] = 1.0 - np.sqrt(np.prod(1.0 - np.sqrt(g), axis=1))
+                out[s:e] = 1.0 - np.sqrt(np.prod(1.0 - np.sqrt(g), axis=1))
             else:
-                out[s:s + chunk] = 1.0 - np.prod(1.0 - g, axis=1)
+                out[s:e] = 1.0 - np.prod(1.0 - g, axis=1)
+
+        for_row_chunks(rows, n, chunk, n_threads)
         return out
 
     def fold_affine(self, offset, scale):

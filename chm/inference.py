@@ -14,16 +14,17 @@ from .contexts import context_features, context_maps
 __all__ = ["cascade", "evaluate", "level_map", "predict_image"]
 
 
-def evaluate(bank_feats, ctx, clf, spec):
+def evaluate(bank_feats, ctx, clf, spec, n_threads=1):
     """Classifier output over one level image, from its filter-bank features (H, W, F) and
     context maps; ``spec`` is (radius, dilation per context map). (H, W) P(foreground) for a
-    binary classifier, (H, W, K) class probabilities for a K-class one."""
+    binary classifier, (H, W, K) class probabilities for a K-class one. The pixels are shared by
+    ``n_threads`` threads (the same result for any number)."""
     h, w, f = bank_feats.shape
     blocks = [bank_feats.reshape(h * w, f)]  # a view: the bank block is never copied
     C = context_features(ctx, spec)
     if C is not None:
         blocks.append(C)
-    p = clf.predict_proba(blocks)
+    p = clf.predict_proba(blocks, n_threads=n_threads)
     return p.reshape(h, w) if p.ndim == 1 else p.reshape(h, w, -1)
 
 
@@ -46,7 +47,8 @@ def cascade(image, bank, classifiers, schedule, levels, stencils, cache=None, pr
     ``projections`` (K-class models) maps each to the :class:`chm.contexts.ContextProjection`
     that compresses its output into context channels. Returns the map of every (stage, level),
     compressed where it was only a context (the last one is always the probabilities), and the
-    filter-bank features of every level used, computed by ``n_threads`` threads (without a cache).
+    filter-bank features of every level used. ``n_threads`` threads compute the bank of the
+    levels (without a cache) and share each classifier's pixels.
     """
     projections = projections or {}
     imgs = pyramid.pyramid(image, levels)
@@ -58,7 +60,7 @@ def cascade(image, bank, classifiers, schedule, levels, stencils, cache=None, pr
     maps = {}
     for s, l in schedule:
         ctx = context_maps(maps, s, l, levels, imgs[l].shape)
-        p = evaluate(bank_feats[l], ctx, classifiers[(s, l)], stencils[(s, l)])
+        p = evaluate(bank_feats[l], ctx, classifiers[(s, l)], stencils[(s, l)], n_threads)
         last = (s, l) == schedule[-1]
         maps[(s, l)] = p if last or (s, l) not in projections else projections[(s, l)].transform(p)
     return maps, bank_feats

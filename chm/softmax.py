@@ -21,6 +21,7 @@ biases. Everything is batched matrix algebra (BLAS), so there is no numba kernel
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from ._rows import for_row_chunks
 from .base import Estimator
 from .losses import DEAD_ZONE, get_spatial_loss
 from ._validation import check_random_state
@@ -275,12 +276,12 @@ class SoftmaxMLP(Estimator):
             raise FloatingPointError("training diverged (non-finite weights); lower learning_rate")
         return self
 
-    def predict_proba(self, X, chunk=4096):
+    def predict_proba(self, X, chunk=4096, n_threads=1):
         """Class probabilities of every row of ``X`` -> (n, K) float32.
 
         ``X`` is an (n, d) array or a list of (n, d_k) column blocks whose widths add up to d,
         as in :meth:`chm.classifiers.LDNN.predict_proba` (a block may be a
-        :class:`features.StencilRows`).
+        :class:`features.StencilRows`; ``chunk`` rows at a time on ``n_threads`` threads).
         """
         blocks = list(X) if isinstance(X, (list, tuple)) else [X]
         blocks = [b if hasattr(b, "shape") else np.asarray(b) for b in blocks]
@@ -292,14 +293,17 @@ class SoftmaxMLP(Estimator):
         W0ts = [np.ascontiguousarray(W0[:, a:b].T) for a, b in zip(edges[:-1], edges[1:])]
         n = len(blocks[0])
         out = np.empty((n, self.n_classes), dtype=np.float32)
-        for s in range(0, n, chunk):
-            z = np.zeros((min(chunk, n - s), W0.shape[0]), dtype=np.float32)
+
+        def rows(s, e):
+            z = np.zeros((e - s, W0.shape[0]), dtype=np.float32)
             for b, Wt in zip(blocks, W0ts):
-                z += b[s:s + chunk].astype(np.float32, copy=False) @ Wt
+                z += b[s:e].astype(np.float32, copy=False) @ Wt
             z += W0[:, -1]
             if len(self.layers_) > 1:
                 z = forward(self.layers_[1:], np.maximum(z, 0))[0]
-            out[s:s + chunk] = softmax(z)
+            out[s:e] = softmax(z)
+
+        for_row_chunks(rows, n, chunk, n_threads)
         return out
 
     def fold_affine(self, offset, scale):

@@ -172,3 +172,25 @@ def test_column_blocks_equal_concatenated_rows():
     np.testing.assert_allclose(clf.predict_proba([X[:, :2], X[:, 2:]]), clf.predict_proba(X), atol=1e-6)
     with pytest.raises(ValueError, match="widths"):
         clf.predict_proba([X[:, :2], X[:10, 2:]])
+
+
+@pytest.mark.parametrize("kind", ["ldnn", "softmax"])
+def test_rows_on_threads_equal_one_thread(kind):
+    """Prediction shares the row chunks among threads, each product on one BLAS thread: the same
+    bits for any number of threads, also with a lazy stencil block."""
+    from chm.softmax import SoftmaxMLP
+    from features import StencilRows
+
+    rng = np.random.default_rng(8)
+    C = StencilRows(list(rng.random((2, 40, 50))), 2, [1, 3])
+    X = rng.standard_normal((40 * 50, 3)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64) + (kind == "softmax") * (X[:, 1] > 0)
+    full = np.hstack([X, C[:len(C)]])
+    if kind == "ldnn":
+        clf = LDNN(n_groups=2, n_nodes=3, epochs=1, random_state=0).fit(full, y)
+    else:
+        clf = SoftmaxMLP(n_classes=3, n_hidden=8, epochs=1, random_state=0).fit(full, y)
+    one = clf.predict_proba([X, C], chunk=64, n_threads=1)
+    for n in (2, 3):
+        np.testing.assert_array_equal(clf.predict_proba([X, C], chunk=64, n_threads=n), one)
+    np.testing.assert_allclose(one, clf.predict_proba(full), atol=1e-6)
