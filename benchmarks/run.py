@@ -419,13 +419,15 @@ def machine():
 
 
 def git_commit():
-    """Short hash of HEAD, with '+' when the tree has changes; None outside a git checkout."""
+    """Short hash of HEAD, with '+' when tracked files have changes (other than the README and
+    the records, which this script writes); None outside a git checkout."""
     import subprocess
 
     try:
         run = dict(cwd=os.path.dirname(_here), capture_output=True, text=True, check=True)
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], **run).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], **run).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":!README.md", ":!benchmarks/records"], **run).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
     return head + ("+" if dirty else "")
@@ -449,8 +451,9 @@ def speed_table(records):
     rows = []
     for r in sorted(records, key=lambda r: RECORD_ORDER.index(r["key"]) if r["key"] in RECORD_ORDER else 99):
         o, p = r["ours"], r["peer"]
+        extra = [f for f in r["features"] if f not in DEFAULT_FEATURES]
         setting = (f"{r['dataset']}, N = {r['n_labels']}, {r['n_train']} / {r['n_test']} images, "
-                   f"`semi_supervised={r['semi_supervised']!r}`")
+                   f"`semi_supervised={r['semi_supervised']!r}`" + "".join(f" + {f}" for f in extra))
         ours_t, peer_t = o["fit"] + o["predict"], p["fit"] + p["predict"]
         rows.append([setting, f"{o['fit']:.1f} s", f"{o['predict'] / r['n_test']:.2f} s",
                      f"{ours_t:.1f} / {peer_t:.1f} s (**{ours_t / peer_t:.2f}×**)",
@@ -509,7 +512,15 @@ def main(argv=None):
                          "with the peer and the dataset's default bank writes its record there)")
     ap.add_argument("--readme", default=None,
                     help="rebuild this README's speed table from --records after the run")
+    ap.add_argument("--table-only", action="store_true",
+                    help="with --readme: only rebuild the table from the records, run nothing")
     args = ap.parse_args(argv)
+    if args.table_only:
+        if not args.readme:
+            raise SystemExit("--table-only needs --readme README.md")
+        update_readme(Path(args.readme), args.records)
+        log(f"speed table of {args.readme} rebuilt from {args.records}")
+        return
     CONFIG["semi_supervised"] = args.semi_supervised
     scene = args.dataset == "stanford"
     CONFIG["features"] = (tuple(args.features.split(",")) if args.features
