@@ -62,6 +62,7 @@ import datetime  # noqa: E402
 import gc  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
+import subprocess  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -421,13 +422,11 @@ def machine():
 def git_commit():
     """Short hash of HEAD, with '+' when tracked files have changes (other than the README and
     the records, which this script writes); None outside a git checkout."""
-    import subprocess
-
     try:
-        run = dict(cwd=os.path.dirname(_here), capture_output=True, text=True, check=True)
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], **run).stdout.strip()
+        opts = dict(cwd=os.path.dirname(_here), capture_output=True, text=True, check=True)
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], **opts).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                                ":!README.md", ":!benchmarks/records"], **run).stdout.strip()
+                                ":!README.md", ":!benchmarks/records"], **opts).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
     return head + ("+" if dirty else "")
@@ -435,9 +434,8 @@ def git_commit():
 
 def record(args, data, ours, peer):
     """The numbers of one run that the README's table shows, with when, where and what code."""
-    dataset = "stanford" if args.dataset == "stanford" else "weizmann"
-    return {"key": f"{dataset}-{args.semi_supervised or 'supervised'}", "dataset": data["name"],
-            "fold": args.fold if dataset == "stanford" else None,
+    return {"key": f"{args.dataset}-{args.semi_supervised or 'supervised'}", "dataset": data["name"],
+            "fold": args.fold if args.dataset == "stanford" else None,
             "semi_supervised": args.semi_supervised, "features": list(CONFIG["features"]),
             "date": datetime.date.today().isoformat(), "commit": git_commit(), "machine": machine(),
             "n_jobs": args.n_jobs, "n_train": len(data["train_images"]), "n_test": len(data["test_images"]),
@@ -515,12 +513,17 @@ def main(argv=None):
     ap.add_argument("--table-only", action="store_true",
                     help="with --readme: only rebuild the table from the records, run nothing")
     args = ap.parse_args(argv)
-    if args.table_only:
-        if not args.readme:
-            raise SystemExit("--table-only needs --readme README.md")
+    if args.table_only and not args.readme:
+        raise SystemExit("--table-only needs --readme README.md")
+    if not args.table_only:
+        run(args)
+    if args.readme:
         update_readme(Path(args.readme), args.records)
         log(f"speed table of {args.readme} rebuilt from {args.records}")
-        return
+
+
+def run(args):
+    """The benchmark itself: measure, print and write the report, and the record of a full run."""
     CONFIG["semi_supervised"] = args.semi_supervised
     scene = args.dataset == "stanford"
     CONFIG["features"] = (tuple(args.features.split(",")) if args.features
@@ -581,9 +584,6 @@ def main(argv=None):
         log(f"record written to {path}")
     else:
         log("no record written (only full runs with the peer and the default bank and network make one)")
-    if args.readme:
-        update_readme(Path(args.readme), args.records)
-        log(f"speed table of {args.readme} rebuilt from {args.records}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from . import _sgd
-from ._rows import for_row_chunks
+from ._rows import predict_rows
 from .base import Estimator
 from .losses import get_spatial_loss
 from ._validation import check_random_state
@@ -272,35 +272,18 @@ class LDNN(Estimator):
         block may also be a :class:`features.StencilRows`, whose rows are made ``chunk`` at a
         time (small enough to stay in cache between the gather and the product). The chunks run
         on ``n_threads`` threads, each product on one BLAS thread: the same result for any
-        ``n_threads`` (:func:`chm._rows.for_row_chunks`).
+        ``n_threads`` (:func:`chm._rows.predict_rows`).
         """
-        W = self.W_
-        blocks = list(X) if isinstance(X, (list, tuple)) else [X]
-        blocks = [b if hasattr(b, "shape") else np.asarray(b) for b in blocks]
-        widths = [b.shape[1] if b.ndim == 2 else -1 for b in blocks]
-        if any(b.ndim != 2 or len(b) != len(blocks[0]) for b in blocks) or sum(widths) != W.shape[1] - 1:
-            raise ValueError(f"X must have shape (n, {W.shape[1] - 1}), got blocks of widths {widths}")
         N, M = self.n_groups, self.n_nodes
-        edges = np.cumsum([0] + widths)
-        Wts = [np.ascontiguousarray(W[:, a:b].T) for a, b in zip(edges[:-1], edges[1:])]
-        n = len(blocks[0])
-        out = np.empty(n, dtype=np.float32)
 
-        def rows(s, e):
-            z = np.zeros((e - s, W.shape[0]), dtype=np.float32)
-            for b, Wt in zip(blocks, Wts):
-                z += b[s:e].astype(np.float32, copy=False) @ Wt
-            z += W[:, -1]
+        def head(z):
             np.clip(z, -_sgd._ZCLIP, _sgd._ZCLIP, out=z)
-            sig = 1.0 / (1.0 + np.exp(-z))
-            g = sig.reshape(-1, N, M).prod(axis=2)
+            g = (1.0 / (1.0 + np.exp(-z))).reshape(-1, N, M).prod(axis=2)
             if self.dropout:
-                out[s:e] = 1.0 - np.sqrt(np.prod(1.0 - np.sqrt(g), axis=1))
-            else:
-                out[s:e] = 1.0 - np.prod(1.0 - g, axis=1)
+                return 1.0 - np.sqrt(np.prod(1.0 - np.sqrt(g), axis=1))
+            return 1.0 - np.prod(1.0 - g, axis=1)
 
-        for_row_chunks(rows, n, chunk, n_threads)
-        return out
+        return predict_rows(X, self.W_, head, chunk=chunk, n_threads=n_threads)
 
     def fold_affine(self, offset, scale):
         """Make the weights act on raw rows x where they were trained on (x - offset) / scale."""

@@ -97,8 +97,8 @@ SEMI_SUPERVISED_MULTICLASS = {
     "contrast": {"loss": "contrast", "alpha": 0.3},
     "superpixels": {"scale": RECOMMENDED_SCALE},
     "self-training": {"beta": 16.0, "rounds": 1},
-    "auto": {"beta": 16.0, "rounds": 1},
 }
+SEMI_SUPERVISED_MULTICLASS["auto"] = SEMI_SUPERVISED_MULTICLASS["self-training"]
 
 #: Context channels a K-class map is compressed to, at most (``CHM(context_channels=...)``).
 CONTEXT_CHANNELS = 8

@@ -21,7 +21,7 @@ biases. Everything is batched matrix algebra (BLAS), so there is no numba kernel
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ._rows import for_row_chunks
+from ._rows import predict_rows
 from .base import Estimator
 from .losses import DEAD_ZONE, get_spatial_loss
 from ._validation import check_random_state
@@ -283,28 +283,12 @@ class SoftmaxMLP(Estimator):
         as in :meth:`chm.classifiers.LDNN.predict_proba` (a block may be a
         :class:`features.StencilRows`; ``chunk`` rows at a time on ``n_threads`` threads).
         """
-        blocks = list(X) if isinstance(X, (list, tuple)) else [X]
-        blocks = [b if hasattr(b, "shape") else np.asarray(b) for b in blocks]
-        W0 = self.layers_[0]
-        widths = [b.shape[1] if b.ndim == 2 else -1 for b in blocks]
-        if any(b.ndim != 2 or len(b) != len(blocks[0]) for b in blocks) or sum(widths) != W0.shape[1] - 1:
-            raise ValueError(f"X must have shape (n, {W0.shape[1] - 1}), got blocks of widths {widths}")
-        edges = np.cumsum([0] + widths)
-        W0ts = [np.ascontiguousarray(W0[:, a:b].T) for a, b in zip(edges[:-1], edges[1:])]
-        n = len(blocks[0])
-        out = np.empty((n, self.n_classes), dtype=np.float32)
-
-        def rows(s, e):
-            z = np.zeros((e - s, W0.shape[0]), dtype=np.float32)
-            for b, Wt in zip(blocks, W0ts):
-                z += b[s:e].astype(np.float32, copy=False) @ Wt
-            z += W0[:, -1]
+        def head(z):
             if len(self.layers_) > 1:
                 z = forward(self.layers_[1:], np.maximum(z, 0))[0]
-            out[s:e] = softmax(z)
+            return softmax(z)
 
-        for_row_chunks(rows, n, chunk, n_threads)
-        return out
+        return predict_rows(X, self.layers_[0], head, width=self.n_classes, chunk=chunk, n_threads=n_threads)
 
     def fold_affine(self, offset, scale):
         """Make the weights act on raw rows x where they were trained on (x - offset) / scale."""
