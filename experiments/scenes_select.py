@@ -15,6 +15,7 @@ Writes --out/<variant>.json (resumable) and prints a table.
 """
 
 import argparse
+import copy
 import hashlib
 import json
 import os
@@ -67,7 +68,7 @@ def sparse_prior_weights(model, labels):
     w = model.class_weights_.copy()
     seen = props > 0  # the refit samples every class of the proposals (per-class caps)
     w[seen] *= sparse[seen] / props[seen]
-    return w.astype(np.float32)
+    return w
 
 
 def main(argv=None):
@@ -104,14 +105,15 @@ def main(argv=None):
                         random_state=args.seed, **params)
             model.fit([images[i] for i in fit], labels)
             fit_s = time.perf_counter() - t0
-            weights = {"": None}
+            rules = {"": model}  # the same maps, each variant's decision rule
             if args.sparse_prior and getattr(model, "rounds_", None):
-                weights["_sparse_prior"] = sparse_prior_weights(model, labels)
-            preds = {k: [] for k in weights}
+                rules["_sparse_prior"] = copy.copy(model)
+                rules["_sparse_prior"].class_weights_ = sparse_prior_weights(model, labels)
+            preds = {k: [] for k in rules}
             for i in held:  # one map at a time: SIFT Flow's K = 33 maps are 8.6 MB each
                 p = model.predict_proba([images[i]])
-                for k, w in weights.items():
-                    preds[k] += model.decide(p) if w is None else [(p[0] * w).argmax(axis=2)]
+                for k, m in rules.items():
+                    preds[k] += m.decide(p)
             # the held-out sparse labels only
             errs = {f"heldout_sparse_error{k}": pixel_error(v, score, ignore=-1) for k, v in preds.items()}
             path.write_text(json.dumps({"params": params, "gray": args.gray, **errs,
