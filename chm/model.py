@@ -53,12 +53,13 @@ from .training import FewLabelsWarning, fit_cascade, self_train
 __all__ = ["CHM", "CONTEXT_CHANNELS", "DEFAULT_FEATURES", "FUSION_CONTEXTS", "FewLabelsWarning", "LABEL_POOLINGS",
            "SEMI_SUPERVISED", "SEMI_SUPERVISED_MULTICLASS"]
 
-#: The default filter families: the original 476-feature bank without Gabor (296 features). In
-#: benchmarks/run.py's ablation (N = 10, 164 images) Gabor bought the least accuracy per second:
-#: leaving it out changed the test error by +0.42 pp (original LDNN sizes) and -0.06 pp (6 x 6),
-#: inside the draw-to-draw spread, and saved 35-42 % of fit + predict time. ``features.FAMILIES``
-#: is the full original bank.
-DEFAULT_FEATURES = ("haar", "hog", "edge", "sift", "intensity")
+#: The default filter families: the original 476-feature bank without Gabor and intensity (215
+#: features). Gabor bought the least accuracy per second in benchmarks/run.py's ablation (+0.42 /
+#: -0.06 pp when left out, 35-42 % less fit + predict); the 81 raw intensity stencils cost accuracy:
+#: leaving them out lowered the held-out error on training horses by 0.84 +- 0.36 pp over five label
+#: draws, left held-out Stanford equal, and saves ~14 % of the time (docs/results.md).
+#: ``features.FAMILIES`` is the full original bank.
+DEFAULT_FEATURES = ("haar", "hog", "edge", "sift")
 
 #: Rules for the labels of the coarse levels (``CHM(label_pooling=...)``).
 LABEL_POOLINGS = ("max", "mean")
@@ -173,7 +174,7 @@ class CHM(Estimator):
         regulariser: ``weight_decay / 2 ||w||^2`` next to the mean supervised loss.
     features : sequence of str
         Filter families (see ``features.FAMILIES``); the default, :data:`DEFAULT_FEATURES`, is the
-        original bank without Gabor, chosen on speed/accuracy evidence; ``tuple(features.FAMILIES)``
+        original bank without Gabor and intensity, chosen on speed/accuracy evidence; ``tuple(features.FAMILIES)``
         is the original CHM bank. These see gray images, or the luminance of colour ones; colour
         images add the ``colour`` family (``features.COLOUR_FAMILIES``) unless it is listed.
         ``DEFAULT_FEATURES + ("position",)`` adds each pixel's place in its image, which scene
