@@ -6,7 +6,8 @@ probabilities are also decoded by a multi-label Potts MRF (alpha-expansion) whos
 per (split, N) on held-out *training* images with their sparse labels only. Test error: pooled
 pixel error, unknown/unlabelled pixels excluded. Every finished (split, N, draw, method) is a JSON
 file in OUT/runs, so an interrupted run resumes; a different configuration in the same OUT is
-refused.
+refused. Several processes may share OUT (e.g. the same command started once per core, with
+``--threads 1``): each claims a run before it starts it and leaves the others' claimed runs alone.
 
 ``--classifier chm`` fits the K-class colour CHM (``chm.CHM``, settings from ``--chm-params``) with
 the methods supervised, tv (the paper's loss on the K-channel probability image), contrast (the
@@ -29,6 +30,7 @@ from chm import mrf
 from chm.datasets import sample_sparse_labels
 from chm.files import write_atomic
 from chm.metrics import pixel_error
+from claims import claimed  # experiments/claims.py
 
 METHODS = ("supervised", "mrf", "tv", "contrast", "superpixels", "self-training")
 SEMI = ("tv", "contrast", "superpixels", "self-training")  # the semi-supervised fits
@@ -105,7 +107,11 @@ def choose_beta(data, n, split, args, runs):
     """Beta of the MRF for (split, N): supervised fit on 4/5 of the training images (draw 0), decode
     ``--beta-images`` of the held-out fifth, score by their N sparse labels (no dense label)."""
     path = runs / f"{split}_N{n}_beta.json"
-    if not path.exists():
+    if path.exists():
+        return json.loads(path.read_text())["beta"]
+    with claimed(path) as mine:
+        if not mine:
+            return None
         t0 = time.perf_counter()
         labels = sample_sparse_labels(data.train_masks, n, np.random.default_rng([args.seed, n, 0, 7]), ignore=-1)
         order = np.random.default_rng([args.seed, n, 99]).permutation(len(labels))
@@ -121,41 +127,59 @@ def choose_beta(data, n, split, args, runs):
 
 
 def run_draw(data, split, n, draw, args, runs):
-    """Supervised, TV and MRF results of one (split, N, draw), each cached in runs/."""
+    """Supervised, TV and MRF results of one (split, N, draw), each cached in runs/.
+
+    Skips the runs another process sharing ``--out`` has claimed (:mod:`claims`) and returns them."""
     key = f"{split}_N{n}_draw{draw}"
     paths = {m: runs / f"{key}_{m}.json" for m in METHODS}
     labels = sample_sparse_labels(data.train_masks, n, np.random.default_rng([args.seed, n, draw]), ignore=-1)
     proba_file = runs / f"{key}_supervised_proba.npz"
     wanted = args.methods.split(",")
+    left = []
     for method in ("supervised",) + SEMI:
-        if method not in wanted or (paths[method].exists() and (method != "supervised" or proba_file.exists())):
+        done = lambda: paths[method].exists() and (method != "supervised" or proba_file.exists())
+        if method not in wanted or done():
             continue
-        print(f"   {key}: {method}", flush=True)
-        t0 = time.perf_counter()
-        model = make_model(args, len(data.classes), method).fit(data.train_images, labels)
-        fit_time = time.perf_counter() - t0
-        probas = model.predict_proba(data.test_images)
-        pred = model.decide(probas)  # the model's decision rule, as predict() would apply it
-        err = pixel_error(pred, data.test_masks, ignore=-1)
-        if method == "supervised":  # kept so the MRF column never needs a refit
-            write_atomic(proba_file, lambda fh: np.savez_compressed(fh, *[p.astype(np.float16) for p in probas]))
-        _write_json(paths[method], {"split": split, "N": n, "draw": draw, "method": method, "error": err,
-                                    "alpha": model.alpha_, "rounds": getattr(model, "rounds_", None) or None,
-                                    "fit_seconds": fit_time, "seconds": time.perf_counter() - t0})
-        if draw == 0:
-            write_atomic(runs / f"{split}_N{n}_{method}_fig.npz",
-                         lambda fh: np.savez_compressed(fh, *pred[:FIG_IMAGES]))
-    if "mrf" not in wanted or paths["mrf"].exists() or not proba_file.exists():
-        return
+        with claimed(paths[method]) as mine:
+            if not mine or done():
+                left += [] if done() else [paths[method]]
+                continue
+            _fit(data, split, n, draw, args, runs, method, labels, paths[method], proba_file)
+    if "mrf" not in wanted or paths["mrf"].exists():
+        return left
+    if not proba_file.exists():  # the supervised fit is another process's (or not asked for)
+        return left + ([paths["mrf"]] if "supervised" in wanted else [])
     beta = choose_beta(data, n, split, args, runs)
-    print(f"   {key}: mrf (beta {beta:g})", flush=True)
-    t1 = time.perf_counter()
-    with np.load(proba_file) as z:
-        probas = [z[f"arr_{i}"].astype(np.float32) for i in range(len(z.files))]
-    pred = [mrf.decode(np.clip(p, 0, 1), beta, method="expansion") for p in probas]
-    _write_json(paths["mrf"], {"split": split, "N": n, "draw": draw, "method": "mrf", "beta": beta,
-                               "error": pixel_error(pred, data.test_masks, ignore=-1),
-                               "seconds": time.perf_counter() - t1})
+    with claimed(paths["mrf"]) as mine:
+        if beta is None or not mine or paths["mrf"].exists():
+            return left + ([] if paths["mrf"].exists() else [paths["mrf"]])
+        print(f"   {key}: mrf (beta {beta:g})", flush=True)
+        t1 = time.perf_counter()
+        with np.load(proba_file) as z:
+            probas = [z[f"arr_{i}"].astype(np.float32) for i in range(len(z.files))]
+        pred = [mrf.decode(np.clip(p, 0, 1), beta, method="expansion") for p in probas]
+        _write_json(paths["mrf"], {"split": split, "N": n, "draw": draw, "method": "mrf", "beta": beta,
+                                   "error": pixel_error(pred, data.test_masks, ignore=-1),
+                                   "seconds": time.perf_counter() - t1})
+    return left
+
+
+def _fit(data, split, n, draw, args, runs, method, labels, path, proba_file):
+    """One fitted column of one (split, N, draw): its test error in ``path``."""
+    print(f"   {split}_N{n}_draw{draw}: {method}", flush=True)
+    t0 = time.perf_counter()
+    model = make_model(args, len(data.classes), method).fit(data.train_images, labels)
+    fit_time = time.perf_counter() - t0
+    probas = model.predict_proba(data.test_images)
+    pred = model.decide(probas)  # the model's decision rule, as predict() would apply it
+    err = pixel_error(pred, data.test_masks, ignore=-1)
+    if method == "supervised":  # kept so the MRF column never needs a refit
+        write_atomic(proba_file, lambda fh: np.savez_compressed(fh, *[p.astype(np.float16) for p in probas]))
+    _write_json(path, {"split": split, "N": n, "draw": draw, "method": method, "error": err,
+                       "alpha": model.alpha_, "rounds": getattr(model, "rounds_", None) or None,
+                       "fit_seconds": fit_time, "seconds": time.perf_counter() - t0})
+    if draw == 0:
+        write_atomic(runs / f"{split}_N{n}_{method}_fig.npz", lambda fh: np.savez_compressed(fh, *pred[:FIG_IMAGES]))
 
 
 def check_config(args, out):
@@ -270,13 +294,16 @@ def run(args, splits, paper, name, title, note):
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.quick:
         sizes, args.draws = sizes[:1], 1
-    first = None
+    first, left = None, []
     for split, data in splits:
         first = first or (split, data)
         for n in sizes:
             for d in range(args.draws):
                 print(f"== {split}, N = {n}, draw {d + 1}/{args.draws}", flush=True)
-                run_draw(data, split, n, d, args, runs)
+                left += run_draw(data, split, n, d, args, runs)
+    if left:
+        print(f"{len(left)} run(s) left to other processes sharing {out} (claimed, e.g. {left[0].name}): the "
+              "table below lacks them; the last process to finish writes the whole table", flush=True)
     res = collect(runs, sizes)
     # The table pools every finished run in --out, also those of earlier calls with other --folds.
     present = sorted({p.name.split("_N")[0] for p in runs.glob("*_N*_draw*.json")})

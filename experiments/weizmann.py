@@ -30,6 +30,9 @@ fig_samples.png. The paper has no ConvNet on Weizmann; its CHM numbers are shown
 Writes to --out: table1.md, table1.csv, fig1.png, fig2.png, weights.png (each weight's held-out
 curve), and runs/ (one JSON per finished
 (N, draw, method) and per N's weight choice: an interrupted run resumes where it stopped).
+Several processes may share --out: the same command started twice with ``--n-jobs 1`` keeps both
+cores of a 2-core machine busy, each process claiming the runs it starts (experiments/claims.py)
+and waiting at the end for those of the other, so both write the whole table.
 Filter-bank features are cached in OUT/feature_cache up to --cache-gb, printed before the start.
 """
 
@@ -54,6 +57,7 @@ from chm.files import write_atomic  # noqa: E402
 from chm.metrics import pixel_error  # noqa: E402
 from chm.model import DEFAULT_FEATURES  # noqa: E402
 from chm.selection import choose, heldout_split, sparse_error  # noqa: E402
+from claims import claimed, wait  # noqa: E402  (experiments/claims.py)
 from features import FilterBank  # noqa: E402
 
 # Paper Table 1 (mean, std) in %: supervised, MRF post-processing, semi-supervised (TV).
@@ -127,12 +131,20 @@ def choose_weights(data, n, args, runs):
     A fifth of the training images is held out; each method is fitted on the rest at every
     candidate weight and scored by the error of its masks on the held-out sparse labels. The MRF
     betas are scored by the graph-cut decoding error there (``chm.mrf.select_beta``).
+    Returns None when another process sharing ``--out`` is choosing them (:mod:`claims`).
     """
     path = runs / f"N{n}_weights.json"
-    out = json.loads(path.read_text()) if path.exists() else {}
     keys = ("tv", "l2", "mrf", "auto+mrf")
+    out = json.loads(path.read_text()) if path.exists() else {}
     if all(k in out for k in keys):
         return out
+    with claimed(path) as mine:
+        # re-read under the claim: another process may have chosen some since
+        return _choose_weights(data, n, args, path, json.loads(path.read_text()) if path.exists() else {}) \
+            if mine else None
+
+
+def _choose_weights(data, n, args, path, out):
     # Each weight is written as soon as it is chosen: a stopped run, or a column whose method
     # changed (its key deleted from the file), redoes only what is missing.
     t0 = time.perf_counter()
@@ -177,39 +189,54 @@ def choose_weights(data, n, args, runs):
 
 
 def run_draw(data, n, draw, args, runs, weights):
-    """Train and evaluate every method of one (N, draw); each result is cached in runs/."""
+    """Train and evaluate every method of one (N, draw); each result is cached in runs/.
+
+    Skips the runs another process sharing ``--out`` has claimed; returns the results still
+    missing after this call.
+    """
     labels = sample_sparse_labels(data.train_masks, n, np.random.default_rng([args.seed, n, draw]))
     seed = args.seed * 1000 + n * 10 + draw
+    missing = []
     for method in FITTED:
         path = runs / f"N{n}_draw{draw}_{method}.json"
         if path.exists():
             continue
-        t0 = time.perf_counter()
-        weight = weights.get(method)
-        model = CHM(random_state=seed, **model_params(args), **method_params(method, weight))
-        model.fit(data.train_images, labels)
-        fit_time = time.perf_counter() - t0
-        maps = model.predict_proba(data.test_images)
-        masks = [p > model.threshold_ for p in maps]
-        if method in ("supervised", "auto"):  # kept (float16) for the MRF columns
-            _savez(runs / f"N{n}_draw{draw}_{method}_maps.npz", [p.astype(np.float16) for p in maps])
-        if draw == 0:
-            _savez(runs / f"N{n}_{method}_fig.npz", maps[:FIG_IMAGES])
-        _write_json(path, {"N": n, "draw": draw, "method": method, "weight": weight, "threshold": model.threshold_,
-                           "error": pixel_error(masks, data.test_masks), "foreground": _fraction(masks),
-                           "rounds": getattr(model, "rounds_", []), "fit_seconds": fit_time,
-                           "seconds": time.perf_counter() - t0})
+        with claimed(path) as mine:
+            if not mine or path.exists():  # claimed, or finished by another process just now
+                missing += [] if path.exists() else [path]
+                continue
+            t0 = time.perf_counter()
+            weight = weights.get(method)
+            model = CHM(random_state=seed, **model_params(args), **method_params(method, weight))
+            model.fit(data.train_images, labels)
+            fit_time = time.perf_counter() - t0
+            maps = model.predict_proba(data.test_images)
+            masks = [p > model.threshold_ for p in maps]
+            if method in ("supervised", "auto"):  # kept (float16) for the MRF columns
+                _savez(runs / f"N{n}_draw{draw}_{method}_maps.npz", [p.astype(np.float16) for p in maps])
+            if draw == 0:
+                _savez(runs / f"N{n}_{method}_fig.npz", maps[:FIG_IMAGES])
+            _write_json(path, {"N": n, "draw": draw, "method": method, "weight": weight,
+                               "threshold": model.threshold_, "error": pixel_error(masks, data.test_masks),
+                               "foreground": _fraction(masks), "rounds": getattr(model, "rounds_", []),
+                               "fit_seconds": fit_time, "seconds": time.perf_counter() - t0})
     for key, method in (("mrf", "supervised"), ("auto+mrf", "auto")):
         path = runs / f"N{n}_draw{draw}_{key}.json"
+        fitted = runs / f"N{n}_draw{draw}_{method}.json"
         if path.exists():
             continue
-        t0 = time.perf_counter()
-        t = json.loads((runs / f"N{n}_draw{draw}_{method}.json").read_text())["threshold"]
-        maps = _loadz(runs / f"N{n}_draw{draw}_{method}_maps.npz")
-        masks = [mrf.decode(p, weights[key], image=im, threshold=t) for p, im in zip(maps, data.test_images)]
-        _write_json(path, {"N": n, "draw": draw, "method": key, "weight": weights[key],
-                           "error": pixel_error(masks, data.test_masks), "foreground": _fraction(masks),
-                           "seconds": time.perf_counter() - t0})
+        with claimed(path) as mine:
+            if not mine or not fitted.exists() or path.exists():  # the fit is another process's, still running
+                missing += [] if path.exists() else [path]
+                continue
+            t0 = time.perf_counter()
+            t = json.loads(fitted.read_text())["threshold"]
+            maps = _loadz(runs / f"N{n}_draw{draw}_{method}_maps.npz")
+            masks = [mrf.decode(p, weights[key], image=im, threshold=t) for p, im in zip(maps, data.test_images)]
+            _write_json(path, {"N": n, "draw": draw, "method": key, "weight": weights[key],
+                               "error": pixel_error(masks, data.test_masks), "foreground": _fraction(masks),
+                               "seconds": time.perf_counter() - t0})
+    return missing
 
 
 def _fraction(masks):
@@ -336,16 +363,21 @@ def plot_weights(weights, sizes, out):
 
 
 def dense_model(data, args, runs):
-    """The model trained on dense labels (Figure 2's last map column), once."""
+    """The model trained on dense labels (Figure 2's last map column), once; returns its file
+    (in a list) while another process is still making it."""
     path = runs / "dense_fig.npz"
     if path.exists():
-        return
-    t = time.perf_counter()
-    labels = [m.astype(np.int8) for m in data.train_masks]
-    model = CHM(random_state=args.seed, max_samples=args.dense_samples, **model_params(args))
-    model.fit(data.train_images, labels)
-    _savez(path, model.predict_proba(data.test_images[:FIG_IMAGES]))
-    _write_json(runs / "dense.json", {"max_samples": args.dense_samples, "seconds": time.perf_counter() - t})
+        return []
+    with claimed(path) as mine:
+        if not mine or path.exists():
+            return [] if path.exists() else [path]
+        t = time.perf_counter()
+        labels = [m.astype(np.int8) for m in data.train_masks]
+        model = CHM(random_state=args.seed, max_samples=args.dense_samples, **model_params(args))
+        model.fit(data.train_images, labels)
+        _savez(path, model.predict_proba(data.test_images[:FIG_IMAGES]))
+        _write_json(runs / "dense.json", {"max_samples": args.dense_samples, "seconds": time.perf_counter() - t})
+    return []
 
 
 def parse_args(argv=None):
@@ -429,14 +461,29 @@ def main(argv=None):
         raise SystemExit(f"{out} holds results of another configuration ({config_file}); use another --out")
     _write_json(config_file, config)
     print(describe_cache(args, data), flush=True)
-    weights = {}
-    for n in sizes:
-        print(f"== N = {n}: choosing weights on held-out training images", flush=True)
-        weights[n] = choose_weights(data, n, args, runs)
-        for d in draws:
-            print(f"== N = {n}, draw {d + 1}/{args.trials}", flush=True)
-            run_draw(data, n, d, args, runs, weights[n])
-    dense_model(data, args, runs)
+    weights, said = {}, set()
+
+    def say(line):  # each heading once, however many passes
+        if line not in said:
+            said.add(line)
+            print(line, flush=True)
+
+    def one_pass():  # everything this process can claim; returns what is left to others
+        missing = []
+        for n in sizes:
+            if n not in weights:
+                say(f"== N = {n}: choosing weights on held-out training images")
+                w = choose_weights(data, n, args, runs)
+                if w is None:  # another process is choosing them: its other N first
+                    missing.append(runs / f"N{n}_weights.json")
+                    continue
+                weights[n] = w
+            for d in draws:
+                say(f"== N = {n}, draw {d + 1}/{args.trials}")
+                missing += run_draw(data, n, d, args, runs, weights[n])
+        return missing + dense_model(data, args, runs)
+
+    wait(one_pass)
     res = collect(runs, sizes, args.trials)
     total_px = sum(m.size for m in data.train_masks)
     compute = sum(json.loads(p.read_text()).get("seconds", 0) for p in runs.glob("*.json"))

@@ -1,7 +1,11 @@
 """Smoke runs of the experiment scripts (the full experiments are not CI tests)."""
 
 import json
+import socket
+import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +15,8 @@ sys.path.insert(0, str(ROOT / "experiments"))
 
 
 @pytest.mark.slow
-def test_weizmann_quick_writes_table_figures_and_resumes(weizmann_root, tmp_path, capsys):
+def test_weizmann_quick_writes_table_figures_and_resumes(weizmann_root, tmp_path, capsys, monkeypatch):
+    import claims
     import weizmann
 
     out = tmp_path / "w"
@@ -39,6 +44,50 @@ def test_weizmann_quick_writes_table_figures_and_resumes(weizmann_root, tmp_path
     with pytest.raises(SystemExit, match="another configuration"):
         weizmann.main(args + ["--alpha", "0.5"])
     weizmann.main(args + ["--trials", "1", "--sizes", "10"])  # result-neutral settings may differ
+    # A run claimed by another live process is left to it: this one waits, and takes the run over
+    # once that process has died without finishing it.
+    l2 = out / "runs" / "N10_draw0_l2.json"
+    l2.unlink()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        Path(str(l2) + claims.SUFFIX).write_text(f"{socket.gethostname()} {other.pid}")
+        monkeypatch.setattr(claims, "POLL", 0.2)
+        worker = threading.Thread(target=weizmann.main, args=(args,))
+        worker.start()
+        time.sleep(3)
+        assert worker.is_alive() and not l2.exists()  # waiting, not computing
+    finally:
+        other.kill()
+        other.wait()
+    worker.join(timeout=300)
+    assert not worker.is_alive() and l2.exists()
+    assert not list((out / "runs").glob("*" + claims.SUFFIX))
+
+
+def test_a_claim_is_exclusive_released_and_taken_over_from_a_dead_process(tmp_path):
+    import claims
+
+    result = tmp_path / "run.json"
+    lock = Path(str(result) + claims.SUFFIX)
+    with claims.claimed(result) as mine:
+        assert mine and lock.exists()
+        with claims.claimed(result) as again:  # held (here by this very process): not granted twice
+            assert not again
+        assert lock.exists()
+    assert not lock.exists()
+    with pytest.raises(RuntimeError), claims.claimed(result) as mine:
+        assert mine
+        raise RuntimeError("a failed run")
+    assert not lock.exists()  # released on an error too
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock.write_text(f"{socket.gethostname()} {dead.pid}")
+    with claims.claimed(result) as mine:
+        assert mine  # its owner is gone
+    lock.write_text(f"another-host-{socket.gethostname()} {dead.pid}")
+    with claims.claimed(result) as mine:
+        assert not mine  # another machine's processes cannot be checked: trusted
+    assert lock.exists()
 
 
 def test_weizmann_draws_out_of_range_is_refused_before_any_work(tmp_path):
