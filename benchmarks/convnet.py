@@ -74,7 +74,7 @@ def main(argv=None):
         model.fit(data.train_images, labels)
         fit = time.perf_counter() - t0
         rows.append((f"TV ConvNet fit, Stanford fold 0 (572 images, N = 10), {args.threads} threads, "
-                     f"{model.n_iter} steps", f"{fit / 60:.1f} min (load average {load:.1f} -> "
+                     f"{model.n_iter_} steps", f"{fit / 60:.1f} min (load average {load:.1f} -> "
                                                f"{os.getloadavg()[0]:.1f})", "<= 15 min"))
         print(rows[-1], flush=True)
     print("\n| measurement | result | target |\n|---|---|---|")

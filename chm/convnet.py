@@ -35,7 +35,7 @@ from .patchnet import PatchNet, objective, valid_patch_sizes
 from .superpixels import check_scale, expand_labels
 from .thresholds import class_weights
 
-__all__ = ["ConvNet", "SEMI_SUPERVISED", "RECOMMENDED_ALPHA"]
+__all__ = ["ConvNet", "SEMI_SUPERVISED", "RECOMMENDED_ALPHA", "EPOCHS", "MIN_STEPS"]
 
 #: None, the paper's TV loss, the sparse labels spread over superpixels (:mod:`chm.superpixels`),
 #: or both.
@@ -44,6 +44,11 @@ SEMI_SUPERVISED = (None, "tv", "superpixels", "superpixels+tv")
 #: training images of Stanford Background fold 0 with their sparse labels only (N = 10; error on
 #: the 1140 held-out labels: alpha 0 34.5 %, 0.3 31.8 %, 1 32.9 %; experiments/convnet_alpha.py).
 RECOMMENDED_ALPHA = 0.3
+#: ``n_iter="auto"``: passes over the sparse labelled pixels, and the fewest steps. Held-out training
+#: images (docs/convnet.md): SIFT Flow's 2000 steps (6 epochs) under-trained it (32.5 % against
+#: 30.5 % at 19 epochs); Stanford's choices were made at 21-22 epochs, which 2000 steps keep.
+EPOCHS = 20
+MIN_STEPS = 2000
 _STRIP_PIXELS = 1 << 17  # dense prediction runs in strips of about this many outputs (memory)
 
 
@@ -98,8 +103,11 @@ class ConvNet(Estimator):
         P (46, 62, 78, ...): each pixel is classified from the P x P patch centred on it. 46, the
         smallest, keeps dense prediction of 240 x 320 under half a second on 2 cores (benchmarks/
         convnet.py); larger patches see more context at a cost that grows with the FC layer.
-    n_iter : int
-        Mini-batch steps (Adam, cosine-decayed learning rate).
+    n_iter : int or "auto"
+        Mini-batch steps (Adam, cosine-decayed learning rate). "auto" (default): enough for
+        :data:`EPOCHS` passes over the sparse labelled pixels, and at least :data:`MIN_STEPS`;
+        ``n_iter_`` holds the number used (2000 on a Stanford Background fold at N = 10, 7775 on
+        SIFT Flow, whose 2000 steps were 6 epochs and under-trained it: ``docs/convnet.md``).
     batch_size : int
         Labelled pixels per step.
     tiles, tile_size : int
@@ -119,7 +127,7 @@ class ConvNet(Estimator):
         Seeds weights and sampling; on the CPU the same seed and ``n_jobs`` give the same model.
     """
 
-    def __init__(self, semi_supervised=None, alpha=None, n_classes=None, patch_size=46, n_iter=2000,
+    def __init__(self, semi_supervised=None, alpha=None, n_classes=None, patch_size=46, n_iter="auto",
                  batch_size=64, tiles=2, tile_size=32, learning_rate=1e-3, weight_decay=0.0,
                  superpixel_scale=None, device="cpu", n_jobs=None, progress=None, random_state=None):
         self.semi_supervised = semi_supervised
@@ -160,8 +168,11 @@ class ConvNet(Estimator):
     def _validate_params(self):
         for name, lo in (("n_iter", 1), ("batch_size", 1), ("tiles", 0), ("tile_size", 3)):
             v = getattr(self, name)
+            if name == "n_iter" and isinstance(v, str) and v == "auto":
+                continue
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-                raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+                also = ' or "auto"' if name == "n_iter" else ""
+                raise ValueError(f"{name} must be an integer >= {lo}{also}, got {v!r}")
         if self.patch_size not in valid_patch_sizes(max(46, int(self.patch_size or 0))):
             raise ValueError(f"patch_size must be 16 m + 30 for an integer m >= 1 (46, 62, 78, ...), "
                              f"got {self.patch_size!r}")
@@ -241,6 +252,7 @@ class ConvNet(Estimator):
         target = np.concatenate([lab.ravel()[w] for lab, w in zip(labels, where)]).astype(np.int64)
         # Spread labels: draw the pixels with the sparse labels' class balance (with replacement).
         weights = _class_balanced_weights(target, sparse, k) if scale is not None else None
+        self.n_iter_ = self._steps(sum(int((lab >= 0).sum()) for lab in sparse))
         tile = min(self.tile_size, *(min(im.shape[:2]) for im in images))
         n_tiles = self.tiles if alpha > 0 else 0
 
@@ -248,13 +260,13 @@ class ConvNet(Estimator):
             torch.manual_seed(int(rng.integers(0, 2**63 - 1)))
             net = PatchNet(self.n_channels_, self.n_classes_, self.patch_size).to(device)
             opt = torch.optim.Adam(net.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, self.n_iter)
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, self.n_iter_)
             self.loss_curve_ = []
             order, pos = self._order(target, weights, rng), 0
             p = self.patch_size
             t0 = time.perf_counter()
-            with bar(total=self.n_iter, desc="ConvNet SGD", enabled=self.progress) as pbar:
-                for it in range(self.n_iter):
+            with bar(total=self.n_iter_, desc="ConvNet SGD", enabled=self.progress) as pbar:
+                for it in range(self.n_iter_):
                     if pos + self.batch_size > len(order):
                         order, pos = self._order(target, weights, rng), 0
                     b = order[pos:pos + self.batch_size]
@@ -274,6 +286,12 @@ class ConvNet(Estimator):
             self.fit_seconds_ = time.perf_counter() - t0
         self.net_ = net.cpu().eval()
         return self
+
+    def _steps(self, n_labelled):
+        """The number of SGD steps: ``n_iter``, or "auto"'s epochs of ``n_labelled`` sparse labels."""
+        if self.n_iter != "auto":
+            return int(self.n_iter)
+        return max(MIN_STEPS, -(-EPOCHS * n_labelled // self.batch_size))
 
     @staticmethod
     def _order(target, weights, rng):
@@ -342,7 +360,8 @@ class ConvNet(Estimator):
         params = self.get_params(deep=False)
         if not isinstance(params["random_state"], (int, type(None))):
             params["random_state"] = None  # a Generator has no JSON form; the weights are what matter
-        header = {"params": params, "n_classes": self.n_classes_, "n_channels": self.n_channels_}
+        header = {"params": params, "n_classes": self.n_classes_, "n_channels": self.n_channels_,
+                  "n_iter": self.n_iter_}
         arrays = {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net_.state_dict().items()}
         arrays.update(mean=self.mean_, std=self.std_)
         return header, arrays
@@ -353,6 +372,7 @@ class ConvNet(Estimator):
         model.n_classes_ = int(header["n_classes"])
         model.alpha_ = model._tv_weight()
         model.n_channels_ = int(header["n_channels"])
+        model.n_iter_ = int(header.get("n_iter", model.n_iter))  # files before "auto" had an integer n_iter
         model.mean_ = arrays["mean"].astype(np.float32)
         model.std_ = arrays["std"].astype(np.float32)
         net = PatchNet(model.n_channels_, model.n_classes_, model.patch_size)

@@ -42,7 +42,8 @@ def parse_args(argv=None):
                     help="spread the labels over superpixels (alpha > 0 adds TV: 'superpixels+tv')")
     ap.add_argument("--score-n", type=int, default=None,
                     help="score on an independent draw of this many labels per held-out image (default: their own N)")
-    ap.add_argument("--n-iter", type=int, default=1500)
+    ap.add_argument("--n-iter", type=lambda v: v if v == "auto" else int(v), default=1500,
+                    help='ConvNet steps, or "auto" (its default: chm.convnet.EPOCHS passes over the labels)')
     ap.add_argument("--params", default="{}", help='JSON of further ConvNet parameters, e.g. \'{"tiles": 8}\'')
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)

@@ -230,7 +230,7 @@ def test_save_load_round_trip_and_corrupt_files(tmp_path):
     path = m.save(tmp_path / "net")
     assert path.endswith(".npz")
     back = chm.load(path)
-    assert type(back) is ConvNet and back.get_params() == m.get_params()
+    assert type(back) is ConvNet and back.get_params() == m.get_params() and back.n_iter_ == m.n_iter_
     np.testing.assert_array_equal(back.predict_proba(images)[0], m.predict_proba(images)[0])
     # Drop one weight array: a clear error, not a half-built model.
     with np.load(path) as z:
@@ -261,6 +261,7 @@ def test_bad_input_errors():
     with pytest.raises(ValueError, match="outside -1..2"):
         ConvNet(n_classes=3, **FAST).fit(images, [np.where(lab >= 0, 3, -1) for lab in labels])
     for params, msg in (({"patch_size": 50}, "patch_size must be 16 m \\+ 30"), ({"n_iter": 0}, "n_iter"),
+                        ({"n_iter": "epochs"}, 'n_iter must be an integer >= 1 or "auto"'),
                         ({"device": "tpu"}, "device must be"), ({"n_classes": 1}, "n_classes")):
         with pytest.raises(ValueError, match=msg):
             ConvNet(**{**FAST, **params}).fit(images, labels)
@@ -272,6 +273,19 @@ def test_bad_input_errors():
     m.fit(images, labels)
     with pytest.raises(ValueError, match="trained on colour images, got gray"):
         m.predict([images[0][:, :, 0]])
+
+
+def test_auto_steps_count_epochs_of_the_sparse_labels():
+    from chm.convnet import EPOCHS, MIN_STEPS
+
+    # SIFT Flow at N = 10 (24,880 labels): 20 passes of 64; a Stanford fold (5720): the floor
+    assert ConvNet()._steps(24_880) == -(-EPOCHS * 24_880 // 64) == 7775
+    assert ConvNet()._steps(5720) == MIN_STEPS == 2000
+    assert ConvNet(batch_size=32)._steps(5720) == 3575
+    assert ConvNet(n_iter=7)._steps(10**6) == 7
+    images, labels = _toy()
+    m = ConvNet(random_state=0, **FAST).fit(images, labels)
+    assert m.n_iter_ == FAST["n_iter"] == len(m.loss_curve_)
 
 
 def test_sklearn_clone_and_repr():
