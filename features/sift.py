@@ -28,6 +28,7 @@ reason the edge family uses reflection); float32 arithmetic.
 """
 
 import numpy as np
+from numba import njit
 from scipy import ndimage as ndi
 
 from ._utils import check_image, prepare_out
@@ -96,18 +97,57 @@ def sift(image, *, out=None):
         ndi.correlate1d(channels, _TRIANGLE, axis=axis, mode="reflect",
                         origin=_TRI_ORIGIN, output=channels)
 
-    # assemble and normalise row bands in a small contiguous buffer, then
-    # write each band once: much faster than working on the strided output
-    p = _PAD_BEFORE
-    band = np.empty((min(H, _BAND), W, out.shape[2]), dtype=np.float32)
+    _assemble(channels, _PAD_BEFORE, np.array(_SAMPLES), out)
+    return out
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _assemble(channels, pad, samples, out):
+    # Steps 6-7 pixel by pixel: gather the 128 values, normalise them in a small buffer, write the
+    # output row once (one pass over memory instead of numpy's ~7 over the (H, W, 128) array).
+    # float32 sums, as numpy's; fastmath lets them vectorise (the inputs are finite).
+    H, W, F = out.shape
+    na = channels.shape[2]
+    ns = samples.shape[0]
+    v = np.empty(F, dtype=np.float32)
+    for y in range(H):
+        for x in range(W):
+            for ix in range(ns):
+                cx = pad + x + samples[ix]
+                for iy in range(ns):
+                    cy = pad + y + samples[iy]
+                    k = na * (ns * ix + iy)
+                    for a in range(na):
+                        v[k + a] = channels[cy, cx, a]
+            ss = np.float32(0.0)
+            for k in range(F):
+                ss += v[k] * v[k]
+            if ss > 1.0:  # Lowe normalisation only for descriptors of norm > 1
+                inv = np.float32(1.0) / np.sqrt(ss)
+                ss = np.float32(0.0)
+                for k in range(F):
+                    c = min(v[k] * inv, np.float32(0.2))
+                    v[k] = c
+                    ss += c * c
+                inv = np.float32(1.0) / np.sqrt(max(ss, np.float32(1e-30)))
+                for k in range(F):
+                    out[y, x, k] = v[k] * inv
+            else:
+                for k in range(F):
+                    out[y, x, k] = v[k]
+
+
+def assemble_reference(channels, pad, samples, out):
+    """Plain numpy reference for :func:`_assemble`: row bands of shifted slices, then
+    :func:`_lowe_normalise`."""
+    H, W = out.shape[:2]
     for y0 in range(0, H, _BAND):
         m = min(_BAND, H - y0)
-        buf = band[:m]
-        for ix, dx in enumerate(_SAMPLES):
-            for iy, dy in enumerate(_SAMPLES):
-                k = _NANGLES * (len(_SAMPLES) * ix + iy)
-                r0 = p + y0 + dy
-                buf[:, :, k:k + _NANGLES] = channels[r0:r0 + m, p + dx:p + dx + W]
+        buf = np.empty((m, W, out.shape[2]), dtype=np.float32)
+        for ix, dx in enumerate(samples):
+            for iy, dy in enumerate(samples):
+                k = _NANGLES * (len(samples) * ix + iy)
+                buf[:, :, k:k + _NANGLES] = channels[pad + y0 + dy:pad + y0 + dy + m, pad + dx:pad + dx + W]
         _lowe_normalise(buf)
         out[y0:y0 + m] = buf
     return out

@@ -221,6 +221,37 @@ def test_sift_matches_literal_reference():
     np.testing.assert_allclose(sift(dim), _sift_reference(dim), atol=1e-5)
 
 
+def test_sift_assembly_kernel_matches_numpy_reference():
+    from features.sift import _SAMPLES, _assemble, assemble_reference
+
+    rng = np.random.default_rng(5)
+    H, W, pad = 13, 19, 11
+    # channel values around the Lowe threshold: some descriptors are normalised, some not
+    channels = (rng.random((H + 2 * pad + 1, W + 2 * pad + 1, 8)) * 0.2).astype(np.float32)
+    channels[:, : W // 2] *= 0.2
+    want = assemble_reference(channels, pad, _SAMPLES, np.zeros((H, W, 128), np.float32))
+    big = np.zeros((H, W, 140), np.float32)
+    _assemble(channels, pad, np.array(_SAMPLES), big[:, :, 5:133])  # a strided view, as FilterBank passes
+    np.testing.assert_allclose(big[:, :, 5:133], want, rtol=1e-5, atol=1e-7)
+    assert not big[:, :, :5].any() and not big[:, :, 133:].any()
+    norms = np.linalg.norm(want.reshape(-1, 128), axis=1)
+    assert (norms < 0.99).any() and np.allclose(norms[norms > 0.99], 1, atol=1e-5)  # both branches taken
+
+
+def test_hog_assembly_kernel_matches_numpy_reference():
+    from features.hog import _assemble, assemble_reference
+
+    rng = np.random.default_rng(6)
+    H, W, first = 13, 19, 6
+    votes = (rng.random((H + 2 * first + 10, W + 2 * first + 10, 9)) * 5).astype(np.float32)
+    votes[:4] = 0  # flat rows: all-zero histograms stay zero
+    want = assemble_reference(votes, first, np.zeros((H, W, 36), np.float32))
+    big = np.zeros((H, W, 40), np.float32)
+    _assemble(votes, first, big[:, :, 2:38])  # a strided view, as FilterBank passes
+    np.testing.assert_allclose(big[:, :, 2:38], want, rtol=1e-5, atol=1e-7)
+    assert not big[:, :, :2].any() and not big[:, :, 38:].any() and want.max() <= 1
+
+
 def test_sift_lowe_normalisation():
     s = sift(smooth_image((24, 24), seed=7)).reshape(-1, 128)
     n = np.linalg.norm(s, axis=1)
