@@ -10,8 +10,8 @@ bit for any number of threads (and the same as the fit's own maps, which run on 
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
+from ._blas import one_blas_thread
 __all__ = ["for_row_chunks", "predict_rows"]
 
 
@@ -22,7 +22,7 @@ def for_row_chunks(fn, n, chunk, n_threads=1):
     disjoint outputs). Errors propagate.
     """
     ranges = [(s, min(s + chunk, n)) for s in range(0, n, chunk)]
-    with threadpool_limits(1, user_api="blas"):
+    with one_blas_thread():
         if n_threads <= 1 or len(ranges) < 2:
             for a, b in ranges:
                 fn(a, b)

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._scratch import scratch
+
 __all__ = ["FeatureCache", "bank_features", "footprint", "remove_orphans"]
 
 _OPEN = weakref.WeakSet()  # this process's caches, for remove_orphans after a stop
@@ -101,7 +103,7 @@ class FeatureCache:
                 return np.load(path, mmap_mode="r")
             except (ValueError, OSError):
                 path.unlink(missing_ok=True)  # a damaged entry is recomputed, never trusted
-        feats = bank(image).astype(np.float16)
+        feats = bank(image, out=scratch("cache", np.shape(image)[:2] + (bank.n_features,))).astype(np.float16)
         if self.max_bytes is not None and self.size() + feats.nbytes > self.max_bytes:
             return feats  # over budget: used, not stored
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -135,6 +137,15 @@ def footprint(shapes, levels, n_features):
     return sum(2 * n_features * int(np.prod(level_shape(shape, l))) for shape in shapes for l in range(levels + 1))
 
 
-def bank_features(image, bank, cache=None):
-    """Filter-bank features of one level image, through ``cache`` when one is given."""
-    return bank(image) if cache is None else cache.get(image, bank)
+def bank_features(image, bank, cache=None, scratch_key=None):
+    """Filter-bank features of one level image, through ``cache`` when one is given.
+
+    ``scratch_key``: without a cache, compute into this thread's reusable buffer of that name
+    (:func:`chm._scratch.scratch`) instead of a new array, for features the caller drops before
+    its next call with the same key.
+    """
+    if cache is not None:
+        return cache.get(image, bank)
+    if scratch_key is None:
+        return bank(image)
+    return bank(image, out=scratch(scratch_key, np.shape(image)[:2] + (bank.n_features,)))

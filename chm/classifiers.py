@@ -12,9 +12,9 @@ Both share one small interface::
 """
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from . import _sgd
+from ._blas import one_blas_thread
 from ._rows import predict_rows
 from .base import Estimator
 from .losses import get_spatial_loss
@@ -232,7 +232,7 @@ class LDNN(Estimator):
             if batched:
                 # 100-row GEMMs gain nothing from BLAS threads, and threads that several fits share
                 # thrash (measured: 400 us per row instead of 11 with two fits on 2 cores).
-                with threadpool_limits(1, user_api="blas"):
+                with one_blas_thread():
                     sq = _sgd.minibatch_epoch(self.W_, V, X, sup_rows, sup_t, order, M, float(self.learning_rate),
                                               float(self.momentum), int(self.batch_size), decay)
                 sp = 0.0

@@ -5,9 +5,10 @@ runs once per level; each classifier's contexts come from the maps computed befo
 same run (chm-reference 1.6).
 """
 
-from threadpoolctl import threadpool_limits
 
 from . import pyramid
+from ._blas import one_blas_thread
+from ._scratch import scratch
 from .cache import bank_features
 from .contexts import context_features, context_maps
 
@@ -35,12 +36,14 @@ def level_map(image, l, bank, ctx, clf, spec, cache=None, projection=None):
     third of the pixels), and SGD amplifies that: one BLAS thread keeps the model the same for
     any ``n_jobs`` (joblib workers run one thread already).
     """
-    with threadpool_limits(1, user_api="blas"):
-        p = evaluate(bank_features(pyramid.downsample_n(image, l), bank, cache), ctx, clf, spec)
+    with one_blas_thread():
+        p = evaluate(bank_features(pyramid.downsample_n(image, l), bank, cache, scratch_key=("bank", l)), ctx, clf,
+                     spec)
     return p if projection is None else projection.transform(p)
 
 
-def cascade(image, bank, classifiers, schedule, levels, stencils, cache=None, projections=None, n_threads=1):
+def cascade(image, bank, classifiers, schedule, levels, stencils, cache=None, projections=None, n_threads=1,
+            reuse=False):
     """Run the classifiers of ``schedule`` on one image.
 
     ``stencils`` maps each (stage, level) to its (radius, dilation per context map);
@@ -48,13 +51,16 @@ def cascade(image, bank, classifiers, schedule, levels, stencils, cache=None, pr
     that compresses its output into context channels. Returns the map of every (stage, level),
     compressed where it was only a context (the last one is always the probabilities), and the
     filter-bank features of every level used. ``n_threads`` threads compute the bank of the
-    levels (without a cache) and share each classifier's pixels.
+    levels (without a cache) and share each classifier's pixels. ``reuse``: the bank goes into
+    this thread's reusable buffers (:func:`chm._scratch.scratch`), so the returned features are
+    valid only until the next such call.
     """
     projections = projections or {}
     imgs = pyramid.pyramid(image, levels)
     used = sorted({l for _, l in schedule})
     if cache is None:
-        bank_feats = dict(zip(used, bank.many([imgs[l] for l in used], n_threads)))
+        outs = [scratch(("bank", l), imgs[l].shape[:2] + (bank.n_features,)) for l in used] if reuse else None
+        bank_feats = dict(zip(used, bank.many([imgs[l] for l in used], n_threads, out=outs)))
     else:
         bank_feats = {l: bank_features(imgs[l], bank, cache) for l in used}
     maps = {}
@@ -69,4 +75,4 @@ def cascade(image, bank, classifiers, schedule, levels, stencils, cache=None, pr
 def predict_image(image, bank, classifiers, schedule, levels, stencils, cache=None, projections=None, n_threads=1):
     """The last classifier's map of one image (see :func:`cascade`)."""
     return cascade(image, bank, classifiers, schedule, levels, stencils, cache, projections,
-                   n_threads)[0][schedule[-1]]
+                   n_threads, reuse=True)[0][schedule[-1]]

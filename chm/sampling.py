@@ -77,7 +77,7 @@ def training_rows(image, labels, levels, caps, bank, seed, cache=None, pooling="
         if caps[l] is not None and len(flat):  # an image may have no labelled pixel at all
             keep = [rng.permutation(flat[lab[flat] == c])[:caps[l]] for c in np.unique(lab[flat])]
             flat = np.sort(np.concatenate(keep))
-        all_feats = bank_features(img_l, bank, cache).reshape(h * w, -1)
+        all_feats = bank_features(img_l, bank, cache, scratch_key=("bank", l)).reshape(h * w, -1)
         feats = all_feats[flat].astype(np.float16)
         soft = None
         if pooling == "mean" and l > 0:

@@ -19,8 +19,8 @@ biases. Everything is batched matrix algebra (BLAS), so there is no numba kernel
 """
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
+from ._blas import one_blas_thread
 from ._rows import predict_rows
 from .base import Estimator
 from .losses import DEAD_ZONE, get_spatial_loss
@@ -240,7 +240,7 @@ class SoftmaxMLP(Estimator):
         V = [np.zeros_like(W) for W in self.layers_]
         self.loss_curve_ = []
         B = self.batch_size
-        with threadpool_limits(1, user_api="blas"):  # same model for any number of BLAS threads
+        with one_blas_thread():  # same model for any number of BLAS threads
             for epoch in range(self.epochs):
                 lr = self.learning_rate
                 if self.lr_schedule == "linear" and self.epochs > 1:

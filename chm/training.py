@@ -14,9 +14,9 @@ import warnings
 
 import numpy as np
 from joblib import delayed
-from threadpoolctl import threadpool_limits
 
 from . import pyramid
+from ._blas import one_blas_thread
 from ._progress import bar
 from .cache import bank_features
 from .classifiers import shrink_to_labels
@@ -163,7 +163,7 @@ def _training_map(image, model, schedule, stencils, cache):
     """The final map of one training image, on one BLAS thread: as for :func:`chm.inference.level_map`,
     the same model for any ``n_jobs`` (and no BLAS threads spinning against the other jobs of a
     busy machine: with ``n_jobs=1`` this runs in the calling process)."""
-    with threadpool_limits(1, user_api="blas"):
+    with one_blas_thread():
         return predict_image(image, model.bank_, model.classifiers_, schedule, model.levels, stencils, cache,
                              model.projections_)
 

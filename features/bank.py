@@ -152,7 +152,7 @@ class FilterBank:
                              f"an (H, W, 3) colour image, got shape {np.shape(image)}")
         return check_image(image), rgb
 
-    def many(self, images, n_threads=1):
+    def many(self, images, n_threads=1, *, out=None):
         """The bank of several images (e.g. the levels of a pyramid), computed by threads.
 
         The families release the GIL for most of their work (FFTs, scipy.ndimage, numpy), so
@@ -166,15 +166,19 @@ class FilterBank:
             As :meth:`__call__`.
         n_threads : int
             Threads to use; 1 computes in this thread.
+        out : list of (float32 ndarray or None), optional
+            Where to write each image's features (as :meth:`__call__`'s ``out``).
 
         Returns
         -------
         list of (H, W, n_features) float32 ndarray
         """
+        out = [None] * len(images) if out is None else out
         if n_threads <= 1:
-            return [self(im) for im in images]
+            return [self(im, out=o) for im, o in zip(images, out)]
         inputs = [self._inputs(im) for im in images]
-        outs = [np.empty(gray.shape + (self.n_features,), dtype=np.float32) for gray, _ in inputs]
+        outs = [np.empty(gray.shape + (self.n_features,), dtype=np.float32) if o is None else o
+                for (gray, _), o in zip(inputs, out)]
         # Biggest images first, and in each the families with most features first, so that the
         # threads' first-come queue ends with small tasks and no thread idles long at the end.
         order = sorted(range(len(images)), key=lambda i: -inputs[i][0].size)

@@ -8,6 +8,7 @@ the window's intensity sum (+1e-5), not by its pixel count.
 """
 
 import numpy as np
+from numba import njit
 
 from ._utils import check_image, pad_symmetric, prepare_out
 
@@ -54,14 +55,44 @@ def haar(image, *, out=None):
     ii = np.zeros((H + 2 * pad + 1, W + 2 * pad + 1))
     np.cumsum(np.cumsum(padded, axis=0), axis=1, out=ii[1:, 1:])
 
-    top = pad - _BEFORE            # first window row in padded coordinates
-    left = top                     # same offset for columns
+    _contrasts(ii, pad - _BEFORE, out)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _contrasts(ii, top, out):
+    # The three box sums of every pixel from the integral image and both contrasts, written once
+    # per pixel (numpy needs a dozen whole-image temporaries and two strided writes); the same
+    # float64 operations in the same order as :func:`contrasts_reference`, so the same values.
+    H, W = out.shape[:2]
+    bottom, half = top + _SIZE, top + _HALF
+    for y in range(H):
+        for x in range(W):
+            total = (ii[bottom + y, bottom + x] - ii[top + y, bottom + x]
+                     - ii[bottom + y, top + x] + ii[top + y, top + x])
+            lhalf = (ii[bottom + y, half + x] - ii[top + y, half + x]
+                     - ii[bottom + y, top + x] + ii[top + y, top + x])
+            thalf = (ii[half + y, bottom + x] - ii[top + y, bottom + x]
+                     - ii[half + y, top + x] + ii[top + y, top + x])
+            if total > 0:
+                denom = total + _EPS
+                out[y, x, 0] = (total - 2.0 * lhalf) / denom
+                out[y, x, 1] = (total - 2.0 * thalf) / denom
+            else:
+                out[y, x, 0] = 0.0
+                out[y, x, 1] = 0.0
+
+
+def contrasts_reference(ii, top, out):
+    """Plain numpy reference for :func:`_contrasts`."""
+    H, W = out.shape[:2]
 
     def box(r0, r1, c0, c1):
         """Sums of padded[y+r0 : y+r1, x+c0 : x+c1] for all (y, x)."""
         return (ii[r1:r1 + H, c1:c1 + W] - ii[r0:r0 + H, c1:c1 + W]
                 - ii[r1:r1 + H, c0:c0 + W] + ii[r0:r0 + H, c0:c0 + W])
 
+    left = top                     # same offset for columns
     bottom, right = top + _SIZE, left + _SIZE
     total = box(top, bottom, left, right)
     lhalf = box(top, bottom, left, left + _HALF)
@@ -69,8 +100,6 @@ def haar(image, *, out=None):
     # right - left = total - 2*left half (same for bottom - top)
     denom = total + _EPS
     valid = total > 0
-    hx = np.where(valid, (total - 2.0 * lhalf) / denom, 0.0)
-    hy = np.where(valid, (total - 2.0 * thalf) / denom, 0.0)
-    out[:, :, 0] = hx
-    out[:, :, 1] = hy
+    out[:, :, 0] = np.where(valid, (total - 2.0 * lhalf) / denom, 0.0)
+    out[:, :, 1] = np.where(valid, (total - 2.0 * thalf) / denom, 0.0)
     return out

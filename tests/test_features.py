@@ -238,6 +238,20 @@ def test_sift_assembly_kernel_matches_numpy_reference():
     assert (norms < 0.99).any() and np.allclose(norms[norms > 0.99], 1, atol=1e-5)  # both branches taken
 
 
+def test_haar_contrast_kernel_equals_numpy_reference():
+    from features.haar import _contrasts, contrasts_reference
+
+    rng = np.random.default_rng(7)
+    H, W = 13, 19
+    ii = np.cumsum(np.cumsum(rng.random((H + 17, W + 17)), axis=0), axis=1)
+    ii[:, :20] = ii[:, :1]  # no intensity in the first columns: zero-sum windows give 0
+    want = contrasts_reference(ii, 1, np.zeros((H, W, 2), np.float32))
+    big = np.full((H, W, 5), 7, np.float32)
+    _contrasts(ii, 1, big[:, :, 1:3])  # a strided view, as FilterBank passes
+    np.testing.assert_array_equal(big[:, :, 1:3], want)
+    assert (big[:, :, [0, 3, 4]] == 7).all() and (want == 0).any() and (want != 0).any()
+
+
 def test_hog_assembly_kernel_matches_numpy_reference():
     from features.hog import _assemble, assemble_reference
 

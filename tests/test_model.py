@@ -107,6 +107,19 @@ def test_training_contexts_do_not_depend_on_blas_threads(data):
     np.testing.assert_array_equal(maps[0], maps[1])
 
 
+def test_one_blas_thread_limits_every_blas_library_and_restores_them():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from chm._blas import one_blas_thread
+
+    with threadpool_limits(2, user_api="blas"):
+        with one_blas_thread():
+            inside = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+        after = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    assert inside and all(n == 1 for n in inside)
+    assert after == [2] * len(after)
+
+
 @pytest.mark.parametrize("kw", [{"alpha": 0.5}, {"semi_supervised": "tv"}, {"semi_supervised": "contrast"}])
 def test_spatial_loss_fit_runs_and_differs(data, fitted, kw):
     images, _, labels = data
