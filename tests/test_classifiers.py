@@ -194,3 +194,17 @@ def test_rows_on_threads_equal_one_thread(kind):
     for n in (2, 3):
         np.testing.assert_array_equal(clf.predict_proba([X, C], chunk=64, n_threads=n), one)
     np.testing.assert_allclose(one, clf.predict_proba(full), atol=1e-6)
+
+
+@pytest.mark.parametrize("dropout", [False, True])
+def test_ldnn_output_equals_the_network_formula(dropout):
+    # predict_proba's in-place head against the textbook f = 1 - prod_i (1 - prod_j sigma_ij)
+    # (with dropout: the expectation 1 - sqrt(prod_i (1 - sqrt(g_i))) of the original CHM).
+    rng = np.random.default_rng(9)
+    clf = LDNN(n_groups=3, n_nodes=4, dropout=dropout, batch_size=1)
+    clf.W_ = (rng.standard_normal((12, 6)) * 2).astype(np.float32)
+    X = rng.standard_normal((300, 5)).astype(np.float32)
+    sig = (1.0 / (1.0 + np.exp(-(X @ clf.W_[:, :-1].T + clf.W_[:, -1])))).reshape(-1, 3, 4)
+    g = sig.prod(axis=2)
+    want = 1.0 - (np.sqrt(np.prod(1.0 - np.sqrt(g), axis=1)) if dropout else np.prod(1.0 - g, axis=1))
+    np.testing.assert_allclose(clf.predict_proba(X), want, rtol=1e-5, atol=1e-6)
