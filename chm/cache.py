@@ -103,7 +103,7 @@ class FeatureCache:
                 return np.load(path, mmap_mode="r")
             except (ValueError, OSError):
                 path.unlink(missing_ok=True)  # a damaged entry is recomputed, never trusted
-        feats = bank(image, out=scratch("cache", np.shape(image)[:2] + (bank.n_features,))).astype(np.float16)
+        feats = bank(image, out=bank_scratch("cache", np.shape(image), bank)).astype(np.float16)
         if self.max_bytes is not None and self.size() + feats.nbytes > self.max_bytes:
             return feats  # over budget: used, not stored
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -148,4 +148,9 @@ def bank_features(image, bank, cache=None, scratch_key=None):
         return cache.get(image, bank)
     if scratch_key is None:
         return bank(image)
-    return bank(image, out=scratch(scratch_key, np.shape(image)[:2] + (bank.n_features,)))
+    return bank(image, out=bank_scratch(scratch_key, np.shape(image), bank))
+
+
+def bank_scratch(key, shape, bank):
+    """This thread's reusable buffer ``key`` shaped for ``bank``'s features of an image of ``shape``."""
+    return scratch(key, tuple(shape[:2]) + (bank.n_features,))

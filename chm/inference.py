@@ -8,8 +8,7 @@ same run (chm-reference 1.6).
 
 from . import pyramid
 from ._blas import one_blas_thread
-from ._scratch import scratch
-from .cache import bank_features
+from .cache import bank_features, bank_scratch
 from .contexts import context_features, context_maps
 
 __all__ = ["cascade", "evaluate", "level_map", "predict_image"]
@@ -59,7 +58,7 @@ def cascade(image, bank, classifiers, schedule, levels, stencils, cache=None, pr
     imgs = pyramid.pyramid(image, levels)
     used = sorted({l for _, l in schedule})
     if cache is None:
-        outs = [scratch(("bank", l), imgs[l].shape[:2] + (bank.n_features,)) for l in used] if reuse else None
+        outs = [bank_scratch(("bank", l), imgs[l].shape, bank) for l in used] if reuse else None
         bank_feats = dict(zip(used, bank.many([imgs[l] for l in used], n_threads, out=outs)))
     else:
         bank_feats = {l: bank_features(imgs[l], bank, cache) for l in used}
