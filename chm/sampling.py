@@ -77,14 +77,19 @@ def training_rows(image, labels, levels, caps, bank, seed, cache=None, pooling="
         if caps[l] is not None and len(flat):  # an image may have no labelled pixel at all
             keep = [rng.permutation(flat[lab[flat] == c])[:caps[l]] for c in np.unique(lab[flat])]
             flat = np.sort(np.concatenate(keep))
-        all_feats = bank_features(img_l, bank, cache, scratch_key=("bank", l)).reshape(h * w, -1)
-        feats = all_feats[flat].astype(np.float16)
+        pooled = pool is not None and l in pool[1]
+        if cache is None and not pooled:
+            # a few labelled pixels: their features from crops, not the whole image's bank
+            feats = bank.at(img_l, *np.divmod(flat, w)).astype(np.float16)
+        else:
+            all_feats = bank_features(img_l, bank, cache, scratch_key=("bank", l)).reshape(h * w, -1)
+            feats = all_feats[flat].astype(np.float16)
         soft = None
         if pooling == "mean" and l > 0:
             frac = pyramid.pool_label_fractions(labels, l, n_classes)
             soft = frac[:, :, 1].ravel()[flat] if n_classes == 2 else frac.reshape(h * w, n_classes)[flat]
         centres = None
-        if pool is not None and l in pool[1]:
+        if pooled:
             centres = _centre_pool(img_l, all_feats, int(np.ceil(pool[0] * len(flat))), rng, pool[2])
         out.append({"flat": flat, "y": lab[flat].astype(np.int8 if n_classes <= 128 else np.int16), "X": feats,
                     "shape": (h, w), "soft": soft, "pool": centres})

@@ -33,7 +33,7 @@ from scipy import ndimage as ndi
 
 from ._utils import check_image, prepare_out
 
-__all__ = ["sift"]
+__all__ = ["sift", "peak"]
 
 _NANGLES = 8
 _SAMPLES = (-7, -3, 1, 5)
@@ -42,6 +42,9 @@ _TRI_ORIGIN = -2        # scipy origin that puts the 8 taps at offsets -2..+5
 _PAD_BEFORE = 7 + 2 + 2  # sample -7, triangle -2, gradient kernel radius 2
 _PAD_AFTER = 5 + 5 + 2   # sample +5, triangle +5, gradient kernel radius 2
 _BAND = 16               # rows per output band
+#: Farthest pixel (rows or columns) whose value reaches a pixel's features: samples -7..+5,
+#: triangle -2..+5, gradient 2, pre-smoothing 3 (besides the image-wide ``peak``).
+SUPPORT = 15
 
 
 def _gauss(size, sigma):
@@ -58,7 +61,7 @@ _D5 = np.gradient(_G5)
 _D5 *= 2.0 / np.abs(_D5).sum()
 
 
-def sift(image, *, out=None):
+def sift(image, *, out=None, peak=None):
     """Dense SIFT descriptor of every pixel (MATLAB CHM variant).
 
     Parameters
@@ -67,6 +70,9 @@ def sift(image, *, out=None):
         Grey image in [0, 1].
     out : (H, W, 128) float32 ndarray, optional
         Where to write the result (may be a non-contiguous view).
+    peak : float, optional
+        What the pre-smoothed image is divided by; default its maximum, :func:`peak`. Pass the
+        whole image's to compute the features of a crop as they are in the whole image.
 
     Returns
     -------
@@ -81,9 +87,9 @@ def sift(image, *, out=None):
     H, W = image.shape
     out = prepare_out(out, image.shape, len(_SAMPLES) ** 2 * _NANGLES)
 
-    im = ndi.correlate1d(image.astype(np.float32, copy=False), _PRESMOOTH, axis=0, mode="nearest")
-    ndi.correlate1d(im, _PRESMOOTH, axis=1, mode="nearest", output=im)
-    peak = im.max()
+    im = _presmooth(image)
+    if peak is None:
+        peak = im.max()
     if peak > 0:
         im /= peak
     padded = np.pad(im, ((_PAD_BEFORE, _PAD_AFTER), (_PAD_BEFORE, _PAD_AFTER)),
@@ -99,6 +105,17 @@ def sift(image, *, out=None):
 
     _assemble(channels, _PAD_BEFORE, np.array(_SAMPLES), out)
     return out
+
+
+def peak(image):
+    """The maximum of the pre-smoothed image, which :func:`sift` divides by."""
+    return _presmooth(check_image(image)).max()
+
+
+def _presmooth(image):
+    """The 7 x 7 sigma = 1 Gaussian blur of step 1 (float32, replicated border)."""
+    im = ndi.correlate1d(image.astype(np.float32, copy=False), _PRESMOOTH, axis=0, mode="nearest")
+    return ndi.correlate1d(im, _PRESMOOTH, axis=1, mode="nearest", output=im)
 
 
 @njit(cache=True, nogil=True, fastmath=True)

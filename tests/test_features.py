@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from features import (FAMILIES, FilterBank, StencilRows, edge, gabor, haar, hog, intensity, sift, stencil, stencils,
-                      stencil_offsets)
+from features import (ALL_FAMILIES, COLOUR_FAMILIES, FAMILIES, FilterBank, StencilRows, edge, gabor, haar, hog,
+                      intensity, sift, stencil, stencil_offsets, stencils)
+from features.bank import SUPPORT
 
 NAMES = list(FAMILIES)
 
@@ -570,3 +571,37 @@ def test_position_known_values_and_pyramid_consistency():
     np.testing.assert_array_equal(X[..., 2:], position(np.zeros((5, 7))))
     with pytest.raises(ValueError, match="2-D"):
         position(np.zeros((3, 3, 3)))
+
+
+@pytest.mark.parametrize("name", list(ALL_FAMILIES))
+def test_filterbank_at_equals_the_whole_image_and_support_is_tight(name, monkeypatch):
+    """Crops by each family's SUPPORT give the whole image's features at those pixels (corners
+    included), and one pixel less of support does not: the constants are right and no larger."""
+    r = SUPPORT[name]
+    side = 80 if r is None else 3 * (2 * r + 1) + 10  # room for crops to be chosen over the whole image
+    rng = np.random.default_rng(1)
+    im = rng.random((side, side + 3, 3)) if name in COLOUR_FAMILIES else rng.random((side, side + 3))
+    bank = FilterBank((name,))
+    n = 6 if r is None else max(1, im.shape[0] * im.shape[1] // (2 * (2 * r + 1) ** 2) - 2)
+    rows = np.r_[0, side - 1, rng.integers(0, side, n)]
+    cols = np.r_[side + 2, 0, rng.integers(0, side + 3, n)]
+    if r is not None:
+        assert 2 * rows.size * (2 * r + 1) ** 2 <= im.shape[0] * im.shape[1]  # the crop path is tested
+    want = bank(im)[rows, cols]
+    got = bank.at(im, rows, cols)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)  # FFTs (gabor) round differently on a crop
+    if r is not None:
+        monkeypatch.setitem(SUPPORT, name, r - 1)
+        assert np.abs(bank.at(im, rows, cols) - want).max() > max(10 * np.abs(got - want).max(), 1e-7)
+
+
+def test_filterbank_at_switches_to_the_whole_image_and_checks_its_input():
+    im = smooth_image((40, 50))
+    bank = FilterBank(("haar", "sift", "edge"))
+    rows, cols = np.divmod(np.arange(0, 2000, 7), 50)  # too many pixels for crops
+    np.testing.assert_allclose(bank.at(im, rows, cols), bank(im)[rows, cols], rtol=0, atol=1e-6)
+    assert bank.at(im, [], []).shape == (0, bank.n_features)
+    with pytest.raises(ValueError, match="outside"):
+        bank.at(im, [40], [0])
+    with pytest.raises(ValueError, match="same length"):
+        bank.at(im, [1, 2], [0])
