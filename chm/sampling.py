@@ -78,7 +78,7 @@ def training_rows(image, labels, levels, caps, bank, seed, cache=None, pooling="
             keep = [rng.permutation(flat[lab[flat] == c])[:caps[l]] for c in np.unique(lab[flat])]
             flat = np.sort(np.concatenate(keep))
         pooled = pool is not None and l in pool[1]
-        if cache is None and not pooled:
+        if cache is None and not pooled and bank.crops_pay((h, w), len(flat)):
             # a few labelled pixels: their features from crops, not the whole image's bank
             feats = bank.at(img_l, *np.divmod(flat, w)).astype(np.float16)
         else:

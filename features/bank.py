@@ -61,6 +61,12 @@ def _rgb2gray(rgb):
     return rgb2gray(rgb)
 
 
+def _crops_pay(name, n, area):
+    """Whether ``n`` crops of family ``name`` cover at most half of an image of ``area`` pixels."""
+    r = SUPPORT[name]
+    return r is not None and 2 * n * (2 * r + 1) ** 2 <= area
+
+
 class FilterBank:
     """A selection of filter families computed into one (H, W, n) array.
 
@@ -163,7 +169,7 @@ class FilterBank:
         Each family with a finite :data:`SUPPORT` ``r`` is computed on the (2r+1)-pixel square
         crop around each pixel (clipped at the image border, so borders are padded as in the
         whole image; SIFT is given the whole image's peak), unless the crops would cover more
-        than half of the image; the others are computed on the whole image. With a few pixels
+        than half of the image (:meth:`crops_pay`); the others are computed on the whole image. With a few pixels
         per image, as in sparse labels, this costs a fraction of :meth:`__call__`.
 
         Parameters
@@ -188,7 +194,7 @@ class FilterBank:
         for name, sl in self.slices.items():
             fn, src = ALL_FAMILIES[name][0], rgb if name in COLOUR_FAMILIES else gray
             r = SUPPORT[name]
-            if r is None or 2 * rows.size * (2 * r + 1) ** 2 > h * w:
+            if not _crops_pay(name, rows.size, h * w):
                 out[:, sl] = fn(src)[rows, cols]
                 continue
             kw = {"peak": _sift.peak(gray)} if name == "sift" else {}
@@ -196,6 +202,11 @@ class FilterBank:
                 y0, x0 = max(y - r, 0), max(x - r, 0)
                 out[i, sl] = fn(src[y0:y + r + 1, x0:x + r + 1], **kw)[y - y0, x - x0]
         return out
+
+    def crops_pay(self, shape, n):
+        """Whether :meth:`at` computes some family of ``n`` pixels of an image of ``shape`` on crops
+        (if not, it costs as much as :meth:`__call__`)."""
+        return any(_crops_pay(name, n, shape[0] * shape[1]) for name in self._families)
 
     def _inputs(self, image):
         """(gray, rgb or None): what the gray and the colour families see, validated."""

@@ -599,6 +599,7 @@ def test_filterbank_at_switches_to_the_whole_image_and_checks_its_input():
     im = smooth_image((40, 50))
     bank = FilterBank(("haar", "sift", "edge"))
     rows, cols = np.divmod(np.arange(0, 2000, 7), 50)  # too many pixels for crops
+    assert not bank.crops_pay(im.shape, rows.size) and bank.crops_pay((400, 400), rows.size)
     np.testing.assert_allclose(bank.at(im, rows, cols), bank(im)[rows, cols], rtol=0, atol=1e-6)
     assert bank.at(im, [], []).shape == (0, bank.n_features)
     with pytest.raises(ValueError, match="outside"):

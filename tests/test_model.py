@@ -321,6 +321,27 @@ def test_max_samples_caps_each_level(data):
     assert rows[0]["X"].dtype == np.float16 and rows[0]["X"].shape == (20, 2)
 
 
+def test_sparse_training_rows_from_crops_equal_the_whole_image_rows(tmp_path):
+    """A few labelled pixels take their features from crops; a cache (or many pixels) the whole
+    image's bank: the same rows up to float16 rounding, and the same labels and targets."""
+    from chm.cache import FeatureCache
+    from chm.sampling import training_rows
+    from features import FilterBank
+
+    images, masks = make_shapes(1, shape=(120, 130), noise=0.35, rng=np.random.default_rng(1))
+    bank = FilterBank(("haar", "hog", "edge", "sift"))
+    sparse = np.full(masks[0].shape, -1, np.int8)
+    pick = np.random.default_rng(0).choice(sparse.size, 6, replace=False)
+    sparse.flat[pick] = masks[0].flat[pick]
+    assert bank.crops_pay(sparse.shape, 6)
+    crops = training_rows(images[0], sparse, 1, [None, None], bank, seed=0)
+    whole = training_rows(images[0], sparse, 1, [None, None], bank, seed=0, cache=FeatureCache(tmp_path))
+    for c, w in zip(crops, whole):
+        np.testing.assert_array_equal(c["flat"], w["flat"])
+        np.testing.assert_array_equal(c["y"], w["y"])
+        np.testing.assert_allclose(c["X"].astype(np.float32), w["X"].astype(np.float32), rtol=2e-3, atol=1e-6)
+
+
 def test_mean_label_pooling_gives_coarse_rows_their_fractions(data, tmp_path):
     from chm.sampling import training_rows
     from chm.pyramid import maxpool_labels, pool_label_fractions
