@@ -222,7 +222,7 @@ def write_table(res, sizes, paper, out, name, note):
         cells += [f"{a:.2f} ± {s:.2f}" for a, s in p] if p else ["–"] * 3
         lines.append(f"| {n} | " + " | ".join(cells) + " |")
         rows.append(row)
-    text = "\n".join([f"Test pixel error (%), mean ± std over runs (count in brackets). {note}", ""] + lines)
+    text = "\n".join([f"Test pixel error (%), mean ± std (population, n) over runs (count in brackets). {note}", ""] + lines)
     (out / f"{name}.md").write_text(text + "\n")
     with open(out / f"{name}.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))

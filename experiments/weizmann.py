@@ -280,7 +280,7 @@ def write_table(res, sizes, out, total_px, n_train, weights, wall, compute):
                  for m in COLUMNS]
         paper = " / ".join(r[f"paper_{m}"] or "–" for m in ("supervised", "mrf", "semi"))
         lines.append(f"| {r['N']} ({r['percent_labelled']} %) | " + " | ".join(cells) + f" | {paper} |")
-    lines.append("\nPooled test pixel error (%), mean ± std over the draws, and in brackets the predicted foreground "
+    lines.append("\nPooled test pixel error (%), mean ± sample std (n − 1) over the draws, and in brackets the predicted foreground "
                  "(%; truth 24.8 %).\nWeights chosen on held-out training images (sparse labels only): "
                  + "; ".join(f"N = {r['N']}: MRF β {r['weight_mrf']}, TV α {r['weight_tv']}, L2 {r['weight_l2']}, "
                              f"recommended + MRF β {r['weight_auto+mrf']}" for r in rows)
