@@ -606,3 +606,24 @@ def test_filterbank_at_switches_to_the_whole_image_and_checks_its_input():
         bank.at(im, [40], [0])
     with pytest.raises(ValueError, match="same length"):
         bank.at(im, [1, 2], [0])
+
+
+def test_filterbank_at_reuses_the_banks_compiled_kernels():
+    """Crops run the numba kernels compiled for the bank's outputs, not new versions of them (a
+    second version costs a fresh process ~1.5 s of compilation). Own process: a fresh JIT state."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from features import FilterBank\n"
+        "b = FilterBank(('haar', 'hog', 'edge', 'sift', 'intensity'))\n"
+        "im = np.random.default_rng(0).random((120, 130))\n"
+        "b(im)\n"
+        "mods = [sys.modules[m] for m in ('features.hog', 'features.sift', 'features.haar', 'features.stencil')]\n"
+        "count = lambda: sum(len(v.signatures) for m in mods for v in vars(m).values() if hasattr(v, 'signatures'))\n"
+        "before = count()\n"
+        "b.at(im, [60, 0], [60, 129]); b.at(im, np.arange(100), np.arange(100))\n"
+        "print(before, count())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert int(out[0]) >= 4 and out[0] == out[1]
