@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from chm import CHM  # noqa: E402
 from chm.datasets import load_weizmann_horse  # noqa: E402
-from features import FAMILIES  # noqa: E402
+from chm.features import FAMILIES  # noqa: E402
 
 
 def main(argv=None):
@@ -50,6 +50,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from chm._signals import run_main  # Ctrl-C / SIGTERM: stop the workers, keep results
+    from chm.utils._signals import run_main  # Ctrl-C / SIGTERM: stop the workers, keep results
 
     run_main(main)

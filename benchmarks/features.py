@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 from scipy import ndimage as ndi  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from features import FAMILIES, FilterBank  # noqa: E402
+from chm.features import FAMILIES, FilterBank  # noqa: E402
 
 
 def synthetic_image(shape, seed=0):

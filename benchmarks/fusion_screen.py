@@ -27,10 +27,10 @@ import chm  # noqa: E402
 from chm.classifiers import make_classifier  # noqa: E402
 from chm.datasets import load_weizmann_horse  # noqa: E402
 from chm.metrics import pixel_error  # noqa: E402
-from chm.contexts import context_maps, stencil_rows, stencil_spec  # noqa: E402
-from chm.inference import cascade, evaluate  # noqa: E402
+from chm.cascade.contexts import context_maps, stencil_rows, stencil_spec  # noqa: E402
+from chm.cascade.inference import cascade, evaluate  # noqa: E402
 from chm.model import FUSION_CONTEXTS  # noqa: E402
-from chm.normalisation import normalise, robust_scaling  # noqa: E402
+from chm.cascade.normalisation import normalise, robust_scaling  # noqa: E402
 from chm.thresholds import decision_threshold  # noqa: E402
 
 
@@ -127,6 +127,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from chm._signals import run_main  # Ctrl-C / SIGTERM: stop the workers, keep results
+    from chm.utils._signals import run_main  # Ctrl-C / SIGTERM: stop the workers, keep results
 
     run_main(main)

@@ -41,7 +41,7 @@ from chm import CHM  # noqa: E402
 from chm.datasets import find_data_root, load_stanford_background, load_weizmann_horse, sample_sparse_labels  # noqa: E402
 from chm.classifiers import NETWORKS  # noqa: E402
 from chm.model import DEFAULT_FEATURES  # noqa: E402
-from features import ALL_FAMILIES  # noqa: E402
+from chm.features import ALL_FAMILIES  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 

@@ -24,10 +24,10 @@ import numpy as np  # noqa: E402
 
 from chm import CHM, mrf  # noqa: E402
 from chm.datasets import sample_sparse_labels  # noqa: E402
-from chm.images import as_float_image  # noqa: E402
+from chm.io.images import as_float_image  # noqa: E402
 from chm.model import DEFAULT_FEATURES  # noqa: E402
-from chm.scenes import load_siftflow  # noqa: E402
-from chm.selftraining import class_proposal  # noqa: E402
+from chm.datasets.scenes import load_siftflow  # noqa: E402
+from chm.semi.selftraining import class_proposal  # noqa: E402
 
 
 def main(argv=None):

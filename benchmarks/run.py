@@ -77,7 +77,7 @@ from chm.classifiers import NETWORKS  # noqa: E402
 from chm.model import DEFAULT_FEATURES  # noqa: E402
 from chm.datasets import find_data_root, load_stanford_background, load_weizmann_horse, sample_sparse_labels  # noqa: E402
 from chm.metrics import pixel_error  # noqa: E402
-from features import FAMILIES, FilterBank  # noqa: E402
+from chm.features import FAMILIES, FilterBank  # noqa: E402
 
 N_LABELS = 10
 # --quick: 8 images x 10 px hold ~20 foreground pixels, fewer than the 24 x 24 full-resolution LDNN
@@ -587,6 +587,6 @@ def run(args):
 
 
 if __name__ == "__main__":
-    from chm._signals import run_main  # Ctrl-C / SIGTERM: stop the workers, keep results
+    from chm.utils._signals import run_main  # Ctrl-C / SIGTERM: stop the workers, keep results
 
     run_main(main)

@@ -106,7 +106,7 @@ def heldout_split(data, n_images, seed=0):
 
 def scaling(args):
     from chm.classifiers import make_classifier
-    from chm.softmax import SoftmaxMLP
+    from chm.classifiers.softmax import SoftmaxMLP
 
     data, _ = load("siftflow", args.data)
     K = len(data.classes)
@@ -184,6 +184,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from chm._signals import run_main
+    from chm.utils._signals import run_main
 
     run_main(main)

@@ -70,6 +70,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from chm._signals import run_main
+    from chm.utils._signals import run_main
 
     run_main(main)

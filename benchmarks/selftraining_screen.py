@@ -32,7 +32,7 @@ from chm import CHM, mrf  # noqa: E402
 from chm.datasets import load_weizmann_horse, sample_sparse_labels  # noqa: E402
 from chm.metrics import pixel_error  # noqa: E402
 from chm.selection import sparse_error  # noqa: E402
-from chm.selftraining import foreground_prior  # noqa: E402
+from chm.semi.selftraining import foreground_prior  # noqa: E402
 
 BETAS = (4, 8, 16, 32)
 

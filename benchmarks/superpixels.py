@@ -22,8 +22,8 @@ sys.path.insert(0, str(HERE.parent))
 
 from chm.datasets import (load_siftflow, load_stanford_background, load_weizmann_horse,  # noqa: E402
                           sample_sparse_labels)
-from chm.images import as_float_image  # noqa: E402
-from chm.superpixels import expand_labels  # noqa: E402
+from chm.io.images import as_float_image  # noqa: E402
+from chm.semi.superpixels import expand_labels  # noqa: E402
 
 DEFAULT_DATA = os.environ.get("CHM_DATA", str(HERE.parents[1] / "shared" / "data"))
 

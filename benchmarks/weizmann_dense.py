@@ -39,7 +39,7 @@ from chm.model import FUSION_CONTEXTS, LABEL_POOLINGS  # noqa: E402
 from chm.datasets import load_weizmann_horse, sample_sparse_labels  # noqa: E402
 from chm.metrics import pixel_error  # noqa: E402
 from chm.mrf import decode, select_beta  # noqa: E402
-from features import FilterBank  # noqa: E402
+from chm.features import FilterBank  # noqa: E402
 
 
 MRF_BETAS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
@@ -216,6 +216,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from chm._signals import run_main  # Ctrl-C / SIGTERM: stop the workers, keep results
+    from chm.utils._signals import run_main  # Ctrl-C / SIGTERM: stop the workers, keep results
 
     run_main(main)

@@ -73,10 +73,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from ._progress import bar
-from ._signals import exit_status, interruptible
-from .files import LABEL_SUFFIX, list_images, match_labels, output_paths, read_labels, write_atomic
+from ._version import __version__
+from .utils._progress import bar
+from .utils._signals import exit_status, interruptible
+from .io.files import LABEL_SUFFIX, list_images, match_labels, output_paths, read_labels, write_atomic
 
 __all__ = ["main", "build_parser"]
 
@@ -135,7 +135,7 @@ def _progress(args):
 
 def cmd_train(args):
     """``chm train``: read images and label images, fit a CHM, save it."""
-    from .images import read_image
+    from .io.images import read_image
     from .model import CHM
 
     out = _model_path(args.output)
@@ -219,8 +219,8 @@ def cmd_predict(args):
     """``chm predict``: segment images with a saved model, one output file per image."""
     from joblib import effective_n_jobs
 
-    from .images import read_image
-    from .persistence import load
+    from .io.images import read_image
+    from .io.persistence import load
 
     model = load(args.model)
     k = model.n_classes_
@@ -279,14 +279,14 @@ def _format_value(value):
 
 
 def _family_sizes(families):
-    from features import FilterBank
+    from .features import FilterBank
 
     return [FilterBank((f,)).n_features for f in families]
 
 
 def cmd_info(args):
     """``chm info``: print what a model file holds."""
-    from .persistence import load, read_container
+    from .io.persistence import load, read_container
 
     model = load(args.model)  # validates the file before its header is read below
     header, _ = read_container(args.model)
@@ -364,7 +364,7 @@ def _float_in(low, high=math.inf):
 
 
 def _families(text):
-    from features import ALL_FAMILIES
+    from .features import ALL_FAMILIES
 
     valid = list(ALL_FAMILIES)
     names = tuple(name.strip() for name in text.split(",") if name.strip())
@@ -378,7 +378,7 @@ def _families(text):
 
 def build_parser():
     """The argument parser of the ``chm`` program (sub-commands ``train``, ``predict``, ``info``)."""
-    from features import ALL_FAMILIES
+    from .features import ALL_FAMILIES
 
     from .classifiers import NETWORKS
     from .model import DEFAULT_FEATURES, FUSION_CONTEXTS, LABEL_POOLINGS, SEMI_SUPERVISED

@@ -34,21 +34,22 @@ import time
 import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
 
-from features import COLOUR_FAMILIES, FilterBank
+from .features import COLOUR_FAMILIES, FilterBank
 
-from . import pyramid
-from ._progress import bar
+from .cascade import pyramid
+from .cascade.pyramid import check_pooled_classes
+from .utils._progress import bar
 from .base import Estimator
-from .cache import FeatureCache
-from ._validation import check_image_list, check_labels, check_pooled_classes, check_random_state
-from .classifiers import LDNN, NETWORKS, make_classifier
-from .contexts import ContextProjection, stencil_spec
-from .images import as_float_image, to_channels
-from .inference import predict_image
-from .losses import SpatialLoss, get_spatial_loss
-from .persistence import FORMAT, jsonable, write_container
-from .superpixels import RECOMMENDED_SCALE, check_scale, expand_labels
-from .training import FewLabelsWarning, fit_cascade, self_train
+from .cascade.cache import FeatureCache
+from .utils._validation import check_random_state
+from .classifiers import NETWORKS, from_state, make_classifier
+from .cascade.contexts import ContextProjection, stencil_spec
+from .io.images import as_float_image, check_image_list, check_labels, to_channels
+from .cascade.inference import predict_image
+from .semi.losses import SpatialLoss, get_spatial_loss
+from .io.persistence import FORMAT, jsonable, write_container
+from .semi.superpixels import RECOMMENDED_SCALE, check_scale, expand_labels
+from .cascade.training import FewLabelsWarning, fit_cascade, self_train
 
 __all__ = ["CHM", "CONTEXT_CHANNELS", "DEFAULT_FEATURES", "FUSION_CONTEXTS", "FewLabelsWarning", "LABEL_POOLINGS",
            "SEMI_SUPERVISED", "SEMI_SUPERVISED_MULTICLASS"]
@@ -552,7 +553,7 @@ class CHM(Estimator):
         for c in header["classifiers"]:
             s, l = c["stage"], c["level"]
             state = {k.split("_", 2)[2]: v for k, v in arrays.items() if k.startswith(f"s{s}_l{l}_")}
-            model.classifiers_[(s, l)] = LDNN.from_state(c, state)
+            model.classifiers_[(s, l)] = from_state(c, state)
             if "ctx_mean" in state:
                 model.projections_[(s, l)] = ContextProjection.from_arrays(state)
         if sorted(model.classifiers_) != sorted(model._schedule()):

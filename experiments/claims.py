@@ -14,7 +14,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from chm.cache import _alive
+from chm.cascade.cache import _alive
 
 __all__ = ["claimed", "wait"]
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from chm import mrf
 from chm.datasets import sample_sparse_labels
-from chm.files import write_atomic
+from chm.io.files import write_atomic
 from chm.metrics import pixel_error
 from claims import claimed  # experiments/claims.py
 
@@ -81,7 +81,7 @@ def make_model(args, n_classes, method):
     alpha = args.alpha if method in LOSSES else None
     if args.classifier == "chm":
         from chm import CHM
-        from chm.cache import FeatureCache
+        from chm.cascade.cache import FeatureCache
 
         params = dict(levels=1, stages=2, epochs=3) if args.quick else {}
         params.update(json.loads(args.chm_params))

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from chm import CHM  # noqa: E402
 from chm.datasets import load_siftflow, load_stanford_background, sample_sparse_labels  # noqa: E402
-from chm.images import as_float_image, to_channels  # noqa: E402
+from chm.io.images import as_float_image, to_channels  # noqa: E402
 from chm.metrics import pixel_error  # noqa: E402
 
 
@@ -131,6 +131,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from chm._signals import run_main
+    from chm.utils._signals import run_main
 
     run_main(main)

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from chm import CHM, mrf  # noqa: E402
 from chm.datasets import load_weizmann_horse, sample_sparse_labels  # noqa: E402
-from chm.files import write_atomic  # noqa: E402
+from chm.io.files import write_atomic  # noqa: E402
 from chm.metrics import pixel_error  # noqa: E402
 from chm.selection import heldout_split, sparse_error  # noqa: E402
 
@@ -137,6 +137,6 @@ def plot(res, methods, weights, path):
 
 
 if __name__ == "__main__":
-    from chm._signals import run_main  # Ctrl-C / SIGTERM: stop the workers, keep results
+    from chm.utils._signals import run_main  # Ctrl-C / SIGTERM: stop the workers, keep results
 
     run_main(main)

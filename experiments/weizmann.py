@@ -51,14 +51,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import chm  # noqa: E402
 from chm import CHM, mrf  # noqa: E402
-from chm.cache import FeatureCache, footprint  # noqa: E402
+from chm.cascade.cache import FeatureCache, footprint  # noqa: E402
 from chm.datasets import load_weizmann_horse, sample_sparse_labels  # noqa: E402
-from chm.files import write_atomic  # noqa: E402
+from chm.io.files import write_atomic  # noqa: E402
 from chm.metrics import pixel_error  # noqa: E402
 from chm.model import DEFAULT_FEATURES  # noqa: E402
 from chm.selection import choose, heldout_split, sparse_error  # noqa: E402
 from claims import claimed, wait  # noqa: E402  (experiments/claims.py)
-from features import FilterBank  # noqa: E402
+from chm.features import FilterBank  # noqa: E402
 
 # Paper Table 1 (mean, std) in %: supervised, MRF post-processing, semi-supervised (TV).
 PAPER = {10: ((23.81, 1.50), (19.92, 1.28), (11.98, 0.24)), 20: ((16.63, 0.67), (14.24, 0.36), (11.03, 0.21)),
@@ -495,6 +495,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from chm._signals import run_main  # Ctrl-C / SIGTERM: stop the workers, keep results
+    from chm.utils._signals import run_main  # Ctrl-C / SIGTERM: stop the workers, keep results
 
     run_main(main)

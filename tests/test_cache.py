@@ -4,11 +4,10 @@ from pathlib import Path
 import numpy as np
 
 from chm import CHM
-from chm.cache import FeatureCache, footprint
-from features import FilterBank
+from chm.cascade.cache import FeatureCache, footprint
+from chm.features import FilterBank
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-from synthetic import make_shapes  # noqa: E402
+from chm.datasets import make_shapes
 
 SMALL = dict(levels=1, stages=2, features=("haar", "intensity"), context_radius=3,
              classifier_params={"n_groups": 2, "n_nodes": 2}, epochs=3, progress=False, random_state=0)
@@ -35,7 +34,7 @@ def test_temp_files_of_dead_writers_are_removed(tmp_path):
     import os
     import subprocess
 
-    from chm.cache import remove_orphans
+    from chm.cascade.cache import remove_orphans
 
     folder = tmp_path / "c"
     folder.mkdir()

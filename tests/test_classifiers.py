@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from chm.classifiers import LDNN, LogisticRegression, kmeans, make_classifier
-from chm.sampling import NeighbourhoodPool
+from chm.classifiers import LDNN, LogisticRegression, from_state, kmeans, make_classifier
+from chm.cascade.sampling import NeighbourhoodPool
 
 
 def _blobs(rng, n=400, d=5):
@@ -160,7 +160,7 @@ def test_state_round_trip():
     for clf in (LDNN(n_groups=2, n_nodes=3, epochs=1, random_state=0), LogisticRegression(epochs=1, random_state=0)):
         clf.fit(X, y)
         meta, arrays = clf.to_state()
-        back = LDNN.from_state(meta, arrays)
+        back = from_state(meta, arrays)
         assert type(back) is type(clf)
         np.testing.assert_array_equal(back.predict_proba(X), clf.predict_proba(X))
 
@@ -178,8 +178,8 @@ def test_column_blocks_equal_concatenated_rows():
 def test_rows_on_threads_equal_one_thread(kind):
     """Prediction shares the row chunks among threads, each product on one BLAS thread: the same
     bits for any number of threads, also with a lazy stencil block."""
-    from chm.softmax import SoftmaxMLP
-    from features import StencilRows
+    from chm.classifiers.softmax import SoftmaxMLP
+    from chm.features import StencilRows
 
     rng = np.random.default_rng(8)
     C = StencilRows(list(rng.random((2, 40, 50))), 2, [1, 3])

@@ -10,10 +10,9 @@ import pytest
 
 from chm import load
 from chm.cli import main
-from chm.files import labels_from_values, read_labels
+from chm.io.files import labels_from_values, read_labels
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-from synthetic import make_shapes  # noqa: E402
+from chm.datasets import make_shapes
 
 # The smallest useful network: one pyramid level, two filter families, three epochs.
 TRAIN_OPTS = ["--levels", "1", "--features", "haar,intensity", "--epochs", "3", "--seed", "0", "--quiet"]
@@ -243,7 +242,7 @@ def test_progress_output_in_a_log_and_forced_bars(tmp_path, capsys):
 
 
 def test_k_classes_colour_train_and_predict(tmp_path, capsys):
-    from synthetic import make_scenes
+    from chm.datasets import make_scenes
 
     rng = np.random.default_rng(0)
     images, masks = make_scenes(3, shape=(24, 30), n_classes=3, rng=rng)

@@ -9,12 +9,12 @@ import pytest
 torch = pytest.importorskip("torch", reason="chm.ConvNet needs the convnet extra: pip install -e '.[convnet]'")
 
 import chm  # noqa: E402
-import chm.convnet  # noqa: E402
+import chm.convnet.estimator  # noqa: E402
 from chm.datasets import sample_sparse_labels  # noqa: E402
 from chm.metrics import pixel_error  # noqa: E402
-from chm import losses  # noqa: E402
+from chm.semi import losses  # noqa: E402
 from chm.convnet import RECOMMENDED_ALPHA, ConvNet  # noqa: E402
-from chm.patchnet import PatchNet, _dilated_max_pool, lrn, objective, tv_loss  # noqa: E402
+from chm.convnet.patchnet import PatchNet, _dilated_max_pool, lrn, objective, tv_loss  # noqa: E402
 
 FAST = dict(n_iter=6, batch_size=8, tiles=1, tile_size=6, n_jobs=1, progress=False)
 
@@ -63,7 +63,7 @@ def test_estimator_dense_prediction_equals_patch_classifier_at_random_pixels():
     images, masks = _toy(colour=True, k=3)
     m = ConvNet(random_state=0, **FAST).fit(images, _sparse(masks))
     proba = m.predict_proba(images[:1])[0]
-    z = torch.from_numpy(m._pad(chm.convnet.check_images(images[:1])[0]))
+    z = torch.from_numpy(m._pad(chm.convnet.estimator.check_images(images[:1])[0]))
     rng = np.random.default_rng(1)
     with torch.no_grad():
         for y, x in zip(rng.integers(0, 30, 10), rng.integers(0, 36, 10)):
@@ -216,7 +216,7 @@ def test_spread_labels_are_drawn_with_the_sparse_class_balance():
     class-0 pixels share 3/4, the class-1 pixel 1/4, and an unseen class gets nothing."""
     sparse = [np.array([[0, -1, 1], [0, 0, -1]])]
     target = np.array([0, 0, 1, 0, 0, 0, 0])
-    p = chm.convnet._class_balanced_weights(target, sparse, 3)
+    p = chm.convnet.estimator._class_balanced_weights(target, sparse, 3)
     np.testing.assert_allclose(p, [0.125, 0.125, 0.25, 0.125, 0.125, 0.125, 0.125])
     rng = np.random.default_rng(0)
     order = ConvNet._order(target, p, rng)

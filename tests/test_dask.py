@@ -21,8 +21,7 @@ distributed = pytest.importorskip(
 
 from chm import CHM  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-from synthetic import make_shapes  # noqa: E402
+from chm.datasets import make_shapes
 
 TINY = dict(levels=1, stages=2, features=("haar", "intensity"), context_radius=3,
             classifier_params={"n_groups": 2, "n_nodes": 2}, epochs=3, progress=False, random_state=0)

@@ -7,18 +7,9 @@ import urllib.request
 import numpy as np
 import pytest
 
-from chm import datasets
-from chm.datasets import (
-    _format_manifest,
-    _install,
-    _manifest,
-    _parse_manifest,
-    _safe_extract,
-    find_data_root,
-    load_weizmann_horse,
-    sample_sparse_labels,
-    verify_weizmann,
-)
+from chm.datasets import find_data_root, load_weizmann_horse, sample_sparse_labels, verify_weizmann
+from chm.datasets import weizmann as datasets
+from chm.datasets.weizmann import _format_manifest, _install, _manifest, _parse_manifest, _safe_extract
 
 
 @pytest.fixture

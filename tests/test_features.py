@@ -1,4 +1,4 @@
-"""Tests of the ``features`` package (the CHM filter bank)."""
+"""Tests of the ``chm.features`` package (the CHM filter bank)."""
 
 import json
 import pickle
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from features import (ALL_FAMILIES, COLOUR_FAMILIES, FAMILIES, FilterBank, StencilRows, edge, gabor, haar, hog,
-                      intensity, sift, stencil, stencil_offsets, stencils)
-from features.bank import SUPPORT
+from chm.features import (ALL_FAMILIES, COLOUR_FAMILIES, FAMILIES, FilterBank, StencilRows, edge, gabor, haar, hog,
+                          intensity, sift, stencil, stencil_offsets, stencils)
+from chm.features.bank import SUPPORT
 
 NAMES = list(FAMILIES)
 
@@ -108,7 +108,7 @@ def _gabor_kernel(sigma, theta, lam, psi):
 
 
 def test_gabor_constant_image():
-    from features.gabor import FREQ_FACTORS, SIGMAS, THETAS
+    from chm.features.gabor import FREQ_FACTORS, SIGMAS, THETAS
     c = 0.3
     g = gabor(np.full((12, 15), c))
     # symmetric image: the odd response vanishes, theta and theta + pi agree
@@ -161,7 +161,7 @@ def test_edge_matches_2d_kernels_and_neighbourhood_order():
 
 
 def test_gabor_matches_spatial_correlation():
-    from features.gabor import FREQ_FACTORS, SIGMAS, THETAS
+    from chm.features.gabor import FREQ_FACTORS, SIGMAS, THETAS
     im = smooth_image((21, 26), seed=5)
     got = gabor(im)
     for s, sigma in enumerate(SIGMAS):
@@ -181,7 +181,7 @@ def test_gabor_clipping_separates_opposite_orientations():
 
 def _sift_reference(im):
     """Dense SIFT following the MATLAB steps literally (with symmetric padding)."""
-    from features.sift import _G5, _PRESMOOTH
+    from chm.features.sift import _G5, _PRESMOOTH
     sm = ndi.correlate(im, np.outer(_PRESMOOTH, _PRESMOOTH), mode="nearest")
     sm = sm / sm.max()
     P = 30
@@ -223,7 +223,7 @@ def test_sift_matches_literal_reference():
 
 
 def test_sift_assembly_kernel_matches_numpy_reference():
-    from features.sift import _SAMPLES, _assemble, assemble_reference
+    from chm.features.sift import _SAMPLES, _assemble, assemble_reference
 
     rng = np.random.default_rng(5)
     H, W, pad = 13, 19, 11
@@ -240,7 +240,7 @@ def test_sift_assembly_kernel_matches_numpy_reference():
 
 
 def test_haar_contrast_kernel_equals_numpy_reference():
-    from features.haar import _contrasts, contrasts_reference
+    from chm.features.haar import _contrasts, contrasts_reference
 
     rng = np.random.default_rng(7)
     H, W = 13, 19
@@ -254,7 +254,7 @@ def test_haar_contrast_kernel_equals_numpy_reference():
 
 
 def test_hog_assembly_kernel_matches_numpy_reference():
-    from features.hog import _assemble, assemble_reference
+    from chm.features.hog import _assemble, assemble_reference
 
     rng = np.random.default_rng(6)
     H, W, first = 13, 19, 6
@@ -365,7 +365,7 @@ def test_stencil_values(radius, shape):
 
 
 def test_gather_kernel_matches_numpy_reference():
-    from features.stencil import gather, gather_reference
+    from chm.features.stencil import gather, gather_reference
 
     rng = np.random.default_rng(3)
     pad, H, W = 6, 11, 17
@@ -428,7 +428,7 @@ def test_stencil_dilation_spreads_the_offsets(shape):
 def test_dilated_stencil_of_upsampled_map_is_coarse_stencil():
     """A level-j map replicated up to full size, sampled with dilation 2**j at the top-left pixel
     of each block, gives the coarse map's own stencil there (away from the border)."""
-    from chm.pyramid import upsample
+    from chm.cascade.pyramid import upsample
     coarse = np.random.default_rng(3).random((12, 14))
     j, r = 2, 3
     fine = upsample(coarse, j, (48, 56))
@@ -532,7 +532,8 @@ def test_filterbank_many_threads_match_one_by_one(families):
 def test_colour_known_values_and_bank():
     from skimage.color import rgb2gray, rgb2lab
 
-    from features import COLOUR_FAMILIES, colour
+    from chm.features import COLOUR_FAMILIES
+    from chm.features import colour
 
     rgb = np.array([0.8, 0.3, 0.1])
     img = np.broadcast_to(rgb, (9, 11, 3)).copy()
@@ -557,7 +558,8 @@ def test_colour_known_values_and_bank():
 
 
 def test_position_known_values_and_pyramid_consistency():
-    from features import POSITION_FAMILIES, position
+    from chm.features import POSITION_FAMILIES
+    from chm.features import position
 
     f = position(np.zeros((4, 2)))
     np.testing.assert_array_equal(f[:, 0, 0], [0.125, 0.375, 0.625, 0.875])  # (y + 0.5) / H
@@ -616,11 +618,11 @@ def test_filterbank_at_reuses_the_banks_compiled_kernels():
 
     code = (
         "import sys, numpy as np\n"
-        "from features import FilterBank\n"
+        "from chm.features import FilterBank\n"
         "b = FilterBank(('haar', 'hog', 'edge', 'sift', 'intensity'))\n"
         "im = np.random.default_rng(0).random((120, 130))\n"
         "b(im)\n"
-        "mods = [sys.modules[m] for m in ('features.hog', 'features.sift', 'features.haar', 'features.stencil')]\n"
+        "mods = [sys.modules[m] for m in ('chm.features.hog', 'chm.features.sift', 'chm.features.haar', 'chm.features.stencil')]\n"
         "count = lambda: sum(len(v.signatures) for m in mods for v in vars(m).values() if hasattr(v, 'signatures'))\n"
         "before = count()\n"
         "b.at(im, [60, 0], [60, 129]); b.at(im, np.arange(100), np.arange(100))\n"

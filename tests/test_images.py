@@ -3,7 +3,7 @@ import pytest
 import imageio.v3 as iio
 import skimage.io
 
-from chm.images import as_float_image, read_image, read_mask
+from chm.io.images import as_float_image, read_image, read_mask
 
 
 @pytest.fixture
@@ -122,7 +122,7 @@ def test_as_float_image_copies():
 
 
 def test_as_float_image_rgb_and_channels():
-    from chm.images import to_channels
+    from chm.io.images import to_channels
 
     rgb = np.ones((3, 4, 3), np.uint8) * 255
     out = as_float_image(rgb)

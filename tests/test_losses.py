@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from chm.losses import SOBEL_X, SOBEL_Y, ContrastSensitive, SpatialLoss, TV, get_spatial_loss, squared_error
+from chm.semi.losses import SOBEL_X, SOBEL_Y, ContrastSensitive, SpatialLoss, TV, get_spatial_loss, squared_error
 from chm.mrf import default_sigma
 
 

@@ -7,8 +7,7 @@ import pytest
 import chm
 from chm import CHM
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-from synthetic import make_shapes  # noqa: E402
+from chm.datasets import make_shapes
 
 SMALL = dict(levels=1, stages=2, features=("haar", "intensity"), context_radius=3,
              classifier_params={"n_groups": 2, "n_nodes": 2}, epochs=3, progress=False, random_state=0)
@@ -93,8 +92,8 @@ def test_training_contexts_do_not_depend_on_blas_threads(data):
     the training context maps must not (else n_jobs would change the model)."""
     from threadpoolctl import threadpool_limits
 
-    from chm.inference import level_map
-    from features import FAMILIES
+    from chm.cascade.inference import level_map
+    from chm.features import FAMILIES
 
     images, _, labels = data
     model = CHM(**{**SMALL, "levels": 0, "stages": 1, "features": tuple(FAMILIES),
@@ -110,7 +109,7 @@ def test_training_contexts_do_not_depend_on_blas_threads(data):
 def test_one_blas_thread_limits_every_blas_library_and_restores_them():
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    from chm._blas import one_blas_thread
+    from chm.utils._blas import one_blas_thread
 
     with threadpool_limits(2, user_api="blas"):
         with one_blas_thread():
@@ -134,8 +133,8 @@ def test_spatial_loss_fit_runs_and_differs(data, fitted, kw):
 
 def test_spatial_loss_sees_fresh_centres_every_epoch(data):
     """The paper's loss sums over every pixel: each epoch draws new centres from all pixels."""
-    from chm.sampling import ImageCentres
-    from features import FilterBank
+    from chm.cascade.sampling import ImageCentres
+    from chm.features import FilterBank
 
     images, _, _ = data
     bank = FilterBank(("haar",))
@@ -168,8 +167,8 @@ def test_weight_decay_shrinks_full_resolution_weights(data, fitted):
 def test_scaled_fusion_context(data, fitted, tmp_path):
     """fusion_context="scaled" changes only the fusion classifier's context columns: the rows it
     trains on are the dilated stencils of the upsampled maps, as at prediction time."""
-    from features import stencil
-    from chm.sampling import stencil_rows
+    from chm.features import stencil
+    from chm.cascade.sampling import stencil_rows
     images, _, labels = data
     scaled = CHM(**{**SMALL, "fusion_context": "scaled"}).fit(images, labels)
     assert scaled._stencil(2, 0) == (3, [1, 2]) and scaled._stencil(1, 1) == (3, [1])
@@ -198,7 +197,7 @@ def test_save_load_round_trip(tmp_path, fitted, data):
 
 
 def test_semi_supervised_settings_round_trip(tmp_path, data):
-    from chm.losses import ContrastSensitive
+    from chm.semi.losses import ContrastSensitive
 
     images, _, labels = data
     for kw in ({"semi_supervised": "self-training", "beta": 3.0, "rounds": 1},
@@ -219,7 +218,7 @@ def test_old_model_files_load(tmp_path, fitted, data):
     """Files of earlier versions name the TV loss 'spatial_loss' and keep 'tv_centres'."""
     import json
 
-    from chm.persistence import _HEADER
+    from chm.io.persistence import _HEADER
 
     fitted.save(tmp_path / "new.npz")
     with np.load(tmp_path / "new.npz") as z:
@@ -307,8 +306,8 @@ def test_bad_params_and_unfitted(data):
 
 
 def test_max_samples_caps_each_level(data):
-    from chm.sampling import training_rows
-    from features import FilterBank
+    from chm.cascade.sampling import training_rows
+    from chm.features import FilterBank
 
     images, masks, _ = data
     dense = masks[0].astype(np.int8)
@@ -324,9 +323,9 @@ def test_max_samples_caps_each_level(data):
 def test_sparse_training_rows_from_crops_equal_the_whole_image_rows(tmp_path):
     """A few labelled pixels take their features from crops; a cache (or many pixels) the whole
     image's bank: the same rows up to float16 rounding, and the same labels and targets."""
-    from chm.cache import FeatureCache
-    from chm.sampling import training_rows
-    from features import FilterBank
+    from chm.cascade.cache import FeatureCache
+    from chm.cascade.sampling import training_rows
+    from chm.features import FilterBank
 
     images, masks = make_shapes(1, shape=(120, 130), noise=0.35, rng=np.random.default_rng(1))
     bank = FilterBank(("haar", "hog", "edge", "sift"))
@@ -343,9 +342,9 @@ def test_sparse_training_rows_from_crops_equal_the_whole_image_rows(tmp_path):
 
 
 def test_mean_label_pooling_gives_coarse_rows_their_fractions(data, tmp_path):
-    from chm.sampling import training_rows
-    from chm.pyramid import maxpool_labels, pool_label_fractions
-    from features import FilterBank
+    from chm.cascade.sampling import training_rows
+    from chm.cascade.pyramid import maxpool_labels, pool_label_fractions
+    from chm.features import FilterBank
 
     images, masks, _ = data
     dense = masks[0].astype(np.int8)
@@ -395,10 +394,10 @@ def test_threshold_learned_from_sample_caps(data, fitted):
 def test_spatial_centres_rows_match_the_training_rows(data):
     """A fresh centre's rows are built like the labelled rows: the same bank columns, context
     stencils and normalisation, so the spatial loss sees what the classifier is trained on."""
-    from chm.contexts import context_maps
-    from chm.normalisation import robust_scaling
-    from chm.sampling import ImageCentres, assemble, training_rows
-    from features import FilterBank
+    from chm.cascade.contexts import context_maps
+    from chm.cascade.normalisation import robust_scaling
+    from chm.cascade.sampling import ImageCentres, assemble, training_rows
+    from chm.features import FilterBank
 
     images, masks, _ = data
     bank = FilterBank(("haar", "intensity"))

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from chm import mrf
-from chm import _mrf_kernels as kern
+from chm.mrf import decoders
+from chm.mrf import _kernels as kern
 
 EPS = 1e-6
 
@@ -204,8 +205,8 @@ def test_icm_energy_never_increases():
     offs, w = mrf.edge_weights((25, 20), 1.5, image=rng.uniform(size=(25, 20)),
                                connectivity=8)
     lab = rng.integers(0, 4, (25, 20))           # a bad start: many sweeps
-    trace = [mrf._energy(u, lab, offs, w)]
-    mrf._icm(u, offs, w, lab, 100, trace)
+    trace = [decoders._energy(u, lab, offs, w)]
+    decoders._icm(u, offs, w, lab, 100, trace)
     assert len(trace) > 3
     assert np.all(np.diff(trace) <= 1e-9)
 
@@ -252,7 +253,7 @@ def test_kernels_match_references(conn):
     u = naive_unary(p).reshape(4, 5, 3)
     offs, w = mrf.edge_weights((4, 5), 1.3, image=rng.uniform(size=(4, 5)),
                                connectivity=conn)
-    wdir, dys, dxs = mrf._directions(offs, w)
+    wdir, dys, dxs = decoders._directions(offs, w)
     start = rng.integers(0, 3, (4, 5))
     a, b = start.copy(), start.copy()
     for _ in range(3):
@@ -263,7 +264,7 @@ def test_kernels_match_references(conn):
         b1, n1 = kern.lbp(u, wdir, dys, dxs, 7, 0.0, sp)
         b2, n2 = kern.lbp_ref(u, wdir, dys, dxs, 7, 0.0, sp)
         assert n1 == n2 and np.allclose(b1, b2, atol=1e-10)
-    q1, q2 = mrf._softmin(u), mrf._softmin(u)
+    q1, q2 = decoders._softmin(u), decoders._softmin(u)
     n1 = kern.mean_field(u, wdir, dys, dxs, q1, 6, 0.0)
     n2 = kern.mean_field_ref(u, wdir, dys, dxs, q2, 6, 0.0)
     assert n1 == n2 and np.allclose(q1, q2, atol=1e-12)

@@ -10,10 +10,9 @@ import chm
 from chm import CHM
 from chm.datasets import sample_sparse_labels
 from chm.metrics import pixel_error
-from chm.pyramid import majority_pool_labels, pool_label_fractions
+from chm.cascade.pyramid import majority_pool_labels, pool_label_fractions
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-from synthetic import make_scenes, make_shapes  # noqa: E402
+from chm.datasets import make_scenes, make_shapes
 
 SMALL = dict(levels=1, stages=2, features=("haar", "intensity"), context_radius=3, epochs=15, progress=False,
              random_state=0)
@@ -105,8 +104,8 @@ def test_self_training_same_model_any_n_jobs(scenes):
 
 
 def test_mean_label_pooling_gives_class_fractions():
-    from chm.sampling import training_rows
-    from features import FilterBank
+    from chm.cascade.sampling import training_rows
+    from chm.features import FilterBank
 
     labels = np.full((8, 8), -1)
     labels[0, 0], labels[0, 1], labels[1, 0] = 0, 2, 2
@@ -196,7 +195,7 @@ def test_auto_is_self_training_for_k_classes(scenes):
 def test_class_proposal_known_answers():
     """beta 0: the decision rule argmax_k w_k p_k, labelled pixels kept; a beta that outweighs any single
     pixel on a flat image: the class the unaries favour everywhere, except where a label is fixed."""
-    from chm.selftraining import class_proposal
+    from chm.semi.selftraining import class_proposal
 
     rng = np.random.default_rng(0)
     p = rng.dirichlet(np.ones(3), size=(6, 7)).astype(np.float32)
@@ -216,7 +215,7 @@ def test_class_proposal_expands_over_candidate_classes_only():
     """Classes that win nowhere and label nothing are left out of the expansion; on maps where they
     could never win, the result is the full decoding's; one candidate gives a constant map."""
     from chm import mrf
-    from chm.selftraining import class_proposal
+    from chm.semi.selftraining import class_proposal
 
     rng = np.random.default_rng(1)
     p = np.zeros((8, 9, 6))

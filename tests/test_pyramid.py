@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from chm.pyramid import (
+from chm.cascade.pyramid import (
     BICUBIC_HALVING_WEIGHTS,
     downsample,
     downsample_n,

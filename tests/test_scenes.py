@@ -9,7 +9,7 @@ import pytest
 
 from chm.datasets import load_siftflow, load_stanford_background, sample_sparse_labels
 from chm.metrics import pixel_error
-from chm.scenes import STANFORD_CLASSES, stanford_folds
+from chm.datasets.scenes import STANFORD_CLASSES, stanford_folds
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from chm.selftraining import foreground_prior, proposals
+from chm.semi.selftraining import foreground_prior, proposals
 
 
 def test_foreground_prior_weights_images_by_size():
@@ -79,8 +79,7 @@ def test_unlabelled_pixels_beat_supervised_with_the_ldnn_cascade(method):
     from chm.datasets import sample_sparse_labels
     from chm.metrics import pixel_error
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-    from synthetic import make_shapes
+    from chm.datasets import make_shapes
 
     gains = []
     for seed in range(4):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from chm import _sgd
-from chm.losses import TV, ContrastSensitive
+from chm.classifiers import _sgd
+from chm.semi.losses import TV, ContrastSensitive
 
 
 def _problem(rng, n=40, d=6, N=3, M=4, n_centres=12):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from chm.losses import TV, ContrastSensitive
-from chm.softmax import SoftmaxMLP, _spatial_terms, loss_and_gradient, softmax
+from chm.semi.losses import TV, ContrastSensitive
+from chm.classifiers.softmax import SoftmaxMLP, _spatial_terms, loss_and_gradient, softmax
 
 
 def _layers(rng, d=5, h=4, k=3):
@@ -98,7 +98,7 @@ def test_fold_affine_blocks_and_state():
 
 def test_spatial_loss_smooths_neighbourhoods():
     """Pairs of rows drawn as neighbours are pushed to the same class distribution."""
-    from chm.sampling import NeighbourhoodPool
+    from chm.cascade.sampling import NeighbourhoodPool
 
     rng = np.random.default_rng(4)
     X, y = _blobs(rng, n=200, k=3)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from chm.superpixels import expand_labels, superpixels
+from chm.semi.superpixels import expand_labels, superpixels
 
 
 def _two_regions(shape=(30, 40), colour=False):

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 import synthetic  # noqa: E402
 
 

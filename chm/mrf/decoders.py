@@ -62,8 +62,8 @@ import numbers
 
 import numpy as np
 
-from chm import _mrf_kernels as _k
-from chm._mrf_kernels import graphcut_binary, pair_slices
+from . import _kernels as _k
+from ._kernels import graphcut_binary, pair_slices
 
 __all__ = ["decode", "energy", "marginals", "select_beta", "default_sigma",
            "edge_weights", "graphcut_binary", "METHODS", "EPS"]

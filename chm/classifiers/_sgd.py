@@ -31,7 +31,7 @@ dense labels with millions of rows affordable.
 import numpy as np
 from numba import njit
 
-from .losses import DEAD_ZONE as _DEAD_ZONE
+from ..semi.losses import DEAD_ZONE as _DEAD_ZONE
 
 # Clip the pre-activation so exp never overflows (PyCHM clips at [-709, 37]; float32 here).
 _ZCLIP = 30.0

@@ -15,7 +15,7 @@ min(K - 1, ``max_channels``) rather than with K.
 
 import numpy as np
 
-from features import StencilRows, stencil_offsets
+from ..features import StencilRows, stencil_offsets
 
 from . import pyramid
 
@@ -56,7 +56,7 @@ def _channels(m):
 
 
 def stencil_rows(m, flat, radius, dilation=1):
-    """``features.stencil(m, radius, dilation=dilation)`` at the flat positions ``flat`` only.
+    """``chm.features.stencil(m, radius, dilation=dilation)`` at the flat positions ``flat`` only.
 
     A multi-channel map (H, W, c) gives the stencil of each channel in turn: (n, c * (8r + 1)).
     """

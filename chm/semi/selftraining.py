@@ -22,7 +22,7 @@ there is no fraction guard (a K-class prior has K - 1 such knobs, and erosion is
 
 import numpy as np
 
-from . import mrf
+from .. import mrf
 
 __all__ = ["class_proposal", "foreground_prior", "proposals"]
 

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ._blas import one_blas_thread
+from ..utils._blas import one_blas_thread
 
 __all__ = ["for_row_chunks", "predict_rows"]
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .losses import TV
+from ..semi.losses import TV
 
 __all__ = ["PatchNet", "lrn", "objective", "tv_loss", "valid_patch_sizes"]
 

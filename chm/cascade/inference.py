@@ -7,7 +7,7 @@ same run (chm-reference 1.6).
 
 
 from . import pyramid
-from ._blas import one_blas_thread
+from ..utils._blas import one_blas_thread
 from .cache import bank_features, bank_scratch
 from .contexts import context_features, context_maps
 

@@ -24,7 +24,7 @@ RGB image's luminance in :class:`FilterBank`); ``colour``
 (:data:`POSITION_FAMILIES`) uses only the image's shape.
 
 :meth:`FilterBank.at` gives the features of a few pixels only, from crops as wide as each family's
-:data:`features.bank.SUPPORT` (training reads its sparse labels' features this way).
+:data:`chm.features.bank.SUPPORT` (training reads its sparse labels' features this way).
 
 :func:`stencil` (any radius) also gives the CHM context features
 (``stencil(prob_map, 7)``, 57 per map; :func:`stencils` for several maps at once).

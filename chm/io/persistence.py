@@ -72,7 +72,7 @@ def write_container(path, fmt, header, arrays):
 
     Returns the path written.
     """
-    from . import __version__
+    from .._version import __version__
 
     path = os.fspath(path)
     if not path.endswith(".npz"):

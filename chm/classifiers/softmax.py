@@ -20,11 +20,11 @@ biases. Everything is batched matrix algebra (BLAS), so there is no numba kernel
 
 import numpy as np
 
-from ._blas import one_blas_thread
+from ..utils._blas import one_blas_thread
 from ._rows import predict_rows
-from .base import Estimator
-from .losses import DEAD_ZONE, get_spatial_loss
-from ._validation import check_random_state
+from ..base import Estimator
+from ..semi.losses import DEAD_ZONE, get_spatial_loss
+from ..utils._validation import check_random_state
 
 __all__ = ["SoftmaxMLP", "loss_and_gradient", "forward"]
 

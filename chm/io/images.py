@@ -10,7 +10,8 @@ import os
 
 import numpy as np
 
-__all__ = ["read_image", "read_mask", "as_float_image", "check_image", "to_channels"]
+__all__ = ["read_image", "read_mask", "as_float_image", "check_image", "check_image_list", "check_labels",
+           "to_channels"]
 
 
 def check_image(array, name="image"):
@@ -200,3 +201,63 @@ def read_mask(path, threshold=127):
         # thing for gray and colour masks.
         arr = rgb2gray(arr[..., :3].astype(np.float64))
     return arr > threshold
+
+
+def check_image_list(images, name="images"):
+    """Validate a non-empty list of (H, W) or (H, W, 3) images; return them unconverted
+    (:func:`chm.images.as_float_image` converts each one where it is used, so a large set of
+    uint8 colour images is never held as float64 all at once)."""
+    from ..io.images import check_image
+
+    if isinstance(images, np.ndarray) and (images.ndim == 2 or (images.ndim == 3 and images.shape[2] == 3)):
+        raise TypeError(f"{name} must be a list of images, got a single image of shape {images.shape}; "
+                        "wrap it in a list")
+    try:
+        images = list(images)
+    except TypeError:
+        raise TypeError(f"{name} must be a list of (H, W) or (H, W, 3) arrays, got {type(images).__name__}") from None
+    if not images:
+        raise ValueError(f"{name} is empty")
+    return [check_image(im, name=f"{name}[{i}]") for i, im in enumerate(images)]
+
+
+def check_labels(labels, images, n_classes=2, name="labels"):
+    """Validate sparse label maps: int arrays shaped like the images, -1 = unlabelled.
+
+    Returns int8 arrays. Raises if a label is out of range, if no pixel is labelled, or if the
+    labelled pixels hold fewer than two classes.
+    """
+    try:
+        labels = list(labels)
+    except TypeError:
+        raise TypeError(f"{name} must be a list of integer arrays, got {type(labels).__name__}") from None
+    if len(labels) != len(images):
+        raise ValueError(f"got {len(images)} images but {len(labels)} label maps")
+    out = []
+    seen = set()
+    for i, (lab, im) in enumerate(zip(labels, images)):
+        lab = np.asarray(lab)
+        if lab.shape != im.shape[:2]:
+            raise ValueError(f"{name}[{i}] has shape {lab.shape} but images[{i}] has shape {im.shape}")
+        if lab.dtype == bool:
+            raise TypeError(f"{name}[{i}] is boolean: sparse labels need -1 for unlabelled pixels; "
+                            "use e.g. chm.datasets.sample_sparse_labels or mask.astype(int) for dense labels")
+        if not np.issubdtype(lab.dtype, np.integer):
+            if np.issubdtype(lab.dtype, np.floating) and np.isfinite(lab).all() and np.all(lab == np.round(lab)):
+                lab = lab.astype(np.int64)
+            else:
+                raise TypeError(f"{name}[{i}] must hold integers (-1 = unlabelled, 0..{n_classes - 1} = class), "
+                                f"got dtype {lab.dtype}")
+        bad = (lab < -1) | (lab >= n_classes)
+        if bad.any():
+            raise ValueError(f"{name}[{i}] has values outside -1..{n_classes - 1} "
+                             f"(e.g. {lab[bad].flat[0]}); -1 = unlabelled, 0..{n_classes - 1} = class")
+        seen.update(np.unique(lab[lab >= 0]).tolist())
+        out.append(lab.astype(np.int8 if n_classes <= 128 else np.int16))
+    if not seen:
+        raise ValueError(f"{name} has no labelled pixel (all are -1)")
+    if len(seen) < 2:
+        need = ("labelled pixels of both background (0) and foreground (1) are needed" if n_classes == 2
+                else "labelled pixels of two or more classes are needed")
+        raise ValueError(f"{name} holds a single class ({seen.pop()}); {need}")
+    return out

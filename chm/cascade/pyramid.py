@@ -12,6 +12,7 @@ Sizes follow MATLAB: every halving maps a length ``n`` to ``ceil(n / 2)``.
 import numpy as np
 
 __all__ = [
+    "check_pooled_classes",
     "BICUBIC_HALVING_WEIGHTS",
     "downsample",
     "downsample_n",
@@ -400,3 +401,33 @@ def _check_count(value, name):
     if value < 0:
         raise ValueError(f"{name} must be >= 0, got {value}")
     return int(value)
+
+
+def check_pooled_classes(labels, levels, n_classes=2):
+    """Raise unless every pyramid level keeps labelled pixels of two classes or more.
+
+    Binary coarse labels are max-pooled (a block with a foreground click is foreground), so
+    background clicks close to foreground ones vanish at coarse levels; K-class ones take each
+    block's majority. Checked before any features are computed, with what to do about it.
+    """
+    from ..cascade.pyramid import majority_pool_labels, maxpool_labels
+
+    if n_classes > 2:
+        for level in range(1, levels + 1):
+            seen = set()
+            for lab in labels:
+                p = majority_pool_labels(lab, level, n_classes)
+                seen.update(np.unique(p[p >= 0]).tolist())
+            if len(seen) < 2:
+                raise ValueError(f"at pyramid level {level} every labelled {2 ** level} x {2 ** level} block has the "
+                                 f"same majority class ({seen.pop() if seen else '-'}), so that level has one class "
+                                 f"to learn from; label more classes or use levels={level - 1}")
+        return
+    for level in range(1, levels + 1):
+        pooled = [maxpool_labels(lab, level) for lab in labels]
+        if not any((p == 0).any() for p in pooled):
+            side = 2 ** level
+            raise ValueError(f"at pyramid level {level} every labelled background pixel shares its {side} x {side} "
+                             "block with a labelled foreground pixel, so that level has no background to learn "
+                             f"from; label background farther (> {side} px) from the foreground, or use "
+                             f"levels={level - 1}")

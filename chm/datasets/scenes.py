@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import read_label_values
-from .images import _imread
+from ..io.files import read_label_values
+from ..io.images import _imread
 
 __all__ = ["SceneDataset", "load_stanford_background", "load_siftflow", "STANFORD_CLASSES",
            "STANFORD_FOLDS", "SIFTFLOW_CLASSES"]

@@ -16,16 +16,16 @@ import numpy as np
 from joblib import delayed
 
 from . import pyramid
-from ._blas import one_blas_thread
-from ._progress import bar
+from ..utils._blas import one_blas_thread
+from ..utils._progress import bar
 from .cache import bank_features
-from .classifiers import shrink_to_labels
+from ..classifiers import shrink_to_labels
 from .contexts import ContextProjection, context_maps
 from .inference import level_map, predict_image
 from .normalisation import normalise, robust_scaling
 from .sampling import ImageCentres, NeighbourhoodPool, assemble, training_rows
-from .selftraining import class_proposal, foreground_prior, proposals
-from .thresholds import class_weights, decision_threshold
+from ..semi.selftraining import class_proposal, foreground_prior, proposals
+from ..thresholds import class_weights, decision_threshold
 
 __all__ = ["FewLabelsWarning", "fit_cascade", "self_train"]
 

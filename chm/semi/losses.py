@@ -119,7 +119,7 @@ class SpatialLoss:
         weights. Centres must be interior pixels; ``sigma`` defaults to the image's own."""
         if self.contrast is None:
             return None
-        from .mrf import default_sigma
+        from ..mrf import default_sigma
 
         img = np.asarray(image, dtype=np.float64)
         img = img[..., None] if img.ndim == 2 else img

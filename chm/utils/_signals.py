@@ -60,7 +60,7 @@ def interruptible():
         yield
     except KeyboardInterrupt:
         stop_workers()
-        from .cache import remove_orphans
+        from ..cascade.cache import remove_orphans
 
         remove_orphans()  # temp files of the feature-cache entries the killed workers were writing
         raise

@@ -28,12 +28,13 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ImportError("chm.ConvNet needs PyTorch: pip install \"chm[convnet]\" "
                       "(or install a torch build for your machine first)") from e
 
-from ._progress import bar
-from ._validation import check_labels, check_random_state
-from .base import Estimator
+from ..utils._progress import bar
+from ..io.images import check_labels
+from ..utils._validation import check_random_state
+from ..base import Estimator
 from .patchnet import PatchNet, objective, valid_patch_sizes
-from .superpixels import check_scale, expand_labels
-from .thresholds import class_weights
+from ..semi.superpixels import check_scale, expand_labels
+from ..thresholds import class_weights
 
 __all__ = ["ConvNet", "SEMI_SUPERVISED", "RECOMMENDED_ALPHA", "EPOCHS", "MIN_STEPS"]
 
@@ -383,7 +384,7 @@ class ConvNet(Estimator):
 
     def save(self, path):
         """Write the model to ``path`` (.npz + JSON header, no pickle; see :mod:`chm.persistence`)."""
-        from .persistence import CONVNET_FORMAT, write_container
+        from ..io.persistence import CONVNET_FORMAT, write_container
 
         self._check_fitted()
         header, arrays = self._to_state()

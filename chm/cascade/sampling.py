@@ -20,7 +20,7 @@ per-centre stencil weights of a contrast-sensitive loss, or None.
 
 import numpy as np
 
-from features import stencil_offsets
+from ..features import stencil_offsets
 
 from . import pyramid
 from .cache import bank_features
@@ -213,7 +213,7 @@ class ImageCentres:
             raise ValueError(f"the {loss.name!r} loss needs the images")
         self._sigma = None
         if self._weighted:
-            from .mrf import default_sigma
+            from ..mrf import default_sigma
 
             self._sigma = [default_sigma(im) for im in images]
 
