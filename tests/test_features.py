@@ -10,6 +10,8 @@ from scipy import ndimage as ndi
 from chm.features import (ALL_FAMILIES, COLOUR_FAMILIES, FAMILIES, FilterBank, StencilRows, edge, gabor, haar, hog,
                           intensity, sift, stencil, stencil_offsets, stencils)
 from chm.features.bank import SUPPORT
+from tests._reference.features import (contrasts_reference, gather_reference, hog_assemble_reference,
+                                       sift_assemble_reference)
 
 NAMES = list(FAMILIES)
 
@@ -223,14 +225,14 @@ def test_sift_matches_literal_reference():
 
 
 def test_sift_assembly_kernel_matches_numpy_reference():
-    from chm.features.sift import _SAMPLES, _assemble, assemble_reference
+    from chm.features.sift import _SAMPLES, _assemble
 
     rng = np.random.default_rng(5)
     H, W, pad = 13, 19, 11
     # channel values around the Lowe threshold: some descriptors are normalised, some not
     channels = (rng.random((H + 2 * pad + 1, W + 2 * pad + 1, 8)) * 0.2).astype(np.float32)
     channels[:, : W // 2] *= 0.2
-    want = assemble_reference(channels, pad, _SAMPLES, np.zeros((H, W, 128), np.float32))
+    want = sift_assemble_reference(channels, pad, _SAMPLES, np.zeros((H, W, 128), np.float32))
     big = np.zeros((H, W, 140), np.float32)
     _assemble(channels, pad, np.array(_SAMPLES), big[:, :, 5:133])  # a strided view, as FilterBank passes
     np.testing.assert_allclose(big[:, :, 5:133], want, rtol=1e-5, atol=1e-7)
@@ -240,7 +242,7 @@ def test_sift_assembly_kernel_matches_numpy_reference():
 
 
 def test_haar_contrast_kernel_equals_numpy_reference():
-    from chm.features.haar import _contrasts, contrasts_reference
+    from chm.features.haar import _contrasts
 
     rng = np.random.default_rng(7)
     H, W = 13, 19
@@ -254,13 +256,13 @@ def test_haar_contrast_kernel_equals_numpy_reference():
 
 
 def test_hog_assembly_kernel_matches_numpy_reference():
-    from chm.features.hog import _assemble, assemble_reference
+    from chm.features.hog import _assemble
 
     rng = np.random.default_rng(6)
     H, W, first = 13, 19, 6
     votes = (rng.random((H + 2 * first + 10, W + 2 * first + 10, 9)) * 5).astype(np.float32)
     votes[:4] = 0  # flat rows: all-zero histograms stay zero
-    want = assemble_reference(votes, first, np.zeros((H, W, 36), np.float32))
+    want = hog_assemble_reference(votes, first, np.zeros((H, W, 36), np.float32))
     big = np.zeros((H, W, 40), np.float32)
     _assemble(votes, first, big[:, :, 2:38])  # a strided view, as FilterBank passes
     np.testing.assert_allclose(big[:, :, 2:38], want, rtol=1e-5, atol=1e-7)
@@ -365,7 +367,7 @@ def test_stencil_values(radius, shape):
 
 
 def test_gather_kernel_matches_numpy_reference():
-    from chm.features.stencil import gather, gather_reference
+    from chm.features.stencil import gather
 
     rng = np.random.default_rng(3)
     pad, H, W = 6, 11, 17

@@ -5,6 +5,7 @@ import pytest
 
 from chm.classifiers import _sgd
 from chm.semi.losses import TV, ContrastSensitive
+from tests._reference.sgd import sgd_epoch_reference
 
 
 def _problem(rng, n=40, d=6, N=3, M=4, n_centres=12):
@@ -39,7 +40,7 @@ def test_kernel_matches_reference(dropout, penalty, contrast):
     W1, V1 = W.copy(), np.zeros_like(W)
     W2, V2 = W.copy(), np.zeros_like(W)
     out1 = _sgd.sgd_epoch(W1, V1, *args)
-    out2 = _sgd.sgd_epoch_reference(W2, V2, *args)
+    out2 = sgd_epoch_reference(W2, V2, *args)
     np.testing.assert_allclose(out1, out2, rtol=1e-4)
     np.testing.assert_allclose(W1, W2, rtol=1e-4, atol=1e-5)
     assert not np.allclose(W1, W)  # the epoch did move the weights
@@ -103,8 +104,8 @@ def test_one_step_gradient_matches_finite_differences(item, N, M, decay):
             return 0.5 * (_network(Wf, X[2], N, M) - 0.9) ** 2 + l2(Wf)
     lr = 1.0
     W1, V = W.copy(), np.zeros_like(W)
-    _sgd.sgd_epoch_reference(W1, V, X, sup_rows, sup_t, X, nbr, cw, stencils, penalty, 0.7, decay, order,
-                             np.arange(N)[None], np.arange(M)[None], M, lr, 0.0, 1)
+    sgd_epoch_reference(W1, V, X, sup_rows, sup_t, X, nbr, cw, stencils, penalty, 0.7, decay, order,
+                        np.arange(N)[None], np.arange(M)[None], M, lr, 0.0, 1)
     G = (W - W1) / lr
     num = np.zeros_like(W)
     eps = 1e-6

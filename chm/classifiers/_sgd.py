@@ -1,10 +1,11 @@
-"""Per-pixel SGD for the AND-OR (LDNN) network, in numba, with a plain numpy reference.
+"""Per-pixel SGD for the AND-OR (LDNN) network, in numba (tests/_reference/sgd.py holds its numpy
+reference).
 
 The network (chm-reference 3.1): unit u = i * M + j of group i, node j has
 sigma_u = 1 / (1 + exp(-(W[u, :d] . x + W[u, d]))); group i outputs g_i = prod_j sigma_ij
 and the network f = 1 - prod_i (1 - g_i). Logistic regression is the 1 x 1 network.
 
-One epoch walks an *item schedule* built by the caller (so the numba kernel and the numpy
+One epoch walks an *item schedule* built by the caller (so the numba kernel and its numpy
 reference see the same random choices, and ``random_state`` controls all of them):
 
 * a supervised item ``k < n_sup`` is the labelled row ``sup_rows[k]`` with target
@@ -148,66 +149,6 @@ def sgd_epoch(W, V, X, sup_rows, sup_t, Xn, nbr_rows, cweights, stencils, penalt
         in_batch += 1
         if in_batch == batch_size or it == order.shape[0] - 1:
             _step(W, V, G, gs, ns, M, lr, momentum, in_batch * weight_decay)
-            in_batch = 0
-    return sq_err, sp_loss
-
-
-def sgd_epoch_reference(W, V, X, sup_rows, sup_t, Xn, nbr_rows, cweights, stencils, penalty, spatial_weight,
-                        weight_decay, order, gsel, nsel, M, lr, momentum, batch_size):
-    """Plain numpy version of :func:`sgd_epoch` (same arguments, same result up to rounding)."""
-    n_sup = len(sup_rows)
-    G = np.zeros(W.shape)
-    sq_err = sp_loss = 0.0
-    in_batch = 0
-    per_item = len(gsel) > 1
-    gs, ns = gsel[0], nsel[0]
-
-    def units(gs, ns):
-        return (gs[:, None] * M + ns[None, :]).ravel()
-
-    def fwd(x, u):
-        z = np.clip(W[u, :-1].astype(np.float64) @ x + W[u, -1], -_ZCLIP, _ZCLIP)
-        sig = (1.0 / (1.0 + np.exp(-z))).reshape(len(gs), len(ns))
-        gg = sig.prod(axis=1)
-        return 1.0 - np.prod(1.0 - gg), sig, gg
-
-    def bwd(x, u, sig, gg, c):
-        others = np.array([np.prod(np.delete(1.0 - gg, a)) for a in range(len(gg))])
-        delta = (c * others * gg)[:, None] * (1.0 - sig)
-        G[u] += np.outer(delta.ravel(), np.append(x, 1.0))
-
-    for it, k in enumerate(order):
-        if per_item:
-            gs, ns = gsel[it], nsel[it]
-        u = units(gs, ns)
-        if k < n_sup:
-            x = X[sup_rows[k]].astype(np.float64)
-            f, sig, gg = fwd(x, u)
-            sq_err += (f - sup_t[k]) ** 2
-            bwd(x, u, sig, gg, f - sup_t[k])
-        else:
-            c = k - n_sup
-            cw = cweights[c] if len(cweights) > 1 else cweights[0]
-            xs = Xn[nbr_rows[c]].astype(np.float64)
-            outs = [fwd(x, u) for x in xs]
-            f9 = np.array([o[0] for o in outs])
-            resp = stencils @ f9
-            if penalty == 0:
-                d = np.where(np.abs(resp) > _DEAD_ZONE, np.sign(resp), 0.0)
-                sp_loss += (cw * d * resp).sum()
-            else:
-                sp_loss += (cw * 0.5 * resp ** 2).sum()
-                d = resp
-            coef = spatial_weight * ((cw * d) @ stencils)
-            for x, (_, sig, gg), c in zip(xs, outs, coef):
-                if c != 0.0:
-                    bwd(x, u, sig, gg, c)
-        in_batch += 1
-        if in_batch == batch_size or it == len(order) - 1:
-            G[u, :-1] += in_batch * weight_decay * W[u, :-1]
-            V[u] = momentum * V[u] - G[u]
-            W[u] += (lr * V[u]).astype(W.dtype)
-            G[u] = 0.0
             in_batch = 0
     return sq_err, sp_loss
 

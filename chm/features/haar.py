@@ -63,7 +63,8 @@ def haar(image, *, out=None):
 def _contrasts(ii, top, out):
     # The three box sums of every pixel from the integral image and both contrasts, written once
     # per pixel (numpy needs a dozen whole-image temporaries and two strided writes); the same
-    # float64 operations in the same order as :func:`contrasts_reference`, so the same values.
+    # float64 operations in the same order as its numpy reference, ``contrasts_reference`` in
+    # tests/_reference/features.py, so the same values.
     H, W = out.shape[:2]
     bottom, half = top + _SIZE, top + _HALF
     for y in range(H):
@@ -81,25 +82,3 @@ def _contrasts(ii, top, out):
             else:
                 out[y, x, 0] = 0.0
                 out[y, x, 1] = 0.0
-
-
-def contrasts_reference(ii, top, out):
-    """Plain numpy reference for :func:`_contrasts`."""
-    H, W = out.shape[:2]
-
-    def box(r0, r1, c0, c1):
-        """Sums of padded[y+r0 : y+r1, x+c0 : x+c1] for all (y, x)."""
-        return (ii[r1:r1 + H, c1:c1 + W] - ii[r0:r0 + H, c1:c1 + W]
-                - ii[r1:r1 + H, c0:c0 + W] + ii[r0:r0 + H, c0:c0 + W])
-
-    left = top                     # same offset for columns
-    bottom, right = top + _SIZE, left + _SIZE
-    total = box(top, bottom, left, right)
-    lhalf = box(top, bottom, left, left + _HALF)
-    thalf = box(top, top + _HALF, left, right)
-    # right - left = total - 2*left half (same for bottom - top)
-    denom = total + _EPS
-    valid = total > 0
-    out[:, :, 0] = np.where(valid, (total - 2.0 * lhalf) / denom, 0.0)
-    out[:, :, 1] = np.where(valid, (total - 2.0 * thalf) / denom, 0.0)
-    return out

@@ -36,7 +36,6 @@ _NBINS = 9
 _CELL = 8
 _CLIP = 0.2
 _EPS = 1e-5          # L2-Hys denominator guard (as skimage)
-_BAND = 16           # rows per output band (keeps temporaries small)
 _PAD = _CELL + 1     # vote-map padding: cells reach 7 rows up, 8 down
 
 
@@ -80,6 +79,7 @@ def hog(image, *, out=None):
 def _assemble(votes, first, out):
     # The 2 x 2 cells of every pixel gathered and L2-Hys-normalised in a small buffer, each output
     # row written once (one pass over memory instead of numpy's several); float32 sums as numpy's.
+    # tests/_reference/features.py holds its numpy reference (hog_assemble_reference).
     H, W, F = out.shape
     nb = votes.shape[2]
     v = np.empty(F, dtype=np.float32)
@@ -105,22 +105,6 @@ def _assemble(votes, first, out):
                 out[y, x, k] = v[k] * inv
 
 
-def assemble_reference(votes, first, out):
-    """Plain numpy reference for :func:`_assemble`: row bands of shifted slices, then :func:`_l2hys`."""
-    H, W = out.shape[:2]
-    for y0 in range(0, H, _BAND):
-        m = min(_BAND, H - y0)
-        buf = np.empty((m, W, out.shape[2]), dtype=np.float32)
-        for a in range(2):
-            for b in range(2):
-                k = _NBINS * (2 * a + b)
-                r0, c0 = y0 + first + _CELL * a, first + _CELL * b
-                buf[:, :, k:k + _NBINS] = votes[r0:r0 + m, c0:c0 + W]
-        _l2hys(buf)
-        out[y0:y0 + m] = buf
-    return out
-
-
 def _orientation_votes(image):
     """Per-bin gradient-magnitude vote maps on the image padded by ``_PAD``."""
     p = pad_symmetric(image.astype(np.float32, copy=False), _PAD + 1)
@@ -143,12 +127,3 @@ def _orientation_votes(image):
     flat[pix, lo.ravel()] = (mag * (1 - w_hi)).ravel()
     flat[pix, hi.ravel()] = (mag * w_hi).ravel()
     return votes
-
-
-def _l2hys(block):
-    """In-place L2-Hys over the last axis of a float32 ``block``."""
-    norm = np.sqrt(np.einsum("...k,...k->...", block, block) + _EPS**2)
-    block /= norm[..., None]
-    np.minimum(block, _CLIP, out=block)
-    norm = np.sqrt(np.einsum("...k,...k->...", block, block) + _EPS**2)
-    block /= norm[..., None]

@@ -41,7 +41,6 @@ _TRIANGLE = np.array([1, 3, 5, 7, 7, 5, 3, 1], dtype=np.float64) / 8.0
 _TRI_ORIGIN = -2        # scipy origin that puts the 8 taps at offsets -2..+5
 _PAD_BEFORE = 7 + 2 + 2  # sample -7, triangle -2, gradient kernel radius 2
 _PAD_AFTER = 5 + 5 + 2   # sample +5, triangle +5, gradient kernel radius 2
-_BAND = 16               # rows per output band
 #: Farthest pixel (rows or columns) whose value reaches a pixel's features: samples -7..+5,
 #: triangle -2..+5, gradient 2, pre-smoothing 3 (besides the image-wide ``peak``).
 SUPPORT = 15
@@ -123,6 +122,7 @@ def _assemble(channels, pad, samples, out):
     # Steps 6-7 pixel by pixel: gather the 128 values, normalise them in a small buffer, write the
     # output row once (one pass over memory instead of numpy's ~7 over the (H, W, 128) array).
     # float32 sums, as numpy's; fastmath lets them vectorise (the inputs are finite).
+    # tests/_reference/features.py holds its numpy reference (sift_assemble_reference).
     H, W, F = out.shape
     na = channels.shape[2]
     ns = samples.shape[0]
@@ -154,22 +154,6 @@ def _assemble(channels, pad, samples, out):
                     out[y, x, k] = v[k]
 
 
-def assemble_reference(channels, pad, samples, out):
-    """Plain numpy reference for :func:`_assemble`: row bands of shifted slices, then
-    :func:`_lowe_normalise`."""
-    H, W = out.shape[:2]
-    for y0 in range(0, H, _BAND):
-        m = min(_BAND, H - y0)
-        buf = np.empty((m, W, out.shape[2]), dtype=np.float32)
-        for ix, dx in enumerate(samples):
-            for iy, dy in enumerate(samples):
-                k = _NANGLES * (len(samples) * ix + iy)
-                buf[:, :, k:k + _NANGLES] = channels[pad + y0 + dy:pad + y0 + dy + m, pad + dx:pad + dx + W]
-        _lowe_normalise(buf)
-        out[y0:y0 + m] = buf
-    return out
-
-
 def _orientation_channels(padded):
     """``max(cos(theta - a), 0)**9 * mag`` for the 8 angles, channels-last."""
     ix = ndi.correlate1d(padded, _G5, axis=0, mode="reflect")
@@ -195,18 +179,3 @@ def _orientation_channels(padded):
         np.negative(u, out=u)
         np.maximum(u, 0.0, out=channels[..., a + 4])
     return channels
-
-
-def _lowe_normalise(v):
-    """In place: Lowe normalisation of the descriptors (last axis) with norm > 1.
-
-    Masks instead of fancy indexing (no gather/scatter of the rows).
-    """
-    norm = np.sqrt(np.einsum("...k,...k->...", v, v))
-    big = norm > 1.0
-    if not big.any():
-        return
-    v *= np.where(big, 1.0 / np.maximum(norm, 1.0), 1.0)[..., None]
-    np.minimum(v, 0.2, out=v, where=big[..., None])
-    norm = np.sqrt(np.einsum("...k,...k->...", v, v))
-    v *= np.where(big, 1.0 / np.maximum(norm, 1e-30), 1.0)[..., None]

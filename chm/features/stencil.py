@@ -7,7 +7,7 @@ features); the CHM cascade also applies the radius-7 stencil (57 features) to
 every context probability map (a K-class model: every channel of every map), so
 the copy is one numba loop (:func:`gather`) that writes each pixel's row of
 features once, contiguously, whatever the number of maps; ``gather_reference``
-is its plain numpy statement.
+in tests/_reference/features.py is its plain numpy statement.
 """
 
 import numpy as np
@@ -195,19 +195,6 @@ def _gather_kernel(padded, pad, offsets, out):
                 for k in range(n):
                     out[y, x, c] = padded[b, pad + y + offsets[b, k, 0], pad + x + offsets[b, k, 1]]
                     c += 1
-
-
-def gather_reference(padded, pad, offsets, out):
-    """Plain numpy reference for :func:`gather`: one shifted slice per map and offset."""
-    padded, offsets = np.asarray(padded), np.asarray(offsets)
-    if padded.ndim == 2:
-        padded, offsets = padded[None], offsets[None]
-    H, W = out.shape[:2]
-    n = offsets.shape[1]
-    for b in range(len(padded)):
-        for k, (dy, dx) in enumerate(offsets[b]):
-            out[:, :, b * n + k] = padded[b, pad + dy:pad + dy + H, pad + dx:pad + dx + W]
-    return out
 
 
 def _check_dilation(dilation):

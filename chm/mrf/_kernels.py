@@ -1,6 +1,7 @@
 """Low-level solvers for :mod:`chm.mrf`.
 
-* Numba kernels (ICM, loopy BP, mean field), each with a plain reference.
+* Numba kernels (ICM, loopy BP, mean field); tests/_reference/mrf.py holds
+  their plain numpy references.
 * :func:`graphcut_binary`: the s-t min cut, built as a CSR matrix for
   ``scipy.sparse.csgraph.maximum_flow`` (no numba needed there).
 
@@ -18,9 +19,10 @@ Every numba kernel works on the same data layout:
 All kernels visit pixels sequentially (Gauss-Seidel, not Jacobi): for ICM and
 mean field this is what makes every update a descent step on the energy /
 free energy, and for belief propagation it makes a forward-then-backward
-sweep exact on chains.  The ``*_ref`` functions implement the same schedule
-with per-pixel numpy code; they are slow and only meant to cross-check the
-kernels on tiny grids in the tests.
+sweep exact on chains.  The numpy references in tests/_reference/mrf.py
+(``icm_sweep_ref``, ``lbp_ref``, ``mean_field_ref``) implement the same
+schedule with per-pixel numpy code; tests/test_mrf.py compares them with the
+kernels on tiny grids.
 
 Integer capacities
 ------------------
@@ -43,8 +45,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import breadth_first_order, maximum_flow
 
 __all__ = [
-    "icm_sweep", "icm_sweep_ref", "lbp", "lbp_ref",
-    "mean_field", "mean_field_ref", "graphcut_binary", "pair_slices",
+    "icm_sweep", "lbp", "mean_field", "graphcut_binary", "pair_slices",
 ]
 
 CAP_BUDGET = 2 ** 30   # half of int32: headroom for the solver's integers
@@ -80,25 +81,6 @@ def icm_sweep(unary, wdir, dys, dxs, labels):
                 if cost[k] < cost[best]:
                     best = k
             if best != cur:
-                labels[y, x] = best
-                changed += 1
-    return changed
-
-
-def icm_sweep_ref(unary, wdir, dys, dxs, labels):
-    """Plain numpy reference for :func:`icm_sweep` (same raster order)."""
-    H, W, K = unary.shape
-    changed = 0
-    for y in range(H):
-        for x in range(W):
-            cost = unary[y, x].copy()
-            for d in range(wdir.shape[0]):
-                if wdir[d, y, x] != 0.0:
-                    ln = labels[y + dys[d], x + dxs[d]]
-                    cost += wdir[d, y, x] * (np.arange(K) != ln)
-            cur = labels[y, x]
-            best = int(np.argmin(cost))
-            if cost[best] < cost[cur]:
                 labels[y, x] = best
                 changed += 1
     return changed
@@ -208,48 +190,6 @@ def lbp(unary, wdir, dys, dxs, max_iter, tol, sum_product):
     return beliefs, it
 
 
-def _lbp_node_ref(unary, wdir, dys, dxs, msg, y, x, sum_product):
-    D = wdir.shape[0]
-    delta = 0.0
-    for d in range(D):
-        w = wdir[d, y, x]
-        if w == 0.0:
-            continue
-        h = unary[y, x] + msg[:, y, x].sum(axis=0) - msg[d, y, x]
-        K = h.size
-        # Full K x K Potts table on purpose: an independent check of the
-        # O(K) shortcuts taken by the kernel.
-        pair = w * (1.0 - np.eye(K))
-        tot = h[:, None] + pair            # rows: sender label
-        if sum_product:
-            m = tot.min(axis=0)
-            out = m - np.log(np.exp(-(tot - m)).sum(axis=0))
-        else:
-            out = tot.min(axis=0)
-        out = out - out.min()
-        od = (d + D // 2) % D
-        ty, tx = y + dys[d], x + dxs[d]
-        delta = max(delta, np.abs(out - msg[od, ty, tx]).max())
-        msg[od, ty, tx] = out
-    return delta
-
-
-def lbp_ref(unary, wdir, dys, dxs, max_iter, tol, sum_product):
-    """Plain numpy reference for :func:`lbp` (same schedule)."""
-    H, W, K = unary.shape
-    msg = np.zeros((wdir.shape[0], H, W, K))
-    order = [(y, x) for y in range(H) for x in range(W)]
-    it = 0
-    while it < max_iter:
-        sweep = order if it % 2 == 0 else order[::-1]
-        delta = max(_lbp_node_ref(unary, wdir, dys, dxs, msg, y, x,
-                                  sum_product) for y, x in sweep)
-        it += 1
-        if delta < tol:
-            break
-    return unary + msg.sum(axis=0), it
-
-
 # -------------------------------------------------------------- mean field
 @njit(cache=True, nogil=True)
 def mean_field(unary, wdir, dys, dxs, q, max_iter, tol):
@@ -289,28 +229,6 @@ def mean_field(unary, wdir, dys, dxs, q, max_iter, tol):
                     if c > delta:
                         delta = c
                     q[y, x, k] = v
-        it += 1
-        if delta < tol:
-            break
-    return it
-
-
-def mean_field_ref(unary, wdir, dys, dxs, q, max_iter, tol):
-    """Plain numpy reference for :func:`mean_field` (same schedule)."""
-    H, W, K = unary.shape
-    it = 0
-    while it < max_iter:
-        delta = 0.0
-        for y in range(H):
-            for x in range(W):
-                s = -unary[y, x].copy()
-                for d in range(wdir.shape[0]):
-                    if wdir[d, y, x] != 0.0:
-                        s += wdir[d, y, x] * q[y + dys[d], x + dxs[d]]
-                v = np.exp(s - s.max())
-                v /= v.sum()
-                delta = max(delta, np.abs(v - q[y, x]).max())
-                q[y, x] = v
         it += 1
         if delta < tol:
             break
