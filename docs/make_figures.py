@@ -18,11 +18,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from chm import CHM  # noqa: E402
-from chm.datasets import find_data_root, load_weizmann_horse  # noqa: E402
-from chm.metrics import pixel_error  # noqa: E402
+from chm import CHM
+from chm.datasets import find_data_root, load_weizmann_horse
+from chm.metrics import pixel_error
 
 SHOWN = (0, 5, 9)  # test images in the figure
 
@@ -91,6 +90,6 @@ def plot(image, labels, tests, masks, out):
 
 
 if __name__ == "__main__":
-    from chm.utils._signals import run_main  # Ctrl-C / SIGTERM: stop the workers, keep results
+    from chm.utils import run_main  # Ctrl-C / SIGTERM: stop the workers, keep results
 
     run_main(main)

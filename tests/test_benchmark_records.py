@@ -1,23 +1,18 @@
-"""The README's speed table is rebuilt from benchmarks/run.py's JSON records."""
+"""The README's speed table is rebuilt from the benchmark's JSON records (benchmarks.records)."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("psutil")
 pytest.importorskip("sklearn")
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
 def run():
-    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "benchmarks" / "run.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from benchmarks import records
+
+    return records
 
 
 def _record(key, fit, peer_fit):

@@ -1,6 +1,6 @@
 """K-class self-training proposals: alpha-expansion over every class against the candidates only.
 
-    python benchmarks/proposal_pruning.py [--data PATH] [--train 300] [--maps 24] [--beta 16]
+    python -m benchmarks.bench_proposal_pruning [--data PATH] [--train 300] [--maps 24] [--beta 16]
 
 Fits a CHM (default bank + position, ``n_classes=33``, N = 10 labelled px per image, seed 0) on the
 first ``--train`` SIFT Flow training images, predicts the first ``--maps`` of them, and decodes each
@@ -11,33 +11,29 @@ of candidate classes per image. About 5 min on one core.
 """
 
 import argparse
-import os
 import sys
 import time
-from pathlib import Path
 
-_here = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
-sys.path.insert(0, os.path.dirname(_here))
+import numpy as np
 
-import numpy as np  # noqa: E402
+from chm import CHM, mrf
+from chm.datasets import sample_sparse_labels
+from chm.io.images import as_float_image
+from chm.model import DEFAULT_FEATURES
+from chm.datasets import load_siftflow
+from chm.semi.selftraining import class_proposal
 
-from chm import CHM, mrf  # noqa: E402
-from chm.datasets import sample_sparse_labels  # noqa: E402
-from chm.io.images import as_float_image  # noqa: E402
-from chm.model import DEFAULT_FEATURES  # noqa: E402
-from chm.datasets.scenes import load_siftflow  # noqa: E402
-from chm.semi.selftraining import class_proposal  # noqa: E402
+from experiments._common import data_root
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=os.environ.get("CHM_DATA") or str(Path(_here).parents[1] / "shared" / "data"))
+    ap.add_argument("--data", default=None)
     ap.add_argument("--train", type=int, default=300)
     ap.add_argument("--maps", type=int, default=24)
     ap.add_argument("--beta", type=float, default=16.0)
     args = ap.parse_args(argv)
-    d = load_siftflow(args.data)
+    d = load_siftflow(data_root(args.data))
     images, masks = d.train_images[:args.train], d.train_masks[:args.train]
     labels = sample_sparse_labels(masks, 10, np.random.default_rng(0), ignore=-1)
     t0 = time.perf_counter()

@@ -1,6 +1,6 @@
 """What a fresh install pays for numba's compilation on its first fit.
 
-    python benchmarks/jit.py [--repeats 3] [--semi-supervised auto]
+    python -m benchmarks.bench_jit [--repeats 3] [--semi-supervised auto]
 
 Each run is a new Python process with ``NUMBA_CACHE_DIR`` pointing at an empty folder, which is
 what a first ``fit`` sees after ``pip install`` (numba then writes its cache beside the package).

@@ -11,27 +11,24 @@ experiment's runs/ folder (``--chm-runs``); a CHM run that is missing is shown a
 Each image's features are computed once per split: the labelled rows of every N are taken in one
 pass over the training images, and every N's forest predicts each test image in one pass.
 
-    python benchmarks/scenes_peer.py stanford --chm-runs results/stanford_chm/runs --folds 0 --sizes 10,20,30,40,50
-    python benchmarks/scenes_peer.py siftflow --chm-runs results/siftflow_chm/runs --sizes 10
+    python -m benchmarks.bench_scenes_peer stanford --chm-runs results/stanford_chm/runs --folds 0 --sizes 10,20,30,40,50
+    python -m benchmarks.bench_scenes_peer siftflow --chm-runs results/siftflow_chm/runs --sizes 10
 
 Needs the bench extra (scikit-learn).
 """
 
 import argparse
 import json
-import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from chm.datasets import load_siftflow, load_stanford_background, sample_sparse_labels
+from chm.metrics import pixel_error
 
-from chm.datasets import load_siftflow, load_stanford_background, sample_sparse_labels  # noqa: E402
-from chm.metrics import pixel_error  # noqa: E402
+from experiments._common import data_root
 
-DEFAULT_DATA = os.environ.get("CHM_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data"))
 CHM_METHODS = ("supervised", "mrf", "tv", "contrast", "superpixels")
 
 
@@ -92,7 +89,7 @@ def chm_errors(runs, key):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dataset", choices=("stanford", "siftflow"))
-    ap.add_argument("--data", default=DEFAULT_DATA)
+    ap.add_argument("--data", default=None)
     ap.add_argument("--folds", default="0", help="Stanford Background folds, comma-separated")
     ap.add_argument("--sizes", default="10", help="labelled pixels per training image, comma-separated")
     ap.add_argument("--draw", type=int, default=0)
@@ -102,10 +99,10 @@ def main(argv=None):
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.dataset == "stanford":
-        splits = [(f"fold{f}", lambda f=f: load_stanford_background(args.data, fold=f, seed=args.seed))
+        splits = [(f"fold{f}", lambda f=f: load_stanford_background(data_root(args.data), fold=f, seed=args.seed))
                   for f in (int(x) for x in args.folds.split(","))]
     else:
-        splits = [("siftflow", lambda: load_siftflow(args.data))]
+        splits = [("siftflow", lambda: load_siftflow(data_root(args.data)))]
     rows = []
     for split, load in splits:
         for n, (err, fit_s, pred_s) in run_split(load(), sizes, args.draw, args.seed, args.n_jobs).items():
@@ -124,6 +121,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from chm.utils._signals import run_main
+    from chm.utils import run_main
 
     run_main(main)

@@ -1,6 +1,6 @@
 """What the feature cache's disk budget buys in the main job (experiments/weizmann.py).
 
-    python benchmarks/cache_budget.py [--data PATH] [--budgets 0,4] [--fits 2] [--n-jobs 1]
+    python -m benchmarks.bench_cache_budget [--data PATH] [--budgets 0,4] [--fits 2] [--n-jobs 1]
 
 Runs the main job's supervised fit + test prediction (N = 10, the full 476-feature bank, 6 x 6
 LDNN, levels 3) ``--fits`` times in a row per budget, each budget with a fresh cache folder, and
@@ -11,19 +11,17 @@ Budget 0 stores nothing (no cache); a budget at or above the printed footprint s
 """
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from chm import CHM  # noqa: E402
-from chm.cascade.cache import FeatureCache, footprint  # noqa: E402
-from chm.datasets import load_weizmann_horse, sample_sparse_labels  # noqa: E402
-from chm.features import FAMILIES, FilterBank  # noqa: E402
+from chm import CHM
+from chm.cascade.cache import FeatureCache, footprint
+from experiments._common import weizmann_root
+from chm.datasets import load_weizmann_horse, sample_sparse_labels
+from chm.features import FAMILIES, FilterBank
 
 
 def main(argv=None):
@@ -33,7 +31,7 @@ def main(argv=None):
     ap.add_argument("--fits", type=int, default=2, help="fits in a row per budget (the first fills the cache)")
     ap.add_argument("--n-jobs", type=int, default=1)
     args = ap.parse_args(argv)
-    data = load_weizmann_horse(args.data)
+    data = load_weizmann_horse(weizmann_root(args.data))
     labels = sample_sparse_labels(data.train_masks, 10, np.random.default_rng([0, 10, 0]))
     shapes = [im.shape for im in list(data.train_images) + list(data.test_images)]
     need = footprint(shapes, 3, FilterBank(tuple(FAMILIES)).n_features)
@@ -53,6 +51,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from chm.utils._signals import run_main  # Ctrl-C / SIGTERM: stop the workers, keep results
+    from chm.utils import run_main  # Ctrl-C / SIGTERM: stop the workers, keep results
 
     run_main(main)

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/mrf.py [--beta 1.0] [--repeat 5] [--edmonds-karp]
+    python -m benchmarks.bench_mrf [--beta 1.0] [--repeat 5] [--edmonds-karp]
 
 The binary map is a smooth random field (Gaussian-filtered noise, logit
 std 2) plus independent per-pixel logit noise, passed through a sigmoid;
@@ -12,19 +12,12 @@ excluded).  Targets: graph cut well under 100 ms, LBP within 10x of it.
 """
 
 import argparse
-import os
-import sys
 import time
 
 import numpy as np
 from scipy import ndimage
 
-# Running this file puts benchmarks/ first on sys.path, where sibling
-# scripts (e.g. benchmarks/features.py) would shadow the real packages.
-_here = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [q for q in sys.path if os.path.abspath(q or ".") != _here]
-
-from chm import mrf  # noqa: E402
+from chm import mrf
 
 H, W = 260, 210
 

@@ -11,32 +11,27 @@ predict time (wall / CPU) and peak RSS (this process and its joblib workers), as
 of their class (so the rows keep the pixels' class balance and no decision weight is needed), and
 no per-class cap: the dense labels thinned the way the sparse ones are drawn.
 
-    python benchmarks/scenes_dense.py stanford [--fold 0] [--samples 40000] [--chm-params JSON]
-    python benchmarks/scenes_dense.py siftflow [--samples 20000]
-    python benchmarks/scenes_dense.py siftflow --per-image 200
+    python -m benchmarks.bench_scenes_dense stanford [--fold 0] [--samples 40000] [--chm-params JSON]
+    python -m benchmarks.bench_scenes_dense siftflow [--samples 20000]
+    python -m benchmarks.bench_scenes_dense siftflow --per-image 200
 """
 
 import argparse
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))
+from chm import CHM
+from chm.datasets import load_siftflow, load_stanford_background, sample_sparse_labels
 
-from scenes_budget import DEFAULT_DATA, measure  # noqa: E402
-
-from chm import CHM  # noqa: E402
-from chm.datasets import load_siftflow, load_stanford_background, sample_sparse_labels  # noqa: E402
+from benchmarks.bench_scenes_budget import measure
+from experiments._common import data_root
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dataset", choices=("stanford", "siftflow"))
-    ap.add_argument("--data", default=DEFAULT_DATA)
+    ap.add_argument("--data", default=None)
     ap.add_argument("--fold", type=int, default=0, help="Stanford Background fold")
     ap.add_argument("--samples", type=int, default=40_000, help="labelled pixels kept per class and level")
     ap.add_argument("--per-image", type=int, default=None,
@@ -46,9 +41,9 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     if args.dataset == "stanford":
-        data = load_stanford_background(args.data, fold=args.fold, seed=args.seed)
+        data = load_stanford_background(data_root(args.data), fold=args.fold, seed=args.seed)
     else:
-        data = load_siftflow(args.data)
+        data = load_siftflow(data_root(args.data))
     if args.per_image is None:
         labels, kind = [m.astype(np.int16) for m in data.train_masks], "dense labels"  # -1 (unknown) stays unlabelled
         params = dict(n_classes=len(data.classes), max_samples=args.samples, random_state=args.seed)
@@ -70,6 +65,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from chm.utils._signals import run_main
+    from chm.utils import run_main
 
     run_main(main)

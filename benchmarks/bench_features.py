@@ -4,8 +4,8 @@ Prints, per family and for the whole 476-feature bank: best time per image
 over ``--repeat`` runs, throughput in Mpx/s, and the peak memory allocated by
 one call (tracemalloc, which numpy reports to) relative to the output size.
 
-    python benchmarks/features.py                  # smooth random 300x400 image
-    python benchmarks/features.py --data /work/shared/data/weizmann_horse_db/gray
+    python -m benchmarks.bench_features                  # smooth random 300x400 image
+    python -m benchmarks.bench_features --data /work/shared/data/weizmann_horse_db/gray
 
 With ``--data``, the first ``--n-images`` JPEGs of the folder are read as
 grey floats in [0, 1] and resized to the benchmark shape; times are averaged
@@ -18,17 +18,15 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import argparse  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-import tracemalloc  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import time
+import tracemalloc
+from pathlib import Path
 
-import numpy as np  # noqa: E402
-from scipy import ndimage as ndi  # noqa: E402
+import numpy as np
+from scipy import ndimage as ndi
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from chm.features import FAMILIES, FilterBank  # noqa: E402
+from chm.features import FAMILIES, FilterBank
 
 
 def synthetic_image(shape, seed=0):

@@ -6,39 +6,33 @@ with the training images' dense masks. A diagnostic of the labels a ``semi_super
 "superpixels"`` fit trains on; the dense masks are never used to choose anything (the scale is
 chosen on held-out training images' sparse labels: benchmarks/selftraining_screen.py).
 
-    python benchmarks/superpixels.py [--datasets weizmann,stanford,siftflow] [--scales 25,50,100,200]
+    python -m benchmarks.bench_superpixels [--datasets weizmann,stanford,siftflow] [--scales 25,50,100,200]
 """
 
 import argparse
-import os
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-
-from chm.datasets import (load_siftflow, load_stanford_background, load_weizmann_horse,  # noqa: E402
+from chm.datasets import (load_siftflow, load_stanford_background, load_weizmann_horse,
                           sample_sparse_labels)
-from chm.io.images import as_float_image  # noqa: E402
-from chm.semi.superpixels import expand_labels  # noqa: E402
+from chm.io.images import as_float_image
+from chm.semi.superpixels import expand_labels
 
-DEFAULT_DATA = os.environ.get("CHM_DATA", str(HERE.parents[1] / "shared" / "data"))
+from experiments._common import data_root, weizmann_root
 
 
 def load(name, root):
     if name == "weizmann":
-        return load_weizmann_horse(root, download=False)
+        return load_weizmann_horse(weizmann_root(root), download=False)
     if name == "stanford":
-        return load_stanford_background(root, fold=0, seed=0)
-    return load_siftflow(root)
+        return load_stanford_background(data_root(root), fold=0, seed=0)
+    return load_siftflow(data_root(root))
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=DEFAULT_DATA, help="folder holding the datasets")
+    ap.add_argument("--data", default=None, help="folder holding the datasets")
     ap.add_argument("--datasets", default="weizmann,stanford,siftflow")
     ap.add_argument("--scales", default="25,50,100,200")
     ap.add_argument("--n", type=int, default=10, help="labelled pixels per training image")

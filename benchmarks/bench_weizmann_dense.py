@@ -1,6 +1,6 @@
 """Dense-label and sparse-label CHM on the Weizmann horse split: test error, time, memory.
 
-    python benchmarks/weizmann_dense.py [--data PATH] [--samples 100000] [--samples-level0 N]
+    python -m benchmarks.bench_weizmann_dense [--data PATH] [--samples 100000] [--samples-level0 N]
                                         [--levels 3] [--stages 2]
                                         [--context-radius 7] [--network original] [--classifier-params JSON]
                                         [--label-pooling max|mean] [--fusion-context original|scaled]
@@ -22,33 +22,26 @@ error of the mean of the model's maps of each test image and of its mirror.
 
 import argparse
 import json
-import resource
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from joblib import Parallel, delayed
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import chm
+from chm import CHM
+from chm.classifiers import NETWORKS
+from chm.cascade.spec import FUSION_CONTEXTS, LABEL_POOLINGS
+from chm.datasets import load_weizmann_horse, sample_sparse_labels
+from chm.metrics import pixel_error
+from chm.mrf import decode, select_beta
+from chm.features import FilterBank
 
-import chm  # noqa: E402
-from chm import CHM  # noqa: E402
-from chm.classifiers import NETWORKS  # noqa: E402
-from chm.model import FUSION_CONTEXTS, LABEL_POOLINGS  # noqa: E402
-from chm.datasets import load_weizmann_horse, sample_sparse_labels  # noqa: E402
-from chm.metrics import pixel_error  # noqa: E402
-from chm.mrf import decode, select_beta  # noqa: E402
-from chm.features import FilterBank  # noqa: E402
+from benchmarks._measure import peak_rss_gb
+from experiments._common import weizmann_root
 
 
 MRF_BETAS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
-
-
-def peak_rss_gb():
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, kids) / 1024 ** 2  # ru_maxrss is in KiB on Linux
 
 
 def bank_throughput(images, families):
@@ -180,7 +173,7 @@ def main(argv=None):
     ap.add_argument("--stage-errors", action="store_true",
                     help="also print the test error of every earlier stage's full-resolution output")
     args = ap.parse_args(argv)
-    data = load_weizmann_horse(args.data)
+    data = load_weizmann_horse(weizmann_root(args.data))
     px_s, feat_s = bank_throughput(data.test_images[:20], tuple(args.features.split(",")))
     fine = args.samples if args.samples_level0 is None else args.samples_level0
     caps = [fine] + [args.samples] * args.levels
@@ -216,6 +209,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from chm.utils._signals import run_main  # Ctrl-C / SIGTERM: stop the workers, keep results
+    from chm.utils import run_main  # Ctrl-C / SIGTERM: stop the workers, keep results
 
     run_main(main)

@@ -1,6 +1,6 @@
 """Where the time of one prediction goes: a profile of ``CHM.predict_proba`` on one image.
 
-    python benchmarks/latency.py [--data PATH] [--dataset weizmann|stanford] [--shape 210 260] [--features F1,F2,...]
+    python -m benchmarks.bench_latency [--data PATH] [--dataset weizmann|stanford] [--shape 210 260] [--features F1,F2,...]
                                  [--network small|original] [--classifier-params JSON] [--levels 3]
                                  [--repeats 5] [--n-jobs 2]
 
@@ -19,30 +19,23 @@ first test image at ``--shape`` (default its own 240 x 320).
 """
 
 import os
-import sys
+import argparse
+import cProfile
+import json
+import pstats
+import time
 
-# Running this file puts benchmarks/ first on sys.path, where benchmarks/features.py would shadow
-# the real ``features`` package.
-_here = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
-sys.path.insert(0, os.path.dirname(_here))
+import numpy as np
+from skimage.transform import resize
 
-import argparse  # noqa: E402
-import cProfile  # noqa: E402
-import json  # noqa: E402
-import pstats  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+from chm import CHM
+from chm.datasets import load_stanford_background, load_weizmann_horse, sample_sparse_labels
+from chm.classifiers import NETWORKS
+from chm.model import DEFAULT_FEATURES
+from chm.features import ALL_FAMILIES
+from threadpoolctl import threadpool_limits
 
-import numpy as np  # noqa: E402
-from skimage.transform import resize  # noqa: E402
-
-from chm import CHM  # noqa: E402
-from chm.datasets import find_data_root, load_stanford_background, load_weizmann_horse, sample_sparse_labels  # noqa: E402
-from chm.classifiers import NETWORKS  # noqa: E402
-from chm.model import DEFAULT_FEATURES  # noqa: E402
-from chm.features import ALL_FAMILIES  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
+from experiments._common import data_root, weizmann_root
 
 
 def _cumtime(stats, module_suffix, name):
@@ -69,7 +62,7 @@ def profile(model, image, repeats):
     prof.disable()
     st = pstats.Stats(prof)
     per = 1e3 / repeats
-    total = _cumtime(st, os.path.join("chm", "inference.py"), "predict_image") * per
+    total = _cumtime(st, os.path.join("cascade", "inference.py"), "predict_image") * per
     rows = []
     for fam in model.bank_.families:
         module = "stencil.py" if fam == "intensity" else f"{fam}.py"
@@ -79,10 +72,10 @@ def profile(model, image, repeats):
     stencils = _cumtime(st, os.path.join("features", "stencil.py"), "band") * per
     if "intensity" in model.bank_.families:
         stencils -= rows[model.bank_.families.index("intensity")][1]
-    classifiers = sum(_cumtime(st, os.path.join("chm", f), "predict_proba") for f in ("classifiers.py", "softmax.py"))
+    classifiers = sum(_cumtime(st, os.path.join("classifiers", f), "predict_proba") for f in ("ldnn.py", "softmax.py"))
     rows.append(("classifiers (GEMM + AND-OR or softmax)", classifiers * per - stencils))
     rows.append(("context stencils (57 values per map and channel)", stencils))
-    rows.append(("pyramid (halving, upsampling)", sum(_cumtime(st, os.path.join("chm", "pyramid.py"), f) * per
+    rows.append(("pyramid (halving, upsampling)", sum(_cumtime(st, os.path.join("cascade", "pyramid.py"), f) * per
                                                       for f in ("pyramid", "upsample", "downsample_n"))))
     rows.append(("other", total - sum(r[1] for r in rows)))
     with threadpool_limits(1):
@@ -115,12 +108,11 @@ def main(argv=None):
         ap.error(f"unknown families {unknown}; valid: {list(ALL_FAMILIES)}")
     args.shape = tuple(args.shape or ((240, 320) if scene else (210, 260)))
 
-    shared = Path(_here).parents[1] / "shared" / "data"
     if scene:
-        d = load_stanford_background(args.data or os.environ.get("CHM_DATA") or shared, fold=0, seed=0)
+        d = load_stanford_background(data_root(args.data), fold=0, seed=0)
         n_train, extra = 8, {"n_classes": len(d.classes)}
     else:
-        d = load_weizmann_horse(args.data or find_data_root(extra=[shared]))
+        d = load_weizmann_horse(weizmann_root(args.data))
         n_train, extra = 20, {}
     labels = sample_sparse_labels(d.train_masks[:n_train], 40, np.random.default_rng(0), ignore=-1)
     model = CHM(levels=args.levels, features=families, network=args.network, progress=False, n_jobs=1,

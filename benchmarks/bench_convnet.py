@@ -1,6 +1,6 @@
 """ConvNet speed targets of issue 16: prints a table.
 
-    python benchmarks/convnet.py [--data PATH] [--threads 2] [--repeats 5] [--n-iter N] [--skip-fit]
+    python -m benchmarks.bench_convnet [--data PATH] [--threads 2] [--repeats 5] [--n-iter N] [--skip-fit]
 
 * dense prediction time of one 240 x 320 colour image (best and median of --repeats, after a
   warm-up; and the process's CPU time, which other jobs on the machine inflate less: with one
@@ -15,22 +15,15 @@ The ConvNet's errors are the experiments' job (``experiments/weizmann.py --class
 """
 
 import os
-import sys
+import argparse
+import time
 
-_here = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]  # benchmarks/features.py
-sys.path.insert(0, os.path.dirname(_here))
+import numpy as np
 
-import argparse  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+from chm import ConvNet
+from chm.datasets import load_stanford_background, sample_sparse_labels
 
-import numpy as np  # noqa: E402
-
-from chm import ConvNet  # noqa: E402
-from chm.datasets import load_stanford_background, sample_sparse_labels  # noqa: E402
-
-DEFAULT_DATA = os.environ.get("CHM_DATA", str(Path(_here).parents[1] / "shared" / "data"))
+from experiments._common import data_root
 
 
 def predict_time(threads, repeats):
@@ -51,7 +44,7 @@ def predict_time(threads, repeats):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=DEFAULT_DATA)
+    ap.add_argument("--data", default=None)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--n-iter", type=int, default=None, help="ConvNet steps (default: ConvNet's)")
@@ -66,7 +59,7 @@ def main(argv=None):
                      "<= 0.5 s"))
         print(rows[-1], flush=True)
     if not args.skip_fit:
-        data = load_stanford_background(args.data, fold=0, seed=0)
+        data = load_stanford_background(data_root(args.data), fold=0, seed=0)
         labels = sample_sparse_labels(data.train_masks, 10, np.random.default_rng([0, 10, 0]), ignore=-1)
         load = os.getloadavg()[0]
         model = ConvNet(semi_supervised="tv", n_classes=8, n_jobs=args.threads, random_state=0, **extra)

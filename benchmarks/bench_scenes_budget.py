@@ -12,54 +12,31 @@ input width, fit time, peak RSS and the error on held-out *training* images' spa
 (no test image). And one softmax network against K one-vs-rest LDNNs for the same rows: the SGD
 and evaluation cost of one full-resolution classifier, and the context width each would feed on.
 
-    python benchmarks/scenes_budget.py budgets [--datasets stanford,siftflow] [--methods supervised,tv]
-    python benchmarks/scenes_budget.py scaling [--images 300] [--channels 2,4,8,32]
+    python -m benchmarks.bench_scenes_budget budgets [--datasets stanford,siftflow] [--methods supervised,tv]
+    python -m benchmarks.bench_scenes_budget scaling [--images 300] [--channels 2,4,8,32]
 """
 
 import argparse
 import json
-import os
-import resource
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))
+from chm import CHM
+from chm.datasets import load_siftflow, load_stanford_background, sample_sparse_labels
+from chm.metrics import pixel_error
 
-from run import PeakRSS  # noqa: E402  (benchmarks/run.py)
+from benchmarks._measure import PeakRSS, cpu_seconds
+from experiments._common import data_root
 
-from chm import CHM  # noqa: E402
-from chm.datasets import load_siftflow, load_stanford_background, sample_sparse_labels  # noqa: E402
-from chm.metrics import pixel_error  # noqa: E402
-
-DEFAULT_DATA = os.environ.get("CHM_DATA", str(HERE.parents[1] / "shared" / "data"))
 BUDGET_MIN = {"stanford": 20, "siftflow": 60}
 BUDGET_GB = 8
 
 
-def cpu_seconds():
-    """CPU seconds of this process, its finished children and its live joblib workers."""
-    import psutil
-
-    me = psutil.Process()
-    total = sum(me.cpu_times()[:2])
-    for child in me.children(recursive=True):
-        try:
-            total += sum(child.cpu_times()[:2])
-        except psutil.Error:
-            pass
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return total + ru.ru_utime + ru.ru_stime
-
-
-def load(name, data_root):
+def load(name, root=None):
     if name == "stanford":
-        return load_stanford_background(data_root, fold=0, seed=0), "fold0"
-    return load_siftflow(data_root), "siftflow"
+        return load_stanford_background(data_root(root), fold=0, seed=0), "fold0"
+    return load_siftflow(data_root(root)), "siftflow"
 
 
 def measure(model, data, labels):
@@ -171,7 +148,7 @@ def scaling(args):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", choices=("budgets", "scaling"))
-    ap.add_argument("--data", default=DEFAULT_DATA)
+    ap.add_argument("--data", default=None)
     ap.add_argument("--datasets", default="stanford,siftflow")
     ap.add_argument("--methods", default="supervised,tv")
     ap.add_argument("--images", type=int, default=300, help="scaling: SIFT Flow training images used")
@@ -184,6 +161,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from chm.utils._signals import run_main
+    from chm.utils import run_main
 
     run_main(main)

@@ -1,6 +1,6 @@
 """One benchmark run on the Weizmann horse split: speed, memory and accuracy of the CHM, and a peer.
 
-    python benchmarks/run.py [--data PATH] [--n-jobs 2] [--out benchmarks/results/run.md]
+    python -m benchmarks.bench_run [--data PATH] [--n-jobs 2] [--out benchmarks/results/run.md]
                              [--dataset weizmann|stanford] [--fold 0]
                              [--quick] [--skip-peer] [--skip-ablation] [--skip-scaling]
                              [--features F1,F2,...] [--network small|original] [--classifier-params JSON]
@@ -31,11 +31,12 @@ to ``--out`` (default ``benchmarks/results/run.md``, git-ignored):
 
 A full run with the peer and the dataset's default bank writes its numbers, date, commit and machine
 to ``--records/<dataset>-<semi-supervised or supervised>.json`` (kept in git); ``--readme README.md``
-then rebuilds the README's speed table from all the records. The README's table comes from:
+then rebuilds the README's speed table from all the records (:mod:`benchmarks.records`;
+``python -m benchmarks.records --readme README.md`` rebuilds it without a run). The table comes from:
 
-    python benchmarks/run.py --n-jobs 2 --readme README.md
-    python benchmarks/run.py --n-jobs 2 --semi-supervised auto --skip-scaling --skip-ablation --readme README.md
-    python benchmarks/run.py --n-jobs 2 --dataset stanford --readme README.md
+    python -m benchmarks.bench_run --n-jobs 2 --readme README.md
+    python -m benchmarks.bench_run --n-jobs 2 --semi-supervised auto --skip-scaling --skip-ablation --readme README.md
+    python -m benchmarks.bench_run --n-jobs 2 --dataset stanford --readme README.md
 
 Peak RSS is sampled every 0.2 s in a background thread (psutil): the sum of the RSS of this
 process and all its children (joblib workers), maximum over the phase; pages shared between
@@ -48,36 +49,30 @@ Duration, full run with --n-jobs 2 on 2 cores (measured 2026-11-25): 6.2 min wit
 ``--quick`` (8 train / 8 test images) takes well under a minute once the caches are warm.
 """
 
+import argparse
+import datetime
+import gc
+import json
 import os
+import platform
 import sys
+import time
+from pathlib import Path
 
-# Running this file puts benchmarks/ first on sys.path, where benchmarks/features.py would shadow
-# the real ``features`` package (also in the joblib workers, which inherit sys.path).
-_here = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
-sys.path.insert(0, os.path.dirname(_here))
+import numpy as np
+from threadpoolctl import threadpool_limits
 
-import argparse  # noqa: E402
-import datetime  # noqa: E402
-import gc  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import subprocess  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import chm
+from chm import CHM
+from chm.classifiers import NETWORKS
+from chm.model import DEFAULT_FEATURES
+from chm.datasets import load_stanford_background, load_weizmann_horse, sample_sparse_labels
+from chm.metrics import pixel_error
+from chm.features import FAMILIES, FilterBank
 
-import numpy as np  # noqa: E402
-import psutil  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
-
-import chm  # noqa: E402
-from chm import CHM  # noqa: E402
-from chm.classifiers import NETWORKS  # noqa: E402
-from chm.model import DEFAULT_FEATURES  # noqa: E402
-from chm.datasets import find_data_root, load_stanford_background, load_weizmann_horse, sample_sparse_labels  # noqa: E402
-from chm.metrics import pixel_error  # noqa: E402
-from chm.features import FAMILIES, FilterBank  # noqa: E402
+from benchmarks._measure import PeakRSS, gb
+from benchmarks.records import RECORDS, git_commit, machine, update_readme, write_record
+from experiments._common import data_root, weizmann_root
 
 N_LABELS = 10
 # --quick: 8 images x 10 px hold ~20 foreground pixels, fewer than the 24 x 24 full-resolution LDNN
@@ -93,51 +88,6 @@ SEED = 0
 # ---------------------------------------------------------------------------------------------
 # helpers
 
-class PeakRSS:
-    """Context manager: max over the block of RSS(this process + all children), sampled every 0.2 s."""
-
-    def __init__(self, interval=0.2):
-        self.interval = interval
-        self._proc = psutil.Process(os.getpid())
-        self.start = self.peak = 0
-
-    def _sample(self):
-        total = 0
-        try:
-            total += self._proc.memory_info().rss
-        except psutil.Error:
-            pass
-        for child in self._proc.children(recursive=True):
-            try:
-                total += child.memory_info().rss
-            except psutil.Error:  # a worker that just exited
-                pass
-        self.peak = max(self.peak, total)
-        return total
-
-    def _loop(self):
-        while not self._stop.wait(self.interval):
-            self._sample()
-
-    def __enter__(self):
-        gc.collect()
-        self.start = self.peak = self._sample()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self._sample()
-        return False
-
-
-def gb(nbytes):
-    return f"{nbytes / 1024 ** 3:.2f} GB"
-
-
 def table(headers, rows):
     out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
@@ -145,7 +95,7 @@ def table(headers, rows):
 
 
 def log(msg):
-    print(f"[run.py {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+    print(f"[bench_run {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def megapixels(images):
@@ -401,37 +351,6 @@ def report(args, data, bank, ours, peer, scaling, ablation):
 
 
 # ---------------------------------------------------------------------------------------------
-# the README's speed table: one JSON record per setting, the table rebuilt from all of them
-
-README_BEGIN = "<!-- speed table: written by `python benchmarks/run.py --readme README.md`; do not edit -->"
-README_END = "<!-- /speed table -->"
-RECORD_ORDER = ("weizmann-supervised", "weizmann-auto", "stanford-supervised", "stanford-auto")
-
-
-def machine():
-    """CPU model, logical cores and RAM of this machine, in a few words."""
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{model}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 1024 ** 3:.0f} GiB"
-
-
-def git_commit():
-    """Short hash of HEAD, with '+' when tracked files have changes (other than the README and
-    the records, which this script writes); None outside a git checkout."""
-    try:
-        opts = dict(cwd=os.path.dirname(_here), capture_output=True, text=True, check=True)
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], **opts).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                                ":!README.md", ":!benchmarks/records"], **opts).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return head + ("+" if dirty else "")
-
-
 def record(args, data, ours, peer):
     """The numbers of one run that the README's table shows, with when, where and what code."""
     return {"key": f"{args.dataset}-{args.semi_supervised or 'supervised'}", "dataset": data["name"],
@@ -442,37 +361,6 @@ def record(args, data, ours, peer):
             "n_labels": data["n_labels"], "latency_shape": list(LATENCY_SHAPE),
             "ours": {k: ours[k] for k in ("fit", "predict", "latency", "error", "fit_rss", "predict_rss")},
             "peer": {k: peer[k] for k in ("fit", "predict", "error")}}
-
-
-def speed_table(records):
-    """Markdown lines of the README's speed table, one row per record."""
-    rows = []
-    for r in sorted(records, key=lambda r: RECORD_ORDER.index(r["key"]) if r["key"] in RECORD_ORDER else 99):
-        o, p = r["ours"], r["peer"]
-        extra = [f for f in r["features"] if f not in DEFAULT_FEATURES]
-        setting = (f"{r['dataset']}, N = {r['n_labels']}, {r['n_train']} / {r['n_test']} images, "
-                   f"`semi_supervised={r['semi_supervised']!r}`" + "".join(f" + {f}" for f in extra))
-        ours_t, peer_t = o["fit"] + o["predict"], p["fit"] + p["predict"]
-        rows.append([setting, f"{o['fit']:.1f} s", f"{o['predict'] / r['n_test']:.2f} s",
-                     f"{ours_t:.1f} / {peer_t:.1f} s (**{ours_t / peer_t:.2f}×**)",
-                     f"{1e3 * o['latency']:.0f} ms",
-                     f"{100 * o['error']:.2f} / {100 * p['error']:.2f} % ({o['error'] / p['error']:.2f}×)",
-                     f"{r['date']}, commit {r['commit']}, {r['machine']}, n_jobs {r['n_jobs']}"])
-    return table(["setting", "fit", "predict per image", "fit + predict: ours / peer",
-                  f"one image {LATENCY_SHAPE[0]} × {LATENCY_SHAPE[1]}", "test error: ours / peer", "measured"], rows)
-
-
-def update_readme(readme, records_dir):
-    """Replace the block between README_BEGIN and README_END by the table of every record."""
-    text = readme.read_text()
-    if README_BEGIN not in text or README_END not in text:
-        raise SystemExit(f"{readme} has no speed-table block ({README_BEGIN!r} ... {README_END!r})")
-    records = [json.loads(f.read_text()) for f in sorted(Path(records_dir).glob("*.json"))]
-    head, rest = text.split(README_BEGIN, 1)
-    tail = rest.split(README_END, 1)[1]
-    tmp = readme.with_name(readme.name + ".tmp")  # written whole, then renamed: never half a README
-    tmp.write_text(head + README_BEGIN + "\n" + "\n".join(speed_table(records)) + "\n" + README_END + tail)
-    os.replace(tmp, readme)
 
 
 def _one_class_error(masks):
@@ -504,19 +392,14 @@ def main(argv=None):
                     help="LDNN sizes (CHM network=; default: small, the CHM default)")
     ap.add_argument("--classifier-params", default="{}", help="JSON overrides of every classifier")
     ap.add_argument("--semi-supervised", default=None, help="CHM semi_supervised= (default: None, supervised)")
-    ap.add_argument("--out", default=str(Path(_here) / "results" / "run.md"))
-    ap.add_argument("--records", default=str(Path(_here) / "records"),
+    ap.add_argument("--out", default=str(RECORDS.parent / "results" / "run.md"))
+    ap.add_argument("--records", default=str(RECORDS),
                     help="folder of the JSON records the README's speed table is built from (a full run "
                          "with the peer and the dataset's default bank writes its record there)")
     ap.add_argument("--readme", default=None,
                     help="rebuild this README's speed table from --records after the run")
-    ap.add_argument("--table-only", action="store_true",
-                    help="with --readme: only rebuild the table from the records, run nothing")
     args = ap.parse_args(argv)
-    if args.table_only and not args.readme:
-        raise SystemExit("--table-only needs --readme README.md")
-    if not args.table_only:
-        run(args)
+    run(args)
     if args.readme:
         update_readme(Path(args.readme), args.records)
         log(f"speed table of {args.readme} rebuilt from {args.records}")
@@ -532,14 +415,13 @@ def run(args):
     CONFIG["classifier_params"] = json.loads(args.classifier_params) or None
 
     # like the tests: an explicit --data, else $CHM_DATA, ../shared/data next to the repo, the cache
-    shared = Path(_here).parents[1] / "shared" / "data"
     n = 8 if args.quick else None
     if scene:
-        d = load_stanford_background(args.data or os.environ.get("CHM_DATA") or shared, fold=args.fold, seed=0)
+        d = load_stanford_background(data_root(args.data), fold=args.fold, seed=0)
         CONFIG["n_classes"] = len(d.classes)  # a small draw may miss a class; the maps keep K channels
         name = f"Stanford Background fold {args.fold} ({len(d.classes)} classes, colour)"
     else:
-        d = load_weizmann_horse(args.data or find_data_root(extra=[shared]))
+        d = load_weizmann_horse(weizmann_root(args.data))
         name = "Weizmann horses"
     data = {"name": name, "train_images": d.train_images[:n], "train_masks": d.train_masks[:n],
             "test_images": d.test_images[:n], "test_masks": d.test_masks[:n]}
@@ -578,15 +460,13 @@ def run(args):
     default_bank = CONFIG["features"] == (SCENE_FEATURES if scene else DEFAULT_FEATURES)
     if peer and not args.quick and default_bank and args.network == "small" and not CONFIG["classifier_params"]:
         rec = record(args, data, ours, peer)
-        path = Path(args.records) / f"{rec['key']}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(rec, indent=1) + "\n")
+        path = write_record(rec, args.records)
         log(f"record written to {path}")
     else:
         log("no record written (only full runs with the peer and the default bank and network make one)")
 
 
 if __name__ == "__main__":
-    from chm.utils._signals import run_main  # Ctrl-C / SIGTERM: stop the workers, keep results
+    from chm.utils import run_main  # Ctrl-C / SIGTERM: stop the workers, keep results
 
     run_main(main)
