@@ -1,4 +1,5 @@
-"""Shared driver of the scene-labelling experiments (paper Tables 2 and 3): stanford.py, siftflow.py.
+"""Shared driver of the scene-labelling experiments (paper Tables 2 and 3): :mod:`experiments.stanford`,
+:mod:`experiments.siftflow`.
 
 For every split (a Stanford fold, or SIFT Flow's one split), labelled-pixel count N and sparse-label
 draw, a supervised and a TV-trained classifier are fitted on the same draw; the supervised
@@ -20,7 +21,6 @@ the filter bank of every image is cached in OUT/feature_cache up to ``--cache-gb
 import argparse
 import csv
 import json
-import os
 import time
 from pathlib import Path
 
@@ -30,7 +30,8 @@ from chm import mrf
 from chm.datasets import sample_sparse_labels
 from chm.io.files import write_atomic
 from chm.metrics import pixel_error
-from claims import claimed  # experiments/claims.py
+from experiments._common import data_root, write_json
+from experiments.claims import claimed
 
 METHODS = ("supervised", "mrf", "tv", "contrast", "superpixels", "self-training")
 SEMI = ("tv", "contrast", "superpixels", "self-training")  # the semi-supervised fits
@@ -40,13 +41,12 @@ BETAS = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0)
 TITLES = {"mrf": "MRF", "tv": "TV"}  # column titles where they differ from the method's name
 COLORS = dict(zip(METHODS, ("tab:red", "tab:green", "tab:blue", "tab:purple", "black", "tab:orange")))
 FIG_IMAGES = 4
-DEFAULT_DATA = os.environ.get("CHM_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 def parse_args(argv, description, folds=False):
     ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--classifier", default="convnet", choices=("convnet", "chm"))
-    ap.add_argument("--data", default=DEFAULT_DATA, help="folder holding the dataset (or the dataset folder)")
+    ap.add_argument("--data", default=data_root(), help="folder holding the dataset (or the dataset folder)")
     ap.add_argument("--out", required=False)
     ap.add_argument("--sizes", default="10,20,30,40,50", help="labelled pixels per image, comma-separated")
     ap.add_argument("--draws", type=int, default=5, help="sparse-label draws per N")
@@ -100,10 +100,6 @@ def make_model(args, n_classes, method):
                    n_jobs=args.threads, progress=not args.quiet, random_state=args.seed, **extra)
 
 
-def _write_json(path, obj):
-    write_atomic(path, lambda fh: fh.write(json.dumps(obj, indent=1).encode()))
-
-
 def choose_beta(data, n, split, args, runs):
     """Beta of the MRF for (split, N): supervised fit on 4/5 of the training images (draw 0), decode
     ``--beta-images`` of the held-out fifth, score by their N sparse labels (no dense label)."""
@@ -122,7 +118,7 @@ def choose_beta(data, n, split, args, runs):
         model.fit([data.train_images[i] for i in fit], [labels[i] for i in fit])
         probas = model.predict_proba([data.train_images[i] for i in held])
         beta, scores = mrf.select_beta(probas, [labels[i] for i in held], betas=BETAS, method="expansion")
-        _write_json(path, {"beta": float(beta), "heldout_sparse_errors": {str(b): v for b, v in scores.items()},
+        write_json(path, {"beta": float(beta), "heldout_sparse_errors": {str(b): v for b, v in scores.items()},
                            "seconds": time.perf_counter() - t0})
     return json.loads(path.read_text())["beta"]
 
@@ -130,7 +126,7 @@ def choose_beta(data, n, split, args, runs):
 def run_draw(data, split, n, draw, args, runs):
     """Supervised, TV and MRF results of one (split, N, draw), each cached in runs/.
 
-    Skips the runs another process sharing ``--out`` has claimed (:mod:`claims`) and returns them."""
+    Skips the runs another process sharing ``--out`` has claimed (:mod:`experiments.claims`) and returns them."""
     key = f"{split}_N{n}_draw{draw}"
     paths = {m: runs / f"{key}_{m}.json" for m in METHODS}
     labels = sample_sparse_labels(data.train_masks, n, np.random.default_rng([args.seed, n, draw]), ignore=-1)
@@ -159,7 +155,7 @@ def run_draw(data, split, n, draw, args, runs):
         with np.load(proba_file) as z:
             probas = [z[f"arr_{i}"].astype(np.float32) for i in range(len(z.files))]
         pred = [mrf.decode(np.clip(p, 0, 1), beta, method="expansion") for p in probas]
-        _write_json(paths["mrf"], {"split": split, "N": n, "draw": draw, "method": "mrf", "beta": beta,
+        write_json(paths["mrf"], {"split": split, "N": n, "draw": draw, "method": "mrf", "beta": beta,
                                    "error": pixel_error(pred, data.test_masks, ignore=-1),
                                    "seconds": time.perf_counter() - t1})
     return left
@@ -176,7 +172,7 @@ def _fit(data, split, n, draw, args, runs, method, labels, path, proba_file):
     err = pixel_error(pred, data.test_masks, ignore=-1)
     if method == "supervised":  # kept so the MRF column never needs a refit
         write_atomic(proba_file, lambda fh: np.savez_compressed(fh, *[p.astype(np.float16) for p in probas]))
-    _write_json(path, {"split": split, "N": n, "draw": draw, "method": method, "error": err,
+    write_json(path, {"split": split, "N": n, "draw": draw, "method": method, "error": err,
                        "alpha": model.alpha_, "rounds": getattr(model, "rounds_", None) or None,
                        "fit_seconds": fit_time, "seconds": time.perf_counter() - t0})
     if draw == 0:
@@ -192,7 +188,7 @@ def check_config(args, out):
     path = out / "config.json"
     if path.exists() and {k: v for k, v in json.loads(path.read_text()).items() if k not in free} != config:
         raise SystemExit(f"{out} holds results of another configuration ({path}); use another --out")
-    _write_json(path, config)
+    write_json(path, config)
     return out / "runs"
 
 

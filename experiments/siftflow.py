@@ -1,23 +1,22 @@
 """Table 3 of the paper: SIFT Flow (2488 training / 200 test images), N labelled pixels per image.
 
-    python experiments/siftflow.py --classifier convnet --out results/siftflow_convnet
-    python experiments/siftflow.py --sizes 10 --draws 1 --methods supervised,tv   # one draw, no MRF
-    python experiments/siftflow.py --quick --out /tmp/q                          # smoke run
+    python -m experiments.siftflow --classifier convnet --out results/siftflow_convnet
+    python -m experiments.siftflow --sizes 10 --draws 1 --methods supervised,tv   # one draw, no MRF
+    python -m experiments.siftflow --quick --out /tmp/q                          # smoke run
 
 Each (N, draw) trains a supervised and a TV ConvNet on the same sparse labels (33 classes; the
 dataset's unlabelled pixels are never drawn and not scored); MRF = alpha-expansion on the
-supervised output with beta chosen on held-out training images (see experiments/scenes.py).
+supervised output with beta chosen on held-out training images (see :mod:`experiments.scenes`).
 Writes OUT/table3.md, table3.csv, fig_error.png, fig_samples.png and OUT/runs/ (resumable).
 """
 
-import sys
-from pathlib import Path
+if __name__ == "__main__" and not __package__:  # python -m experiments.siftflow: run as the module
+    from _common import run_as_module
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+    run_as_module("experiments.siftflow")
 
-import scenes  # noqa: E402
-from chm.datasets import load_siftflow  # noqa: E402
+from experiments import scenes
+from chm.datasets import load_siftflow
 
 # Paper Table 3 (mean, std) in %: supervised, MRF post-processing, semi-supervised (TV).
 PAPER = {10: ((33.94, 0.57), (34.26, 0.62), (25.41, 0.25)), 20: ((31.92, 1.32), (32.15, 1.31), (24.39, 0.38)),

@@ -1,24 +1,23 @@
 """Table 2 of the paper: Stanford Background, 5-fold cross-validation, N labelled pixels per image.
 
-    python experiments/stanford.py --classifier convnet --out results/stanford_convnet
-    python experiments/stanford.py --folds 0 --sizes 10 --draws 1 --methods supervised,tv   # one draw, no MRF
-    python experiments/stanford.py --quick --out /tmp/q                         # smoke run
+    python -m experiments.stanford --classifier convnet --out results/stanford_convnet
+    python -m experiments.stanford --folds 0 --sizes 10 --draws 1 --methods supervised,tv   # one draw, no MRF
+    python -m experiments.stanford --quick --out /tmp/q                         # smoke run
 
 Folds: ``chm.datasets.load_stanford_background(root, fold, seed)`` (5 random bins of 143 images,
 fixed by --seed). Each (fold, N, draw) trains a supervised and a TV ConvNet on the same sparse
 labels; MRF = alpha-expansion on the supervised output with beta chosen on held-out training
-images (see experiments/scenes.py). Writes OUT/table2.md, table2.csv, fig_error.png,
+images (see :mod:`experiments.scenes`). Writes OUT/table2.md, table2.csv, fig_error.png,
 fig_samples.png and OUT/runs/ (resumable).
 """
 
-import sys
-from pathlib import Path
+if __name__ == "__main__" and not __package__:  # python -m experiments.stanford: run as the module
+    from _common import run_as_module
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+    run_as_module("experiments.stanford")
 
-import scenes  # noqa: E402
-from chm.datasets import load_stanford_background  # noqa: E402
+from experiments import scenes
+from chm.datasets import load_stanford_background
 
 # Paper Table 2 (mean, std) in %: supervised, MRF post-processing, semi-supervised (TV).
 PAPER = {10: ((39.98, 1.35), (40.92, 1.73), (26.19, 0.33)), 20: ((34.35, 0.98), (34.64, 1.03), (24.33, 0.29)),

@@ -15,13 +15,16 @@ per N on held-out *training* images with their sparse labels only (``chm.selecti
 image takes part. The pooled test pixel error is reported as mean +- std over the draws, with the
 predicted foreground fraction beside it (the truth is 24.8 %).
 
-    python experiments/weizmann.py --levels 3 --alpha 0.1   # TV weight fixed at the paper's 0.1
-    python experiments/weizmann.py                          # every weight chosen by the rule
-    python experiments/weizmann.py --quick                  # smoke run in a few minutes
-    python experiments/weizmann.py --classifier convnet     # the paper's ConvNet instead of the CHM
+    python -m experiments.weizmann --levels 3 --alpha 0.1   # TV weight fixed at the paper's 0.1
+    python -m experiments.weizmann                          # every weight chosen by the rule
+    python -m experiments.weizmann --quick                  # smoke run in a few minutes
+    python -m experiments.weizmann --classifier convnet     # the paper's ConvNet instead of the CHM
+
+from the repository root; ``python -m experiments.weizmann ...`` does the same (it re-executes itself
+as the module).
 
 ``--classifier convnet`` fits ``chm.ConvNet`` (PyTorch, the ``convnet`` extra) through the driver of
-the scene experiments (``experiments/scenes.py``, whose options it takes: ``--methods``,
+the scene experiments (:mod:`experiments.scenes`, whose options it takes: ``--methods``,
 ``--threads``, ``--alpha``, ``--n-iter``, ``--draws`` as a count, ...): columns supervised, MRF
 (multi-label Potts, beta chosen on held-out training images' sparse labels) and TV, written to
 ``--out`` (default results/weizmann_convnet) as table1.md, table1.csv, fig_error.png and
@@ -31,10 +34,15 @@ Writes to --out: table1.md, table1.csv, fig1.png, fig2.png, weights.png (each we
 curve), and runs/ (one JSON per finished
 (N, draw, method) and per N's weight choice: an interrupted run resumes where it stopped).
 Several processes may share --out: the same command started twice with ``--n-jobs 1`` keeps both
-cores of a 2-core machine busy, each process claiming the runs it starts (experiments/claims.py)
+cores of a 2-core machine busy, each process claiming the runs it starts (:mod:`experiments.claims`)
 and waiting at the end for those of the other, so both write the whole table.
 Filter-bank features are cached in OUT/feature_cache up to --cache-gb, printed before the start.
 """
+
+if __name__ == "__main__" and not __package__:  # python -m experiments.weizmann: run as the module
+    from _common import run_as_module
+
+    run_as_module("experiments.weizmann")
 
 import argparse
 import csv
@@ -47,18 +55,17 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import chm  # noqa: E402
-from chm import CHM, mrf  # noqa: E402
-from chm.cascade.cache import FeatureCache, footprint  # noqa: E402
-from chm.datasets import load_weizmann_horse, sample_sparse_labels  # noqa: E402
-from chm.io.files import write_atomic  # noqa: E402
-from chm.metrics import pixel_error  # noqa: E402
-from chm.model import DEFAULT_FEATURES  # noqa: E402
-from chm.selection import choose, heldout_split, sparse_error  # noqa: E402
-from claims import claimed, wait  # noqa: E402  (experiments/claims.py)
-from chm.features import FilterBank  # noqa: E402
+import chm
+from chm import CHM, mrf
+from chm.cascade.cache import FeatureCache, footprint
+from chm.datasets import load_weizmann_horse, sample_sparse_labels
+from chm.features import FilterBank
+from chm.io.files import write_atomic
+from chm.metrics import pixel_error
+from chm.model import DEFAULT_FEATURES
+from chm.selection import choose, heldout_split, sparse_error
+from experiments._common import weizmann_root, write_json
+from experiments.claims import claimed, wait
 
 # Paper Table 1 (mean, std) in %: supervised, MRF post-processing, semi-supervised (TV).
 PAPER = {10: ((23.81, 1.50), (19.92, 1.28), (11.98, 0.24)), 20: ((16.63, 0.67), (14.24, 0.36), (11.03, 0.21)),
@@ -103,12 +110,6 @@ def describe_cache(args, data):
     return (f"feature cache '{cache.folder}': at most {args.cache_gb:g} GB on disk ({cache.size() / 1e9:.1f} GB there "
             f"now); all {len(images)} images would take {need / 1e9:.1f} GB (--cache-gb {math.ceil(need / 1e9)} "
             "caches them all and saves the most time, --no-cache none)")
-
-
-def _write_json(path, obj):
-    # A unique temporary name, then a rename: a stopped run never leaves a half-written result that
-    # a resumed run would trust, and processes sharing --out never collide.
-    write_atomic(path, lambda fh: fh.write(json.dumps(obj, indent=1).encode()))
 
 
 def _savez(path, arrays):
@@ -165,7 +166,7 @@ def _choose_weights(data, n, args, path, out):
         out[key], out["scores"][key] = value, {str(k): v for k, v in scores.items()}
         out["seconds"] = out.get("seconds", 0.0) + time.perf_counter() - t0
         t0 = time.perf_counter()
-        _write_json(path, out)
+        write_json(path, out)
 
     for method in ("tv", "l2"):
         if method in out:
@@ -216,7 +217,7 @@ def run_draw(data, n, draw, args, runs, weights):
                 _savez(runs / f"N{n}_draw{draw}_{method}_maps.npz", [p.astype(np.float16) for p in maps])
             if draw == 0:
                 _savez(runs / f"N{n}_{method}_fig.npz", maps[:FIG_IMAGES])
-            _write_json(path, {"N": n, "draw": draw, "method": method, "weight": weight,
+            write_json(path, {"N": n, "draw": draw, "method": method, "weight": weight,
                                "threshold": model.threshold_, "error": pixel_error(masks, data.test_masks),
                                "foreground": _fraction(masks), "rounds": getattr(model, "rounds_", []),
                                "fit_seconds": fit_time, "seconds": time.perf_counter() - t0})
@@ -233,7 +234,7 @@ def run_draw(data, n, draw, args, runs, weights):
             t = json.loads(fitted.read_text())["threshold"]
             maps = _loadz(runs / f"N{n}_draw{draw}_{method}_maps.npz")
             masks = [mrf.decode(p, weights[key], image=im, threshold=t) for p, im in zip(maps, data.test_images)]
-            _write_json(path, {"N": n, "draw": draw, "method": key, "weight": weights[key],
+            write_json(path, {"N": n, "draw": draw, "method": key, "weight": weights[key],
                                "error": pixel_error(masks, data.test_masks), "foreground": _fraction(masks),
                                "seconds": time.perf_counter() - t0})
     return missing
@@ -376,7 +377,7 @@ def dense_model(data, args, runs):
         model = CHM(random_state=args.seed, max_samples=args.dense_samples, **model_params(args))
         model.fit(data.train_images, labels)
         _savez(path, model.predict_proba(data.test_images[:FIG_IMAGES]))
-        _write_json(runs / "dense.json", {"max_samples": args.dense_samples, "seconds": time.perf_counter() - t})
+        write_json(runs / "dense.json", {"max_samples": args.dense_samples, "seconds": time.perf_counter() - t})
     return []
 
 
@@ -417,11 +418,11 @@ def parse_args(argv=None):
 
 def convnet_main(argv):
     """``--classifier convnet``: the ConvNet rows, through the scene experiments' driver."""
-    import scenes  # experiments/scenes.py
+    from experiments import scenes
 
     args = scenes.parse_args(argv, __doc__)
     args.out = args.out or "results/weizmann_convnet"
-    data = load_weizmann_horse(args.data)
+    data = load_weizmann_horse(weizmann_root(args.data))
     if args.quick:
         data = scenes.subsample(data, 8, 2)
         args.beta_images = 2
@@ -441,7 +442,7 @@ def main(argv=None):
     draws = range(args.trials) if args.draws is None else [int(d) for d in args.draws.split(",")]
     if any(not 0 <= d < args.trials for d in draws):
         raise SystemExit(f"--draws must be in 0..{args.trials - 1} (--trials {args.trials}), got {args.draws}")
-    data = load_weizmann_horse(args.data)
+    data = load_weizmann_horse(weizmann_root(args.data))
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.quick:  # a smoke run: few images, a cheap bank, one draw, two candidates per weight
         k = 8
@@ -459,7 +460,7 @@ def main(argv=None):
     config_file = out / "config.json"
     if config_file.exists() and json.loads(config_file.read_text()) != config:
         raise SystemExit(f"{out} holds results of another configuration ({config_file}); use another --out")
-    _write_json(config_file, config)
+    write_json(config_file, config)
     print(describe_cache(args, data), flush=True)
     weights, said = {}, set()
 
@@ -495,6 +496,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from chm.utils._signals import run_main  # Ctrl-C / SIGTERM: stop the workers, keep results
+    from chm.utils import run_main  # Ctrl-C / SIGTERM: stop the workers, keep results
 
     run_main(main)

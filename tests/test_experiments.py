@@ -11,13 +11,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "experiments"))
 
 
 @pytest.mark.slow
 def test_weizmann_quick_writes_table_figures_and_resumes(weizmann_root, tmp_path, capsys, monkeypatch):
-    import claims
-    import weizmann
+    from experiments import claims, weizmann
 
     out = tmp_path / "w"
     args = ["--quick", "--data", str(weizmann_root), "--out", str(out), "--n-jobs", "1"]
@@ -65,7 +63,7 @@ def test_weizmann_quick_writes_table_figures_and_resumes(weizmann_root, tmp_path
 
 
 def test_a_claim_is_exclusive_released_and_taken_over_from_a_dead_process(tmp_path):
-    import claims
+    from experiments import claims
 
     result = tmp_path / "run.json"
     lock = Path(str(result) + claims.SUFFIX)
@@ -91,8 +89,47 @@ def test_a_claim_is_exclusive_released_and_taken_over_from_a_dead_process(tmp_pa
 
 
 def test_weizmann_draws_out_of_range_is_refused_before_any_work(tmp_path):
-    import weizmann
+    from experiments import weizmann
 
     with pytest.raises(SystemExit, match="--draws must be in 0..4"):
         weizmann.main(["--draws", "4,5", "--out", str(tmp_path / "w"), "--data", str(tmp_path / "absent")])
     assert not (tmp_path / "w").exists()
+
+
+def test_a_script_run_as_a_file_runs_as_its_module():
+    # python experiments/weizmann.py re-executes itself as python -m experiments.weizmann
+    done = subprocess.run([sys.executable, str(ROOT / "experiments" / "weizmann.py"), "--help"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "--alpha" in done.stdout
+    failed = subprocess.run([sys.executable, str(ROOT / "experiments" / "weizmann.py"), "--draws", "9"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 1 and "--draws must be in 0..4" in failed.stderr  # the module's exit status
+
+
+def test_no_script_edits_sys_path():
+    edits = [f"{p.relative_to(ROOT)}:{i}" for folder in ("experiments", "benchmarks", "docs", "tests")
+             for p in sorted((ROOT / folder).rglob("*.py"))
+             for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+             if line.lstrip().startswith("sys.path")]
+    assert not edits, edits
+
+
+@pytest.mark.slow
+def test_screen_scores_variants_on_held_out_training_images_and_resumes(weizmann_root, tmp_path, capsys):
+    from experiments import screen
+
+    out = tmp_path / "s"
+    args = ["--dataset", "weizmann", "--data", str(weizmann_root), "--images", "10", "--n", "40", "--out", str(out),
+            "--base", '{"levels": 1, "features": ["haar", "intensity"], "epochs": 2}', "--betas", "0,4", "--quiet",
+            "--variants", "{}", '{"semi_supervised": "tv", "alpha": 0.3}']
+    rows = screen.main(args)
+    files = sorted(out.glob("weizmann_chm_N40_draw0_images10_*.json"))
+    assert len(rows) == len(files) == 2
+    for r in rows:
+        assert 0 <= r["heldout_sparse_error"] <= 1 and r["n_heldout"] == 2 and r["n_fit"] == 8
+        assert r["n_heldout_labels"] == 80 and set(r["heldout_sparse_error_mrf"]) == {"0", "4"}
+    assert "best: " in capsys.readouterr().out
+    stamps = {p: p.stat().st_mtime_ns for p in files}
+    screen.main(args)  # every variant is stored: nothing is refitted
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())

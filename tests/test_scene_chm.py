@@ -1,17 +1,14 @@
-"""Smoke run of experiments/stanford.py with the K-class colour CHM (--quick); no torch needed."""
+"""Smoke run of experiments.stanford with the K-class colour CHM (--quick); no torch needed."""
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
-
 
 
 @pytest.mark.slow
 @pytest.mark.data
 def test_stanford_quick_chm_all_columns(tmp_path, scene_data):
-    import stanford
+    from experiments import stanford
 
     out = tmp_path / "s"
     args = ["--quick", "--classifier", "chm", "--data", scene_data("stanford_background"), "--out", str(out), "--quiet",

@@ -1,14 +1,12 @@
-"""Smoke runs of experiments/stanford.py and siftflow.py (--quick); the real runs are not CI tests."""
+"""Smoke runs of experiments.stanford and experiments.siftflow (--quick); the real runs are not CI tests."""
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("torch", reason="the ConvNet rows need the convnet extra: pip install -e '.[convnet]'")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "experiments"))
 
 
 def _data(name):
@@ -22,7 +20,7 @@ def _data(name):
 
 @pytest.mark.slow
 def test_stanford_quick_writes_table_figures_and_resumes(tmp_path):
-    import stanford
+    from experiments import stanford
 
     out = tmp_path / "s"
     args = ["--quick", "--data", _data("stanford_background"), "--out", str(out), "--quiet"]
@@ -42,7 +40,7 @@ def test_stanford_quick_writes_table_figures_and_resumes(tmp_path):
 
 @pytest.mark.slow
 def test_siftflow_quick(tmp_path):
-    import siftflow
+    from experiments import siftflow
 
     out = tmp_path / "f"
     siftflow.main(["--quick", "--data", _data("siftflow"), "--out", str(out), "--quiet",

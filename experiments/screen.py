@@ -1,0 +1,312 @@
+"""Screen estimator settings on held-out *training* images, scored by their sparse labels only.
+
+One rule for every screen (``chm.selection``): draw N sparse labels per training image (draw
+``--draw``), hold out a fifth of the training images (``heldout_split``, the split
+:mod:`experiments.weizmann` chooses its weights on), fit each variant on the other four fifths and
+score it by the error of its decisions on the held-out images' sparse labels: their own N, or an
+independent draw of ``--score-n`` per image (more labels, a smaller standard error). No test image
+and no dense label takes part in the score; the held-out dense error is printed beside it as a
+diagnostic, and ``--test`` adds the test error of a model fitted on every training image, for
+orientation only. The variant with the smallest score wins (ties: the earlier variant).
+
+    python -m experiments.screen --dataset weizmann --variants '{}' '{"semi_supervised": "tv", "alpha": 0.3}'
+    python -m experiments.screen --dataset stanford --score-n 50 --variants '{}' '{"semi_supervised": "self-training"}'
+    python -m experiments.screen --dataset stanford --estimator convnet --base '{"n_iter": 1500}' \\
+        --variants '{"alpha": 0}' '{"alpha": 0.3}' '{"alpha": 1}'
+
+``--variants`` are JSON dicts of the estimator's parameters (``chm.CHM`` or ``chm.ConvNet``), each
+added to ``--base``. A ``semi_supervised`` given as a dict is a :class:`chm.semi.recipes.Recipe`
+(``Recipe.from_dict``), e.g. the self-training guard at 0::
+
+    --variants '{"semi_supervised": {"recipe": {"beta": 16, "rounds": 1, "prior_tolerance": 0}}}'
+
+Further numbers per variant, from the same fit: ``--betas 4,8,16,32`` the held-out sparse error
+after the MRF at each beta (contrast-sensitive graph cut for two classes, alpha-expansion for K);
+``--calibrated`` (two classes) the error at the threshold that gives the model's maps of its own
+training images the foreground fraction the sparse labels estimate; ``--sparse-prior`` (K-class
+self-training) the error with the decision weights made from the sparse labels' class fractions.
+``--n 0`` fits on dense labels (every pixel of the fitted images).
+
+Writes one JSON per finished variant to ``--out`` (atomically; a stopped screen resumes, and a
+variant already screened with the same settings is not refitted) and prints a table.
+"""
+
+if __name__ == "__main__" and not __package__:  # python experiments/screen.py: run as the module
+    from _common import run_as_module
+
+    run_as_module("experiments.screen")
+
+import argparse
+import copy
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from chm import mrf
+from chm.datasets import load_siftflow, load_stanford_background, load_weizmann_horse, sample_sparse_labels
+from chm.io.images import as_float_image, to_channels
+from chm.metrics import pixel_error
+from chm.selection import choose, heldout_split, sparse_error
+from experiments._common import data_root, weizmann_root, write_json
+
+DATASETS = ("weizmann", "stanford", "siftflow")
+ESTIMATORS = ("chm", "convnet")
+#: Options that change a variant's numbers: part of its result file's name.
+KEYED = ("dataset", "estimator", "n", "draw", "score_n", "images", "seed", "gray")
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", choices=DATASETS, default="weizmann",
+                    help="weizmann, stanford (fold 0 of the experiments' folds) or siftflow")
+    ap.add_argument("--estimator", choices=ESTIMATORS, default="chm")
+    ap.add_argument("--variants", nargs="+", default=["{}"], help="JSON dicts of estimator parameters, one per variant")
+    ap.add_argument("--base", default="{}", help="JSON dict of parameters every variant shares")
+    ap.add_argument("--n", type=int, default=10, help="labelled pixels per fitted image (0: dense labels)")
+    ap.add_argument("--draw", type=int, default=0, help="which sparse-label draw")
+    ap.add_argument("--score-n", type=int, default=None,
+                    help="score on an independent draw of this many labels per held-out image "
+                         "(default: their own N)")
+    ap.add_argument("--images", type=int, default=None,
+                    help="a random subset of this many training images (fitted and held out together)")
+    ap.add_argument("--gray", action="store_true", help="the images' luminance only (no colour features)")
+    ap.add_argument("--betas", default=None, help="also score the MRF decoding at these betas (comma-separated)")
+    ap.add_argument("--calibrated", action="store_true",
+                    help="two classes: also score at the threshold matching the labels' foreground estimate")
+    ap.add_argument("--sparse-prior", action="store_true",
+                    help="K-class self-training: also score the decision weights of the sparse labels' class prior")
+    ap.add_argument("--test", action="store_true",
+                    help="also fit on every training image and report the test error (orientation only)")
+    ap.add_argument("--data", default=None, help="data folder (default: $CHM_DATA, then ../shared/data)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--n-jobs", type=int, default=1, help="CHM workers, or ConvNet torch threads")
+    ap.add_argument("--cache", default=None, help="CHM feature cache folder")
+    ap.add_argument("--out", default="results/screen")
+    ap.add_argument("--quiet", action="store_true", help="no progress output")
+    return ap.parse_args(argv)
+
+
+def load(args):
+    """The training and test side of ``--dataset`` (Stanford: fold 0 with the experiments' seed 0, so
+    ``--seed`` never changes which images are training images)."""
+    if args.dataset == "weizmann":
+        return load_weizmann_horse(weizmann_root(args.data))
+    if args.dataset == "stanford":
+        return load_stanford_background(data_root(args.data), fold=0, seed=0)
+    return load_siftflow(data_root(args.data))
+
+
+def split(args, masks):
+    """(image indices, fitted positions, held-out positions, labels, score labels) of the screen."""
+    index = np.arange(len(masks))
+    if args.images is not None:
+        if not 5 <= args.images <= len(masks):
+            raise SystemExit(f"--images must be between 5 and {len(masks)}, got {args.images}")
+        index = np.sort(np.random.default_rng([args.seed, 98]).permutation(len(masks))[:args.images])
+    masks = [masks[i] for i in index]
+    if args.n == 0:
+        labels = [np.where(np.asarray(m) < 0, -1, m).astype(np.int8) for m in masks]
+    else:
+        labels = sample_sparse_labels(masks, args.n, np.random.default_rng([args.seed, args.n, args.draw]), ignore=-1)
+    fit, held = heldout_split(len(index), [args.seed, args.n, 99])
+    if args.score_n is None:
+        score = [labels[i] for i in held]
+    else:
+        score = sample_sparse_labels([masks[i] for i in held], args.score_n,
+                                     np.random.default_rng([args.seed, args.score_n, args.draw, 1]), ignore=-1)
+    return index, fit, held, labels, score
+
+
+def estimator_params(text, base):
+    """The estimator parameters of one variant: ``base`` updated by ``text``; a dict in
+    ``semi_supervised`` becomes a :class:`chm.semi.recipes.Recipe`."""
+    params = {**base, **json.loads(text)}
+    if isinstance(params.get("semi_supervised"), dict):
+        from chm.semi.recipes import Recipe
+
+        recipe = params["semi_supervised"]
+        params["semi_supervised"] = Recipe.from_dict(recipe if "recipe" in recipe else {"recipe": recipe})
+    return params
+
+
+def make_estimator(args, params, n_classes):
+    common = dict(n_jobs=args.n_jobs, progress=not args.quiet, random_state=args.seed)
+    if n_classes > 2:
+        common["n_classes"] = n_classes
+    if args.estimator == "convnet":
+        from chm import ConvNet
+
+        return ConvNet(**common, **params)
+    from chm import CHM
+
+    if args.cache and "feature_cache" not in params:
+        common["feature_cache"] = args.cache
+    return CHM(**common, **params)
+
+
+def sparse_prior_weights(model, labels):
+    """A self-trained K-class model's decision weights with the class prior of the sparse labels.
+
+    ``class_weights_`` is pi_k / q_k with pi the class fractions of the last round's proposals
+    (``rounds_[-1]["classes"]``) and q those of the rows the refit sampled; this returns
+    pi'_k / q_k with pi' the fractions of the sparse labels the model was fitted on.
+    """
+    K = model.n_classes_
+    sparse = sum(np.bincount(lab[lab >= 0].ravel(), minlength=K) for lab in labels).astype(np.float64)
+    sparse /= sparse.sum()
+    props = np.asarray(model.rounds_[-1]["classes"], dtype=np.float64)
+    w = model.class_weights_.copy()
+    seen = props > 0  # the refit samples every class of the proposals (per-class caps)
+    w[seen] *= sparse[seen] / props[seen]
+    return w
+
+
+def screen_variant(args, params, data, images, parts):
+    """Fit one variant on the fitted images and score it on the held-out ones: a JSON-able dict."""
+    index, fit, held, labels, score = parts
+    n_classes = len(data.classes)
+    pick = lambda idx: [images[index[i]] for i in idx]  # noqa: E731
+    t0 = time.perf_counter()
+    model = make_estimator(args, params, n_classes).fit(pick(fit), [labels[i] for i in fit])
+    fit_s = time.perf_counter() - t0
+    rules = {"": model}  # the same maps, each rule's decisions
+    if args.sparse_prior and getattr(model, "rounds_", None) and n_classes > 2:
+        rules["sparse_prior"] = copy.copy(model)
+        rules["sparse_prior"].class_weights_ = sparse_prior_weights(model, [labels[i] for i in fit])
+    calibrated = None
+    if args.calibrated and n_classes == 2:
+        from chm.semi.selftraining import foreground_prior
+
+        own = np.concatenate([p.ravel() for p in model.predict_proba(pick(fit))])
+        calibrated = float(np.quantile(own, 1 - foreground_prior([labels[i] for i in fit])))
+    keep_maps = args.betas is not None or calibrated is not None
+    decisions, maps = {k: [] for k in rules}, []
+    for i in held:  # one map at a time: SIFT Flow's K = 33 maps are 8.6 MB each
+        p = model.predict_proba([images[index[i]]])
+        for k, m in rules.items():
+            decisions[k] += m.decide(p)
+        if keep_maps:
+            maps += p
+    dense = [data.train_masks[index[i]] for i in held]
+    row = {"heldout_sparse_error": sparse_error(decisions[""], score),
+           "heldout_dense_error": pixel_error(decisions[""], dense, ignore=-1),
+           "n_heldout_labels": int(sum((np.asarray(s) >= 0).sum() for s in score)),
+           "n_fit": len(fit), "n_heldout": len(held)}
+    if n_classes == 2:
+        row["heldout_foreground"] = float(sum(int(np.sum(d)) for d in decisions[""]) /
+                                          sum(np.size(d) for d in decisions[""]))
+    if "sparse_prior" in decisions:
+        row["heldout_sparse_error_sparse_prior"] = sparse_error(decisions["sparse_prior"], score)
+    threshold = float(getattr(model, "threshold_", 0.5))
+    if calibrated is not None:
+        row["calibrated_threshold"] = calibrated
+        row["heldout_sparse_error_calibrated"] = sparse_error([p > calibrated for p in maps], score)
+    if args.betas is not None:
+        betas = [float(b) for b in args.betas.split(",")]
+        kw = (dict(images=pick(held), threshold=threshold) if n_classes == 2 else dict(method="expansion"))
+        _, scores = mrf.select_beta(maps if n_classes == 2 else [np.clip(p, 0, 1) for p in maps], score,
+                                    betas=betas, **kw)
+        row["heldout_sparse_error_mrf"] = {f"{float(b):g}": float(v) for b, v in scores.items()}
+    for name in ("alpha_", "threshold_"):
+        if hasattr(model, name):
+            row[name.rstrip("_")] = _jsonable(getattr(model, name))
+    if getattr(model, "loss_curve_", None):
+        row["final_ce"] = float(np.mean([c for c, _ in model.loss_curve_[-50:]]))
+    row["fit_seconds"] = fit_s
+    if args.test:
+        t1 = time.perf_counter()
+        full = make_estimator(args, params, n_classes).fit([images[i] for i in index], labels)
+        test_images = data.test_images if not args.gray else [_gray(im) for im in data.test_images]
+        pred = full.decide(full.predict_proba(test_images))
+        row["test_error"] = pixel_error(pred, data.test_masks, ignore=-1)
+        row["test_seconds"] = time.perf_counter() - t1
+    row["seconds"] = time.perf_counter() - t0
+    return row
+
+
+def _jsonable(v):
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return [float(x) for x in np.ravel(v)]
+    return None if v is None else float(v)
+
+
+def _gray(image):
+    return to_channels(as_float_image(image), 1)
+
+
+def result_path(args, params_text, base_text):
+    """The result file of one variant: the settings that change its numbers, and a hash of its parameters."""
+    params = {**json.loads(base_text), **json.loads(params_text)}
+    tag = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
+    opts = vars(args)
+    name = "_".join([args.dataset, args.estimator, f"N{args.n}", f"draw{args.draw}"]
+                    + [f"{k.replace('_', '')}{opts[k]}" for k in ("score_n", "images") if opts[k] is not None]
+                    + ([f"seed{args.seed}"] if args.seed else []) + (["gray"] if args.gray else []) + [tag])
+    return Path(args.out) / f"{name}.json"
+
+
+def wanted(args, n_classes):
+    """The keys a stored result must hold for this call's options (else the variant is refitted)."""
+    keys = ["heldout_sparse_error"]
+    keys += ["heldout_sparse_error_mrf"] if args.betas else []
+    keys += ["heldout_sparse_error_calibrated"] if args.calibrated and n_classes == 2 else []
+    keys += ["test_error"] if args.test else []
+    return keys
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    data = load(args)
+    n_classes = len(data.classes)
+    if args.calibrated and n_classes > 2:
+        raise SystemExit("--calibrated is for two classes (a foreground threshold)")
+    images = [_gray(im) for im in data.train_images] if args.gray else data.train_images
+    parts = split(args, data.train_masks)
+    base = json.loads(args.base)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for text in args.variants:
+        path = result_path(args, text, args.base)
+        stored = json.loads(path.read_text()) if path.exists() else {}
+        betas_ok = not args.betas or all(f"{float(b):g}" in stored.get("heldout_sparse_error_mrf", {})
+                                         for b in args.betas.split(","))
+        if not (all(k in stored for k in wanted(args, n_classes)) and betas_ok):
+            row = screen_variant(args, estimator_params(text, base), data, images, parts)
+            stored = {"variant": json.loads(text), "base": base,
+                      **{k: v for k, v in vars(args).items() if k in KEYED}, **row}
+            write_json(path, stored)
+        rows.append(stored)
+        print(_line(stored), flush=True)
+    index, fit, held, _, score = parts
+    print(f"\n{args.dataset}, {args.estimator}: fitted on {len(fit)} training images (N = {args.n or 'dense'}, "
+          f"draw {args.draw}), scored on the sparse labels of {len(held)} held-out ones "
+          f"({rows[0]['n_heldout_labels']} labels); dense = held-out dense error (diagnostic only)")
+    best = choose({i: r["heldout_sparse_error"] for i, r in enumerate(rows)})
+    print(f"best: {json.dumps(rows[best]['variant'])}")
+    return rows
+
+
+def _line(r):
+    extra = ""
+    if "heldout_foreground" in r:
+        extra += f"  foreground {100 * r['heldout_foreground']:.1f} %"
+    if "heldout_sparse_error_calibrated" in r:
+        extra += f"  calibrated ({r['calibrated_threshold']:.3f}) {100 * r['heldout_sparse_error_calibrated']:.2f} %"
+    if "heldout_sparse_error_sparse_prior" in r:
+        extra += f"  sparse-label prior {100 * r['heldout_sparse_error_sparse_prior']:.2f} %"
+    if "heldout_sparse_error_mrf" in r:
+        extra += "  MRF " + ", ".join(f"β {b}: {100 * v:.2f} %" for b, v in r["heldout_sparse_error_mrf"].items())
+    if "test_error" in r:
+        extra += f"  test {100 * r['test_error']:.2f} %"
+    return (f"{100 * r['heldout_sparse_error']:6.2f} %  (dense {100 * r['heldout_dense_error']:.2f} %, "
+            f"fit {r['fit_seconds']:.0f} s)  {json.dumps(r['variant'])}{extra}")
+
+
+if __name__ == "__main__":
+    from chm.utils import run_main  # Ctrl-C / SIGTERM: stop the workers, keep results
+
+    run_main(main)
