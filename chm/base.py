@@ -4,13 +4,16 @@ Parameters are the keyword arguments of ``__init__``, stored verbatim as attribu
 names; learned state ends with an underscore. :class:`Estimator` derives ``get_params``,
 ``set_params`` and a repr of the non-default parameters from the ``__init__`` signature, so the
 parameter list is written once and ``sklearn.base.clone`` works without scikit-learn being a
-dependency.
+dependency. :class:`Segmenter` is the scaffold of the image segmenters (:class:`chm.CHM`,
+:class:`chm.ConvNet`): ``predict`` is ``decide(predict_proba(...))``, one fitted check, one ``save``.
 """
 
 import inspect
 import numbers
 
-__all__ = ["Estimator"]
+from .io.persistence import write_container
+
+__all__ = ["Estimator", "Segmenter"]
 
 
 class Estimator:
@@ -85,3 +88,34 @@ def _same(a, b):
         return type(a) is type(b) and bool(a == b)
     except (TypeError, ValueError):
         return False
+
+
+class Segmenter(Estimator):
+    """Mixin of the image segmenters.
+
+    A subclass sets ``_FORMAT`` (its model-file format, :mod:`chm.io.persistence`) and
+    ``_FITTED`` (an attribute only a fitted model has), and defines ``fit``,
+    ``predict_proba(images, ...)``, ``decide(probas, threshold=None)``, ``_to_state()`` and
+    ``_from_state(header, arrays)``.
+    """
+
+    _FORMAT = None
+    _FITTED = None
+
+    def check_is_fitted(self):
+        """Raise ``RuntimeError`` unless the model is fitted (or loaded)."""
+        if not hasattr(self, self._FITTED):
+            raise RuntimeError(f"this {type(self).__name__} is not fitted yet: call fit(images, labels) or "
+                               "chm.load(path)")
+
+    def predict(self, images, threshold=None, **kwargs):
+        """Label maps: uint8 0/1 masks (two classes) or class indices 0 .. K-1 (uint8; int16 above
+        256 classes). ``decide(predict_proba(images, **kwargs), threshold)``."""
+        return self.decide(self.predict_proba(images, **kwargs), threshold)
+
+    def save(self, path):
+        """Write the model to ``path`` (.npz + JSON header, no pickle; see :mod:`chm.io.persistence`),
+        with the permissions the umask gives new files. Returns the path written (``.npz`` is
+        appended if missing)."""
+        self.check_is_fitted()
+        return write_container(path, self._FORMAT, *self._to_state())

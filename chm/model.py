@@ -11,112 +11,70 @@ context map (chm-reference 1.2):
 Contexts are the soft outputs of the trained classifiers on the training images themselves.
 
 Two classes (gray or colour images): LDNNs, one P(foreground) map per classifier. K > 2 classes:
-one softmax network per classifier (``chm.softmax``) whose K-class map is compressed to a few
-principal components before it serves as a context (``chm.contexts.ContextProjection``), so
-cost grows gently with K. Colour images add the colour filter family; the others see the
-luminance.
+one softmax network per classifier (``chm.classifiers.softmax``) whose K-class map is compressed to
+a few principal components before it serves as a context
+(``chm.cascade.contexts.ContextProjection``), so cost grows gently with K. Colour images add the
+colour filter family; the others see the luminance.
 
-The steps live in modules named for them: ``chm.training`` (the training loop), ``chm.sampling``
-(training rows), ``chm.contexts``, ``chm.normalisation``, ``chm.thresholds`` (decision rules),
-``chm.inference`` (the cascade over whole images); ``chm.persistence`` holds the file container.
+:class:`CHM` is the estimator: it validates its parameters and the data, turns them into a
+:class:`chm.cascade.spec.CascadeSpec` and a :class:`chm.semi.recipes.Recipe`, and keeps the
+:class:`chm.cascade.spec.FittedCascade` that :func:`chm.cascade.training.train` returns.
 
 Memory: features are computed per image (joblib over images) and kept, as float16, only at the
 labelled rows that SGD needs. A binary model's spatial loss draws fresh centres from every pixel
-for every epoch (``chm.sampling.ImageCentres``), so its classifiers read the filter bank of whole
-images from a feature cache on disk (a temporary one when ``feature_cache`` is None); a K-class
-model keeps a pool of random centres per image instead (``spatial_rate`` x labelled pixels:
-scene datasets would need 30-100 GB of cache). Inference streams image by image.
+for every epoch (``chm.cascade.sampling.ImageCentres``), so its classifiers read the filter bank of
+whole images from a feature cache on disk (a temporary one when ``feature_cache`` is None); a
+K-class model keeps a pool of random centres per image instead (``spatial_rate`` x labelled
+pixels: scene datasets would need 30-100 GB of cache). Inference streams image by image.
 """
-
-import tempfile
-import time
 
 import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
 
-from .features import COLOUR_FAMILIES, FilterBank
-
-from .cascade import pyramid
-from .cascade.pyramid import check_pooled_classes
-from .utils._progress import bar
-from .base import Estimator
+from .base import Segmenter
 from .cascade.cache import FeatureCache
+from .cascade.pyramid import check_pooled_classes, level_shape
+from .cascade.spec import FUSION_CONTEXTS, LABEL_POOLINGS, CascadeSpec, FittedCascade
+from .cascade.training import FewLabelsWarning, train
+from .features import COLOUR_FAMILIES, FilterBank
+from .io.images import check_image_list, check_labels
+from .io.persistence import FORMAT, jsonable
+from .semi.losses import SpatialLoss
+from .semi.recipes import SEMI_SUPERVISED, SEMI_SUPERVISED_MULTICLASS, Recipe, resolve
+from .utils._progress import bar
 from .utils._validation import check_random_state
-from .classifiers import NETWORKS, from_state, make_classifier
-from .cascade.contexts import ContextProjection, stencil_spec
-from .io.images import as_float_image, check_image_list, check_labels, to_channels
-from .cascade.inference import predict_image
-from .semi.losses import SpatialLoss, get_spatial_loss
-from .io.persistence import FORMAT, jsonable, write_container
-from .semi.superpixels import RECOMMENDED_SCALE, check_scale, expand_labels
-from .cascade.training import FewLabelsWarning, fit_cascade, self_train
 
 __all__ = ["CHM", "CONTEXT_CHANNELS", "DEFAULT_FEATURES", "FUSION_CONTEXTS", "FewLabelsWarning", "LABEL_POOLINGS",
            "SEMI_SUPERVISED", "SEMI_SUPERVISED_MULTICLASS"]
 
 #: The default filter families: the original 476-feature bank without Gabor and intensity (215
-#: features). Gabor bought the least accuracy per second in benchmarks/run.py's ablation (+0.42 /
+#: features). Gabor bought the least accuracy per second in the benchmarks' ablation (+0.42 /
 #: -0.06 pp when left out, 35-42 % less fit + predict); the 81 raw intensity stencils cost accuracy:
 #: leaving them out lowered the held-out error on training horses by 0.84 +- 0.36 pp over five label
 #: draws, left held-out Stanford equal, and saves ~14 % of the time (docs/results.md).
-#: ``features.FAMILIES`` is the full original bank.
+#: ``chm.features.FAMILIES`` is the full original bank.
 DEFAULT_FEATURES = ("haar", "hog", "edge", "sift")
-
-#: Rules for the labels of the coarse levels (``CHM(label_pooling=...)``).
-LABEL_POOLINGS = ("max", "mean")
-
-#: How the fusion classifiers sample the upsampled coarse maps (``CHM(fusion_context=...)``).
-FUSION_CONTEXTS = ("original", "scaled")
-
-#: Ways of learning from the unlabelled pixels (``CHM(semi_supervised=...)``) and the weights each
-#: gets when none is given (chosen on held-out training images; docs/results.md). "tv" and
-#: "contrast" add a spatial loss with weight ``alpha``; "self-training" refits the cascade on
-#: graph-cut proposals (:mod:`chm.selftraining`) with Potts weight ``beta``, ``rounds`` times;
-#: "tv+self-training" and "contrast+self-training" start the self-training from a model trained
-#: with that loss; "superpixels" spreads the sparse labels over superpixels of size ``scale``
-#: (:mod:`chm.superpixels`) and fits on them; "superpixels+self-training" then self-trains;
-#: "auto" is the recommended one of these.
-SEMI_SUPERVISED = {
-    "tv": {"loss": "tv", "alpha": 0.3},
-    "contrast": {"loss": "contrast", "alpha": 0.1},
-    "self-training": {"beta": 16.0, "rounds": 1},
-    "tv+self-training": {"loss": "tv", "alpha": 0.3, "beta": 16.0, "rounds": 1},
-    "contrast+self-training": {"loss": "contrast", "alpha": 0.1, "beta": 16.0, "rounds": 1},
-    "superpixels": {"scale": RECOMMENDED_SCALE},
-    "superpixels+self-training": {"scale": RECOMMENDED_SCALE, "beta": 16.0, "rounds": 1},
-    "auto": {"scale": RECOMMENDED_SCALE, "beta": 16.0, "rounds": 1},
-}
-
-#: The methods of K-class models (K > 2): the spatial losses on the K-channel probability image,
-#: whose softmax cross-entropy has another scale than the LDNN's squared error, hence their own
-#: weights (the binary defaults of chm 0.1; on held-out Stanford training images, tv at 0.1 did not
-#: beat the supervised CHM: docs/results.md). K-class self-training decodes its proposals by
-#: alpha-expansion (:func:`chm.selftraining.class_proposal`). "auto" is self-training: on held-out
-#: Stanford training images it alone beat the supervised CHM (docs/results.md, "K-class
-#: self-training on held-out training images").
-SEMI_SUPERVISED_MULTICLASS = {
-    "tv": {"loss": "tv", "alpha": 0.1},
-    "contrast": {"loss": "contrast", "alpha": 0.3},
-    "superpixels": {"scale": RECOMMENDED_SCALE},
-    "self-training": {"beta": 16.0, "rounds": 1},
-}
-SEMI_SUPERVISED_MULTICLASS["auto"] = SEMI_SUPERVISED_MULTICLASS["self-training"]
 
 #: Context channels a K-class map is compressed to, at most (``CHM(context_channels=...)``).
 CONTEXT_CHANNELS = 8
 
-#: Labelled pixels per class and level kept from the proposals of a self-training round when
-#: ``max_samples`` is None (the proposals label every pixel).
-PROPOSAL_SAMPLES = 50_000
-
-#: Self-training keeps the proposals' foreground fraction within this relative distance of the
-#: sparse labels' estimate (the guard against collapse of :mod:`chm.selftraining`).
-PRIOR_TOLERANCE = 0.25
-
 _MIN_COARSE_SIDE = 4  # the coarsest level must keep this many pixels per side
 
 
-class CHM(Estimator):
+def _fitted(name, doc):
+    """A learned attribute that lives in the model's :class:`FittedCascade`."""
+    def get(self):
+        if "cascade_" not in self.__dict__:
+            raise AttributeError(f"{name}_ is set by fit")
+        return getattr(self.cascade_, name)
+
+    def set(self, value):
+        setattr(self.cascade_, name, value)
+
+    return property(get, set, doc=doc)
+
+
+class CHM(Segmenter):
     """Contextual Hierarchical Model trained from sparse pixel labels, optionally with a TV loss.
 
     Parameters
@@ -129,7 +87,7 @@ class CHM(Estimator):
         Two classes: an LDNN or logistic regression per (stage, level). K > 2 classes: a softmax
         network with as many hidden units as the LDNN's (N x M), or none (multinomial logistic).
     network : {"small", "original"}
-        LDNN sizes (``chm.classifiers.NETWORKS``): "small" = 6 x 6 at every level (sparse labels:
+        LDNN sizes (:data:`chm.classifiers.NETWORKS`): "small" = 6 x 6 at every level (sparse labels:
         as accurate, 2.5-3x faster); "original" = the original CHM's 10 x 20 at full resolution and
         24 x 24 at coarse levels (better with dense labels).
     n_classes : int or None
@@ -138,18 +96,19 @@ class CHM(Estimator):
     semi_supervised : None, "tv", "contrast", "self-training", "superpixels", "auto", ... or SpatialLoss
         How the unlabelled pixels take part. None: not at all (supervised), unless ``alpha > 0``,
         which selects "tv" as in earlier versions. "tv": the paper's total-variation loss
-        (eq. 8-15). "contrast": a contrast-sensitive pairwise loss (chm.losses.ContrastSensitive):
+        (eq. 8-15). "contrast": a contrast-sensitive pairwise loss (chm.semi.losses.ContrastSensitive):
         like TV, but a boundary costs little where the image has an edge. "self-training": fit,
         decode every training image with a contrast-sensitive Potts MRF (its labelled pixels
         fixed), refit on these proposals
-        (:mod:`chm.selftraining`); "tv+self-training" / "contrast+self-training": the same,
+        (:mod:`chm.semi.selftraining`); "tv+self-training" / "contrast+self-training": the same,
         starting from a model trained with that loss. "superpixels": every superpixel whose
-        labelled pixels share one class gives it to all its pixels (:mod:`chm.superpixels`), and
+        labelled pixels share one class gives it to all its pixels (:mod:`chm.semi.superpixels`), and
         the cascade is fitted on these labels; "superpixels+self-training": then self-trained.
         "auto": the recommended method for sparse labels (:data:`SEMI_SUPERVISED`). K > 2 classes
         take "tv", "contrast", "superpixels", "self-training" (alpha-expansion proposals) and
         "auto" (= "self-training"; :data:`SEMI_SUPERVISED_MULTICLASS`), fit raises for the others. A SpatialLoss: that loss,
-        with an explicit ``alpha``.
+        with an explicit ``alpha``. A :class:`chm.semi.recipes.Recipe`: exactly that recipe (``alpha``, ``beta``,
+        ``rounds`` and ``superpixel_scale`` must then be None).
     alpha : float or None
         Weight of the unsupervised spatial loss (paper: E_S + alpha E_U), as the ratio of the mean
         spatial loss per pixel to the mean supervised loss per labelled pixel. None: the
@@ -174,10 +133,10 @@ class CHM(Estimator):
         L2 (Tikhonov) penalty on the weights of the ``tv_levels`` classifiers, the paper's other
         regulariser: ``weight_decay / 2 ||w||^2`` next to the mean supervised loss.
     features : sequence of str
-        Filter families (see ``features.FAMILIES``); the default, :data:`DEFAULT_FEATURES`, is the
-        original bank without Gabor and intensity, chosen on speed/accuracy evidence; ``tuple(features.FAMILIES)``
+        Filter families (see ``chm.features.FAMILIES``); the default, :data:`DEFAULT_FEATURES`, is the
+        original bank without Gabor and intensity, chosen on speed/accuracy evidence; ``tuple(chm.features.FAMILIES)``
         is the original CHM bank. These see gray images, or the luminance of colour ones; colour
-        images add the ``colour`` family (``features.COLOUR_FAMILIES``) unless it is listed.
+        images add the ``colour`` family (``chm.features.COLOUR_FAMILIES``) unless it is listed.
         ``DEFAULT_FEATURES + ("position",)`` adds each pixel's place in its image, which scene
         photographs reward (sky at the top: 0.8 and 1.7 points on held-out Stanford Background and
         SIFT Flow training images) and horses do not (docs/results.md).
@@ -185,7 +144,7 @@ class CHM(Estimator):
         Stencil radius of the context features (7 -> 57 values per map and channel).
     context_channels : int
         K-class models: each context map is compressed to min(K - 1, context_channels) principal
-        components of the classifier's outputs (:class:`chm.contexts.ContextProjection`).
+        components of the classifier's outputs (:class:`chm.cascade.contexts.ContextProjection`).
     fusion_context : {"original", "scaled"}
         How the full-resolution fusion classifiers (level 0 of stages >= 2) sample the map of
         level j, upsampled to full size. "original": the stencil at full-resolution spacing, so a
@@ -206,8 +165,8 @@ class CHM(Estimator):
         Cap on labelled training pixels per class and level (dense labels), shared evenly by the
         images; a sequence gives one cap per level 0..levels (None in it = no cap at that level).
         None = no cap.
-    feature_cache : str, Path, chm.cache.FeatureCache or None
-        Folder of a :class:`chm.cache.FeatureCache` (or one, e.g. with a size budget): filter-bank
+    feature_cache : str, Path, chm.cascade.cache.FeatureCache or None
+        Folder of a :class:`chm.cascade.cache.FeatureCache` (or one, e.g. with a size budget): filter-bank
         features of every (image, level) are computed once and reused by later fits and
         predictions (float16 on disk).
     n_jobs : int or None
@@ -218,7 +177,26 @@ class CHM(Estimator):
         file stays readable); True: bars always; False: silent.
     random_state : int, Generator or None
         Seeds every random choice; the same seed gives the same model for any ``n_jobs``.
+
+    Attributes
+    ----------
+    cascade_ : chm.cascade.spec.FittedCascade
+        The trained cascade (its spec, bank, classifiers and decision rule).
+    n_classes_ : int
+    classes_ : ndarray
+        0 .. K-1.
+    n_channels_ : int
+        1 (gray model) or 3 (colour model).
+    alpha_ : float
+        The spatial-loss weight in effect.
+    bank_, classifiers_, projections_, threshold_, class_weights_, timings_, rounds_
+        The cascade's filter bank, (stage, level) -> classifier, K-class context projections,
+        decision rule (``threshold_`` for two classes, ``class_weights_`` for K), seconds per
+        stage, and the self-training rounds (see :class:`chm.cascade.spec.FittedCascade`).
     """
+
+    _FORMAT = FORMAT
+    _FITTED = "cascade_"
 
     def __init__(self, levels=3, stages=2, classifier="ldnn", network="small", n_classes=None, semi_supervised=None,
                  alpha=None, tv_levels=None, spatial_rate=4.0, weight_decay=0.0, beta=None, rounds=None,
@@ -253,92 +231,40 @@ class CHM(Estimator):
         self.progress = progress
         self.random_state = random_state
 
+    bank_ = _fitted("bank", "chm.features.FilterBank: the filter bank the model reads.")
+    classifiers_ = _fitted("classifiers", "dict: (stage, level) -> trained classifier.")
+    projections_ = _fitted("projections", "dict: (stage, level) -> ContextProjection (K classes).")
+    threshold_ = _fitted("threshold", "float: the decision threshold (two classes).")
+    class_weights_ = _fitted("class_weights", "ndarray: the decision rule's class weights (K classes).")
+    timings_ = _fitted("timings", "dict: seconds per stage of the fit.")
+    rounds_ = _fitted("rounds", "list of dict: the self-training rounds.")
+
     # ------------------------------------------------------------------------------------
-    def _validate_params(self):
-        for name, lo in (("levels", 0), ("stages", 1), ("context_radius", 1), ("context_channels", 1)):
-            v = getattr(self, name)
-            if not isinstance(v, (int, np.integer)) or v < lo:
-                raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
-        if self.n_classes is not None and (not isinstance(self.n_classes, (int, np.integer)) or self.n_classes < 2):
-            raise ValueError(f"n_classes must be None or an integer >= 2, got {self.n_classes!r}")
-        if self.classifier not in ("ldnn", "logistic"):
-            raise ValueError(f"classifier must be 'ldnn' or 'logistic', got {self.classifier!r}")
-        if self.fusion_context not in FUSION_CONTEXTS:
-            raise ValueError(f"fusion_context must be one of {FUSION_CONTEXTS}, got {self.fusion_context!r}")
-        if self.label_pooling not in LABEL_POOLINGS:
-            raise ValueError(f"label_pooling must be one of {LABEL_POOLINGS}, got {self.label_pooling!r}")
-        if self.network not in NETWORKS:
-            raise ValueError(f"network must be one of {sorted(NETWORKS)}, got {self.network!r}")
+    def _spec(self, n_classes=2, n_channels=1):
+        """The :class:`CascadeSpec` of these parameters for such data (raises on a bad parameter)."""
         for name in ("alpha", "weight_decay", "spatial_rate"):
             v = getattr(self, name)
             if v is not None and not (isinstance(v, (int, float, np.number)) and np.isfinite(v) and v >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
-        tv = (0,) if self.tv_levels is None else tuple(self.tv_levels)
-        if any(not 0 <= l <= self.levels for l in tv):
-            raise ValueError(f"tv_levels must lie in 0..levels={self.levels}, got {self.tv_levels!r}")
-        self._level_caps(1)
-        return tv
+        if self.n_classes is not None and (not isinstance(self.n_classes, (int, np.integer)) or self.n_classes < 2):
+            raise ValueError(f"n_classes must be None or an integer >= 2, got {self.n_classes!r}")
+        return CascadeSpec(levels=self.levels, stages=self.stages, n_classes=n_classes, n_channels=n_channels,
+                           classifier=self.classifier, network=self.network,
+                           classifier_params=self.classifier_params, epochs=self.epochs,
+                           spatial_rate=self.spatial_rate, weight_decay=self.weight_decay,
+                           tv_levels=(0,) if self.tv_levels is None else tuple(self.tv_levels),
+                           context_radius=self.context_radius, context_channels=self.context_channels,
+                           fusion_context=self.fusion_context, label_pooling=self.label_pooling,
+                           max_samples=self.max_samples)
 
     def _recipe(self, n_classes=2):
-        """What ``fit`` does with the unlabelled pixels of an ``n_classes`` problem: a dict with the
-        spatial loss (or None), its ``alpha``, for self-training the Potts ``beta`` and the
-        number of ``rounds`` (0 = none), and the superpixels' ``scale`` (None = no spreading)."""
-        method = self.semi_supervised
-        out = {"loss": None, "alpha": 0.0, "beta": None, "rounds": 0, "scale": None}
-        if method is None:
-            alpha = self.alpha or 0.0
-            if alpha > 0:
-                out.update(loss=get_spatial_loss("tv"), alpha=float(alpha))
-            return out
-        if isinstance(method, SpatialLoss):
-            if self.alpha is None:
-                raise ValueError("a custom SpatialLoss in semi_supervised needs an explicit alpha")
-            out.update(loss=method, alpha=float(self.alpha))
-            return out
-        if not isinstance(method, str) or method not in SEMI_SUPERVISED:
-            raise ValueError(f"semi_supervised must be None, one of {sorted(SEMI_SUPERVISED)} or a "
-                             f"chm.losses.SpatialLoss, got {method!r}")
-        table = SEMI_SUPERVISED if n_classes == 2 else SEMI_SUPERVISED_MULTICLASS
-        if method not in table:
-            raise ValueError(f"semi_supervised={method!r} works for two classes only; with {n_classes} classes "
-                             f"use one of {sorted(table)}")
-        rec = dict(table[method])
-        loss = rec.get("loss")
-        if loss is not None:
-            alpha = rec["alpha"] if self.alpha is None else float(self.alpha)
-            if alpha > 0:
-                out.update(loss=get_spatial_loss(loss), alpha=alpha)
-        elif self.alpha:
-            raise ValueError(f"alpha weighs a spatial loss, and {method!r} has none; use beta and rounds")
-        if "rounds" in rec:
-            beta = rec["beta"] if self.beta is None else self.beta
-            rounds = rec["rounds"] if self.rounds is None else self.rounds
-            if not (isinstance(beta, (int, float, np.number)) and np.isfinite(beta) and beta >= 0):
-                raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
-            if not isinstance(rounds, (int, np.integer)) or rounds < 0:
-                raise ValueError(f"rounds must be an integer >= 0, got {rounds!r}")
-            out.update(beta=float(beta), rounds=int(rounds))
-        if "scale" in rec:
-            out.update(scale=rec["scale"] if self.superpixel_scale is None else check_scale(self.superpixel_scale))
-        return out
+        """The :class:`Recipe` of ``semi_supervised`` and its weights for an ``n_classes`` problem."""
+        return resolve(self.semi_supervised, n_classes, self.alpha, self.beta, self.rounds, self.superpixel_scale)
 
-    def _level_caps(self, n_images, default=None):
-        """Per level: labelled pixels kept per class and image, or None (no cap). ``default``: the
-        total per class and level when ``max_samples`` is None (labels too many to keep all)."""
-        caps = self.max_samples if self.max_samples is not None else default
-        if caps is None or np.isscalar(caps):
-            caps = [caps] * (self.levels + 1)
-        caps = list(caps)
-        if len(caps) != self.levels + 1 or any(c is not None and (not isinstance(c, (int, np.integer)) or c < 1)
-                                               for c in caps):
-            raise ValueError(f"max_samples must be None, an integer >= 1 or a sequence of {self.levels + 1} "
-                             f"such values (one per level), got {self.max_samples!r}")
-        return [None if c is None else max(1, -(-int(c) // n_images)) for c in caps]
-
-    def _schedule(self):
-        """(stage, level) pairs in training order (stages and levels count from 1 and 0)."""
-        return [(s, l) for s in range(1, self.stages + 1)
-                for l in (range(self.levels + 1) if s < self.stages else [0])]
+    def _cache(self):
+        if self.feature_cache is None or isinstance(self.feature_cache, FeatureCache):
+            return self.feature_cache
+        return FeatureCache(self.feature_cache)
 
     def fit(self, images, labels):
         """Train the cascade.
@@ -355,7 +281,7 @@ class CHM(Estimator):
         -------
         self
         """
-        tv_levels = self._validate_params()
+        self._spec()  # the parameters' errors before any about the data
         images = check_image_list(images)
         labels = list(labels) if not isinstance(labels, np.ndarray) or labels.ndim > 2 else labels
         try:
@@ -365,79 +291,34 @@ class CHM(Estimator):
         n_classes = self.n_classes or max(2, top + 1)
         labels = check_labels(labels, images, n_classes)
         recipe = self._recipe(n_classes)
-        loss, alpha = recipe["loss"], recipe["alpha"]
         for i, im in enumerate(images):
-            side = min(pyramid.level_shape(im.shape[:2], self.levels))
+            side = min(level_shape(im.shape[:2], self.levels))
             if side < _MIN_COARSE_SIDE:
                 raise ValueError(f"images[{i}] of shape {im.shape} is too small for levels={self.levels}: "
                                  f"its coarsest level would be {side} px wide (need >= {_MIN_COARSE_SIDE}); "
                                  "use fewer levels")
         check_pooled_classes(labels, self.levels, n_classes)
         rng = check_random_state(self.random_state)
-        self.n_channels_ = 3 if any(im.ndim == 3 for im in images) else 1
+        n_channels = 3 if any(im.ndim == 3 for im in images) else 1
         families = tuple(self.features)
-        if self.n_channels_ == 3 and not any(f in COLOUR_FAMILIES for f in families):
+        if n_channels == 3 and not any(f in COLOUR_FAMILIES for f in families):
             families += tuple(COLOUR_FAMILIES)
-        elif self.n_channels_ == 1 and any(f in COLOUR_FAMILIES for f in families):
+        elif n_channels == 1 and any(f in COLOUR_FAMILIES for f in families):
             raise ValueError(f"features {families} include colour families but every image is gray")
-        self.bank_ = FilterBank(families)
-        self.n_classes_ = n_classes
-        self.classes_ = np.arange(n_classes)
-        self.alpha_ = alpha  # the spatial-loss weight in effect
-        self.timings_ = {}
-        seeds = rng.integers(0, 2**63 - 1, size=len(images))
-        caps = self._level_caps(len(images))
+        spec = self._spec(n_classes, n_channels)
         par = Parallel(n_jobs=self.n_jobs, return_as="generator")
-        if recipe["scale"] is not None:
-            t0 = time.perf_counter()
-            jobs = (delayed(expand_labels)(self._prepare(im), lab, recipe["scale"]) for im, lab in zip(images, labels))
-            labels = list(bar(par(jobs), total=len(images), desc="superpixel labels", enabled=self.progress))
-            self.timings_["superpixels"] = time.perf_counter() - t0
-            caps = self._level_caps(len(images), PROPOSAL_SAMPLES)  # like proposals, too many to keep all
-
-        self.rounds_ = []
-        with tempfile.TemporaryDirectory(prefix="chm-features-") as tmp:
-            # A binary spatial loss reads whole images' features at every epoch: keep them on disk for
-            # the length of the fit. (Self-training alone recomputes them: a few seconds per pass.)
-            cache = self._cache()
-            if cache is None and loss is not None and n_classes == 2:
-                cache = FeatureCache(tmp)
-            fit_cascade(self, images, labels, seeds, caps, cache, loss, alpha, tv_levels, rng, par, self.label_pooling)
-            if recipe["rounds"]:
-                self_train(self, images, labels, recipe["beta"], recipe["rounds"], tv_levels, cache, rng, par,
-                           PRIOR_TOLERANCE, PROPOSAL_SAMPLES)
+        cascade = train(spec, recipe, FilterBank(families), images, labels, rng, par, self._cache(), self.progress)
+        self._set_fitted(cascade, recipe)
         return self
 
-    def _prepare(self, image):
-        """A validated image as float64 with the model's channels."""
-        return to_channels(as_float_image(image), self.n_channels_)
-
-    def _cache(self):
-        if self.feature_cache is None or isinstance(self.feature_cache, FeatureCache):
-            return self.feature_cache
-        return FeatureCache(self.feature_cache)
-
-    def _stencil(self, s, l):
-        """(radius, dilation per context map) of classifier (s, l)."""
-        return stencil_spec(self.fusion_context, self.context_radius, s, l, self.levels)
-
-    def _make_classifier(self, stage, level, seed, regularised=False):
-        overrides = dict(self.classifier_params or {})
-        overrides.setdefault("spatial_rate", self.spatial_rate)
-        if regularised and self.weight_decay:
-            overrides.setdefault("weight_decay", self.weight_decay)
-        if self.epochs is not None:
-            overrides.setdefault("epochs", self.epochs)
-        elif level == 0:
-            overrides.setdefault("epochs", 15 if stage == 1 else 6)
-        return make_classifier(self.classifier, coarse=level > 0, network=self.network, random_state=seed,
-                               n_classes=self.n_classes_, **overrides)
+    def _set_fitted(self, cascade, recipe):
+        self.cascade_ = cascade
+        self.n_classes_ = cascade.spec.n_classes
+        self.classes_ = np.arange(self.n_classes_)
+        self.n_channels_ = cascade.spec.n_channels
+        self.alpha_ = recipe.alpha  # the spatial-loss weight in effect
 
     # ------------------------------------------------------------------------------------
-    def _check_fitted(self):
-        if not hasattr(self, "classifiers_"):
-            raise RuntimeError("this CHM is not fitted yet: call fit(images, labels) or chm.load(path)")
-
     def predict_proba(self, images, stage=None):
         """Class probabilities per pixel.
 
@@ -456,25 +337,19 @@ class CHM(Estimator):
             Two classes: (H, W) P(foreground) (class 1). K > 2 classes: (H, W, K) probabilities
             that sum to 1 over the last axis.
         """
-        self._check_fitted()
-        schedule = self._schedule()
-        if stage is not None:
-            if stage not in range(1, self.stages + 1):
-                raise ValueError(f"stage must be None or in 1..{self.stages}, got {stage!r}")
-            schedule = schedule[:schedule.index((stage, 0)) + 1]
+        self.check_is_fitted()
+        self.cascade_.schedule(stage)  # checks stage
         images = check_image_list(images)
         for i, im in enumerate(images):
-            if min(pyramid.level_shape(im.shape[:2], self.levels)) < 1:
+            if min(level_shape(im.shape[:2], self.levels)) < 1:
                 raise ValueError(f"images[{i}] of shape {im.shape} is too small for levels={self.levels}")
-        stencils = {sl: self._stencil(*sl) for sl in schedule}
+        cache = self._cache()
         if len(images) == 1:
             # One image (an interactive prediction): the cores share its filter bank as threads
             # rather than wait on a single worker process.
-            return [predict_image(self._prepare(images[0]), self.bank_, self.classifiers_, schedule, self.levels,
-                                  stencils, self._cache(), self.projections_, effective_n_jobs(self.n_jobs))]
+            return [_predict_one(self.cascade_, images[0], stage, cache, effective_n_jobs(self.n_jobs))]
         par = Parallel(n_jobs=self.n_jobs, return_as="generator")
-        jobs = (delayed(predict_image)(self._prepare(im), self.bank_, self.classifiers_, schedule, self.levels,
-                                       stencils, self._cache(), self.projections_) for im in images)
+        jobs = (delayed(_predict_one)(self.cascade_, im, stage, cache) for im in images)
         return list(bar(par(jobs), total=len(images), desc="predict", enabled=self.progress))
 
     def predict(self, images, threshold=None, stage=None):
@@ -482,7 +357,7 @@ class CHM(Estimator):
 
         ``decide(predict_proba(images, stage), threshold)``.
         """
-        return self.decide(self.predict_proba(images, stage), threshold)
+        return super().predict(images, threshold, stage=stage)
 
     def decide(self, probas, threshold=None):
         """Label maps from :meth:`predict_proba`'s maps, by the model's decision rule.
@@ -494,43 +369,16 @@ class CHM(Estimator):
         same correction (``class_weights_``, :func:`chm.thresholds.class_weights`); ``threshold``
         must be None.
         """
-        self._check_fitted()
-        if self.n_classes_ > 2:
-            if threshold is not None:
-                raise ValueError(f"threshold is for two-class models; this one has {self.n_classes_} classes")
-            dtype = np.uint8 if self.n_classes_ <= 256 else np.int16
-            w = self.class_weights_.astype(np.float32)
-            return [(p * w).argmax(axis=2).astype(dtype) for p in probas]
-        t = self.threshold_ if threshold is None else threshold
-        return [(p > t).astype(np.uint8) for p in probas]
+        self.check_is_fitted()
+        return self.cascade_.decide(probas, threshold)
 
-    def save(self, path):
-        """Write the model to ``path`` (.npz + JSON header, no pickle; see :mod:`chm.persistence`).
-
-        Returns the path written (``.npz`` is appended if missing).
-        """
-        self._check_fitted()
-        return write_container(path, FORMAT, *self._to_state())
-
-    # -- state in and out (chm.persistence holds the container) -------------------------------
+    # -- state in and out (chm.io.persistence holds the container) ----------------------------
     def _to_state(self):
         """(JSON-able header, {name: array}) of a fitted model."""
         params = self.get_params(deep=False)
         params["feature_cache"] = None  # a cache folder is local to the machine that trained
-        header = {"params": jsonable(params), "bank": self.bank_.to_dict(), "n_classes": int(self.n_classes_),
-                  "n_channels": int(self.n_channels_), "classifiers": []}
-        arrays = {}
-        if self.n_classes_ == 2:
-            header["threshold"] = float(self.threshold_)
-        else:
-            arrays["class_weights"] = self.class_weights_
-        for (s, l), clf in self.classifiers_.items():
-            meta, arrs = clf.to_state()
-            if (s, l) in self.projections_:
-                arrs = {**arrs, **self.projections_[(s, l)].to_arrays()}
-            header["classifiers"].append(jsonable({"stage": s, "level": l, **meta}))
-            arrays.update((f"s{s}_l{l}_{name}", a) for name, a in arrs.items())
-        return header, arrays
+        header, arrays = self.cascade_.to_state()
+        return jsonable({"params": params, **header}), arrays
 
     @classmethod
     def _from_state(cls, header, arrays):
@@ -540,32 +388,23 @@ class CHM(Estimator):
             if params.get(key) is not None:
                 params[key] = tuple(params[key])
         model = cls(**params)
-        model.bank_ = FilterBank.from_dict(header["bank"])
-        model.n_classes_ = int(header["n_classes"])
-        model.classes_ = np.arange(model.n_classes_)
-        model.n_channels_ = int(header.get("n_channels", 1))  # version 1: gray only
-        model.alpha_ = model._recipe(model.n_classes_)["alpha"]
-        if model.n_classes_ == 2:
-            model.threshold_ = float(header.get("threshold", 0.5))  # files written before it was learned used 0.5
-        else:
-            model.class_weights_ = np.asarray(arrays["class_weights"], dtype=np.float64)
-        model.classifiers_, model.projections_ = {}, {}
-        for c in header["classifiers"]:
-            s, l = c["stage"], c["level"]
-            state = {k.split("_", 2)[2]: v for k, v in arrays.items() if k.startswith(f"s{s}_l{l}_")}
-            model.classifiers_[(s, l)] = from_state(c, state)
-            if "ctx_mean" in state:
-                model.projections_[(s, l)] = ContextProjection.from_arrays(state)
-        if sorted(model.classifiers_) != sorted(model._schedule()):
-            raise ValueError("its classifiers do not match levels/stages")
+        n_classes = int(header["n_classes"])
+        spec = model._spec(n_classes, int(header.get("n_channels", 1)))  # version 1: gray only
+        model._set_fitted(FittedCascade.from_state(spec, header, arrays), model._recipe(n_classes))
         return model
+
+
+def _predict_one(cascade, image, stage, cache, n_threads=1):
+    """The map of one image (a top-level function, so joblib can ship it to any backend)."""
+    return cascade.predict_image(cascade.spec.prepare(image), stage, cache, n_threads)
 
 
 def _upgrade_params(params):
     """A file's parameters as the constructor takes them (files of earlier versions in today's names)."""
     params = dict(params)
-    if isinstance(params.get("semi_supervised"), dict):  # a custom SpatialLoss, saved by to_dict()
-        params["semi_supervised"] = SpatialLoss.from_dict(params["semi_supervised"])
+    semi = params.get("semi_supervised")
+    if isinstance(semi, dict):  # a custom SpatialLoss or Recipe, saved by to_dict()
+        params["semi_supervised"] = Recipe.from_dict(semi) if "recipe" in semi else SpatialLoss.from_dict(semi)
     params.pop("tv_centres", None)  # spatial-loss centres are drawn afresh every epoch now
     loss = params.pop("spatial_loss", None)
     if loss is not None and (params.get("alpha") or 0) > 0 and params.get("semi_supervised") is None:

@@ -40,18 +40,18 @@ def _public_estimators():
     import pkgutil
 
     import chm
-    from chm.base import Estimator
+    from chm.base import Estimator, Segmenter
 
     found = {}
-    for info in pkgutil.iter_modules(chm.__path__):
-        if info.name.startswith("_"):
+    for info in pkgutil.walk_packages(chm.__path__, "chm."):
+        if any(part.startswith("_") for part in info.name.split(".")):
             continue
         try:
-            module = importlib.import_module(f"chm.{info.name}")
+            module = importlib.import_module(info.name)
         except ImportError:  # e.g. chm.convnet without torch
             continue
         for name, obj in vars(module).items():
-            if (isinstance(obj, type) and issubclass(obj, Estimator) and obj is not Estimator
+            if (isinstance(obj, type) and issubclass(obj, Estimator) and obj not in (Estimator, Segmenter)
                     and not name.startswith("_") and obj.__module__.startswith("chm.")):
                 found[obj.__qualname__] = obj
     return sorted(found.values(), key=lambda c: c.__qualname__)
@@ -60,7 +60,7 @@ def _public_estimators():
 def test_every_public_estimator_follows_the_contract():
     base = pytest.importorskip("sklearn.base")
     estimators = _public_estimators()
-    assert {c.__name__ for c in estimators} >= {"CHM", "LDNN", "LogisticRegression"}
+    assert {c.__name__ for c in estimators} >= {"CHM", "LDNN", "LogisticRegression", "SoftmaxMLP"}
     for cls in estimators:
         default = cls()
         params = default.get_params(deep=False)

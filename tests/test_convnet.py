@@ -63,7 +63,7 @@ def test_estimator_dense_prediction_equals_patch_classifier_at_random_pixels():
     images, masks = _toy(colour=True, k=3)
     m = ConvNet(random_state=0, **FAST).fit(images, _sparse(masks))
     proba = m.predict_proba(images[:1])[0]
-    z = torch.from_numpy(m._pad(chm.convnet.estimator.check_images(images[:1])[0]))
+    z = torch.from_numpy(m._pad(chm.convnet.estimator._net_images(images[:1])[0]))
     rng = np.random.default_rng(1)
     with torch.no_grad():
         for y, x in zip(rng.integers(0, 30, 10), rng.integers(0, 36, 10)):
@@ -246,7 +246,7 @@ def test_bad_input_errors():
     images, masks = _toy()
     labels = _sparse(masks)
     m = ConvNet(**FAST)
-    with pytest.raises(TypeError, match="single array"):
+    with pytest.raises(TypeError, match="single image"):
         m.fit(images[0], labels)
     with pytest.raises(ValueError, match=r"\(H, W\) gray or \(H, W, 3\) colour"):
         m.fit([np.zeros((30, 36, 4))] * 3, labels)
@@ -293,3 +293,15 @@ def test_sklearn_clone_and_repr():
     m = ConvNet(semi_supervised="tv", n_iter=5)
     assert repr(m) == "ConvNet(semi_supervised='tv', n_iter=5)"
     assert base.clone(m).get_params() == m.get_params()
+
+
+def test_one_image_contract_for_both_estimators():
+    """uint16 and bool images train a ConvNet as they train a CHM (chm.io.images.check_image_list)."""
+    images, masks = _toy()
+    labels = _sparse(masks)
+    wide = [(im * 65535).astype(np.uint16) for im in images]
+    a = ConvNet(random_state=0, **FAST).fit(wide, labels).predict_proba(wide[:1])[0]
+    b = ConvNet(random_state=0, **FAST).fit([w / 65535.0 for w in wide], labels).predict_proba(wide[:1])[0]
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    with pytest.raises(TypeError, match="unsupported dtype int32"):
+        ConvNet(**FAST).fit([im.astype(np.int32) for im in wide], labels)

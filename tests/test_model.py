@@ -92,6 +92,7 @@ def test_training_contexts_do_not_depend_on_blas_threads(data):
     the training context maps must not (else n_jobs would change the model)."""
     from threadpoolctl import threadpool_limits
 
+    from chm.cascade.cache import FeatureSource
     from chm.cascade.inference import level_map
     from chm.features import FAMILIES
 
@@ -102,7 +103,8 @@ def test_training_contexts_do_not_depend_on_blas_threads(data):
     maps = []
     for threads in (1, 2):
         with threadpool_limits(threads, user_api="blas"):
-            maps.append(level_map(image, 0, model.bank_, [], model.classifiers_[(1, 0)], model._stencil(1, 0)))
+            maps.append(level_map(image, 0, FeatureSource(model.bank_), [], model.classifiers_[(1, 0)],
+                                      model.cascade_.spec.stencil(1, 0)))
     np.testing.assert_array_equal(maps[0], maps[1])
 
 
@@ -128,7 +130,7 @@ def test_spatial_loss_fit_runs_and_differs(data, fitted, kw):
         assert tv.classifiers_[sl].loss_curve_[0][1] > 0
         assert fitted.classifiers_[sl].loss_curve_[0][1] == 0
     assert tv.classifiers_[(1, 1)].loss_curve_[0][1] == 0
-    assert tv._recipe()["loss"].name == kw.get("semi_supervised", "tv")
+    assert tv._recipe().loss.name == kw.get("semi_supervised", "tv")
 
 
 def test_spatial_loss_sees_fresh_centres_every_epoch(data):
@@ -171,8 +173,8 @@ def test_scaled_fusion_context(data, fitted, tmp_path):
     from chm.cascade.sampling import stencil_rows
     images, _, labels = data
     scaled = CHM(**{**SMALL, "fusion_context": "scaled"}).fit(images, labels)
-    assert scaled._stencil(2, 0) == (3, [1, 2]) and scaled._stencil(1, 1) == (3, [1])
-    assert fitted._stencil(2, 0) == (3, [1, 1])
+    assert scaled.cascade_.spec.stencil(2, 0) == (3, [1, 2]) and scaled.cascade_.spec.stencil(1, 1) == (3, [1])
+    assert fitted.cascade_.spec.stencil(2, 0) == (3, [1, 1])
     for key in [(1, 0), (1, 1)]:  # the bottom-up pass is untouched
         np.testing.assert_array_equal(scaled.classifiers_[key].W_, fitted.classifiers_[key].W_)
     assert not np.array_equal(scaled.classifiers_[(2, 0)].W_, fitted.classifiers_[(2, 0)].W_)
@@ -306,14 +308,15 @@ def test_bad_params_and_unfitted(data):
 
 
 def test_max_samples_caps_each_level(data):
+    from chm.cascade.cache import FeatureSource
     from chm.cascade.sampling import training_rows
     from chm.features import FilterBank
 
     images, masks, _ = data
     dense = masks[0].astype(np.int8)
-    caps = CHM(**{**SMALL, "max_samples": [30, None]})._level_caps(n_images=3)
+    caps = CHM(**{**SMALL, "max_samples": [30, None]})._spec().level_caps(n_images=3)
     assert caps == [10, None]  # per image: ceil(30 / 3)
-    rows = training_rows(images[0], dense, 1, caps, FilterBank(("haar",)), seed=0)
+    rows = training_rows(images[0], dense, 1, caps, FeatureSource(FilterBank(("haar",))), seed=0)
     per_class = [np.bincount(r["y"], minlength=2) for r in rows]
     assert per_class[0].tolist() == [10, 10]
     assert per_class[1].sum() == rows[1]["shape"][0] * rows[1]["shape"][1]  # level 1: every pixel
@@ -324,6 +327,7 @@ def test_sparse_training_rows_from_crops_equal_the_whole_image_rows(tmp_path):
     """A few labelled pixels take their features from crops; a cache (or many pixels) the whole
     image's bank: the same rows up to float16 rounding, and the same labels and targets."""
     from chm.cascade.cache import FeatureCache
+    from chm.cascade.cache import FeatureSource
     from chm.cascade.sampling import training_rows
     from chm.features import FilterBank
 
@@ -333,8 +337,8 @@ def test_sparse_training_rows_from_crops_equal_the_whole_image_rows(tmp_path):
     pick = np.random.default_rng(0).choice(sparse.size, 6, replace=False)
     sparse.flat[pick] = masks[0].flat[pick]
     assert bank.crops_pay(sparse.shape, 6)
-    crops = training_rows(images[0], sparse, 1, [None, None], bank, seed=0)
-    whole = training_rows(images[0], sparse, 1, [None, None], bank, seed=0, cache=FeatureCache(tmp_path))
+    crops = training_rows(images[0], sparse, 1, [None, None], FeatureSource(bank), seed=0)
+    whole = training_rows(images[0], sparse, 1, [None, None], FeatureSource(bank, FeatureCache(tmp_path)), seed=0)
     for c, w in zip(crops, whole):
         np.testing.assert_array_equal(c["flat"], w["flat"])
         np.testing.assert_array_equal(c["y"], w["y"])
@@ -342,13 +346,15 @@ def test_sparse_training_rows_from_crops_equal_the_whole_image_rows(tmp_path):
 
 
 def test_mean_label_pooling_gives_coarse_rows_their_fractions(data, tmp_path):
+    from chm.cascade.cache import FeatureSource
     from chm.cascade.sampling import training_rows
     from chm.cascade.pyramid import maxpool_labels, pool_label_fractions
     from chm.features import FilterBank
 
     images, masks, _ = data
     dense = masks[0].astype(np.int8)
-    rows = training_rows(images[0], dense, 2, [None] * 3, FilterBank(("haar",)), seed=0, pooling="mean")
+    rows = training_rows(images[0], dense, 2, [None] * 3, FeatureSource(FilterBank(("haar",))), seed=0,
+                         pooling="mean")
     assert rows[0]["soft"] is None  # full resolution: the labels themselves
     for l in (1, 2):
         frac = pool_label_fractions(dense, l)[:, :, 1].ravel()
@@ -396,13 +402,14 @@ def test_spatial_centres_rows_match_the_training_rows(data):
     stencils and normalisation, so the spatial loss sees what the classifier is trained on."""
     from chm.cascade.contexts import context_maps
     from chm.cascade.normalisation import robust_scaling
+    from chm.cascade.cache import FeatureSource
     from chm.cascade.sampling import ImageCentres, assemble, training_rows
     from chm.features import FilterBank
 
     images, masks, _ = data
     bank = FilterBank(("haar", "intensity"))
     dense = [m.astype(np.int8) for m in masks[:2]]
-    rows = [training_rows(im, lab, 1, [None, None], bank, seed=0) for im, lab in zip(images[:2], dense)]
+    rows = [training_rows(im, lab, 1, [None, None], FeatureSource(bank), seed=0) for im, lab in zip(images[:2], dense)]
     maps = [{(1, 0): np.random.default_rng(i).random(im.shape).astype(np.float32),
              (1, 1): np.random.default_rng(9 + i).random(rows[i][1]["shape"]).astype(np.float32)}
             for i, im in enumerate(images[:2])]

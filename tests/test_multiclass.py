@@ -104,13 +104,14 @@ def test_self_training_same_model_any_n_jobs(scenes):
 
 
 def test_mean_label_pooling_gives_class_fractions():
+    from chm.cascade.cache import FeatureSource
     from chm.cascade.sampling import training_rows
     from chm.features import FilterBank
 
     labels = np.full((8, 8), -1)
     labels[0, 0], labels[0, 1], labels[1, 0] = 0, 2, 2
     image = np.random.default_rng(0).random((8, 8, 3))
-    rows = training_rows(image, labels, 1, [None, None], FilterBank(("haar", "colour")), seed=0, pooling="mean",
+    rows = training_rows(image, labels, 1, [None, None], FeatureSource(FilterBank(("haar", "colour"))), seed=0, pooling="mean",
                          n_classes=3)
     assert rows[1]["y"].tolist() == [2]  # the block's majority
     np.testing.assert_allclose(rows[1]["soft"], [[1 / 3, 0, 2 / 3]])

@@ -1,15 +1,15 @@
-"""Model files: the container, format dispatch, old files, and no model <-> persistence import cycle."""
+"""Model files: the container, format dispatch, old files, permissions."""
 
-import sys
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import chm
+from chm.datasets import make_scenes, make_shapes
 from chm.io import persistence
-
-from chm.datasets import make_shapes
 
 DATA = Path(__file__).parent / "data"
 
@@ -35,3 +35,49 @@ def test_unknown_format_and_newer_version(tmp_path):
     np.savez(tmp_path / "c.npz", __chm__=np.frombuffer(b'{"format": "other"}', np.uint8))
     with pytest.raises(ValueError, match="not a chm model"):
         chm.load(tmp_path / "c.npz")
+
+
+@pytest.mark.parametrize("name, shape", [("model_v2_binary", (32, 40)), ("model_v2_classes", (32, 40, 3))])
+def test_files_saved_before_the_subpackages_load_and_predict_the_same(name, shape):
+    """Written by chm at commit 8eb6da1, before the package was split (tests/data/README.md)."""
+    if name == "model_v2_binary":
+        images, _ = make_shapes(4, shape=shape, noise=0.35, rng=np.random.default_rng(0))
+    else:
+        images, _ = make_scenes(4, shape=shape[:2], n_classes=3, rng=np.random.default_rng(0))
+    model = chm.load(DATA / f"{name}.npz")
+    np.testing.assert_array_equal(model.predict_proba(images[:1])[0], np.load(DATA / f"{name}_proba.npy"))
+
+
+def test_convnet_file_saved_before_the_subpackages_loads_and_predicts_the_same():
+    pytest.importorskip("torch")
+    images, _ = make_shapes(4, shape=(32, 40), noise=0.35, rng=np.random.default_rng(0))
+    model = chm.load(DATA / "convnet_v1.npz")
+    np.testing.assert_allclose(model.predict_proba(images[:1])[0], np.load(DATA / "convnet_v1_proba.npy"), atol=1e-6)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_saved_models_get_the_umasks_permissions(tmp_path, umask):
+    """Models are saved like masks and other files: 0666 less the umask (not owner-only 0600)."""
+    images, masks = make_shapes(2, shape=(24, 30), rng=np.random.default_rng(0))
+    labels = [np.where(np.random.default_rng(i).random(m.shape) < 0.1, m, -1) for i, m in enumerate(masks)]
+    model = chm.CHM(levels=1, stages=1, epochs=1, random_state=0, progress=False).fit(images, labels)
+    old = os.umask(umask)
+    try:
+        path = model.save(tmp_path / "m")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~umask
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]  # no temporary file left
+
+
+def test_a_recipe_as_semi_supervised_round_trips(tmp_path):
+    from chm.semi.recipes import Recipe
+
+    images, masks = make_shapes(3, shape=(24, 30), rng=np.random.default_rng(0))
+    labels = [np.where(np.random.default_rng(i).random(m.shape) < 0.1, m, -1) for i, m in enumerate(masks)]
+    recipe = Recipe(beta=4.0, rounds=1, prior_tolerance=0.5, proposal_samples=500)
+    model = chm.CHM(levels=1, stages=1, epochs=1, semi_supervised=recipe, random_state=0, progress=False)
+    model.fit(images, labels)
+    back = chm.load(model.save(tmp_path / "m"))
+    assert back.semi_supervised == recipe and len(back.rounds_) == 0  # rounds are not saved
+    np.testing.assert_array_equal(back.predict_proba(images[:1])[0], model.predict_proba(images[:1])[0])

@@ -24,7 +24,7 @@ import numpy as np
 
 from ._scratch import scratch
 
-__all__ = ["FeatureCache", "bank_features", "footprint", "remove_orphans"]
+__all__ = ["FeatureCache", "FeatureSource", "bank_features", "footprint", "remove_orphans"]
 
 _OPEN = weakref.WeakSet()  # this process's caches, for remove_orphans after a stop
 
@@ -154,3 +154,30 @@ def bank_features(image, bank, cache=None, scratch_key=None):
 def bank_scratch(key, shape, bank):
     """This thread's reusable buffer ``key`` shaped for ``bank``'s features of an image of ``shape``."""
     return scratch(key, tuple(shape[:2]) + (bank.n_features,))
+
+
+class FeatureSource:
+    """Where a cascade reads its filter-bank features: the bank, through a cache or not.
+
+    Parameters
+    ----------
+    bank : chm.features.FilterBank
+    cache : FeatureCache or None
+        Computed features are kept (float16, on disk) and reused; None computes them every time.
+    """
+
+    def __init__(self, bank, cache=None):
+        self.bank, self.cache = bank, cache
+
+    def __call__(self, image, scratch_key=None):
+        """The bank's (H, W, F) features of one level image (see :func:`bank_features`)."""
+        return bank_features(image, self.bank, self.cache, scratch_key)
+
+    def many(self, images, n_threads=1, scratch_keys=None):
+        """Features of several level images; without a cache ``n_threads`` threads share them,
+        each written into this thread's scratch buffer of its key when ``scratch_keys`` is given."""
+        if self.cache is not None:
+            return [self.cache.get(im, self.bank) for im in images]
+        outs = None if scratch_keys is None else [bank_scratch(k, im.shape, self.bank)
+                                                  for k, im in zip(scratch_keys, images)]
+        return self.bank.many(images, n_threads, out=outs)

@@ -8,10 +8,9 @@ same run (chm-reference 1.6).
 
 from . import pyramid
 from ..utils._blas import one_blas_thread
-from .cache import bank_features, bank_scratch
 from .contexts import context_features, context_maps
 
-__all__ = ["cascade", "evaluate", "level_map", "predict_image"]
+__all__ = ["cascade", "evaluate", "level_map"]
 
 
 def evaluate(bank_feats, ctx, clf, spec, n_threads=1):
@@ -28,40 +27,37 @@ def evaluate(bank_feats, ctx, clf, spec, n_threads=1):
     return p.reshape(h, w) if p.ndim == 1 else p.reshape(h, w, -1)
 
 
-def level_map(image, l, bank, ctx, clf, spec, cache=None, projection=None):
-    """A training context map (compressed by ``projection`` if given).
+def level_map(image, l, source, ctx, clf, spec, projection=None):
+    """A training context map (compressed by ``projection`` if given); ``source`` is the
+    :class:`chm.cascade.cache.FeatureSource` of the bank.
 
     Threaded BLAS rounds the classifier's GEMM differently from one thread (1 ulp in about a
     third of the pixels), and SGD amplifies that: one BLAS thread keeps the model the same for
     any ``n_jobs`` (joblib workers run one thread already).
     """
     with one_blas_thread():
-        p = evaluate(bank_features(pyramid.downsample_n(image, l), bank, cache, scratch_key=("bank", l)), ctx, clf,
-                     spec)
+        p = evaluate(source(pyramid.downsample_n(image, l), scratch_key=("bank", l)), ctx, clf, spec)
     return p if projection is None else projection.transform(p)
 
 
-def cascade(image, bank, classifiers, schedule, levels, stencils, cache=None, projections=None, n_threads=1,
-            reuse=False):
+def cascade(image, source, classifiers, schedule, levels, stencils, projections=None, n_threads=1, reuse=False):
     """Run the classifiers of ``schedule`` on one image.
 
-    ``stencils`` maps each (stage, level) to its (radius, dilation per context map);
-    ``projections`` (K-class models) maps each to the :class:`chm.contexts.ContextProjection`
-    that compresses its output into context channels. Returns the map of every (stage, level),
-    compressed where it was only a context (the last one is always the probabilities), and the
-    filter-bank features of every level used. ``n_threads`` threads compute the bank of the
-    levels (without a cache) and share each classifier's pixels. ``reuse``: the bank goes into
-    this thread's reusable buffers (:func:`chm._scratch.scratch`), so the returned features are
-    valid only until the next such call.
+    ``source`` is the :class:`chm.cascade.cache.FeatureSource` of the bank; ``stencils`` maps each
+    (stage, level) to its (radius, dilation per context map); ``projections`` (K-class models)
+    maps each to the :class:`chm.cascade.contexts.ContextProjection` that compresses its output
+    into context channels. Returns the map of every (stage, level), compressed where it was only
+    a context (the last one is always the probabilities), and the filter-bank features of every
+    level used. ``n_threads`` threads compute the bank of the levels (without a cache) and share
+    each classifier's pixels. ``reuse``: the bank goes into this thread's reusable buffers
+    (:func:`chm.cascade._scratch.scratch`), so the returned features are valid only until the
+    next such call.
     """
     projections = projections or {}
     imgs = pyramid.pyramid(image, levels)
     used = sorted({l for _, l in schedule})
-    if cache is None:
-        outs = [bank_scratch(("bank", l), imgs[l].shape, bank) for l in used] if reuse else None
-        bank_feats = dict(zip(used, bank.many([imgs[l] for l in used], n_threads, out=outs)))
-    else:
-        bank_feats = {l: bank_features(imgs[l], bank, cache) for l in used}
+    keys = [("bank", l) for l in used] if reuse else None
+    bank_feats = dict(zip(used, source.many([imgs[l] for l in used], n_threads, scratch_keys=keys)))
     maps = {}
     for s, l in schedule:
         ctx = context_maps(maps, s, l, levels, imgs[l].shape)
@@ -69,9 +65,3 @@ def cascade(image, bank, classifiers, schedule, levels, stencils, cache=None, pr
         last = (s, l) == schedule[-1]
         maps[(s, l)] = p if last or (s, l) not in projections else projections[(s, l)].transform(p)
     return maps, bank_feats
-
-
-def predict_image(image, bank, classifiers, schedule, levels, stencils, cache=None, projections=None, n_threads=1):
-    """The last classifier's map of one image (see :func:`cascade`)."""
-    return cascade(image, bank, classifiers, schedule, levels, stencils, cache, projections,
-                   n_threads, reuse=True)[0][schedule[-1]]

@@ -21,15 +21,14 @@ per-centre stencil weights of a contrast-sensitive loss, or None.
 import numpy as np
 
 from ..features import stencil_offsets
-
+from ..mrf import default_sigma
 from . import pyramid
-from .cache import bank_features
 from .contexts import context_keys, context_maps, stencil_rows
 
 __all__ = ["NeighbourhoodPool", "ImageCentres", "assemble", "training_rows"]
 
 
-def training_rows(image, labels, levels, caps, bank, seed, cache=None, pooling="max", n_classes=2, pool=None):
+def training_rows(image, labels, levels, caps, source, seed, pooling="max", n_classes=2, pool=None):
     """Per level: the labelled pixels SGD will use, their filter-bank features and targets.
 
     Parameters
@@ -41,9 +40,9 @@ def training_rows(image, labels, levels, caps, bank, seed, cache=None, pooling="
     levels : int
     caps : list of int or None
         Per level, labelled pixels kept per class (at random), or None for all.
-    bank : features.FilterBank
+    source : chm.cascade.cache.FeatureSource
+        The filter bank, through a cache or not.
     seed : int
-    cache : chm.cache.FeatureCache, optional
     pooling : {"max", "mean"}
         Coarse labels: "max" pools to the largest class (two classes: foreground if any) or,
         for K > 2, to the majority class; "mean" adds each coarse pixel's class fractions as
@@ -78,11 +77,11 @@ def training_rows(image, labels, levels, caps, bank, seed, cache=None, pooling="
             keep = [rng.permutation(flat[lab[flat] == c])[:caps[l]] for c in np.unique(lab[flat])]
             flat = np.sort(np.concatenate(keep))
         pooled = pool is not None and l in pool[1]
-        if cache is None and not pooled and bank.crops_pay((h, w), len(flat)):
+        if source.cache is None and not pooled and source.bank.crops_pay((h, w), len(flat)):
             # a few labelled pixels: their features from crops, not the whole image's bank
-            feats = bank.at(img_l, *np.divmod(flat, w)).astype(np.float16)
+            feats = source.bank.at(img_l, *np.divmod(flat, w)).astype(np.float16)
         else:
-            all_feats = bank_features(img_l, bank, cache, scratch_key=("bank", l)).reshape(h * w, -1)
+            all_feats = source(img_l, scratch_key=("bank", l)).reshape(h * w, -1)
             feats = all_feats[flat].astype(np.float16)
         soft = None
         if pooling == "mean" and l > 0:
@@ -213,8 +212,6 @@ class ImageCentres:
             raise ValueError(f"the {loss.name!r} loss needs the images")
         self._sigma = None
         if self._weighted:
-            from ..mrf import default_sigma
-
             self._sigma = [default_sigma(im) for im in images]
 
     def draw(self, rng, n):

@@ -132,6 +132,8 @@ class FittedCascade:
         K classes: the weights of the decision rule ``argmax_k w_k p_k``.
     timings : dict
         Seconds per stage of the fit that made it.
+    rounds : list of dict
+        Self-training: each round's seconds and its proposals' class fractions.
     """
 
     spec: CascadeSpec
@@ -141,6 +143,7 @@ class FittedCascade:
     threshold: float = None
     class_weights: np.ndarray = None
     timings: dict = dataclasses.field(default_factory=dict)
+    rounds: list = dataclasses.field(default_factory=list)
 
     def predict_image(self, image, stage=None, cache=None, n_threads=1):
         """The full-resolution map of one prepared image (:meth:`CascadeSpec.prepare`): (H, W)

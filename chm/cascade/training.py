@@ -1,85 +1,137 @@
 """The cascade's training loop (chm-reference 1.1, 1.5).
 
+:func:`train` is the whole fit of a :class:`chm.cascade.spec.CascadeSpec` under a
+:class:`chm.semi.recipes.Recipe`: optionally spread the sparse labels over superpixels, fit the
+cascade (:func:`fit_cascade`), optionally self-train it (:func:`self_train`).
+
 Pass A computes, image by image, the filter-bank features of the labelled pixels at every
 level (and of a pool of spatial-loss centres for a K-class model). Then each classifier in
-training order: its training matrix with context features (:mod:`chm.sampling`), robust
-scaling (:mod:`chm.normalisation`), SGD with the spatial loss where asked, and its output map
-over every training image, the context of the classifiers after it (:mod:`chm.inference`).
-Self-training (:func:`self_train`) then refits the whole cascade on graph-cut proposals of the
-training images (:mod:`chm.selftraining`).
+training order: its training matrix with context features (:mod:`chm.cascade.sampling`), robust
+scaling (:mod:`chm.cascade.normalisation`), SGD with the spatial loss where asked, and its output
+map over every training image, the context of the classifiers after it
+(:mod:`chm.cascade.inference`). Self-training then refits the whole cascade on graph-cut
+proposals of the training images (:mod:`chm.semi.selftraining`).
 """
 
+import tempfile
 import time
 import warnings
 
 import numpy as np
 from joblib import delayed
 
-from . import pyramid
+from ..classifiers import shrink_to_labels
+from ..semi.selftraining import class_proposal, foreground_prior, proposals
+from ..semi.superpixels import expand_labels
+from ..thresholds import class_weights, decision_threshold
 from ..utils._blas import one_blas_thread
 from ..utils._progress import bar
-from .cache import bank_features
-from ..classifiers import shrink_to_labels
+from . import pyramid
+from .cache import FeatureCache, FeatureSource
 from .contexts import ContextProjection, context_maps
-from .inference import level_map, predict_image
+from .inference import level_map
 from .normalisation import normalise, robust_scaling
 from .sampling import ImageCentres, NeighbourhoodPool, assemble, training_rows
-from ..semi.selftraining import class_proposal, foreground_prior, proposals
-from ..thresholds import class_weights, decision_threshold
+from .spec import FittedCascade
 
-__all__ = ["FewLabelsWarning", "fit_cascade", "self_train"]
+__all__ = ["FewLabelsWarning", "fit_cascade", "self_train", "train"]
 
 
 class FewLabelsWarning(UserWarning):
     """:meth:`chm.CHM.fit` made some classifiers smaller to fit the few labelled pixels it was given."""
 
 
-def fit_cascade(model, images, labels, seeds, caps, cache, loss, alpha, tv_levels, rng, par, pooling):
-    """Train every classifier of ``model`` (a :class:`chm.CHM` whose ``fit`` validated the input
-    and set ``bank_``, ``n_classes_``, ``n_channels_``), setting ``classifiers_``,
-    ``projections_``, ``threshold_`` or ``class_weights_`` and ``timings_``.
+def train(spec, recipe, bank, images, labels, rng, par, cache=None, progress=None):
+    """Fit a cascade from sparse labels as ``recipe`` says.
 
-    ``seeds`` (one per image) and ``rng`` drive every random choice; ``caps`` are the per-level
-    sample caps; ``cache`` a FeatureCache or None; ``loss`` / ``alpha`` the spatial loss of the
-    ``tv_levels``; ``pooling`` the coarse levels' label rule (``CHM.label_pooling``); ``par`` a
-    joblib ``Parallel`` returning a generator.
+    Parameters
+    ----------
+    spec : CascadeSpec
+    recipe : chm.semi.recipes.Recipe
+    bank : chm.features.FilterBank
+    images, labels : lists of arrays
+        Validated images (any dtype :func:`chm.io.images.as_float_image` takes) and int label
+        maps (-1 = unlabelled).
+    rng : numpy.random.Generator
+        Drives every random choice.
+    par : joblib.Parallel
+        Returning a generator; runs the per-image work.
+    cache : FeatureCache or None
+        Filter-bank features kept between fits. A binary spatial loss reads whole images'
+        features at every epoch, so without one it gets a temporary cache for the fit.
+    progress : bool or None
+        As ``CHM(progress=...)``.
+
+    Returns
+    -------
+    FittedCascade
+        With ``rounds`` (one dict per self-training round) and ``timings``.
     """
-    K = model.n_classes_
+    seeds = rng.integers(0, 2**63 - 1, size=len(images))
+    caps = spec.level_caps(len(images))
+    timings = {}
+    if recipe.scale is not None:
+        t0 = time.perf_counter()
+        jobs = (delayed(expand_labels)(spec.prepare(im), lab, recipe.scale) for im, lab in zip(images, labels))
+        labels = list(bar(par(jobs), total=len(images), desc="superpixel labels", enabled=progress))
+        timings["superpixels"] = time.perf_counter() - t0
+        caps = spec.level_caps(len(images), recipe.proposal_samples)  # like proposals, too many to keep all
+    with tempfile.TemporaryDirectory(prefix="chm-features-") as tmp:
+        # A binary spatial loss reads whole images' features at every epoch: keep them on disk for
+        # the length of the fit. (Self-training alone recomputes them: a few seconds per pass.)
+        if cache is None and recipe.loss is not None and spec.n_classes == 2:
+            cache = FeatureCache(tmp)
+        source = FeatureSource(bank, cache)
+        fitted = fit_cascade(spec, source, images, labels, seeds, caps, rng, par, recipe.loss, recipe.alpha,
+                             spec.label_pooling, progress)
+        fitted.timings = {**timings, **fitted.timings}
+        if recipe.rounds:
+            fitted = self_train(fitted, source, images, labels, recipe, rng, par, progress)
+    return fitted
+
+
+def fit_cascade(spec, source, images, labels, seeds, caps, rng, par, loss=None, alpha=0.0, pooling="max",
+                progress=None):
+    """Train every classifier of ``spec``; returns the :class:`FittedCascade`.
+
+    ``source`` is the bank (through a cache or not); ``seeds`` (one per image) and ``rng`` drive
+    every random choice; ``caps`` are the per-level sample caps; ``loss`` / ``alpha`` the
+    spatial loss of the ``spec.tv_levels``; ``pooling`` the coarse levels' label rule;
+    ``par`` a joblib ``Parallel`` returning a generator.
+    """
+    K = spec.n_classes
+    fitted = FittedCascade(spec=spec, bank=source.bank)
     # Pass A: filter-bank rows at every level, only where SGD will look (and, for a K-class
     # spatial loss, at a pool of centres).
     t0 = time.perf_counter()
-    pool = (model.spatial_rate, tv_levels, loss) if loss is not None and K > 2 else None
-    jobs = (delayed(training_rows)(model._prepare(im), lab, model.levels, caps, model.bank_, sd, cache,
-                                   pooling, K, pool)
+    pool = (spec.spatial_rate, spec.tv_levels, loss) if loss is not None and K > 2 else None
+    jobs = (delayed(training_rows)(spec.prepare(im), lab, spec.levels, caps, source, sd, pooling, K, pool)
             for im, lab, sd in zip(images, labels, seeds))
-    rows = list(bar(par(jobs), total=len(images), desc="features", enabled=model.progress))
-    model.timings_["features"] = time.perf_counter() - t0
+    rows = list(bar(par(jobs), total=len(images), desc="features", enabled=progress))
+    fitted.timings["features"] = time.perf_counter() - t0
 
     maps = [dict() for _ in images]
-    model.classifiers_ = {}
-    model.projections_ = {}
     few_labels = []  # classifiers made smaller to fit a handful of labelled pixels
-    schedule = model._schedule()
+    schedule = spec.schedule()
     for s, l in schedule:
         t0 = time.perf_counter()
-        X, y, soft, centres = assemble(rows, maps, s, l, model.levels, model._stencil(s, l),
+        X, y, soft, centres = assemble(rows, maps, s, l, spec.levels, spec.stencil(s, l),
                                        release=(s, l) == schedule[-1] and not (loss is not None and K == 2))
-        offset, scale = robust_scaling(X, model.bank_)
+        offset, scale = robust_scaling(X, source.bank)
         normalise(X, offset, scale)
-        clf, shrunk = shrink_to_labels(model._make_classifier(s, l, int(rng.integers(0, 2**63 - 1)),
-                                                             l in tv_levels), y)
+        clf, shrunk = shrink_to_labels(spec.make_classifier(s, l, int(rng.integers(0, 2**63 - 1))), y)
         if shrunk:
             few_labels.append(f"stage {s} level {l}: {shrunk}")
         spatial = None
-        if loss is not None and l in tv_levels and centres is not None:
+        if loss is not None and l in spec.tv_levels and centres is not None:
             spatial = NeighbourhoodPool(X, *centres)
-        elif loss is not None and l in tv_levels and K == 2:
-            level_images = [pyramid.downsample_n(model._prepare(im), l) for im in images]
-            spatial = ImageCentres([bank_features(im, model.bank_, cache) for im in level_images],
-                                   [context_maps(m, s, l, model.levels, im.shape) for m, im in zip(maps, level_images)],
-                                   model._stencil(s, l), offset, scale, level_images, loss)
+        elif loss is not None and l in spec.tv_levels and K == 2:
+            level_images = [pyramid.downsample_n(spec.prepare(im), l) for im in images]
+            spatial = ImageCentres([source(im) for im in level_images],
+                                   [context_maps(m, s, l, spec.levels, im.shape) for m, im in zip(maps, level_images)],
+                                   spec.stencil(s, l), offset, scale, level_images, loss)
         key = "rms" if K == 2 else "ce"
-        with bar(total=clf.epochs, desc=f"stage {s} level {l} SGD", enabled=model.progress) as pbar:
+        with bar(total=clf.epochs, desc=f"stage {s} level {l} SGD", enabled=progress) as pbar:
             clf.fit(X, y, spatial=spatial, spatial_loss=loss, soft_targets=soft,
                     alpha=alpha if spatial is not None else 0.0,
                     progress=lambda e, err, sp: (pbar.update(1), pbar.set_postfix(**{key: f"{err:.3f}"})))
@@ -88,66 +140,67 @@ def fit_cascade(model, images, labels, seeds, caps, cache, loss, alpha, tv_level
             # Compress the K-class map for the classifiers that take it as context, from its
             # outputs on (up to 100k of) the training rows.
             sample = X[::max(1, len(X) // 100_000)].astype(np.float32)
-            model.projections_[(s, l)] = ContextProjection.fit(clf.predict_proba(sample), model.context_channels)
+            fitted.projections[(s, l)] = ContextProjection.fit(clf.predict_proba(sample), spec.context_channels)
         del X, y, soft, spatial  # before the next level's matrix is built
         clf.fold_affine(offset, scale)
-        model.classifiers_[(s, l)] = clf
+        fitted.classifiers[(s, l)] = clf
         t1 = time.perf_counter()
         if not last:  # the final output is not a context for anything
-            jobs = (delayed(level_map)(model._prepare(im), l, model.bank_,
-                                       context_maps(m, s, l, model.levels, pyramid.level_shape(im.shape[:2], l)),
-                                       clf, model._stencil(s, l), cache, model.projections_.get((s, l)))
+            jobs = (delayed(level_map)(spec.prepare(im), l, source,
+                                       context_maps(m, s, l, spec.levels, pyramid.level_shape(im.shape[:2], l)),
+                                       clf, spec.stencil(s, l), fitted.projections.get((s, l)))
                     for im, m in zip(images, maps))
             for m, p in zip(maps, bar(par(jobs), total=len(images), desc=f"stage {s} level {l} contexts",
-                                      enabled=model.progress)):
+                                      enabled=progress)):
                 m[(s, l)] = p
-        model.timings_[(s, l)] = {"sgd": t1 - t0, "contexts": time.perf_counter() - t1}
+        fitted.timings[(s, l)] = {"sgd": t1 - t0, "contexts": time.perf_counter() - t1}
     sampled = [r[0]["y"] for r in rows]
     if K == 2:
-        model.threshold_ = decision_threshold(labels, sampled, clf.targets)
+        fitted.threshold = decision_threshold(labels, sampled, clf.targets)
     else:
-        model.class_weights_ = class_weights(labels, sampled, K)
+        fitted.class_weights = class_weights(labels, sampled, K)
     if few_labels:
         warnings.warn("few labelled pixels: an LDNN has at most one group per labelled foreground pixel "
                       "and one node per background pixel of its level, so these were made smaller: "
-                      + "; ".join(few_labels), FewLabelsWarning, stacklevel=3)
+                      + "; ".join(few_labels), FewLabelsWarning, stacklevel=4)
+    return fitted
 
 
-def self_train(model, images, labels, beta, rounds, tv_levels, cache, rng, par, tolerance, proposal_samples):
-    """Refit ``model`` (fitted by :func:`fit_cascade`) on MRF proposals of its training images,
-    ``rounds`` times (:mod:`chm.selftraining`), appending each round's seconds and proposals'
-    class fractions (two classes: also the bias and foreground fraction) to ``model.rounds_``.
+def self_train(fitted, source, images, labels, recipe, rng, par, progress=None):
+    """Refit the cascade of ``fitted`` on MRF proposals of its training images, ``recipe.rounds``
+    times (:mod:`chm.semi.selftraining`); returns the last refit, whose ``rounds`` hold each
+    round's seconds and proposals' class fractions (two classes: also the bias and foreground
+    fraction).
 
-    ``beta`` is the Potts weight of the proposals' MRF; ``tolerance`` bounds a binary model's
-    proposals' foreground fraction relative to the sparse labels' estimate; ``proposal_samples``
-    caps the labelled pixels per class and level taken from the (dense) proposals when
-    ``max_samples`` is None.
+    ``recipe.beta`` is the Potts weight of the proposals' MRF; ``recipe.prior_tolerance`` bounds a
+    binary model's proposals' foreground fraction relative to the sparse labels' estimate;
+    ``recipe.proposal_samples`` caps the labelled pixels per class and level taken from the
+    (dense) proposals when ``max_samples`` is None.
     """
-    K = model.n_classes_
+    spec = fitted.spec
+    K = spec.n_classes
     if K == 2:
         pi = foreground_prior(labels)
-        bounds = (pi * (1 - tolerance), min(0.999, pi * (1 + tolerance)))
-    caps = model._level_caps(len(images), proposal_samples)
-    schedule = model._schedule()
-    stencils = {sl: model._stencil(*sl) for sl in schedule}
-    prepared = [model._prepare(im) for im in images]  # once: the maps and the proposals both read them
-    for r in range(rounds):
+        bounds = (pi * (1 - recipe.prior_tolerance), min(0.999, pi * (1 + recipe.prior_tolerance)))
+    caps = spec.level_caps(len(images), recipe.proposal_samples)
+    prepared = [spec.prepare(im) for im in images]  # once: the maps and the proposals both read them
+    timings, rounds = fitted.timings, []
+    for r in range(recipe.rounds):
         t0 = time.perf_counter()
         info = {}
         if K == 2:
             # The fraction guard shifts every map by one bias: all maps first (H x W floats each).
-            jobs = (delayed(_training_map)(im, model, schedule, stencils, cache) for im in prepared)
-            maps = list(bar(par(jobs), total=len(images), desc=f"round {r + 1} training maps",
-                            enabled=model.progress))
-            props, info["bias"] = proposals(maps, prepared, labels, beta, model.threshold_, bounds)
+            jobs = (delayed(_training_map)(im, fitted, source.cache) for im in prepared)
+            maps = list(bar(par(jobs), total=len(images), desc=f"round {r + 1} training maps", enabled=progress))
+            props, info["bias"] = proposals(maps, prepared, labels, recipe.beta, fitted.threshold, bounds)
             del maps
         else:
             # Map and proposal in one job per image: the K-channel map never leaves the worker
             # (SIFT Flow's 2488 training maps at K = 33 would be 21 GB).
-            jobs = (delayed(_map_and_proposal)(im, lab, model, schedule, stencils, cache, beta)
+            jobs = (delayed(_map_and_proposal)(im, lab, fitted, source.cache, recipe.beta)
                     for im, lab in zip(prepared, labels))
             props = list(bar(par(jobs), total=len(images), desc=f"round {r + 1} maps and proposals",
-                             enabled=model.progress))
+                             enabled=progress))
         counts = sum(np.bincount(p.ravel(), minlength=K) for p in props)
         info["classes"] = (counts / counts.sum()).tolist()
         if K == 2:
@@ -155,20 +208,22 @@ def self_train(model, images, labels, beta, rounds, tv_levels, cache, rng, par, 
         seeds = rng.integers(0, 2**63 - 1, size=len(images))
         # Proposals are dense labels: coarse levels regress their blocks' fractions, and a spatial
         # loss has nothing left to fill in.
-        fit_cascade(model, images, props, seeds, caps, cache, None, 0.0, tv_levels, rng, par, "mean")
-        model.rounds_.append({**info, "seconds": time.perf_counter() - t0})
+        fitted = fit_cascade(spec, source, images, props, seeds, caps, rng, par, None, 0.0, "mean", progress)
+        timings = {**timings, **fitted.timings}  # a refit's stages replace the first fit's
+        rounds.append({**info, "seconds": time.perf_counter() - t0})
+    fitted.timings, fitted.rounds = timings, rounds
+    return fitted
 
 
-def _training_map(image, model, schedule, stencils, cache):
-    """The final map of one training image, on one BLAS thread: as for :func:`chm.inference.level_map`,
-    the same model for any ``n_jobs`` (and no BLAS threads spinning against the other jobs of a
-    busy machine: with ``n_jobs=1`` this runs in the calling process)."""
+def _training_map(image, fitted, cache):
+    """The final map of one training image, on one BLAS thread: as for
+    :func:`chm.cascade.inference.level_map`, the same model for any ``n_jobs`` (and no BLAS
+    threads spinning against the other jobs of a busy machine: with ``n_jobs=1`` this runs in the
+    calling process)."""
     with one_blas_thread():
-        return predict_image(image, model.bank_, model.classifiers_, schedule, model.levels, stencils, cache,
-                             model.projections_)
+        return fitted.predict_image(image, cache=cache)
 
 
-def _map_and_proposal(image, labels, model, schedule, stencils, cache, beta):
-    """One training image's K-class proposal (:func:`chm.selftraining.class_proposal`) from its map."""
-    return class_proposal(_training_map(image, model, schedule, stencils, cache), image, labels, beta,
-                          model.class_weights_)
+def _map_and_proposal(image, labels, fitted, cache, beta):
+    """One training image's K-class proposal (:func:`chm.semi.selftraining.class_proposal`) from its map."""
+    return class_proposal(_training_map(image, fitted, cache), image, labels, beta, fitted.class_weights)

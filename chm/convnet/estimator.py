@@ -29,9 +29,10 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
                       "(or install a torch build for your machine first)") from e
 
 from ..utils._progress import bar
-from ..io.images import check_labels
+from ..io.images import as_float_image, check_image_list, check_labels
+from ..io.persistence import CONVNET_FORMAT
 from ..utils._validation import check_random_state
-from ..base import Estimator
+from ..base import Segmenter
 from .patchnet import PatchNet, objective, valid_patch_sizes
 from ..semi.superpixels import check_scale, expand_labels
 from ..thresholds import class_weights
@@ -53,39 +54,19 @@ MIN_STEPS = 2000
 _STRIP_PIXELS = 1 << 17  # dense prediction runs in strips of about this many outputs (memory)
 
 
-def check_images(images, name="images"):
-    """Validate a non-empty list of (H, W) or (H, W, 3) images; return float32 (H, W, C) in [0, 1]."""
-    if isinstance(images, np.ndarray) and images.ndim in (2, 3) and images.shape[-1] != 1:
-        raise TypeError(f"{name} must be a list of images, got a single array; wrap it in a list")
-    try:
-        images = list(images)
-    except TypeError:
-        raise TypeError(f"{name} must be a list of images, got {type(images).__name__}") from None
-    if not images:
-        raise ValueError(f"{name} is empty")
+def _net_images(images):
+    """The one image contract (:func:`chm.io.images.check_image_list`: uint8, uint16, bool or
+    float in [0, 1]) as the network reads it: float32 (H, W, C) in [0, 1], all gray or all colour."""
     out = []
-    for i, im in enumerate(images):
-        a = np.asarray(im)
-        if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] == 3)) or a.size == 0:
-            raise ValueError(f"{name}[{i}] must be (H, W) gray or (H, W, 3) colour, got shape {a.shape}")
-        if a.dtype == np.uint8:
-            a = a.astype(np.float32) / 255
-        elif np.issubdtype(a.dtype, np.floating) or a.dtype == bool:
-            a = a.astype(np.float32)
-            if not np.isfinite(a).all():
-                raise ValueError(f"{name}[{i}] contains NaN or inf")
-            if a.min() < 0 or a.max() > 1:
-                raise ValueError(f"{name}[{i}] has values in [{a.min():g}, {a.max():g}]; float images must "
-                                 "lie in [0, 1] (or pass uint8)")
-        else:
-            raise TypeError(f"{name}[{i}] must be uint8 or float in [0, 1], got dtype {a.dtype}")
+    for i, im in enumerate(check_image_list(images)):
+        a = as_float_image(im, f"images[{i}]", dtype=np.float32)
         out.append(a[:, :, None] if a.ndim == 2 else a)
     if len({a.shape[2] for a in out}) > 1:
-        raise ValueError(f"{name} mixes gray and colour images; convert them to one kind")
+        raise ValueError("images mixes gray and colour images; convert them to one kind")
     return out
 
 
-class ConvNet(Estimator):
+class ConvNet(Segmenter):
     """The paper's ConvNet patch classifier, evaluated densely; optionally with the TV loss.
 
     Parameters
@@ -127,6 +108,9 @@ class ConvNet(Estimator):
     random_state : int, Generator or None
         Seeds weights and sampling; on the CPU the same seed and ``n_jobs`` give the same model.
     """
+
+    _FORMAT = CONVNET_FORMAT
+    _FITTED = "net_"
 
     def __init__(self, semi_supervised=None, alpha=None, n_classes=None, patch_size=46, n_iter="auto",
                  batch_size=64, tiles=2, tile_size=32, learning_rate=1e-3, weight_decay=0.0,
@@ -223,7 +207,7 @@ class ConvNet(Estimator):
         self
         """
         alpha, device = self._validate_params()
-        images = check_images(images)
+        images = _net_images(images)
         shapes = [im[:, :, 0] for im in images]
         try:
             top = max(int(np.max(lab)) for lab in labels)
@@ -312,10 +296,6 @@ class ConvNet(Estimator):
         return torch.stack(out)
 
     # ------------------------------------------------------------------------------------
-    def _check_fitted(self):
-        if not hasattr(self, "net_"):
-            raise RuntimeError("this ConvNet is not fitted yet: call fit(images, labels) or chm.load(path)")
-
     def _dense(self, im, device):
         """(K, H, W) class probabilities of one image, in strips of rows (exact: rows are independent)."""
         h, w = im.shape[:2]
@@ -329,9 +309,9 @@ class ConvNet(Estimator):
 
     def predict_proba(self, images):
         """Class probabilities per pixel, float32: (H, W) maps of class 1 if K = 2, else (H, W, K)."""
-        self._check_fitted()
+        self.check_is_fitted()
         device = self._device()
-        images = check_images(images)
+        images = _net_images(images)
         if images[0].shape[2] != self.n_channels_:
             kind = {1: "gray", 3: "colour"}
             raise ValueError(f"this ConvNet was trained on {kind[self.n_channels_]} images, "
@@ -345,14 +325,13 @@ class ConvNet(Estimator):
         self.net_ = net.cpu()
         return out
 
-    def predict(self, images):
-        """Label maps (uint8): the most probable class of every pixel."""
-        return self.decide(self.predict_proba(images))
-
-    def decide(self, probas):
-        """Label maps (uint8) from :meth:`predict_proba`'s maps: the most probable class."""
+    def decide(self, probas, threshold=None):
+        """Label maps (uint8) from :meth:`predict_proba`'s maps: ``p > threshold`` (two classes;
+        None = 0.5), else the most probable class (``threshold`` must then be None)."""
         if self.n_classes_ == 2:
-            return [(p > 0.5).astype(np.uint8) for p in probas]
+            return [(p > (0.5 if threshold is None else threshold)).astype(np.uint8) for p in probas]
+        if threshold is not None:
+            raise ValueError(f"threshold is for two-class models; this one has {self.n_classes_} classes")
         return [p.argmax(2).astype(np.uint8) for p in probas]
 
     # ------------------------------------------------------------------------------------
@@ -381,14 +360,6 @@ class ConvNet(Estimator):
         net.load_state_dict(state)  # raises on missing or misshapen weights
         model.net_ = net.eval()
         return model
-
-    def save(self, path):
-        """Write the model to ``path`` (.npz + JSON header, no pickle; see :mod:`chm.persistence`)."""
-        from ..io.persistence import CONVNET_FORMAT, write_container
-
-        self._check_fitted()
-        header, arrays = self._to_state()
-        return write_container(path, CONVNET_FORMAT, header, arrays)
 
 
 class _Threads:

@@ -56,8 +56,8 @@ def check_image(array, name="image"):
     return arr
 
 
-def as_float_image(array, name="image"):
-    """Validate an in-memory image and return it as float64 in [0, 1] (always a new array).
+def as_float_image(array, name="image", dtype=np.float64):
+    """Validate an in-memory image and return it as floats in [0, 1] (always a new array).
 
     Parameters
     ----------
@@ -65,10 +65,13 @@ def as_float_image(array, name="image"):
         As :func:`check_image`: ``(H, W)`` or ``(H, W, 3)``; uint8, uint16, bool or float in [0, 1].
     name : str, optional
         What to call the array in error messages.
+    dtype : float dtype, optional
+        float64 (the cascade) or float32 (the ConvNet); integers are divided by their maximum in
+        this precision.
 
     Returns
     -------
-    ndarray of float64, shape (H, W) or (H, W, 3)
+    ndarray of ``dtype``, shape (H, W) or (H, W, 3)
 
     Raises
     ------
@@ -76,11 +79,9 @@ def as_float_image(array, name="image"):
         As :func:`check_image`.
     """
     arr = check_image(array, name)
-    if arr.dtype == np.uint8:
-        return arr / 255.0
-    if arr.dtype == np.uint16:
-        return arr / 65535.0
-    return arr.astype(np.float64)
+    if arr.dtype in (np.uint8, np.uint16):
+        return arr.astype(dtype) / np.iinfo(arr.dtype).max
+    return arr.astype(dtype)
 
 
 def to_channels(image, n_channels):

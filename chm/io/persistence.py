@@ -30,10 +30,12 @@ existing model.
 import importlib
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
+
+from .._version import __version__
+from .files import write_atomic
 
 FORMAT = "chm-model"
 VERSION = 2
@@ -72,24 +74,13 @@ def write_container(path, fmt, header, arrays):
 
     Returns the path written.
     """
-    from .._version import __version__
-
     path = os.fspath(path)
     if not path.endswith(".npz"):
         path += ".npz"
     header = {"format": fmt, "version": _VERSIONS[fmt], "chm_version": __version__, **jsonable(header)}
     arrays = dict(arrays)
     arrays[_HEADER] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(suffix=".npz.part", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_atomic(path, lambda fh: np.savez_compressed(fh, **arrays))
     return path
 
 
