@@ -1,6 +1,6 @@
 """Every third-party module the code imports is declared in pyproject.toml, where it is needed.
 
-The library (``chm``, ``features``) may import only the core dependencies (and, for optional
+The library (``chm``) may import only the core dependencies (and, for optional
 back ends, a package of an extra); experiments, benchmarks and tests may also import their
 extra's packages. ``.ci/run`` checks the other half: a non-editable install in a fresh venv runs
 ``chm train`` and ``chm predict``.
@@ -23,7 +23,7 @@ OPTIONAL = {"torch"}
 ALIASES = {"sklearn": "scikit-learn", "skimage": "scikit-image", "PIL": "pillow", "yaml": "pyyaml",
            "cv2": "opencv-python"}
 #: Which extra each folder of scripts may use besides the core dependencies.
-FOLDERS = {"chm": None, "features": None, "experiments": "experiments", "benchmarks": "bench", "tests": "test"}
+FOLDERS = {"chm": None, "experiments": "experiments", "benchmarks": "bench", "tests": "test"}
 
 
 def _name(requirement):
@@ -45,7 +45,7 @@ def test_every_imported_module_is_declared():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     core = {_name(r) for r in project["dependencies"]}
     extras = {k: {_name(r) for r in v} for k, v in project["optional-dependencies"].items()}
-    local = {"chm", "features", "experiments", "benchmarks"} | {p.stem for p in ROOT.rglob("*.py")}
+    local = set(FOLDERS) | {p.stem for folder in FOLDERS for p in (ROOT / folder).rglob("*.py")}
     dists = packages_distributions()
     missing = []
     for folder, extra in FOLDERS.items():

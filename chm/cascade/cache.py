@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ._scratch import scratch
+from .pyramid import level_shape
 
 __all__ = ["FeatureCache", "FeatureSource", "bank_features", "footprint", "remove_orphans"]
 

@@ -410,8 +410,6 @@ def check_pooled_classes(labels, levels, n_classes=2):
     background clicks close to foreground ones vanish at coarse levels; K-class ones take each
     block's majority. Checked before any features are computed, with what to do about it.
     """
-    from ..cascade.pyramid import majority_pool_labels, maxpool_labels
-
     if n_classes > 2:
         for level in range(1, levels + 1):
             seen = set()

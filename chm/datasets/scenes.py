@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io.files import read_label_values
-from ..io.images import _imread
+from ..io.images import read_pixels
 
 __all__ = ["SceneDataset", "load_stanford_background", "load_siftflow", "STANFORD_CLASSES",
            "STANFORD_FOLDS", "SIFTFLOW_CLASSES"]
@@ -74,7 +74,7 @@ def _names(path):
 
 
 def _read_pair(root, name, ext, decode):
-    _, img = _imread(root / "images" / f"{name}{ext}")
+    _, img = read_pixels(root / "images" / f"{name}{ext}")
     lab = read_label_values(root / "labels" / f"{name}.png")
     if img.ndim == 2:
         img = np.dstack([img] * 3)

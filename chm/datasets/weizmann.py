@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 import numpy as np
 
 from ..io.images import read_image, read_mask
+from ..utils._progress import bar
 
 __all__ = [
     "WEIZMANN_URL",
@@ -216,8 +217,6 @@ def _manual_hint(target):
 
 def _download(url, dest, progress=None):
     """Stream ``url`` into the file ``dest``; any network failure -> RuntimeError."""
-    from ..utils._progress import bar
-
     try:
         with urllib.request.urlopen(url, timeout=60) as resp, open(dest, "wb") as out:
             total = resp.headers.get("Content-Length")

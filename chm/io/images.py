@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-__all__ = ["read_image", "read_mask", "as_float_image", "check_image", "check_image_list", "check_labels",
+__all__ = ["read_image", "read_mask", "read_pixels", "as_float_image", "check_image", "check_image_list", "check_labels",
            "to_channels"]
 
 
@@ -97,8 +97,9 @@ def to_channels(image, n_channels):
     return image
 
 
-def _imread(path):
-    """Read raw pixels, mapping every failure to FileNotFoundError/ValueError."""
+def read_pixels(path):
+    """``(path, pixels)`` of an image file as stored (any dtype and channels), every failure
+    mapped to FileNotFoundError / ValueError; :func:`read_image` and :func:`read_mask` build on it."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"image file not found: '{path}'")
@@ -151,7 +152,7 @@ def read_image(path):
         The file is corrupt, truncated, not an image, a stack of images, or
         of an unsupported pixel type; the message names the path.
     """
-    path, arr = _imread(path)
+    path, arr = read_pixels(path)
     if arr.ndim == 3 and arr.shape[2] in (3, 4):
         arr = arr[..., :3]
         if (arr == arr[..., :1]).all():
@@ -186,7 +187,7 @@ def read_mask(path, threshold=127):
     ValueError
         The file is corrupt, truncated or not a single image.
     """
-    path, arr = _imread(path)
+    path, arr = read_pixels(path)
     if arr.dtype == bool:
         return arr.copy() if arr.ndim == 2 else arr[..., 0].copy()
     if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
@@ -206,10 +207,8 @@ def read_mask(path, threshold=127):
 
 def check_image_list(images, name="images"):
     """Validate a non-empty list of (H, W) or (H, W, 3) images; return them unconverted
-    (:func:`chm.images.as_float_image` converts each one where it is used, so a large set of
+    (:func:`as_float_image` converts each one where it is used, so a large set of
     uint8 colour images is never held as float64 all at once)."""
-    from ..io.images import check_image
-
     if isinstance(images, np.ndarray) and (images.ndim == 2 or (images.ndim == 3 and images.shape[2] == 3)):
         raise TypeError(f"{name} must be a list of images, got a single image of shape {images.shape}; "
                         "wrap it in a list")

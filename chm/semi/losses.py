@@ -25,6 +25,8 @@ Borders: only centres whose whole 3 x 3 neighbourhood lies inside the image coun
 import numpy as np
 from scipy import ndimage
 
+from ..mrf import default_sigma
+
 __all__ = ["SOBEL_X", "SOBEL_Y", "SpatialLoss", "TV", "ContrastSensitive", "squared_error",
            "get_spatial_loss"]
 
@@ -119,8 +121,6 @@ class SpatialLoss:
         weights. Centres must be interior pixels; ``sigma`` defaults to the image's own."""
         if self.contrast is None:
             return None
-        from ..mrf import default_sigma
-
         img = np.asarray(image, dtype=np.float64)
         img = img[..., None] if img.ndim == 2 else img
         s = (default_sigma(img) if sigma is None else sigma) * self.contrast
