@@ -133,8 +133,6 @@ def remove_orphans(timeout=3.0):
 
 def footprint(shapes, levels, n_features):
     """Bytes a cache needs to hold every level 0..``levels`` of images of these ``shapes``."""
-    from .pyramid import level_shape
-
     return sum(2 * n_features * int(np.prod(level_shape(shape, l))) for shape in shapes for l in range(levels + 1))
 
 
