@@ -8,13 +8,13 @@ its parent). Images are colour ``(H, W, 3)`` uint8; label maps are int8 with cla
 (``pixel_error(..., ignore=-1)``). Both loaders are re-exported by :mod:`chm.datasets`.
 """
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..io.files import read_label_values
 from ..io.images import read_pixels
+from .record import Dataset
 
 __all__ = ["SceneDataset", "load_stanford_background", "load_siftflow", "STANFORD_CLASSES",
            "STANFORD_FOLDS", "SIFTFLOW_CLASSES"]
@@ -28,8 +28,7 @@ SIFTFLOW_CLASSES = ("awning", "balcony", "bird", "boat", "bridge", "building", "
                     "staircase", "streetlight", "sun", "tree", "window")
 
 
-@dataclass(frozen=True)
-class SceneDataset:
+class SceneDataset(Dataset):
     """A train/test split of a scene-labelling dataset.
 
     Attributes
@@ -43,15 +42,6 @@ class SceneDataset:
     root : pathlib.Path
         The folder the data were read from.
     """
-
-    train_images: list
-    train_masks: list
-    test_images: list
-    test_masks: list
-    train_names: list
-    test_names: list
-    classes: tuple
-    root: Path = field(default=None, compare=False)
 
 
 def _find(root, dirname):

@@ -15,13 +15,14 @@ import tempfile
 import urllib.error
 import urllib.request
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
 
 from ..io.images import read_image, read_mask
+from .record import Dataset
 from ..utils._progress import bar
 
 __all__ = [
@@ -47,7 +48,7 @@ _CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
-class WeizmannHorse:
+class WeizmannHorse(Dataset):
     """The Weizmann horse database split into train and test halves.
 
     Attributes
@@ -64,13 +65,6 @@ class WeizmannHorse:
         ``("background", "horse")``: the name of each mask value, as the scene datasets have.
     """
 
-    train_images: list
-    train_masks: list
-    test_images: list
-    test_masks: list
-    train_names: list
-    test_names: list
-    root: Path = field(default=None, compare=False)
     classes: tuple = ("background", "horse")
 
 
