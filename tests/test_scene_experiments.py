@@ -51,8 +51,8 @@ def test_siftflow_quick(tmp_path):
 
 @pytest.mark.slow
 def test_weizmann_convnet_quick(weizmann_root, tmp_path):
-    """experiments/weizmann.py --classifier convnet: the ConvNet rows through the scenes driver."""
-    import weizmann
+    """python -m experiments.weizmann --classifier convnet: the ConvNet rows through the scenes driver."""
+    from experiments import weizmann
 
     out = tmp_path / "w"
     weizmann.main(["--classifier", "convnet", "--quick", "--data", str(weizmann_root), "--out", str(out), "--quiet"])
