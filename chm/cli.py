@@ -57,7 +57,9 @@ half-written.
 
 Exit status: 0 on success, 2 on a usage or input error (message ``chm: error: ...`` on
 stderr), 128 + the signal number when stopped by Ctrl-C (130), SIGTERM (143) or SIGHUP (129):
-the joblib workers are stopped first, and every output file already written is complete.
+the joblib workers are stopped first, and every output file already written is complete. When
+the reader of its output has gone (``chm info MODEL.npz | head -1``), ``chm`` ends quietly with
+141 = 128 + SIGPIPE, the status of a Unix tool stopped by that signal (as ``cat`` or ``ls``).
 """
 
 import argparse
@@ -87,6 +89,10 @@ PREVIEW_SUFFIX = "_preview.png"
 
 EXIT_OK = 0
 EXIT_ERROR = 2  # argparse's own status for usage errors, so all user errors share one code
+# The output's reader has gone: 128 + SIGPIPE, as the shell reports a tool that SIGPIPE stopped
+# (Python ignores SIGPIPE and sees EPIPE instead). Not 0: the output was cut short, which
+# `set -o pipefail` scripts see as with `cat`; not 2: nothing was wrong with the input.
+EXIT_PIPE = 128 + 13
 
 # Expected problems: reported as one line, not as a traceback. OSError covers missing files and
 # unwritable outputs; FloatingPointError is a diverged training (a message with advice).
@@ -518,8 +524,38 @@ def main(argv=None):
     -------
     int
         Exit status: 0 success, 2 usage or input error, 128 + signal number when stopped by a
-        signal (130 Ctrl-C, 143 SIGTERM).
+        signal (130 Ctrl-C, 143 SIGTERM), 141 when the reader of the output has gone.
     """
+    try:
+        status = _main(argv)
+        if sys.stdout is not None:
+            sys.stdout.flush()  # a reader that has gone shows here, not as an error at exit
+        return status
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _reader_gone():
+    """End quietly when the reader of the output has gone (``chm info m | head -1``): output not
+    yet written is dropped (its stream is pointed at the null device, so the interpreter's final
+    flush cannot fail either) and the status is :data:`EXIT_PIPE`."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            try:
+                null = os.open(os.devnull, os.O_WRONLY)
+                try:
+                    os.dup2(null, stream.fileno())
+                finally:
+                    os.close(null)
+            except (OSError, ValueError, AttributeError):  # no file descriptor: nothing to flush at exit
+                pass
+    return EXIT_PIPE
+
+
+def _main(argv):
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -542,6 +578,8 @@ def main(argv=None):
         with interruptible(), warnings.catch_warnings():
             warnings.showwarning = _log_warning  # "chm: warning: ..." like every other message
             return args.run(args)
+    except BrokenPipeError:  # not a user error: main() ends quietly
+        raise
     except _USER_ERRORS as exc:
         logger.error("%s", exc, exc_info=args.verbose)
         return EXIT_ERROR

@@ -1,5 +1,6 @@
 """The ``chm`` command line, on a handful of tiny synthetic PNGs (a few seconds in all)."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -222,6 +223,25 @@ def test_python_m_chm_help():
     result = subprocess.run([sys.executable, "-m", "chm", "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
     assert "train" in result.stdout and "predict" in result.stdout
+
+
+@pytest.mark.parametrize("command, unbuffered", [("info", ""), ("info", "1"), ("--help", "")],
+                         ids=["info", "info-unbuffered", "help"])
+def test_closed_pipe_ends_quietly(trained, command, unbuffered):
+    # `chm info model.npz | head -1`: the reader goes before chm writes (here: before it starts).
+    # Like a Unix tool stopped by SIGPIPE: status 141, nothing on stderr. A buffered stdout fails
+    # at the final flush, an unbuffered one (PYTHONUNBUFFERED) at the first print. (argparse
+    # itself ignores a failed write of --help, so an unbuffered --help ends with 0.)
+    _, _, model = trained
+    args = [str(model)] if command == "info" else []
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    env.update(PYTHONPATH=str(Path(__file__).resolve().parents[1]), PYTHONUNBUFFERED=unbuffered)
+    proc = subprocess.Popen([sys.executable, "-m", "chm", command, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141, err
+    assert err == ""
 
 
 def test_progress_output_in_a_log_and_forced_bars(tmp_path, capsys):
