@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 
 from chm.cli import main
+from chm.utils import _signals
+from chm.utils._signals import Interrupted, interruptible
 from test_cli import TRAIN_OPTS, write_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,3 +161,58 @@ def test_experiment_stopped_leaves_no_worker(weizmann_root, tmp_path):
     assert "weizmann.py: interrupted by SIGTERM; finished results are kept" in err
     assert seconds < 30
     assert not list(out.rglob("*.part"))
+
+
+def _swallowing_callback(signum):
+    """A ctypes callback that receives ``signum``: its Interrupted cannot propagate (numba's JIT
+    compiles through such callbacks of llvmlite) and is printed as "Exception ignored"."""
+    import ctypes
+
+    return ctypes.CFUNCTYPE(None)(lambda: os.kill(os.getpid(), signum))
+
+
+def test_stop_lost_in_a_callback_is_raised_again(monkeypatch):
+    ran = []
+    monkeypatch.setattr(_signals, "_CLEANUPS", [lambda: ran.append("cleanup")])
+    lost = _swallowing_callback(signal.SIGTERM)
+    t0 = time.monotonic()
+    with pytest.raises(Interrupted) as info:
+        with interruptible():
+            lost()
+            while time.monotonic() - t0 < 5:  # the run goes on as if nothing had happened
+                time.sleep(0.01)
+    assert info.value.signum == signal.SIGTERM and time.monotonic() - t0 < 2
+    assert ran == ["cleanup"]
+
+
+def test_error_after_a_lost_stop_is_the_stop(monkeypatch):
+    # numba, its compilation cut inside a callback, fails with "no compiled object yet": the run
+    # reports the stop (exit status 143), not that error (status 1).
+    ran = []
+    monkeypatch.setattr(_signals, "_CLEANUPS", [lambda: ran.append("cleanup")])
+    lost = _swallowing_callback(signal.SIGTERM)
+    with pytest.raises(Interrupted) as info:
+        with interruptible():
+            lost()
+            raise RuntimeError("no compiled object yet")
+    assert info.value.signum == signal.SIGTERM and isinstance(info.value.__cause__, RuntimeError)
+    assert ran == ["cleanup"]
+    time.sleep(3 * _signals.RETRY_DELAY)  # the block is over: the stop is not raised again here
+
+
+def test_errors_without_a_stop_pass_unchanged(monkeypatch):
+    ran = []
+    monkeypatch.setattr(_signals, "_CLEANUPS", [lambda: ran.append("cleanup")])
+    with pytest.raises(RuntimeError):
+        with interruptible():
+            raise RuntimeError("a plain error")
+    assert ran == []
+
+
+def test_feature_cache_registers_its_cleanup(tmp_path, monkeypatch):
+    from chm.cascade.cache import FeatureCache, remove_orphans
+
+    monkeypatch.setattr(_signals, "_CLEANUPS", [])
+    FeatureCache(tmp_path / "a")
+    FeatureCache(tmp_path / "b")
+    assert _signals._CLEANUPS == [remove_orphans]  # once, however many caches

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..utils._signals import on_interrupt
 from ._scratch import scratch
 from .pyramid import level_shape
 
@@ -62,6 +63,7 @@ class FeatureCache:
         self.max_bytes = max_bytes
         self.remove_orphans()
         _OPEN.add(self)
+        on_interrupt(remove_orphans)  # after a stop, the temp files of the workers it killed
 
     def remove_orphans(self):
         """Delete temporary files whose writer died mid-write; returns how many are left.
