@@ -26,8 +26,9 @@ from chm.datasets import make_shapes
 TINY = dict(levels=1, stages=2, features=("haar", "intensity"), context_radius=3,
             classifier_params={"n_groups": 2, "n_nodes": 2}, epochs=3, progress=False, random_state=0)
 
-# The per-image functions (chm.sampling, chm.inference) that fit and predict ship to joblib workers.
-PER_IMAGE_FUNCS = ("training_rows", "level_map", "predict_image")
+# The per-image functions (chm.cascade.sampling, chm.cascade.inference, chm.model) that fit and predict
+# ship to joblib workers.
+PER_IMAGE_FUNCS = ("training_rows", "level_map", "_predict_one")
 
 
 @pytest.fixture(scope="module")
