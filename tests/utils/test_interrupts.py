@@ -18,9 +18,9 @@ import pytest
 from chm.cli import main
 from chm.utils import _signals
 from chm.utils._signals import Interrupted, interruptible
-from test_cli import TRAIN_OPTS, write_dataset
+from tests.test_cli import TRAIN_OPTS, write_dataset
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table in /proc")
 
 

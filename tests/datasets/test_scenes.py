@@ -11,7 +11,7 @@ from chm.datasets import load_siftflow, load_stanford_background, sample_sparse_
 from chm.metrics import pixel_error
 from chm.datasets.scenes import STANFORD_CLASSES, stanford_folds
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 def _data_root(name):

@@ -11,7 +11,7 @@ import chm
 from chm.datasets import make_scenes, make_shapes
 from chm.io import persistence
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 def test_version_1_file_still_loads():
