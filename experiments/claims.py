@@ -14,25 +14,12 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from chm.utils import process_alive
+
 __all__ = ["claimed", "wait"]
 
 SUFFIX = ".claim"
 POLL = 10.0  # seconds between looks at the runs other processes hold
-
-
-def _alive(pid):
-    """Whether process ``pid`` of this host still runs (a zombie, killed but not yet reaped, does not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True  # no /proc: trust os.kill
 
 
 def _owner():
@@ -45,7 +32,7 @@ def _stale(lock):
         host, pid = lock.read_text().rsplit(" ", 1)
     except (OSError, ValueError):
         return False  # being written this instant (or unreadable): not ours to judge
-    return host == socket.gethostname() and pid.isdigit() and not _alive(int(pid))
+    return host == socket.gethostname() and pid.isdigit() and not process_alive(int(pid))
 
 
 def _take(lock):

@@ -23,27 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from ..utils._signals import on_interrupt
+from ..utils import process_alive
 from ._scratch import scratch
 from .pyramid import level_shape
 
 __all__ = ["FeatureCache", "FeatureSource", "bank_features", "footprint", "remove_orphans"]
 
 _OPEN = weakref.WeakSet()  # this process's caches, for remove_orphans after a stop
-
-
-def _alive(pid):
-    """Whether process ``pid`` still runs (a zombie, killed but not yet reaped, does not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True  # no /proc: trust os.kill
 
 
 class FeatureCache:
@@ -78,7 +64,7 @@ class FeatureCache:
                 if not e.name.endswith(".npy.part"):
                     continue
                 pid = e.name.split(".", 1)[0]
-                if pid.isdigit() and not _alive(int(pid)):
+                if pid.isdigit() and not process_alive(int(pid)):
                     try:
                         os.remove(e.path)
                     except FileNotFoundError:
