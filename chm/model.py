@@ -242,10 +242,9 @@ class CHM(Segmenter):
     # ------------------------------------------------------------------------------------
     def _spec(self, n_classes=2, n_channels=1):
         """The :class:`CascadeSpec` of these parameters for such data (raises on a bad parameter)."""
-        for name in ("alpha", "weight_decay", "spatial_rate"):
-            v = getattr(self, name)
-            if v is not None and not (isinstance(v, (int, float, np.number)) and np.isfinite(v) and v >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+        a = self.alpha  # the spec checks the other numbers
+        if a is not None and not (isinstance(a, (int, float, np.number)) and np.isfinite(a) and a >= 0):
+            raise ValueError(f"alpha must be a finite number >= 0, got {a!r}")
         if self.n_classes is not None and (not isinstance(self.n_classes, (int, np.integer)) or self.n_classes < 2):
             raise ValueError(f"n_classes must be None or an integer >= 2, got {self.n_classes!r}")
         return CascadeSpec(levels=self.levels, stages=self.stages, n_classes=n_classes, n_channels=n_channels,
