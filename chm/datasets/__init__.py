@@ -4,12 +4,12 @@ synthetic shapes and scenes (``synthetic``), and the sparse-label sampler (``spa
 from .record import Dataset
 from .scenes import (SIFTFLOW_CLASSES, STANFORD_CLASSES, STANFORD_FOLDS, SceneDataset, load_siftflow,
                      load_stanford_background)
-from .sparse import sample_sparse_labels
+from .sparse import CLICK_PROTOCOLS, sample_sparse_labels
 from .synthetic import make_scenes, make_shapes
 from .weizmann import (CACHE_ENV, DATA_ENV, WEIZMANN_URL, WeizmannHorse, cache_dir, find_data_root,
                        load_weizmann_horse, verify_weizmann)
 
-__all__ = ["CACHE_ENV", "DATA_ENV", "Dataset", "SIFTFLOW_CLASSES", "STANFORD_CLASSES", "STANFORD_FOLDS", "SceneDataset",
+__all__ = ["CACHE_ENV", "CLICK_PROTOCOLS", "DATA_ENV", "Dataset", "SIFTFLOW_CLASSES", "STANFORD_CLASSES", "STANFORD_FOLDS", "SceneDataset",
            "WEIZMANN_URL", "WeizmannHorse", "cache_dir", "find_data_root", "load_siftflow",
            "load_stanford_background", "load_weizmann_horse", "make_scenes", "make_shapes", "sample_sparse_labels",
            "verify_weizmann"]

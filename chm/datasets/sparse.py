@@ -1,15 +1,28 @@
-"""Sparse labels from dense masks: the seed paper's supervision of N random pixels per image."""
+"""Sparse labels from dense masks: the seed paper's supervision of N random pixels per image.
+
+Two click protocols: ``"uniform"`` (the paper's: N pixels drawn uniformly at random, whatever
+their class) and ``"balanced"`` (a user clicking every class in view: N split evenly over the
+classes present in the image).
+"""
 
 import numpy as np
 
-__all__ = ["sample_sparse_labels"]
+__all__ = ["CLICK_PROTOCOLS", "sample_sparse_labels"]
+
+#: The click protocols of :func:`sample_sparse_labels`.
+CLICK_PROTOCOLS = ("uniform", "balanced")
 
 
-def sample_sparse_labels(masks, n_per_image, rng=None, ignore=None):
+def sample_sparse_labels(masks, n_per_image, rng=None, ignore=None, protocol="uniform"):
     """Keep the labels of ``n_per_image`` random pixels per image.
 
-    This is the seed paper's sparse supervision: pixels are drawn uniformly
+    ``protocol="uniform"`` is the seed paper's sparse supervision: pixels are drawn uniformly
     without replacement, independently of their class (any number of classes).
+    ``protocol="balanced"`` models a user who clicks every class in view: each of the K'
+    classes present in the image gets ``n_per_image // K'`` pixels, drawn uniformly within the
+    class; the remainder ``n_per_image % K'`` goes one pixel each to classes chosen at random
+    (by ``rng``); a class with fewer pixels than its share gives all it has and the rest is
+    shared among the other classes the same way.
 
     Parameters
     ----------
@@ -26,6 +39,9 @@ def sample_sparse_labels(masks, n_per_image, rng=None, ignore=None):
         ``n_per_image`` counts among the others; an image with fewer
         pixels of a class than that (SIFT Flow has wholly unlabelled ones)
         keeps all it has.
+    protocol : {"uniform", "balanced"}, optional
+        How the pixels are chosen (above); default "uniform", whose draws are those of the
+        versions before ``protocol`` existed (same seed, same pixels).
 
     Returns
     -------
@@ -38,12 +54,14 @@ def sample_sparse_labels(masks, n_per_image, rng=None, ignore=None):
     ValueError
         ``n_per_image`` exceeds an image's pixel count, a mask is not 2-D,
         or a mask holds negative values other than ``ignore`` (-1 is
-        reserved for unlabelled).
+        reserved for unlabelled); or an unknown ``protocol``.
     """
     if isinstance(n_per_image, bool) or not isinstance(n_per_image, (int, np.integer)):
         raise TypeError(f"n_per_image must be an integer, got {n_per_image!r}")
     if n_per_image < 0:
         raise ValueError(f"n_per_image must be >= 0, got {n_per_image}")
+    if protocol not in CLICK_PROTOCOLS:
+        raise ValueError(f"protocol must be one of {CLICK_PROTOCOLS}, got {protocol!r}")
     rng = np.random.default_rng(rng)
     out = []
     for i, m in enumerate(masks):
@@ -64,8 +82,32 @@ def sample_sparse_labels(masks, n_per_image, rng=None, ignore=None):
         if top > np.iinfo(np.int16).max:
             raise ValueError(f"mask {i} has class {top}, too large for int16")
         dtype = np.int8 if top <= np.iinfo(np.int8).max else np.int16
-        idx = known[rng.choice(known.size, size=min(n_per_image, known.size), replace=False)]
+        if protocol == "uniform":
+            idx = known[rng.choice(known.size, size=min(n_per_image, known.size), replace=False)]
+        else:
+            idx = _balanced(m.ravel(), known, n_per_image, rng)
         lab = np.full(m.shape, -1, dtype=dtype)
         lab.flat[idx] = m.flat[idx]
         out.append(lab)
     return out
+
+
+def _balanced(flat, known, n, rng):
+    """Pixel indices of one balanced draw: ``n`` split over the classes of ``flat[known]``."""
+    values = flat[known]
+    classes, counts = np.unique(values, return_counts=True)
+    quota = np.zeros(len(classes), dtype=np.int64)
+    left, open_ = min(n, int(counts.sum())), np.ones(len(classes), dtype=bool)
+    while left and open_.any():
+        share = left // int(open_.sum())
+        full = open_ & (counts <= share)  # too few pixels for an even share: all of them
+        if not full.any():
+            quota[open_] += share
+            extra = rng.choice(np.flatnonzero(open_), size=left - share * int(open_.sum()), replace=False)
+            quota[extra] += 1  # every open class has more than `share` pixels: room for one more
+            break
+        quota[full], open_[full] = counts[full], False
+        left -= int(counts[full].sum())
+    picks = [known[values == c][rng.choice(int(k), size=int(q), replace=False)]
+             for c, k, q in zip(classes, counts, quota) if q]
+    return np.concatenate(picks) if picks else np.zeros(0, dtype=np.int64)

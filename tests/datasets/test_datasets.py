@@ -259,3 +259,84 @@ def test_sparse_uniform_over_pixels():
     rng = np.random.default_rng(0)
     hits = sum((sample_sparse_labels([mask], 4, rng)[0] >= 0).astype(int) for _ in range(2000))
     np.testing.assert_allclose(hits / 2000, 4 / 20, atol=0.04)
+
+
+def _draw_digest(protocol_kw):
+    """sha1 of a fixed set of draws (several seeds, K = 3 and K = 5, an ignore value)."""
+    import hashlib
+
+    rng = np.random.default_rng(123)
+    masks = [rng.integers(0, 3, size=(17, 23)) for _ in range(4)]
+    masks.append(np.where(rng.random((9, 11)) < 0.3, -1, rng.integers(0, 5, size=(9, 11))))
+    h = hashlib.sha1()
+    draws = [sample_sparse_labels(masks[:4], 10, np.random.default_rng(seed), **protocol_kw) for seed in (0, [1, 10, 0])]
+    draws.append(sample_sparse_labels(masks, 20, np.random.default_rng(5), ignore=-1, **protocol_kw))
+    for labs in draws:
+        for lab in labs:
+            h.update(lab.tobytes())
+            h.update(str(lab.dtype).encode())
+    return h.hexdigest()
+
+
+def test_sparse_uniform_draws_are_those_of_before_the_protocols():
+    # the digest of the draws of the code before `protocol` existed: Table 1-3's labels unchanged
+    old = "b116f71d506101dd61bab2c41c67e9b2bc49a72c"
+    assert _draw_digest({}) == old
+    assert _draw_digest({"protocol": "uniform"}) == old
+    assert _draw_digest({"protocol": "balanced"}) != old
+    with pytest.raises(ValueError, match="protocol"):
+        sample_sparse_labels([np.zeros((2, 2), int)], 1, rng=0, protocol="clicks")
+
+
+def _per_class(lab, k):
+    return np.bincount(lab[lab >= 0].ravel(), minlength=k).tolist()
+
+
+def test_sparse_balanced_splits_n_evenly_over_the_classes_present():
+    mask = np.zeros((12, 12), dtype=np.uint8)
+    mask[:4] = 1
+    mask[4:6] = 3  # class 2 absent: three classes present
+    extra = set()
+    for seed in range(20):
+        lab = sample_sparse_labels([mask], 10, rng=seed, protocol="balanced")[0]
+        np.testing.assert_array_equal(lab[lab >= 0], mask[lab >= 0])
+        counts = _per_class(lab, 4)
+        assert counts[2] == 0 and sorted(counts[:2] + counts[3:]) == [3, 3, 4]  # 10 // 3, remainder to one
+        extra.add(counts.index(4))
+    assert extra == {0, 1, 3}  # the rng decides which class takes the remainder
+    two = sample_sparse_labels([mask > 0], 9, rng=0, protocol="balanced")[0]  # bool masks: two classes
+    assert sorted(_per_class(two, 2)) == [4, 5]
+
+
+def test_sparse_balanced_gives_a_small_class_all_it_has_and_the_rest_to_the_others():
+    mask = np.zeros((10, 10), dtype=np.uint8)
+    mask[0, :3] = 1  # 3 pixels
+    mask[1, 0] = 2  # 1 pixel
+    assert _per_class(sample_sparse_labels([mask], 10, rng=0, protocol="balanced")[0], 3) == [6, 3, 1]
+    assert _per_class(sample_sparse_labels([mask], 11, rng=0, protocol="balanced")[0], 3) == [7, 3, 1]
+    assert _per_class(sample_sparse_labels([mask], 2, rng=0, protocol="balanced")[0], 3).count(1) == 2
+    assert _per_class(sample_sparse_labels([mask], 100, rng=0, protocol="balanced")[0], 3) == [96, 3, 1]
+
+
+def test_sparse_balanced_is_deterministic(masks):
+    a = sample_sparse_labels(masks, 10, rng=7, protocol="balanced")
+    b = sample_sparse_labels(masks, 10, rng=np.random.default_rng(7), protocol="balanced")
+    c = sample_sparse_labels(masks, 10, rng=8, protocol="balanced")
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c))
+    assert all(_per_class(lab, 2) == [5, 5] for lab in a)
+
+
+def test_sparse_balanced_never_draws_ignored_pixels():
+    mask = np.full((8, 8), -1, dtype=np.int16)
+    mask[:2, :3] = 0  # 6 known pixels of class 0
+    mask[5, 5] = 4  # one of class 4
+    lab = sample_sparse_labels([mask], 10, rng=0, ignore=-1, protocol="balanced")[0]
+    assert _per_class(lab, 5) == [6, 0, 0, 0, 1]  # fewer known pixels than N: all of them
+    assert (lab[mask == -1] == -1).all()
+    lab = sample_sparse_labels([mask], 4, rng=0, ignore=-1, protocol="balanced")[0]
+    assert _per_class(lab, 5) == [3, 0, 0, 0, 1]
+    empty = sample_sparse_labels([np.full((3, 3), -1)], 2, rng=0, ignore=-1, protocol="balanced")[0]
+    assert (empty == -1).all()
+    with pytest.raises(ValueError, match="negative"):
+        sample_sparse_labels([mask], 2, rng=0, protocol="balanced")
