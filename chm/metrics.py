@@ -3,11 +3,15 @@
 The seed paper reports the *pooled* pixel error on the Weizmann horse test
 set: wrong pixels over all images divided by all pixels, so large images
 weigh more than small ones (unlike a mean of per-image errors).
+
+Beside it, the intersection over union per class (:func:`class_iou`), pooled the same way, and
+its mean over the classes (:func:`mean_iou`): the pixel error hides a small class that is never
+found, the IoU does not.
 """
 
 import numpy as np
 
-__all__ = ["pixel_error", "confusion"]
+__all__ = ["pixel_error", "confusion", "class_iou", "mean_iou"]
 
 
 def _as_pairs(pred, true, name_pred="pred", name_true="true"):
@@ -116,3 +120,70 @@ def confusion(pred, true, n_classes):
         codes = t.astype(np.int64).ravel() * k + p.astype(np.int64).ravel()
         out += np.bincount(codes, minlength=k * k)
     return out.reshape(k, k)
+
+
+def class_iou(pred_masks, true_masks, n_classes, ignore=None):
+    """Intersection over union of every class, pooled over images.
+
+    IoU_k = TP_k / (TP_k + FP_k + FN_k) with the counts summed over all images
+    (like :func:`pixel_error`, not a mean of per-image IoUs).
+
+    Parameters
+    ----------
+    pred_masks, true_masks : ndarray or sequence of ndarray
+        Predicted and true label maps (bool or integer, classes ``0 .. n_classes-1``), as
+        for :func:`pixel_error`.
+    n_classes : int
+        Number of classes ``K >= 1`` (2 for a foreground mask; its IoU is entry 1).
+    ignore : int or None, optional
+        A true-mask value that is no class (e.g. -1): those pixels are left out, whatever
+        their prediction.
+
+    Returns
+    -------
+    ndarray of float64, shape (K,)
+        IoU per class; NaN for a class neither in the truth nor predicted (its IoU is
+        undefined, not 0). A class predicted but absent from the truth scores 0.
+
+    Raises
+    ------
+    ValueError
+        As :func:`confusion`: shape mismatch or labels outside ``0 .. n_classes-1``.
+
+    Examples
+    --------
+    >>> class_iou(np.array([[1, 1, 0, 0]]), np.array([[1, 0, 0, 0]]), 2)
+    array([0.66666667, 0.5       ])
+    """
+    preds, trues = _as_pairs(pred_masks, true_masks, "pred_masks", "true_masks")
+    if ignore is not None:
+        keep = [t != ignore for t in trues]
+        preds = [p[k] for p, k in zip(preds, keep)]
+        trues = [t[k] for t, k in zip(trues, keep)]
+    c = confusion(preds, trues, n_classes).astype(np.float64)
+    tp = np.diag(c)
+    union = c.sum(0) + c.sum(1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, tp / np.where(union > 0, union, 1), np.nan)
+
+
+def mean_iou(pred_masks, true_masks, n_classes, ignore=None):
+    """Mean over the classes of :func:`class_iou` (classes with an undefined IoU left out).
+
+    Parameters
+    ----------
+    pred_masks, true_masks, n_classes, ignore
+        As in :func:`class_iou`.
+
+    Returns
+    -------
+    float
+        ``nanmean(class_iou(...))``; NaN if no class occurs at all.
+
+    Examples
+    --------
+    >>> float(mean_iou(np.array([[1, 1, 0, 0]]), np.array([[1, 0, 0, 0]]), 2))
+    0.5833333333333333
+    """
+    iou = class_iou(pred_masks, true_masks, n_classes, ignore)
+    return float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan")
