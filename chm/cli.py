@@ -452,10 +452,11 @@ def build_parser():
     train.add_argument("--max-samples", type=_int_at_least(1), default=None, metavar="N",
                        help="with densely labelled images: keep at most N labelled pixels per class and level, "
                             "drawn at random (default: keep all)")
-    train.add_argument("--label-pooling", choices=LABEL_POOLINGS, default="max",
+    train.add_argument("--label-pooling", choices=LABEL_POOLINGS, default=None,
                        help="labels of the coarse levels: max = a block is foreground if any labelled pixel "
                             "in it is (the original CHM), mean = the block's foreground fraction (better with "
-                            "dense labels) (default: max)")
+                            "dense labels) (default: max for the given labels, mean for self-training's "
+                            "dense proposals)")
     train.add_argument("--fusion-context", choices=FUSION_CONTEXTS, default="original",
                        help="how the full-resolution fusion classifiers sample the coarse maps: original = "
                             "stencil at full-resolution spacing, scaled = at each map's own pixel spacing "

@@ -28,6 +28,8 @@ K-class model keeps a pool of random centres per image instead (``spatial_rate``
 pixels: scene datasets would need 30-100 GB of cache). Inference streams image by image.
 """
 
+import warnings
+
 import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
 
@@ -155,12 +157,14 @@ class CHM(Segmenter):
         Epochs per classifier; None = the original (15, and 6 for level 0 of stages >= 2).
     classifier_params : dict or None
         Overrides for every classifier (e.g. ``{"n_groups": 4, "n_nodes": 4}``), applied after ``network``.
-    label_pooling : {"max", "mean"}
+    label_pooling : {None, "max", "mean"}
         Labels of the coarse levels. "max": the original's max-pooling (a coarse pixel is
         foreground if any labelled fine pixel in its block is); for K > 2 classes, the block's
         majority class. "mean": each coarse pixel regresses the foreground fraction (the class
         fractions) of its block's labelled pixels (soft targets), so the coarse maps say how much
-        of a block is foreground rather than whether any of it is.
+        of a block is foreground rather than whether any of it is. None: "max" for the fit on the
+        given labels, "mean" for the self-training refits on dense proposals; a value given is
+        used for every fit.
     max_samples : int, sequence of int or None, or None
         Cap on labelled training pixels per class and level (dense labels), shared evenly by the
         images; a sequence gives one cap per level 0..levels (None in it = no cap at that level).
@@ -202,7 +206,7 @@ class CHM(Segmenter):
                  alpha=None, tv_levels=None, spatial_rate=4.0, weight_decay=0.0, beta=None, rounds=None,
                  superpixel_scale=None, features=DEFAULT_FEATURES, context_radius=7,
                  context_channels=CONTEXT_CHANNELS,
-                 fusion_context="original", epochs=None, classifier_params=None, label_pooling="max",
+                 fusion_context="original", epochs=None, classifier_params=None, label_pooling=None,
                  max_samples=None, feature_cache=None,
                  n_jobs=None, progress=None, random_state=None):
         self.levels = levels
@@ -289,6 +293,14 @@ class CHM(Segmenter):
             top = 1  # check_labels gives the message
         n_classes = self.n_classes or max(2, top + 1)
         labels = check_labels(labels, images, n_classes)
+        if self.n_classes is None:
+            seen = np.unique(np.concatenate([np.unique(lab[lab >= 0]) for lab in labels]))
+            if len(seen) < n_classes:
+                warnings.warn(f"n_classes is None, so the model has {n_classes} classes (the largest label + 1), "
+                              f"but the labels hold only classes {seen.tolist()}: classes "
+                              f"{sorted(set(range(n_classes)) - set(seen.tolist()))} get no labelled pixel, and a "
+                              "class above the largest label is not modelled at all. Pass n_classes=K for a "
+                              "K-class task.", UserWarning, stacklevel=2)
         recipe = self._recipe(n_classes)
         for i, im in enumerate(images):
             side = min(level_shape(im.shape[:2], self.levels))

@@ -414,7 +414,7 @@ def test_spatial_centres_rows_match_the_training_rows(data):
              (1, 1): np.random.default_rng(9 + i).random(rows[i][1]["shape"]).astype(np.float32)}
             for i, im in enumerate(images[:2])]
     spec = (3, [1, 2])  # the fusion classifier (2, 0), "scaled" dilations
-    X, _, _, _ = assemble(rows, maps, 2, 0, 1, spec)
+    X, _, _ = assemble(rows, maps, 2, 0, 1, spec)
     offset, scale = robust_scaling(X, bank)
     ctx = [context_maps(m, 2, 0, 1, im.shape) for m, im in zip(maps, images[:2])]
     sampler = ImageCentres([bank(im) for im in images[:2]], ctx, spec, offset, scale)

@@ -28,7 +28,7 @@ from .contexts import context_keys, context_maps, stencil_rows
 __all__ = ["NeighbourhoodPool", "ImageCentres", "assemble", "training_rows"]
 
 
-def training_rows(image, labels, levels, caps, source, seed, pooling="max", n_classes=2, pool=None):
+def training_rows(image, labels, levels, caps, source, seed, pooling="max", n_classes=2):
     """Per level: the labelled pixels SGD will use, their filter-bank features and targets.
 
     Parameters
@@ -48,18 +48,13 @@ def training_rows(image, labels, levels, caps, source, seed, pooling="max", n_cl
         for K > 2, to the majority class; "mean" adds each coarse pixel's class fractions as
         soft targets.
     n_classes : int
-    pool : (rate, levels, loss) or None
-        K-class spatial loss: at each of these levels, ``rate`` x (labelled pixels kept) random
-        centres, uniform over the interior pixels, whose 3 x 3 neighbourhoods' features are
-        kept for SGD (``loss`` gives the per-centre weights of a contrast-sensitive loss).
 
     Returns
     -------
     list of dict, one per level
         ``flat`` (kept pixels, flat indices), ``y`` (their classes), ``X`` (float16 features),
-        ``shape`` (level size), ``soft`` (foreground fraction (two classes), class fractions
-        (n, K), or None) and ``pool`` (``flat``: (9 m,) neighbourhood pixels centre by centre,
-        ``X``, ``cw``: per-centre stencil weights or None; or None).
+        ``shape`` (level size) and ``soft`` (foreground fraction (two classes), class fractions
+        (n, K), or None).
     """
     rng = np.random.default_rng(seed)
     out = []
@@ -76,82 +71,52 @@ def training_rows(image, labels, levels, caps, source, seed, pooling="max", n_cl
         if caps[l] is not None and len(flat):  # an image may have no labelled pixel at all
             keep = [rng.permutation(flat[lab[flat] == c])[:caps[l]] for c in np.unique(lab[flat])]
             flat = np.sort(np.concatenate(keep))
-        pooled = pool is not None and l in pool[1]
-        if source.cache is None and not pooled and source.bank.crops_pay((h, w), len(flat)):
+        if source.cache is None and source.bank.crops_pay((h, w), len(flat)):
             # a few labelled pixels: their features from crops, not the whole image's bank
             feats = source.bank.at(img_l, *np.divmod(flat, w)).astype(np.float16)
         else:
-            all_feats = source(img_l, scratch_key=("bank", l)).reshape(h * w, -1)
-            feats = all_feats[flat].astype(np.float16)
+            feats = source(img_l, scratch_key=("bank", l)).reshape(h * w, -1)[flat].astype(np.float16)
         soft = None
         if pooling == "mean" and l > 0:
             frac = pyramid.pool_label_fractions(labels, l, n_classes)
             soft = frac[:, :, 1].ravel()[flat] if n_classes == 2 else frac.reshape(h * w, n_classes)[flat]
-        centres = None
-        if pooled:
-            centres = _centre_pool(img_l, all_feats, int(np.ceil(pool[0] * len(flat))), rng, pool[2])
         out.append({"flat": flat, "y": lab[flat].astype(np.int8 if n_classes <= 128 else np.int16), "X": feats,
-                    "shape": (h, w), "soft": soft, "pool": centres})
+                    "shape": (h, w), "soft": soft})
     return out
-
-
-def _centre_pool(img, feats, n, rng, loss):
-    """``n`` random interior centres of a level image: their neighbourhoods' pixels and features."""
-    h, w = img.shape[:2]
-    if h < 3 or w < 3 or n == 0:
-        return None
-    ys = rng.integers(1, h - 1, size=n)
-    xs = rng.integers(1, w - 1, size=n)
-    dy, dx = np.divmod(np.arange(9), 3)
-    flat = ((ys[:, None] + dy - 1) * w + (xs[:, None] + dx - 1)).ravel()
-    cw = None if loss is None or loss.contrast is None else loss.centre_weights(img, ys, xs)
-    return {"flat": flat, "X": np.asarray(feats[flat], dtype=np.float16), "cw": cw}
 
 
 def assemble(rows, maps, s, l, levels, stencil_spec, release=False):
     """Training matrix (float16) of classifier (s, l) over all images.
 
-    Returns X, y, soft targets (None when unused) and, when the rows hold spatial-loss centres
-    (:func:`training_rows`' ``pool``), (neighbourhoods (m, 9) as row indices into X,
-    per-centre weights or None), else None. Centre rows follow each image's labelled rows,
-    with y = -1. ``stencil_spec`` is (radius, dilation per context). ``release=True`` (the last
-    classifier, whose output is no one's context) empties each image's ``maps`` once its rows are
-    built, so the maps and the matrix are not held in full at once.
+    Returns X, y and the soft targets (None when unused). ``stencil_spec`` is (radius, dilation
+    per context). ``release=True`` (the last classifier, whose output is no one's context)
+    empties each image's ``maps`` once its rows are built, so the maps and the matrix are not
+    held in full at once.
     """
     radius, dilations = stencil_spec
-    pools = [r[l]["pool"] for r in rows]
-    n_rows = sum(len(r[l]["y"]) + (0 if p is None else len(p["flat"])) for r, p in zip(rows, pools))
+    n_rows = sum(len(r[l]["y"]) for r in rows)
     n_bank = rows[0][l]["X"].shape[1]
     ctx0 = [maps[0][k] for k in context_keys(s, l, levels)]
     n_ctx = len(stencil_offsets(radius)) * sum(1 if m.ndim == 2 else m.shape[2] for m in ctx0)
     X = np.empty((n_rows, n_bank + n_ctx), dtype=np.float16)  # filled in place: no second copy
-    ys, softs, nbrs, cws, n = [], [], [], [], 0
-    for r, m, p in zip(rows, maps, pools):
+    ys, softs, n = [], [], 0
+    for r, m in zip(rows, maps):
         r = r[l]
         ctx = context_maps(m, s, l, levels, r["shape"])
-        for flat, feats in ((r["flat"], r["X"]),) + (() if p is None else ((p["flat"], p["X"]),)):
-            k = len(flat)
-            X[n:n + k, :n_bank] = feats
-            col = n_bank
-            for c, d in zip(ctx, dilations):
-                block = stencil_rows(c, flat, radius, d)
-                X[n:n + k, col:col + block.shape[1]] = block
-                col += block.shape[1]
-            n += k
+        k = len(r["flat"])
+        X[n:n + k, :n_bank] = r["X"]
+        col = n_bank
+        for c, d in zip(ctx, dilations):
+            block = stencil_rows(c, r["flat"], radius, d)
+            X[n:n + k, col:col + block.shape[1]] = block
+            col += block.shape[1]
+        n += k
         if release:
             m.clear()
         ys.append(r["y"])
         softs.append(r["soft"])
-        if p is not None:
-            ys.append(np.full(len(p["flat"]), -1, dtype=r["y"].dtype))
-            softs.append(None if r["soft"] is None else np.zeros((len(p["flat"]),) + r["soft"].shape[1:], np.float32))
-            nbrs.append(n - len(p["flat"]) + np.arange(len(p["flat"])).reshape(-1, 9))
-            cws.append(p["cw"])
     soft = None if softs[0] is None else np.concatenate(softs)
-    centres = None
-    if nbrs:
-        centres = (np.concatenate(nbrs), None if cws[0] is None else np.concatenate(cws))
-    return X, np.concatenate(ys), soft, centres
+    return X, np.concatenate(ys), soft
 
 
 class NeighbourhoodPool:

@@ -46,7 +46,7 @@ class CascadeSpec:
     context_radius: int = 7
     context_channels: int = 8
     fusion_context: str = "original"
-    label_pooling: str = "max"
+    label_pooling: str = None
     max_samples: object = None
 
     def __post_init__(self):
@@ -63,8 +63,8 @@ class CascadeSpec:
             raise ValueError(f"network must be one of {sorted(NETWORKS)}, got {self.network!r}")
         if self.fusion_context not in FUSION_CONTEXTS:
             raise ValueError(f"fusion_context must be one of {FUSION_CONTEXTS}, got {self.fusion_context!r}")
-        if self.label_pooling not in LABEL_POOLINGS:
-            raise ValueError(f"label_pooling must be one of {LABEL_POOLINGS}, got {self.label_pooling!r}")
+        if self.label_pooling is not None and self.label_pooling not in LABEL_POOLINGS:
+            raise ValueError(f"label_pooling must be None or one of {LABEL_POOLINGS}, got {self.label_pooling!r}")
         for name in ("weight_decay", "spatial_rate"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float, np.number)) and np.isfinite(v) and v >= 0):

@@ -5,7 +5,7 @@
 cascade (:func:`fit_cascade`), optionally self-train it (:func:`self_train`).
 
 Pass A computes, image by image, the filter-bank features of the labelled pixels at every
-level (and of a pool of spatial-loss centres for a K-class model). Then each classifier in
+level. Then each classifier in
 training order: its training matrix with context features (:mod:`chm.cascade.sampling`), robust
 scaling (:mod:`chm.cascade.normalisation`), SGD with the spatial loss where asked, and its output
 map over every training image, the context of the classifiers after it
@@ -31,7 +31,7 @@ from .cache import FeatureCache, FeatureSource
 from .contexts import ContextProjection, context_maps
 from .inference import level_map
 from .normalisation import normalise, robust_scaling
-from .sampling import ImageCentres, NeighbourhoodPool, assemble, training_rows
+from .sampling import ImageCentres, assemble, training_rows
 from .spec import FittedCascade
 
 __all__ = ["FewLabelsWarning", "fit_cascade", "self_train", "train"]
@@ -57,8 +57,8 @@ def train(spec, recipe, bank, images, labels, rng, par, cache=None, progress=Non
     par : joblib.Parallel
         Returning a generator; runs the per-image work.
     cache : FeatureCache or None
-        Filter-bank features kept between fits. A binary spatial loss reads whole images'
-        features at every epoch, so without one it gets a temporary cache for the fit.
+        Filter-bank features kept between fits. A spatial loss reads whole images' features at
+        every epoch, so without one it gets a temporary cache for the fit.
     progress : bool or None
         As ``CHM(progress=...)``.
 
@@ -70,6 +70,7 @@ def train(spec, recipe, bank, images, labels, rng, par, cache=None, progress=Non
     seeds = rng.integers(0, 2**63 - 1, size=len(images))
     caps = spec.level_caps(len(images))
     timings = {}
+    sparse = labels  # the user's labels: they, not the spread ones, set the decision rule and the clamps
     if recipe.scale is not None:
         t0 = time.perf_counter()
         jobs = (delayed(expand_labels)(spec.prepare(im), lab, recipe.scale) for im, lab in zip(images, labels))
@@ -77,35 +78,35 @@ def train(spec, recipe, bank, images, labels, rng, par, cache=None, progress=Non
         timings["superpixels"] = time.perf_counter() - t0
         caps = spec.level_caps(len(images), recipe.proposal_samples)  # like proposals, too many to keep all
     with tempfile.TemporaryDirectory(prefix="chm-features-") as tmp:
-        # A binary spatial loss reads whole images' features at every epoch: keep them on disk for
-        # the length of the fit. (Self-training alone recomputes them: a few seconds per pass.)
-        if cache is None and recipe.loss is not None and spec.n_classes == 2:
+        # A spatial loss reads whole images' features at every epoch: keep them on disk for the
+        # length of the fit. (Self-training alone recomputes them: a few seconds per pass.)
+        if cache is None and recipe.spatial:
             cache = FeatureCache(tmp)
         source = FeatureSource(bank, cache)
-        fitted = fit_cascade(spec, source, images, labels, seeds, caps, rng, par, recipe.loss, recipe.alpha,
-                             spec.label_pooling, progress)
+        loss = recipe.loss if recipe.spatial else None
+        fitted = fit_cascade(spec, source, images, labels, seeds, caps, rng, par, loss, recipe.alpha,
+                             spec.label_pooling or "max", progress, prior_labels=sparse)
         fitted.timings = {**timings, **fitted.timings}
         if recipe.rounds:
-            fitted = self_train(fitted, source, images, labels, recipe, rng, par, progress)
+            fitted = self_train(fitted, source, images, sparse, recipe, rng, par, progress)
     return fitted
 
 
 def fit_cascade(spec, source, images, labels, seeds, caps, rng, par, loss=None, alpha=0.0, pooling="max",
-                progress=None):
+                progress=None, prior_labels=None):
     """Train every classifier of ``spec``; returns the :class:`FittedCascade`.
 
     ``source`` is the bank (through a cache or not); ``seeds`` (one per image) and ``rng`` drive
     every random choice; ``caps`` are the per-level sample caps; ``loss`` / ``alpha`` the
     spatial loss of the ``spec.tv_levels``; ``pooling`` the coarse levels' label rule;
-    ``par`` a joblib ``Parallel`` returning a generator.
+    ``par`` a joblib ``Parallel`` returning a generator. The decision rule undoes the caps'
+    rebalancing towards the class balance of ``prior_labels`` (default ``labels``).
     """
     K = spec.n_classes
     fitted = FittedCascade(spec=spec, bank=source.bank)
-    # Pass A: filter-bank rows at every level, only where SGD will look (and, for a K-class
-    # spatial loss, at a pool of centres).
+    # Pass A: filter-bank rows at every level, only where SGD will look.
     t0 = time.perf_counter()
-    pool = (spec.spatial_rate, spec.tv_levels, loss) if loss is not None and K > 2 else None
-    jobs = (delayed(training_rows)(spec.prepare(im), lab, spec.levels, caps, source, sd, pooling, K, pool)
+    jobs = (delayed(training_rows)(spec.prepare(im), lab, spec.levels, caps, source, sd, pooling, K)
             for im, lab, sd in zip(images, labels, seeds))
     rows = list(bar(par(jobs), total=len(images), desc="features", enabled=progress))
     fitted.timings["features"] = time.perf_counter() - t0
@@ -115,17 +116,16 @@ def fit_cascade(spec, source, images, labels, seeds, caps, rng, par, loss=None, 
     schedule = spec.schedule()
     for s, l in schedule:
         t0 = time.perf_counter()
-        X, y, soft, centres = assemble(rows, maps, s, l, spec.levels, spec.stencil(s, l),
-                                       release=(s, l) == schedule[-1] and not (loss is not None and K == 2))
+        X, y, soft = assemble(rows, maps, s, l, spec.levels, spec.stencil(s, l),
+                              release=(s, l) == schedule[-1] and loss is None)
         offset, scale = robust_scaling(X, source.bank)
         normalise(X, offset, scale)
         clf, shrunk = shrink_to_labels(spec.make_classifier(s, l, int(rng.integers(0, 2**63 - 1))), y)
         if shrunk:
             few_labels.append(f"stage {s} level {l}: {shrunk}")
         spatial = None
-        if loss is not None and l in spec.tv_levels and centres is not None:
-            spatial = NeighbourhoodPool(X, *centres)
-        elif loss is not None and l in spec.tv_levels and K == 2:
+        if loss is not None and l in spec.tv_levels:
+            # fresh centres every epoch, uniform over every pixel of the training images (eq. 2)
             level_images = [pyramid.downsample_n(spec.prepare(im), l) for im in images]
             spatial = ImageCentres([source(im) for im in level_images],
                                    [context_maps(m, s, l, spec.levels, im.shape) for m, im in zip(maps, level_images)],
@@ -155,10 +155,11 @@ def fit_cascade(spec, source, images, labels, seeds, caps, rng, par, loss=None, 
                 m[(s, l)] = p
         fitted.timings[(s, l)] = {"sgd": t1 - t0, "contexts": time.perf_counter() - t1}
     sampled = [r[0]["y"] for r in rows]
+    prior_labels = labels if prior_labels is None else prior_labels
     if K == 2:
-        fitted.threshold = decision_threshold(labels, sampled, clf.targets)
+        fitted.threshold = decision_threshold(prior_labels, sampled, clf.targets)
     else:
-        fitted.class_weights = class_weights(labels, sampled, K)
+        fitted.class_weights = class_weights(prior_labels, sampled, K)
     if few_labels:
         warnings.warn("few labelled pixels: an LDNN has at most one group per labelled foreground pixel "
                       "and one node per background pixel of its level, so these were made smaller: "
@@ -172,6 +173,8 @@ def self_train(fitted, source, images, labels, recipe, rng, par, progress=None):
     round's seconds and proposals' class fractions (two classes: also the bias and foreground
     fraction).
 
+    ``labels`` are the user's sparse labels (not superpixel-spread ones): the proposals keep them
+    fixed, and a binary model's guard takes its foreground prior from them.
     ``recipe.beta`` is the Potts weight of the proposals' MRF; ``recipe.prior_tolerance`` bounds a
     binary model's proposals' foreground fraction relative to the sparse labels' estimate;
     ``recipe.proposal_samples`` caps the labelled pixels per class and level taken from the
@@ -206,9 +209,11 @@ def self_train(fitted, source, images, labels, recipe, rng, par, progress=None):
         if K == 2:
             info["foreground"] = info["classes"][1]
         seeds = rng.integers(0, 2**63 - 1, size=len(images))
-        # Proposals are dense labels: coarse levels regress their blocks' fractions, and a spatial
-        # loss has nothing left to fill in.
-        fitted = fit_cascade(spec, source, images, props, seeds, caps, rng, par, None, 0.0, "mean", progress)
+        # Proposals are dense labels: unless the user chose a pooling, coarse levels regress their
+        # blocks' fractions. The recipe's spatial loss stays: a combined method keeps its loss.
+        fitted = fit_cascade(spec, source, images, props, seeds, caps, rng, par,
+                             recipe.loss if recipe.spatial else None, recipe.alpha, spec.label_pooling or "mean",
+                             progress)
         timings = {**timings, **fitted.timings}  # a refit's stages replace the first fit's
         rounds.append({**info, "seconds": time.perf_counter() - t0})
     fitted.timings, fitted.rounds = timings, rounds
