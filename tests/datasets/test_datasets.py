@@ -269,7 +269,8 @@ def _draw_digest(protocol_kw):
     masks = [rng.integers(0, 3, size=(17, 23)) for _ in range(4)]
     masks.append(np.where(rng.random((9, 11)) < 0.3, -1, rng.integers(0, 5, size=(9, 11))))
     h = hashlib.sha1()
-    draws = [sample_sparse_labels(masks[:4], 10, np.random.default_rng(seed), **protocol_kw) for seed in (0, [1, 10, 0])]
+    draws = [sample_sparse_labels(masks[:4], 10, np.random.default_rng(seed), **protocol_kw)
+             for seed in (0, [1, 10, 0])]
     draws.append(sample_sparse_labels(masks, 20, np.random.default_rng(5), ignore=-1, **protocol_kw))
     for labs in draws:
         for lab in labs:
