@@ -175,6 +175,7 @@ def cmd_train(args):
                 semi_supervised=args.semi_supervised, alpha=args.alpha, beta=args.beta, rounds=args.rounds,
                 superpixel_scale=args.superpixel_scale, weight_decay=args.weight_decay,
                 features=args.features, epochs=args.epochs, max_samples=args.max_samples,
+                class_prior=args.class_prior,
                 label_pooling=args.label_pooling, fusion_context=args.fusion_context, n_jobs=args.n_jobs,
                 progress=_progress(args), random_state=args.seed)
     logger.debug("%r with %s", model, model.get_params(deep=False))
@@ -387,7 +388,7 @@ def build_parser():
     from .features import ALL_FAMILIES
 
     from .classifiers import NETWORKS
-    from .model import DEFAULT_FEATURES, FUSION_CONTEXTS, LABEL_POOLINGS, SEMI_SUPERVISED
+    from .model import CLASS_PRIORS, DEFAULT_FEATURES, FUSION_CONTEXTS, LABEL_POOLINGS, SEMI_SUPERVISED
 
     parser = argparse.ArgumentParser(
         prog="chm", description="Contextual Hierarchical Model: segmentation learnt from a few labelled pixels.",
@@ -452,6 +453,10 @@ def build_parser():
     train.add_argument("--max-samples", type=_int_at_least(1), default=None, metavar="N",
                        help="with densely labelled images: keep at most N labelled pixels per class and level, "
                             "drawn at random (default: keep all)")
+    train.add_argument("--class-prior", choices=CLASS_PRIORS, default="labels",
+                       help="class balance the decision rule decides for: labels = the labelled pixels' own "
+                            "(right for pixels drawn at random), em = estimated from the model's outputs on the "
+                            "training images (for clicks, whose balance follows the clicker) (default: labels)")
     train.add_argument("--label-pooling", choices=LABEL_POOLINGS, default=None,
                        help="labels of the coarse levels: max = a block is foreground if any labelled pixel "
                             "in it is (the original CHM), mean = the block's foreground fraction (better with "

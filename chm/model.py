@@ -36,7 +36,7 @@ from joblib import Parallel, delayed, effective_n_jobs
 from .base import Segmenter
 from .cascade.cache import FeatureCache
 from .cascade.pyramid import check_pooled_classes, level_shape
-from .cascade.spec import FUSION_CONTEXTS, LABEL_POOLINGS, CascadeSpec, FittedCascade
+from .cascade.spec import CLASS_PRIORS, FUSION_CONTEXTS, LABEL_POOLINGS, CascadeSpec, FittedCascade
 from .cascade.training import FewLabelsWarning, train
 from .features import COLOUR_FAMILIES, FilterBank
 from .io.images import check_image_list, check_labels
@@ -46,7 +46,7 @@ from .semi.recipes import SEMI_SUPERVISED, SEMI_SUPERVISED_MULTICLASS, Recipe, r
 from .utils._progress import bar
 from .utils._validation import check_random_state
 
-__all__ = ["CHM", "CONTEXT_CHANNELS", "DEFAULT_FEATURES", "FUSION_CONTEXTS", "FewLabelsWarning", "LABEL_POOLINGS",
+__all__ = ["CHM", "CLASS_PRIORS", "CONTEXT_CHANNELS", "DEFAULT_FEATURES", "FUSION_CONTEXTS", "FewLabelsWarning", "LABEL_POOLINGS",
            "SEMI_SUPERVISED", "SEMI_SUPERVISED_MULTICLASS"]
 
 #: The default filter families: the original 476-feature bank without Gabor and intensity (215
@@ -169,6 +169,13 @@ class CHM(Segmenter):
         Cap on labelled training pixels per class and level (dense labels), shared evenly by the
         images; a sequence gives one cap per level 0..levels (None in it = no cap at that level).
         None = no cap.
+    class_prior : {"labels", "em"}
+        The class balance the decision rule (and self-training's guard) decides for. "labels":
+        the labelled pixels' own, right when they were drawn uniformly over the pixels (the
+        paper's protocol). "em": estimated from the fitted model's outputs on the training
+        images by EM (:func:`chm.thresholds.em_prior`, Saerens et al. 2002), for clicks placed
+        by a user, whose balance follows the clicks (e.g. as many per class) rather than the
+        images. The prior in effect is ``cascade_.prior``.
     feature_cache : str, Path, chm.cascade.cache.FeatureCache or None
         Folder of a :class:`chm.cascade.cache.FeatureCache` (or one, e.g. with a size budget): filter-bank
         features of every (image, level) are computed once and reused by later fits and
@@ -207,7 +214,7 @@ class CHM(Segmenter):
                  superpixel_scale=None, features=DEFAULT_FEATURES, context_radius=7,
                  context_channels=CONTEXT_CHANNELS,
                  fusion_context="original", epochs=None, classifier_params=None, label_pooling=None,
-                 max_samples=None, feature_cache=None,
+                 max_samples=None, class_prior="labels", feature_cache=None,
                  n_jobs=None, progress=None, random_state=None):
         self.levels = levels
         self.stages = stages
@@ -230,6 +237,7 @@ class CHM(Segmenter):
         self.classifier_params = classifier_params
         self.label_pooling = label_pooling
         self.max_samples = max_samples
+        self.class_prior = class_prior
         self.feature_cache = feature_cache
         self.n_jobs = n_jobs
         self.progress = progress
@@ -258,7 +266,7 @@ class CHM(Segmenter):
                            tv_levels=(0,) if self.tv_levels is None else tuple(self.tv_levels),
                            context_radius=self.context_radius, context_channels=self.context_channels,
                            fusion_context=self.fusion_context, label_pooling=self.label_pooling,
-                           max_samples=self.max_samples)
+                           max_samples=self.max_samples, class_prior=self.class_prior)
 
     def _recipe(self, n_classes=2):
         """The :class:`Recipe` of ``semi_supervised`` and its weights for an ``n_classes`` problem."""

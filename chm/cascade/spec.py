@@ -17,10 +17,13 @@ from .cache import FeatureSource
 from .contexts import ContextProjection, stencil_spec
 from .inference import cascade
 
-__all__ = ["CascadeSpec", "FittedCascade", "FUSION_CONTEXTS", "LABEL_POOLINGS"]
+__all__ = ["CascadeSpec", "CLASS_PRIORS", "FittedCascade", "FUSION_CONTEXTS", "LABEL_POOLINGS"]
 
 #: Rules for the labels of the coarse levels (``CHM(label_pooling=...)``).
 LABEL_POOLINGS = ("max", "mean")
+
+#: Where the decision rule's class prior comes from (``CHM(class_prior=...)``).
+CLASS_PRIORS = ("labels", "em")
 
 #: How the fusion classifiers sample the upsampled coarse maps (``CHM(fusion_context=...)``).
 FUSION_CONTEXTS = ("original", "scaled")
@@ -48,6 +51,7 @@ class CascadeSpec:
     fusion_context: str = "original"
     label_pooling: str = None
     max_samples: object = None
+    class_prior: str = "labels"
 
     def __post_init__(self):
         for name, lo in (("levels", 0), ("stages", 1), ("context_radius", 1), ("context_channels", 1),
@@ -63,6 +67,8 @@ class CascadeSpec:
             raise ValueError(f"network must be one of {sorted(NETWORKS)}, got {self.network!r}")
         if self.fusion_context not in FUSION_CONTEXTS:
             raise ValueError(f"fusion_context must be one of {FUSION_CONTEXTS}, got {self.fusion_context!r}")
+        if self.class_prior not in CLASS_PRIORS:
+            raise ValueError(f"class_prior must be one of {CLASS_PRIORS}, got {self.class_prior!r}")
         if self.label_pooling is not None and self.label_pooling not in LABEL_POOLINGS:
             raise ValueError(f"label_pooling must be None or one of {LABEL_POOLINGS}, got {self.label_pooling!r}")
         for name in ("weight_decay", "spatial_rate"):
@@ -130,6 +136,9 @@ class FittedCascade:
         Two classes: the decision threshold on P(foreground).
     class_weights : ndarray or None
         K classes: the weights of the decision rule ``argmax_k w_k p_k``.
+    prior : float, ndarray or None
+        The class prior the decision rule decides for: the foreground fraction (two classes) or
+        the K class fractions, from the labels or estimated by EM (``spec.class_prior``).
     timings : dict
         Seconds per stage of the fit that made it.
     rounds : list of dict
@@ -142,6 +151,7 @@ class FittedCascade:
     projections: dict = dataclasses.field(default_factory=dict)
     threshold: float = None
     class_weights: np.ndarray = None
+    prior: object = None
     timings: dict = dataclasses.field(default_factory=dict)
     rounds: list = dataclasses.field(default_factory=list)
 
@@ -179,6 +189,8 @@ class FittedCascade:
         header = {"bank": self.bank.to_dict(), "n_classes": int(self.spec.n_classes),
                   "n_channels": int(self.spec.n_channels), "classifiers": []}
         arrays = {}
+        if self.prior is not None:
+            header["prior"] = np.atleast_1d(np.asarray(self.prior, dtype=np.float64)).tolist()
         if self.spec.n_classes == 2:
             header["threshold"] = float(self.threshold)
         else:
@@ -195,6 +207,9 @@ class FittedCascade:
     def from_state(cls, spec, header, arrays):
         """The cascade of a model file (format versions 1 and 2) whose parameters gave ``spec``."""
         out = cls(spec=spec, bank=FilterBank.from_dict(header["bank"]))
+        if header.get("prior") is not None:  # older files have none
+            prior = np.asarray(header["prior"], dtype=np.float64)
+            out.prior = float(prior[0]) if spec.n_classes == 2 else prior
         if spec.n_classes == 2:
             out.threshold = float(header.get("threshold", 0.5))  # files written before it was learned used 0.5
         else:

@@ -23,7 +23,7 @@ from joblib import delayed
 from ..classifiers import shrink_to_labels
 from ..semi.selftraining import class_proposal, foreground_prior, proposals
 from ..semi.superpixels import expand_labels
-from ..thresholds import class_weights, decision_threshold
+from ..thresholds import calibrate, calibrated, class_weights, decision_threshold, em_prior
 from ..utils._blas import one_blas_thread
 from ..utils._progress import bar
 from . import pyramid
@@ -34,7 +34,11 @@ from .normalisation import normalise, robust_scaling
 from .sampling import ImageCentres, assemble, training_rows
 from .spec import FittedCascade
 
-__all__ = ["FewLabelsWarning", "fit_cascade", "self_train", "train"]
+__all__ = ["EM_IMAGES", "FewLabelsWarning", "fit_cascade", "self_train", "train"]
+
+#: Training images (at most) whose maps estimate the class prior when ``class_prior="em"``:
+#: ~50 k pixels each, far more than the prior's few digits need, at one prediction each.
+EM_IMAGES = 32
 
 
 class FewLabelsWarning(UserWarning):
@@ -85,7 +89,7 @@ def train(spec, recipe, bank, images, labels, rng, par, cache=None, progress=Non
         source = FeatureSource(bank, cache)
         loss = recipe.loss if recipe.spatial else None
         fitted = fit_cascade(spec, source, images, labels, seeds, caps, rng, par, loss, recipe.alpha,
-                             spec.label_pooling or "max", progress, prior_labels=sparse)
+                             spec.label_pooling or "max", progress, prior_labels=sparse, prior=spec.class_prior)
         fitted.timings = {**timings, **fitted.timings}
         if recipe.rounds:
             fitted = self_train(fitted, source, images, sparse, recipe, rng, par, progress)
@@ -93,14 +97,16 @@ def train(spec, recipe, bank, images, labels, rng, par, cache=None, progress=Non
 
 
 def fit_cascade(spec, source, images, labels, seeds, caps, rng, par, loss=None, alpha=0.0, pooling="max",
-                progress=None, prior_labels=None):
+                progress=None, prior_labels=None, prior="labels"):
     """Train every classifier of ``spec``; returns the :class:`FittedCascade`.
 
     ``source`` is the bank (through a cache or not); ``seeds`` (one per image) and ``rng`` drive
     every random choice; ``caps`` are the per-level sample caps; ``loss`` / ``alpha`` the
     spatial loss of the ``spec.tv_levels``; ``pooling`` the coarse levels' label rule;
     ``par`` a joblib ``Parallel`` returning a generator. The decision rule undoes the caps'
-    rebalancing towards the class balance of ``prior_labels`` (default ``labels``).
+    rebalancing towards the class balance of ``prior_labels`` (default ``labels``), or, with
+    ``prior="em"``, towards the prior :func:`chm.thresholds.em_prior` estimates from the fitted
+    cascade's maps of (up to :data:`EM_IMAGES` of) the training images.
     """
     K = spec.n_classes
     fitted = FittedCascade(spec=spec, bank=source.bank)
@@ -156,10 +162,20 @@ def fit_cascade(spec, source, images, labels, seeds, caps, rng, par, loss=None, 
         fitted.timings[(s, l)] = {"sgd": t1 - t0, "contexts": time.perf_counter() - t1}
     sampled = [r[0]["y"] for r in rows]
     prior_labels = labels if prior_labels is None else prior_labels
+    counts = sum(np.bincount(lab[lab >= 0].astype(np.int64), minlength=K) for lab in prior_labels)
+    fitted.prior = counts[1] / counts.sum() if K == 2 else counts / counts.sum()
     if K == 2:
         fitted.threshold = decision_threshold(prior_labels, sampled, clf.targets)
     else:
         fitted.class_weights = class_weights(prior_labels, sampled, K)
+    if prior == "em":
+        rule = _em_rule(fitted, source, images, prior_labels, rng, par)
+        if rule is not None:
+            fitted.prior, decision = rule
+            if K == 2:
+                fitted.threshold = decision
+            else:
+                fitted.class_weights = decision
     if few_labels:
         warnings.warn("few labelled pixels: an LDNN has at most one group per labelled foreground pixel "
                       "and one node per background pixel of its level, so these were made smaller: "
@@ -183,7 +199,7 @@ def self_train(fitted, source, images, labels, recipe, rng, par, progress=None):
     spec = fitted.spec
     K = spec.n_classes
     if K == 2:
-        pi = foreground_prior(labels)
+        pi = fitted.prior if spec.class_prior == "em" else foreground_prior(labels)
         bounds = (pi * (1 - recipe.prior_tolerance), min(0.999, pi * (1 + recipe.prior_tolerance)))
     caps = spec.level_caps(len(images), recipe.proposal_samples)
     prepared = [spec.prepare(im) for im in images]  # once: the maps and the proposals both read them
@@ -218,6 +234,43 @@ def self_train(fitted, source, images, labels, recipe, rng, par, progress=None):
         rounds.append({**info, "seconds": time.perf_counter() - t0})
     fitted.timings, fitted.rounds = timings, rounds
     return fitted
+
+
+def _em_rule(fitted, source, images, labels, rng, par):
+    """The class prior of the training images' pixels and the decision rule for it.
+
+    EM (:func:`chm.thresholds.em_prior`) on the cascade's own maps of (up to :data:`EM_IMAGES`
+    of) the training images, after calibrating the maps on their labelled pixels
+    (:func:`chm.thresholds.calibrate`); the rule decides for the estimated prior on the
+    calibrated scale. Returns (prior, threshold or class weights), or None when the picked
+    images' labels do not hold every class.
+    """
+    K = fitted.spec.n_classes
+    pick = np.sort(rng.choice(len(images), size=min(len(images), EM_IMAGES), replace=False))
+    jobs = (delayed(_training_map)(fitted.spec.prepare(images[i]), fitted, source.cache) for i in pick)
+    maps = list(par(jobs))
+    if K == 2:
+        t0, t1 = fitted.classifiers[fitted.spec.schedule()[-1]].targets
+        # the LDNN regresses t0 + (t1 - t0) P(foreground | x)
+        maps = [np.clip((m - t0) / (t1 - t0), 0.0, 1.0) for m in maps]
+    known = [labels[i] >= 0 for i in pick]
+    y = np.concatenate([labels[i][k] for i, k in zip(pick, known)]).astype(np.int64)
+    pi_l = np.bincount(y, minlength=K) / max(len(y), 1)
+    if np.any(pi_l == 0):
+        return None
+    a, b = calibrate(np.concatenate([m[k] for m, k in zip(maps, known)]), y)
+    if a <= 0:  # outputs that anti-correlate with the labels: nothing to calibrate
+        return None
+    post = calibrated(np.concatenate([m[::2, ::2].reshape(-1, K) if K > 2 else m[::2, ::2].ravel() for m in maps]),
+                      a, b)
+    prior = np.atleast_1d(em_prior(post, pi_l if K > 2 else pi_l[1]))
+    prior = np.r_[1.0 - prior[0], prior[0]] if K == 2 else prior
+    # decide argmax_k of a log p_k + b_k + log(prior_k / pi_l_k), i.e. of p_k times these weights
+    shift = (b + np.log(np.maximum(prior, 1e-12) / pi_l)) / a
+    if K == 2:
+        return float(prior[1]), float(t0 + (t1 - t0) / (1.0 + np.exp(shift[1] - shift[0])))
+    w = np.exp(shift - shift.max())
+    return prior, w
 
 
 def _training_map(image, fitted, cache):
