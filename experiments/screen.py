@@ -1,13 +1,18 @@
-"""Screen estimator settings on held-out *training* images, scored by their sparse labels only.
+"""Screen estimator settings by k-fold cross-validation over the *training* images, scored by their
+sparse labels only.
 
 One rule for every screen (``chm.selection``): draw N sparse labels per training image (draw
-``--draw``), hold out a fifth of the training images (``heldout_split``, the split
-:mod:`experiments.weizmann` chooses its weights on), fit each variant on the other four fifths and
-score it by the error of its decisions on the held-out images' sparse labels: their own N, or an
-independent draw of ``--score-n`` per image (more labels, a smaller standard error). No test image
-and no dense label takes part in the score; the held-out dense error is printed beside it as a
-diagnostic, and ``--test`` adds the test error of a model fitted on every training image, for
-orientation only. The variant with the smallest score wins (ties: the earlier variant).
+``--draw``), deal the training images into ``--folds`` folds (``chm.selection.kfold``, default 5),
+fit each variant on every fold's complement and score its decisions on the fold's images by the
+error on their sparse labels: their own N, or an independent draw of ``--score-n`` per image (more
+labels, a smaller standard error). Every training image is scored once, by a model that never saw
+it, and every variant on the same folds. ``--folds 1`` is the older, 5 times cheaper screen: one
+held-out fifth of the training images (``kfold(n, 1)``, the same split as before), whose score
+rests on a fifth of the labels. No test image and no dense label takes part in the score; the
+out-of-fold dense error is printed beside it as a diagnostic, and ``--test`` adds the test error of
+a model fitted on every training image, for orientation only. The variant with the smallest score
+wins (ties: the earlier variant); each score comes with its binomial standard error over the
+labelled pixels scored (``chm.selection.std_error``).
 
     python -m experiments.screen --dataset weizmann --variants '{}' '{"semi_supervised": "tv", "alpha": 0.3}'
     python -m experiments.screen --dataset stanford --score-n 50 --variants '{}' '{"semi_supervised": "self-training"}'
@@ -20,12 +25,13 @@ added to ``--base``. A ``semi_supervised`` given as a dict is a :class:`chm.semi
 
     --variants '{"semi_supervised": {"recipe": {"beta": 16, "rounds": 1, "prior_tolerance": 0}}}'
 
-Further numbers per variant, from the same fit: ``--betas 4,8,16,32`` the held-out sparse error
-after the MRF at each beta (contrast-sensitive graph cut for two classes, alpha-expansion for K);
-``--calibrated`` (two classes) the error at the threshold that gives the model's maps of its own
-training images the foreground fraction the sparse labels estimate; ``--sparse-prior`` (K-class
-self-training) the error with the decision weights made from the sparse labels' class fractions.
-``--n 0`` fits on dense labels (every pixel of the fitted images).
+Further numbers per variant, from the same fits (each fold's model decides its own fold): ``--betas
+4,8,16,32`` the out-of-fold sparse error after the MRF at each beta (contrast-sensitive graph cut
+for two classes, alpha-expansion for K); ``--calibrated`` (two classes) the error at the threshold
+that gives each fold model's maps of its own training images the foreground fraction the sparse
+labels estimate; ``--sparse-prior`` (K-class self-training) the error with the decision weights
+made from the sparse labels' class fractions. ``--n 0`` fits on dense labels (every pixel of the
+fitted images: the one setting where the dense training masks are the labels).
 
 Writes one JSON per finished variant to ``--out`` (atomically; a stopped screen resumes, and a
 variant already screened with the same settings is not refitted) and prints a table.
@@ -49,13 +55,13 @@ from chm import mrf
 from chm.datasets import load_siftflow, load_stanford_background, load_weizmann_horse, sample_sparse_labels
 from chm.io.images import as_float_image, to_channels
 from chm.metrics import pixel_error
-from chm.selection import choose, heldout_split, sparse_error
+from chm.selection import choose, cross_val_fits, kfold, sparse_error, std_error
 from experiments._common import data_root, weizmann_root, write_json
 
 DATASETS = ("weizmann", "stanford", "siftflow")
 ESTIMATORS = ("chm", "convnet")
 #: Options that change a variant's numbers: part of its result file's name.
-KEYED = ("dataset", "estimator", "n", "draw", "score_n", "images", "seed", "gray")
+KEYED = ("dataset", "estimator", "n", "draw", "score_n", "images", "seed", "gray", "folds")
 
 
 def parse_args(argv=None):
@@ -67,11 +73,15 @@ def parse_args(argv=None):
     ap.add_argument("--base", default="{}", help="JSON dict of parameters every variant shares")
     ap.add_argument("--n", type=int, default=10, help="labelled pixels per fitted image (0: dense labels)")
     ap.add_argument("--draw", type=int, default=0, help="which sparse-label draw")
+    ap.add_argument("--folds", type=int, default=5,
+                    help="k-fold cross-validation over the training images (default 5: every image scored "
+                         "once, k fits per variant); 1 = the older single held-out fifth, k times cheaper "
+                         "but scored on a fifth of the labels")
     ap.add_argument("--score-n", type=int, default=None,
-                    help="score on an independent draw of this many labels per held-out image "
+                    help="score on an independent draw of this many labels per scored image "
                          "(default: their own N)")
     ap.add_argument("--images", type=int, default=None,
-                    help="a random subset of this many training images (fitted and held out together)")
+                    help="a random subset of this many training images (the folds are made of it)")
     ap.add_argument("--gray", action="store_true", help="the images' luminance only (no colour features)")
     ap.add_argument("--betas", default=None, help="also score the MRF decoding at these betas (comma-separated)")
     ap.add_argument("--calibrated", action="store_true",
@@ -100,7 +110,9 @@ def load(args):
 
 
 def split(args, masks):
-    """(image indices, fitted positions, held-out positions, labels, score labels) of the screen."""
+    """(image indices, splits, labels, score labels) of the screen: the splits are positions in
+    the indices (``kfold``; the same for every variant), the score labels one entry per position
+    (None for an image no split holds out)."""
     index = np.arange(len(masks))
     if args.images is not None:
         if not 5 <= args.images <= len(masks):
@@ -111,13 +123,20 @@ def split(args, masks):
         labels = [np.where(np.asarray(m) < 0, -1, m).astype(np.int8) for m in masks]
     else:
         labels = sample_sparse_labels(masks, args.n, np.random.default_rng([args.seed, args.n, args.draw]), ignore=-1)
-    fit, held = heldout_split(len(index), [args.seed, args.n, 99])
+    if not 1 <= args.folds <= len(index):
+        raise SystemExit(f"--folds must be between 1 and {len(index)} (the screened images), got {args.folds}")
+    splits = kfold(len(index), args.folds, [args.seed, args.n, 99])
+    scored = np.sort(np.concatenate([held for _, held in splits]))
+    score = [None] * len(index)
     if args.score_n is None:
-        score = [labels[i] for i in held]
-    else:
-        score = sample_sparse_labels([masks[i] for i in held], args.score_n,
+        for i in scored:
+            score[i] = labels[i]
+    else:  # --folds 1 draws exactly the labels it drew before the k-fold screen
+        drawn = sample_sparse_labels([masks[i] for i in scored], args.score_n,
                                      np.random.default_rng([args.seed, args.score_n, args.draw, 1]), ignore=-1)
-    return index, fit, held, labels, score
+        for i, lab in zip(scored, drawn):
+            score[i] = lab
+    return index, splits, labels, score
 
 
 def estimator_params(text, base):
@@ -165,66 +184,98 @@ def sparse_prior_weights(model, labels):
 
 
 def screen_variant(args, params, data, images, parts):
-    """Fit one variant on the fitted images and score it on the held-out ones: a JSON-able dict."""
-    index, fit, held, labels, score = parts
+    """Fit one variant on every fold's complement and score it on the fold: a JSON-able dict."""
+    index, splits, labels, score = parts
     n_classes = len(data.classes)
-    pick = lambda idx: [images[index[i]] for i in idx]  # noqa: E731
+    mine = [images[i] for i in index]
     t0 = time.perf_counter()
-    model = make_estimator(args, params, n_classes).fit(pick(fit), [labels[i] for i in fit])
-    fit_s = time.perf_counter() - t0
-    rules = {"": model}  # the same maps, each rule's decisions
-    if args.sparse_prior and getattr(model, "rounds_", None) and n_classes > 2:
-        rules["sparse_prior"] = copy.copy(model)
-        rules["sparse_prior"].class_weights_ = sparse_prior_weights(model, [labels[i] for i in fit])
-    calibrated = None
-    if args.calibrated and n_classes == 2:
-        from chm.semi.selftraining import foreground_prior
+    decisions, calibrated, scored, maps, thresholds = {"": [], "sparse_prior": []}, [], [], [], []
+    per_fold = {"fold_errors": [], "n_fit": [], "alpha": [], "threshold": [], "calibrated_threshold": [],
+                "final_ce": []}
+    fit_s = 0.0
+    progress = None if args.quiet or len(splits) == 1 else \
+        (lambda k, m: print(f"   fold {k + 1}/{m}", flush=True))
+    fits = cross_val_fits(lambda: make_estimator(args, params, n_classes), mine, labels, splits, progress)
+    t1 = time.perf_counter()
+    for fit, held, model in fits:  # each fold's model decides the fold's images by every rule asked for
+        fit_s += time.perf_counter() - t1
+        rules = {"": model}  # the same maps, each rule's decisions
+        if args.sparse_prior and getattr(model, "rounds_", None) and n_classes > 2:
+            rules["sparse_prior"] = copy.copy(model)
+            rules["sparse_prior"].class_weights_ = sparse_prior_weights(model, [labels[i] for i in fit])
+        cut = None
+        if args.calibrated and n_classes == 2:
+            from chm.semi.selftraining import foreground_prior
 
-        own = np.concatenate([p.ravel() for p in model.predict_proba(pick(fit))])
-        calibrated = float(np.quantile(own, 1 - foreground_prior([labels[i] for i in fit])))
-    keep_maps = args.betas is not None or calibrated is not None
-    decisions, maps = {k: [] for k in rules}, []
-    for i in held:  # one map at a time: SIFT Flow's K = 33 maps are 8.6 MB each
-        p = model.predict_proba([images[index[i]]])
-        for k, m in rules.items():
-            decisions[k] += m.decide(p)
-        if keep_maps:
-            maps += p
-    dense = [data.train_masks[index[i]] for i in held]
-    row = {"heldout_sparse_error": sparse_error(decisions[""], score),
+            own = np.concatenate([p.ravel() for p in model.predict_proba([mine[i] for i in fit])])
+            cut = float(np.quantile(own, 1 - foreground_prior([labels[i] for i in fit])))
+            per_fold["calibrated_threshold"].append(cut)
+        threshold = float(getattr(model, "threshold_", 0.5))
+        fold_decisions = []
+        for i in held:  # one map at a time: SIFT Flow's K = 33 maps are 8.6 MB each
+            p = model.predict_proba([mine[i]])
+            for k, m in rules.items():
+                decisions[k] += m.decide(p)
+            fold_decisions += decisions[""][-1:]
+            if cut is not None:
+                calibrated.append(p[0] > cut)
+            if args.betas is not None:
+                maps += p
+                thresholds.append(threshold)
+        scored += list(held)
+        fold_labels = [score[i] for i in held]
+        per_fold["fold_errors"].append(sparse_error(fold_decisions, fold_labels)
+                                       if any((s >= 0).any() for s in fold_labels) else float("nan"))
+        per_fold["n_fit"].append(len(fit))
+        for name in ("alpha_", "threshold_"):
+            if hasattr(model, name):
+                per_fold[name.rstrip("_")].append(_jsonable(getattr(model, name)))
+        if getattr(model, "loss_curve_", None):
+            per_fold["final_ce"].append(float(np.mean([c for c, _ in model.loss_curve_[-50:]])))
+        t1 = time.perf_counter()
+    truth = [score[i] for i in scored]
+    dense = [data.train_masks[index[i]] for i in scored]
+    n_labels = int(sum((np.asarray(s) >= 0).sum() for s in truth))
+    error = sparse_error(decisions[""], truth)
+    row = {"heldout_sparse_error": error, "heldout_sparse_error_se": std_error(error, n_labels),
            "heldout_dense_error": pixel_error(decisions[""], dense, ignore=-1),
-           "n_heldout_labels": int(sum((np.asarray(s) >= 0).sum() for s in score)),
-           "n_fit": len(fit), "n_heldout": len(held)}
+           "n_heldout_labels": n_labels, "folds": len(splits), "fold_errors": per_fold["fold_errors"],
+           "n_fit": _per_fold(per_fold["n_fit"]), "n_heldout": len(scored)}
     if n_classes == 2:
         row["heldout_foreground"] = float(sum(int(np.sum(d)) for d in decisions[""]) /
                                           sum(np.size(d) for d in decisions[""]))
-    if "sparse_prior" in decisions:
-        row["heldout_sparse_error_sparse_prior"] = sparse_error(decisions["sparse_prior"], score)
-    threshold = float(getattr(model, "threshold_", 0.5))
-    if calibrated is not None:
-        row["calibrated_threshold"] = calibrated
-        row["heldout_sparse_error_calibrated"] = sparse_error([p > calibrated for p in maps], score)
+    if decisions["sparse_prior"]:
+        row["heldout_sparse_error_sparse_prior"] = sparse_error(decisions["sparse_prior"], truth)
+    if calibrated:
+        row["calibrated_threshold"] = _per_fold(per_fold["calibrated_threshold"])
+        row["heldout_sparse_error_calibrated"] = sparse_error(calibrated, truth)
     if args.betas is not None:
         betas = [float(b) for b in args.betas.split(",")]
-        kw = (dict(images=pick(held), threshold=threshold) if n_classes == 2 else dict(method="expansion"))
-        _, scores = mrf.select_beta(maps if n_classes == 2 else [np.clip(p, 0, 1) for p in maps], score,
+        kw = (dict(images=[mine[i] for i in scored], threshold=thresholds) if n_classes == 2
+              else dict(method="expansion"))
+        _, scores = mrf.select_beta(maps if n_classes == 2 else [np.clip(p, 0, 1) for p in maps], truth,
                                     betas=betas, **kw)
         row["heldout_sparse_error_mrf"] = {f"{float(b):g}": float(v) for b, v in scores.items()}
-    for name in ("alpha_", "threshold_"):
-        if hasattr(model, name):
-            row[name.rstrip("_")] = _jsonable(getattr(model, name))
-    if getattr(model, "loss_curve_", None):
-        row["final_ce"] = float(np.mean([c for c, _ in model.loss_curve_[-50:]]))
+    for name in ("alpha", "threshold"):
+        if per_fold[name]:
+            row[name] = _per_fold(per_fold[name])
+    if per_fold["final_ce"]:
+        row["final_ce"] = float(np.mean(per_fold["final_ce"]))
     row["fit_seconds"] = fit_s
     if args.test:
         t1 = time.perf_counter()
-        full = make_estimator(args, params, n_classes).fit([images[i] for i in index], labels)
+        full = make_estimator(args, params, n_classes).fit(mine, labels)
         test_images = data.test_images if not args.gray else [_gray(im) for im in data.test_images]
         pred = full.decide(full.predict_proba(test_images))
         row["test_error"] = pixel_error(pred, data.test_masks, ignore=-1)
         row["test_seconds"] = time.perf_counter() - t1
     row["seconds"] = time.perf_counter() - t0
     return row
+
+
+def _per_fold(values):
+    """One fold's value as is (``--folds 1``, as before the k-fold screen), else the list of the folds'."""
+    return values[0] if len(values) == 1 else values
 
 
 def _jsonable(v):
@@ -244,6 +295,7 @@ def result_path(args, params_text, base_text):
     opts = vars(args)
     name = "_".join([args.dataset, args.estimator, f"N{args.n}", f"draw{args.draw}"]
                     + [f"{k.replace('_', '')}{opts[k]}" for k in ("score_n", "images") if opts[k] is not None]
+                    + ([f"folds{args.folds}"] if args.folds != 1 else [])  # files of --folds 1 predate --folds
                     + ([f"seed{args.seed}"] if args.seed else []) + (["gray"] if args.gray else []) + [tag])
     return Path(args.out) / f"{name}.json"
 
@@ -279,12 +331,19 @@ def main(argv=None):
             stored = {"variant": json.loads(text), "base": base,
                       **{k: v for k, v in vars(args).items() if k in KEYED}, **row}
             write_json(path, stored)
+        elif "heldout_sparse_error_se" not in stored:  # a file of before the standard errors
+            stored["heldout_sparse_error_se"] = std_error(stored["heldout_sparse_error"], stored["n_heldout_labels"])
+            write_json(path, stored)
         rows.append(stored)
         print(_line(stored), flush=True)
-    index, fit, held, _, score = parts
-    print(f"\n{args.dataset}, {args.estimator}: fitted on {len(fit)} training images (N = {args.n or 'dense'}, "
-          f"draw {args.draw}), scored on the sparse labels of {len(held)} held-out ones "
-          f"({rows[0]['n_heldout_labels']} labels); dense = held-out dense error (diagnostic only)")
+    index, splits, _, _ = parts
+    n_held = sum(len(h) for _, h in splits)
+    how = (f"{len(splits)}-fold cross-validation over {len(index)} training images (every image scored once by "
+           f"a model fitted on the other {len(index) - len(splits[0][1])} or so)" if len(splits) > 1 else
+           f"fitted on {len(splits[0][0])} training images, scored on {n_held} held-out ones (--folds 1)")
+    print(f"\n{args.dataset}, {args.estimator}, N = {args.n or 'dense'}, draw {args.draw}: {how}; score = "
+          f"error on {rows[0]['n_heldout_labels']} sparse labels ± binomial standard error; dense = out-of-fold "
+          "dense error (diagnostic only)")
     best = choose({i: r["heldout_sparse_error"] for i, r in enumerate(rows)})
     print(f"best: {json.dumps(rows[best]['variant'])}")
     return rows
@@ -295,14 +354,16 @@ def _line(r):
     if "heldout_foreground" in r:
         extra += f"  foreground {100 * r['heldout_foreground']:.1f} %"
     if "heldout_sparse_error_calibrated" in r:
-        extra += f"  calibrated ({r['calibrated_threshold']:.3f}) {100 * r['heldout_sparse_error_calibrated']:.2f} %"
+        extra += (f"  calibrated ({np.mean(r['calibrated_threshold']):.3f}) "
+                  f"{100 * r['heldout_sparse_error_calibrated']:.2f} %")
     if "heldout_sparse_error_sparse_prior" in r:
         extra += f"  sparse-label prior {100 * r['heldout_sparse_error_sparse_prior']:.2f} %"
     if "heldout_sparse_error_mrf" in r:
         extra += "  MRF " + ", ".join(f"β {b}: {100 * v:.2f} %" for b, v in r["heldout_sparse_error_mrf"].items())
     if "test_error" in r:
         extra += f"  test {100 * r['test_error']:.2f} %"
-    return (f"{100 * r['heldout_sparse_error']:6.2f} %  (dense {100 * r['heldout_dense_error']:.2f} %, "
+    return (f"{100 * r['heldout_sparse_error']:6.2f} ± {100 * r['heldout_sparse_error_se']:.2f} %  "
+            f"(dense {100 * r['heldout_dense_error']:.2f} %, "
             f"fit {r['fit_seconds']:.0f} s)  {json.dumps(r['variant'])}{extra}")
 
 

@@ -123,13 +123,19 @@ def test_screen_scores_variants_on_held_out_training_images_and_resumes(weizmann
     args = ["--dataset", "weizmann", "--data", str(weizmann_root), "--images", "10", "--n", "40", "--out", str(out),
             "--base", '{"levels": 1, "features": ["haar", "intensity"], "epochs": 2}', "--betas", "0,4", "--quiet",
             "--variants", "{}", '{"semi_supervised": "tv", "alpha": 0.3}']
-    rows = screen.main(args)
-    files = sorted(out.glob("weizmann_chm_N40_draw0_images10_*.json"))
+    rows = screen.main(args + ["--folds", "2"])  # k-fold: every image scored once, by a model without it
+    files = sorted(out.glob("weizmann_chm_N40_draw0_images10_folds2_*.json"))
     assert len(rows) == len(files) == 2
     for r in rows:
-        assert 0 <= r["heldout_sparse_error"] <= 1 and r["n_heldout"] == 2 and r["n_fit"] == 8
-        assert r["n_heldout_labels"] == 80 and set(r["heldout_sparse_error_mrf"]) == {"0", "4"}
+        assert 0 <= r["heldout_sparse_error"] <= 1 and r["n_heldout"] == 10 and r["n_fit"] == [5, 5]
+        assert r["n_heldout_labels"] == 400 and set(r["heldout_sparse_error_mrf"]) == {"0", "4"}
+        assert r["folds"] == 2 and len(r["fold_errors"]) == 2
+        assert r["heldout_sparse_error_se"] == pytest.approx(
+            (r["heldout_sparse_error"] * (1 - r["heldout_sparse_error"]) / 400) ** 0.5)
     assert "best: " in capsys.readouterr().out
     stamps = {p: p.stat().st_mtime_ns for p in files}
-    screen.main(args)  # every variant is stored: nothing is refitted
+    screen.main(args + ["--folds", "2"])  # every variant is stored: nothing is refitted
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
+    one = screen.main(args[:-1] + ["--folds", "1"])  # the single held-out fifth: files named as before --folds
+    assert one[0]["n_heldout"] == 2 and one[0]["n_fit"] == 8 and one[0]["n_heldout_labels"] == 80
+    assert len(list(out.glob("*.json"))) == 3 and all("folds" not in p.name for p in set(out.glob("*.json")) - set(files))
