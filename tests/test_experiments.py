@@ -29,18 +29,24 @@ def test_weizmann_quick_writes_table_figures_and_resumes(weizmann_root, tmp_path
     assert sorted(p.name for p in runs) == sorted(f"N10_draw0_{m}.json" for m in weizmann.COLUMNS)
     results = {p.name: json.loads(p.read_text()) for p in runs}
     assert all(0 <= r["error"] <= 1 and 0 <= r["foreground"] <= 1 for r in results.values())
+    assert all(r["clicks"] == "uniform" and 0 <= r["iou"] <= 1 for r in results.values())
     weights = json.loads((out / "runs" / "N10_weights.json").read_text())
     assert weights["tv"] in (0.1, 0.3) and weights["l2"] in (1e-4, 1e-3)  # chosen among --quick's candidates
     assert results["N10_draw0_mrf.json"]["weight"] == weights["mrf"]
+    # --quick: 2-fold cross-validation over its 8 training images, every candidate on the same folds
+    assert weights["folds"] == 2 and weights["n_labels"] == 80 and set(weights["std_errors"]) == set(weights["scores"])
+    assert len({e["splits"] for m in ("tv", "l2") for e in weights["memo"][m].values()}) == 1
     table = (out / "table1.md").read_text()
     assert "23.81 ± 1.50" in table and "recommended + MRF" in table  # the paper's number beside ours
+    assert "uniform clicks" in table and "Foreground IoU" in table and "2-fold cross-validation" in table
     # A second call finds every result cached and retrains nothing.
     stamps = {p: p.stat().st_mtime_ns for p in runs}
     weizmann.main(args)
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
     # Another configuration in the same folder is refused rather than mixed in.
-    with pytest.raises(SystemExit, match="another configuration"):
-        weizmann.main(args + ["--alpha", "0.5"])
+    for other in (["--alpha", "0.5"], ["--clicks", "balanced"], ["--folds", "1"]):
+        with pytest.raises(SystemExit, match="another configuration"):
+            weizmann.main(args + other)
     weizmann.main(args + ["--trials", "1", "--sizes", "10"])  # result-neutral settings may differ
     # A run claimed by another live process is left to it: this one waits, and takes the run over
     # once that process has died without finishing it.
