@@ -4,8 +4,13 @@
 For every split (a Stanford fold, or SIFT Flow's one split), labelled-pixel count N and sparse-label
 draw, a supervised and a TV-trained classifier are fitted on the same draw; the supervised
 probabilities are also decoded by a multi-label Potts MRF (alpha-expansion) whose beta is chosen
-per (split, N) on held-out *training* images with their sparse labels only. Test error: pooled
-pixel error, unknown/unlabelled pixels excluded. Every finished (split, N, draw, method) is a JSON
+per (split, N) on held-out *training* images of the split with their sparse labels only (a fifth of
+them, at most ``--beta-images`` scored). Test scores: pooled pixel error and, beside it, the mean
+IoU over the classes (the foreground IoU for two classes), unknown/unlabelled pixels excluded.
+``--clicks`` draws the N labelled pixels uniformly (the paper's, the default) or ``balanced`` (N
+split over the classes present in each image, as a user clicking every class in view would); it is
+part of the configuration of OUT, and the default OUT of a balanced run ends in ``_balanced``.
+Every finished (split, N, draw, method) is a JSON
 file in OUT/runs, so an interrupted run resumes; a different configuration in the same OUT is
 refused. Several processes may share OUT (e.g. the same command started once per core, with
 ``--threads 1``): each claims a run before it starts it and leaves the others' claimed runs alone.
@@ -27,9 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from chm import mrf
-from chm.datasets import sample_sparse_labels
+from chm.datasets import CLICK_PROTOCOLS, sample_sparse_labels
 from chm.io.files import write_atomic
-from chm.metrics import pixel_error
+from chm.metrics import class_iou, pixel_error
 from experiments._common import data_root, write_json
 from experiments.claims import claimed
 
@@ -41,6 +46,8 @@ BETAS = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0)
 TITLES = {"mrf": "MRF", "tv": "TV"}  # column titles where they differ from the method's name
 COLORS = dict(zip(METHODS, ("tab:red", "tab:green", "tab:blue", "tab:purple", "black", "tab:orange")))
 FIG_IMAGES = 4
+#: Settings added since results were first written, at the value those results had.
+OLD_DEFAULTS = {"clicks": "uniform"}
 
 
 def parse_args(argv, description, folds=False):
@@ -52,6 +59,9 @@ def parse_args(argv, description, folds=False):
     ap.add_argument("--draws", type=int, default=5, help="sparse-label draws per N")
     if folds:
         ap.add_argument("--folds", default="0,1,2,3,4", help="cross-validation folds to run")
+    ap.add_argument("--clicks", choices=CLICK_PROTOCOLS, default="uniform",
+                    help="how the N labelled pixels are drawn: uniform (the paper's) or balanced (N split over "
+                         "the classes present in each image)")
     ap.add_argument("--alpha", type=float, default=None, help="TV weight (default: the recommended one)")
     ap.add_argument("--n-iter", type=int, default=None, help="ConvNet mini-batch steps (default: ConvNet's)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (ConvNet), joblib workers (CHM)")
@@ -64,6 +74,26 @@ def parse_args(argv, description, folds=False):
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     ap.add_argument("--quick", action="store_true", help="a few small images, one draw, N=10: a smoke run")
     return ap.parse_args(argv)
+
+
+def default_out(args, name):
+    """OUT when ``--out`` is not given: results/NAME_CLASSIFIER, with ``_balanced`` for balanced clicks."""
+    return args.out or f"results/{name}_{args.classifier}" + ("" if args.clicks == "uniform" else f"_{args.clicks}")
+
+
+def sparse_labels(data, n, seed, args):
+    """The training images' sparse labels at N = ``n``, drawn by ``--clicks`` with rng ``seed``."""
+    return sample_sparse_labels(data.train_masks, n, np.random.default_rng(seed), ignore=-1, protocol=args.clicks)
+
+
+def scores(pred, truth, n_classes):
+    """The run's test scores: pooled pixel error, IoU per class, and the IoU of the table (the
+    foreground's for two classes, else the mean over the classes), unknown pixels excluded."""
+    per = class_iou(pred, truth, n_classes, ignore=-1)
+    iou = per[1] if n_classes == 2 else np.nanmean(per) if np.isfinite(per).any() else np.nan
+    return {"error": pixel_error(pred, truth, ignore=-1), "iou": None if np.isnan(iou) else float(iou),
+            "iou_kind": "foreground" if n_classes == 2 else "mean",
+            "class_iou": [None if np.isnan(v) else float(v) for v in per]}
 
 
 def subsample(data, n_train, n_test):
@@ -110,7 +140,7 @@ def choose_beta(data, n, split, args, runs):
         if not mine:
             return None
         t0 = time.perf_counter()
-        labels = sample_sparse_labels(data.train_masks, n, np.random.default_rng([args.seed, n, 0, 7]), ignore=-1)
+        labels = sparse_labels(data, n, [args.seed, n, 0, 7], args)
         order = np.random.default_rng([args.seed, n, 99]).permutation(len(labels))
         k = max(1, len(order) // 5)
         held, fit = order[:min(k, args.beta_images)], order[k:]
@@ -129,7 +159,7 @@ def run_draw(data, split, n, draw, args, runs):
     Skips the runs another process sharing ``--out`` has claimed (:mod:`experiments.claims`) and returns them."""
     key = f"{split}_N{n}_draw{draw}"
     paths = {m: runs / f"{key}_{m}.json" for m in METHODS}
-    labels = sample_sparse_labels(data.train_masks, n, np.random.default_rng([args.seed, n, draw]), ignore=-1)
+    labels = sparse_labels(data, n, [args.seed, n, draw], args)
     proba_file = runs / f"{key}_supervised_proba.npz"
     wanted = args.methods.split(",")
     left = []
@@ -156,7 +186,7 @@ def run_draw(data, split, n, draw, args, runs):
             probas = [z[f"arr_{i}"].astype(np.float32) for i in range(len(z.files))]
         pred = [mrf.decode(np.clip(p, 0, 1), beta, method="expansion") for p in probas]
         write_json(paths["mrf"], {"split": split, "N": n, "draw": draw, "method": "mrf", "beta": beta,
-                                   "error": pixel_error(pred, data.test_masks, ignore=-1),
+                                   "clicks": args.clicks, **scores(pred, data.test_masks, len(data.classes)),
                                    "seconds": time.perf_counter() - t1})
     return left
 
@@ -169,10 +199,10 @@ def _fit(data, split, n, draw, args, runs, method, labels, path, proba_file):
     fit_time = time.perf_counter() - t0
     probas = model.predict_proba(data.test_images)
     pred = model.decide(probas)  # the model's decision rule, as predict() would apply it
-    err = pixel_error(pred, data.test_masks, ignore=-1)
     if method == "supervised":  # kept so the MRF column never needs a refit
         write_atomic(proba_file, lambda fh: np.savez_compressed(fh, *[p.astype(np.float16) for p in probas]))
-    write_json(path, {"split": split, "N": n, "draw": draw, "method": method, "error": err,
+    write_json(path, {"split": split, "N": n, "draw": draw, "method": method, "clicks": args.clicks,
+                       **scores(pred, data.test_masks, len(data.classes)),
                        "alpha": model.alpha_, "rounds": getattr(model, "rounds_", None) or None,
                        "fit_seconds": fit_time, "seconds": time.perf_counter() - t0})
     if draw == 0:
@@ -186,40 +216,53 @@ def check_config(args, out):
     free = ("quiet", "threads", "folds", "draws", "sizes", "methods", "data", "out", "cache_gb")
     config = {k: v for k, v in vars(args).items() if k not in free}
     path = out / "config.json"
-    if path.exists() and {k: v for k, v in json.loads(path.read_text()).items() if k not in free} != config:
+    old = {**OLD_DEFAULTS, **json.loads(path.read_text())} if path.exists() else None  # older OUTs: uniform clicks
+    if old is not None and {k: v for k, v in old.items() if k not in free} != config:
         raise SystemExit(f"{out} holds results of another configuration ({path}); use another --out")
     write_json(path, config)
     return out / "runs"
 
 
 def collect(runs, sizes):
-    """{(N, method): errors in % over every finished (split, draw)}."""
+    """{(N, method): array of (error %, IoU %) over every finished (split, draw)}; the IoU is NaN
+    for a run written before it was recorded."""
     res = {}
     for n in sizes:
         for m in METHODS:
-            res[(n, m)] = 100 * np.array([json.loads(p.read_text())["error"]
-                                          for p in sorted(runs.glob(f"*_N{n}_draw*_{m}.json"))])
+            rows = [json.loads(p.read_text()) for p in sorted(runs.glob(f"*_N{n}_draw*_{m}.json"))]
+            res[(n, m)] = 100 * np.array([(r["error"], np.nan if r.get("iou") is None else r["iou"])
+                                          for r in rows], dtype=np.float64).reshape(-1, 2)
     return res
 
 
-def write_table(res, sizes, paper, out, name, note):
+def write_table(res, sizes, paper, out, name, note, heading="", iou_name="mean IoU"):
+    """``name``.md (error table, then IoU table) and ``name``.csv; ``heading`` opens the text."""
     titles = [TITLES.get(m, m) for m in METHODS]
     lines = ["| N | " + " | ".join(titles) + " | paper: supervised | paper: MRF | paper: TV |",
              "|---" * (len(METHODS) + 4) + "|"]
+    ious = ["| N | " + " | ".join(titles) + " |", "|---" * (len(METHODS) + 1) + "|"]
     rows = []
     for n in sizes:
-        cells, row = [], {"N": n}
+        cells, iou_cells, row = [], [], {"N": n}
         for m in METHODS:
-            e = res[(n, m)]
+            e, iou = res[(n, m)][:, 0], res[(n, m)][:, 1]
+            iou = iou[np.isfinite(iou)]
             row[f"{m}_mean"] = f"{e.mean():.2f}" if len(e) else ""
             row[f"{m}_std"] = f"{e.std():.2f}" if len(e) else ""
+            row[f"{m}_iou"] = f"{iou.mean():.2f}" if len(iou) else ""
+            row[f"{m}_iou_std"] = f"{iou.std():.2f}" if len(iou) else ""
             row[f"{m}_runs"] = len(e)
             cells.append(f"{e.mean():.2f} ± {e.std():.2f} ({len(e)})" if len(e) else "–")
+            iou_cells.append(f"{iou.mean():.2f} ± {iou.std():.2f} ({len(iou)})" if len(iou) else "–")
         p = paper.get(n)
         cells += [f"{a:.2f} ± {s:.2f}" for a, s in p] if p else ["–"] * 3
         lines.append(f"| {n} | " + " | ".join(cells) + " |")
+        ious.append(f"| {n} | " + " | ".join(iou_cells) + " |")
         rows.append(row)
-    text = "\n".join([f"Test pixel error (%), mean ± std (population, n) over runs (count in brackets). {note}", ""] + lines)
+    text = "\n".join(([heading, ""] if heading else [])
+                     + [f"Test pixel error (%), mean ± std (population, n) over runs (count in brackets). {note}", ""]
+                     + lines + ["", f"Test {iou_name} (%), pooled over the test images, mean ± std over runs.", ""]
+                     + ious)
     (out / f"{name}.md").write_text(text + "\n")
     with open(out / f"{name}.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
@@ -239,7 +282,7 @@ def plot(res, sizes, paper, out, data, runs, split, title):
     for i, (m, color) in enumerate(COLORS.items()):
         ok = [n for n in sizes if len(res[(n, m)])]
         if ok:
-            ax.errorbar(ok, [res[(n, m)].mean() for n in ok], yerr=[res[(n, m)].std() for n in ok],
+            ax.errorbar(ok, [res[(n, m)][:, 0].mean() for n in ok], yerr=[res[(n, m)][:, 0].std() for n in ok],
                         label=f"ours: {m}", color=color, capsize=3, marker="o")
         pn = [n for n in sizes if n in paper and i < len(paper[n])]  # the paper has no contrast column
         if pn:
@@ -304,7 +347,12 @@ def run(args, splits, paper, name, title, note):
     res = collect(runs, sizes)
     # The table pools every finished run in --out, also those of earlier calls with other --folds.
     present = sorted({p.name.split("_N")[0] for p in runs.glob("*_N*_draw*.json")})
-    text = write_table(res, sizes, paper, out, name, f"{note} Splits with finished runs: {', '.join(present)}.")
+    clicks = {"uniform": "uniform clicks (the paper's: N pixels at random, whatever their class)",
+              "balanced": "balanced clicks (N split over the classes present in each image)"}[args.clicks]
+    two = len(first[1].classes) == 2
+    text = write_table(res, sizes, paper, out, name, f"{note} Splits with finished runs: {', '.join(present)}.",
+                       heading=f"{title}, {clicks}.",
+                       iou_name="foreground IoU" if two else "mean IoU (over the classes)")
     plot(res, sizes, paper, out, first[1], runs, first[0], title)
     print(text)
     print(f"wrote {out}/{name}.md, {name}.csv, fig_error.png, fig_samples.png "

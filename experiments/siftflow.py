@@ -7,7 +7,9 @@
 Each (N, draw) trains a supervised and a TV ConvNet on the same sparse labels (33 classes; the
 dataset's unlabelled pixels are never drawn and not scored); MRF = alpha-expansion on the
 supervised output with beta chosen on held-out training images (see :mod:`experiments.scenes`).
-Writes OUT/table3.md, table3.csv, fig_error.png, fig_samples.png and OUT/runs/ (resumable).
+Scores: test pixel error and mean IoU over the classes; ``--clicks balanced`` draws N / K' labels per
+class present instead of N uniform ones. Writes OUT/table3.md, table3.csv, fig_error.png,
+fig_samples.png and OUT/runs/ (resumable).
 """
 
 if __name__ == "__main__" and not __package__:  # python -m experiments.siftflow: run as the module
@@ -33,7 +35,7 @@ def splits(args):
 
 def main(argv=None):
     args = scenes.parse_args(argv, __doc__)
-    args.out = args.out or f"results/siftflow_{args.classifier}"
+    args.out = scenes.default_out(args, "siftflow")
     if args.quick:
         args.beta_images = 2
     return scenes.run(args, splits(args), PAPER, "table3", "SIFT Flow (Table 3)",

@@ -146,3 +146,30 @@ def test_screen_scores_variants_on_held_out_training_images_and_resumes(weizmann
     assert one[0]["n_heldout"] == 2 and one[0]["n_fit"] == 8 and one[0]["n_heldout_labels"] == 80
     older = set(out.glob("*.json")) - set(files)
     assert len(older) == 1 and "folds" not in older.pop().name
+
+
+def test_scene_runs_record_clicks_and_iou_and_older_folders_read_as_uniform(tmp_path):
+    import numpy as np
+
+    from experiments import scenes
+
+    args = scenes.parse_args(["--out", str(tmp_path / "o")], "")
+    assert args.clicks == "uniform" and scenes.default_out(scenes.parse_args([], ""), "stanford") == \
+        "results/stanford_convnet"
+    assert scenes.default_out(scenes.parse_args(["--clicks", "balanced"], ""), "x") == "results/x_convnet_balanced"
+    pred, truth = [np.array([[0, 1, 1, 2]])], [np.array([[0, 1, 0, -1]])]
+    s = scenes.scores(pred, truth, 3)  # class 2 only predicted on the unknown pixel: undefined
+    assert s["error"] == pytest.approx(1 / 3) and s["class_iou"] == [0.5, 0.5, None]
+    assert s["iou"] == pytest.approx(0.5) and s["iou_kind"] == "mean"
+    assert scenes.scores(pred, [np.array([[0, 1, 0, 1]])], 3)["class_iou"][2] == 0.0  # predicted, absent: 0
+    two = scenes.scores([np.array([[1, 1, 0]])], [np.array([[1, 0, 0]])], 2)
+    assert two["iou_kind"] == "foreground" and two["iou"] == pytest.approx(0.5)
+    # a folder written before --clicks holds uniform-click runs: resumed by a uniform call only
+    out = tmp_path / "o"
+    scenes.check_config(args, out)
+    config = json.loads((out / "config.json").read_text())
+    del config["clicks"]
+    (out / "config.json").write_text(json.dumps(config))
+    scenes.check_config(args, out)
+    with pytest.raises(SystemExit, match="another configuration"):
+        scenes.check_config(scenes.parse_args(["--out", str(out), "--clicks", "balanced"], ""), out)
