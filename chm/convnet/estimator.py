@@ -45,7 +45,8 @@ SEMI_SUPERVISED = (None, "tv", "superpixels", "superpixels+tv")
 #: Weight of the TV term when ``semi_supervised="tv"`` and ``alpha=None``: chosen on held-out
 #: training images of Stanford Background fold 0 with their sparse labels only (N = 10; error on
 #: the 1140 held-out labels: alpha 0 34.5 %, 0.3 31.8 %, 1 32.9 %; the screen of docs/results.md, now
-#: ``python -m experiments.screen --estimator convnet``).
+#: ``python -m experiments.screen --estimator convnet``). Those held-out images are test images of
+#: Stanford folds 1-4: docs/settings.md#convnet-alpha.
 RECOMMENDED_ALPHA = 0.3
 #: ``n_iter="auto"``: passes over the sparse labelled pixels, and the fewest steps. Held-out training
 #: images (docs/convnet.md): SIFT Flow's 2000 steps (6 epochs) under-trained it (32.5 % against

@@ -24,6 +24,8 @@ __all__ = ["PRIOR_TOLERANCE", "PROPOSAL_SAMPLES", "Recipe", "SEMI_SUPERVISED", "
 #: the self-training from a model trained with that loss; "superpixels" spreads the sparse labels
 #: over superpixels of size ``scale`` (:mod:`chm.semi.superpixels`) and fits on them;
 #: "superpixels+self-training" then self-trains; "auto" is the recommended one of these.
+#: Where each value was chosen, and whether honestly: docs/settings.md#auto-recipe, #auto-beta,
+#: #auto-rounds, #auto-scale, #tv-alpha, #contrast-alpha.
 SEMI_SUPERVISED = {
     "tv": {"loss": "tv", "alpha": 0.3},
     "contrast": {"loss": "contrast", "alpha": 0.1},
@@ -41,7 +43,7 @@ SEMI_SUPERVISED = {
 #: beat the supervised CHM: docs/results.md). K-class self-training decodes its proposals by
 #: alpha-expansion (:func:`chm.semi.selftraining.class_proposal`). "auto" is self-training: on
 #: held-out Stanford training images it alone beat the supervised CHM (docs/results.md, "K-class
-#: self-training on held-out training images").
+#: self-training on held-out training images"; docs/settings.md#kclass-auto, #kclass-tv-alpha).
 SEMI_SUPERVISED_MULTICLASS = {
     "tv": {"loss": "tv", "alpha": 0.1},
     "contrast": {"loss": "contrast", "alpha": 0.3},
@@ -51,11 +53,13 @@ SEMI_SUPERVISED_MULTICLASS = {
 SEMI_SUPERVISED_MULTICLASS["auto"] = SEMI_SUPERVISED_MULTICLASS["self-training"]
 
 #: Self-training keeps the proposals' foreground fraction within this relative distance of the
-#: sparse labels' estimate (the guard against collapse of :mod:`chm.semi.selftraining`).
+#: sparse labels' estimate (the guard against collapse of :mod:`chm.semi.selftraining`;
+#: docs/settings.md#prior-tolerance).
 PRIOR_TOLERANCE = 0.25
 
 #: Labelled pixels per class and level kept from the proposals of a self-training round (or from
-#: superpixel-spread labels) when ``max_samples`` is None (they label nearly every pixel).
+#: superpixel-spread labels) when ``max_samples`` is None (they label nearly every pixel;
+#: docs/settings.md#proposal-samples).
 PROPOSAL_SAMPLES = 50_000
 
 
