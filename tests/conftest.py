@@ -50,3 +50,21 @@ def scene_data():
         pytest.skip(f"{name} data not found: set CHM_DATA to the folder holding {name}/")
 
     return find
+
+
+@pytest.fixture(scope="session")
+def majority_error():
+    """``majority_error(masks, ignore=None)``: the pooled pixel error of the best constant map on
+    these very pixels (each given the most common class of the masks themselves), i.e. the error of
+    an all-background / one-class model at its best: the bar a model that learned anything clears.
+    Pixels equal to ``ignore`` (e.g. -1, the scene datasets' unknown pixels) are left out, as
+    ``chm.metrics.pixel_error(..., ignore=...)`` leaves them out."""
+    import numpy as np
+
+    def error(masks, ignore=None):
+        pixels = np.concatenate([np.asarray(m).ravel() for m in masks]).astype(np.int64)
+        if ignore is not None:
+            pixels = pixels[pixels != ignore]
+        return 1.0 - np.bincount(pixels).max() / pixels.size
+
+    return error

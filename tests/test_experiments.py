@@ -8,13 +8,37 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.data
+def test_chm_on_real_horses_beats_the_all_background_map(weizmann, majority_error):
+    """A CHM trained on 16 Weizmann horses with 50 labelled pixels each segments 16 test horses
+    clearly better than the best constant map of those very test pixels (all background: 24.0 %).
+    Measured (test horses 1-16, draws/seeds 0-5): 17.4-18.4 % (margins 5.6-6.8 points); on test
+    horses 17-32 (all background 25.3 %): 18.5-20.3 % (margins 5.0-6.8). ~3 s."""
+    from chm import CHM
+    from chm.datasets import sample_sparse_labels
+    from chm.metrics import pixel_error
+
+    labels = sample_sparse_labels(weizmann.train_masks[:16], 50, np.random.default_rng([0, 50, 0]))
+    model = CHM(levels=2, features=("haar", "hog"), progress=False, random_state=0)
+    model.fit(weizmann.train_images[:16], labels)
+    test_x, test_y = weizmann.test_images[:16], weizmann.test_masks[:16]
+    error, trivial = pixel_error(model.predict(test_x), test_y), majority_error(test_y)
+    assert error < trivial - 0.03, (error, trivial)
+
+
 @pytest.mark.slow
 def test_weizmann_quick_writes_table_figures_and_resumes(weizmann_root, tmp_path, capsys, monkeypatch):
+    """The plumbing of the Table 1 driver. Not an accuracy check: --quick's models (8 images, the
+    haar/hog/intensity bank) do *worse* than the all-background map of their 8 test horses (measured:
+    41 % against 20.7 %; the intensity stencils do not carry over from these 8 training images to
+    those test images), so the numbers here are only bounded; accuracy on real horses is
+    test_chm_on_real_horses_beats_the_all_background_map."""
     from experiments import claims, weizmann
 
     out = tmp_path / "w"
