@@ -8,6 +8,7 @@ import chm
 from chm import CHM
 
 from chm.datasets import make_shapes
+from chm.metrics import pixel_error
 
 SMALL = dict(levels=1, stages=2, features=("haar", "intensity"), context_radius=3,
              classifier_params={"n_groups": 2, "n_nodes": 2}, epochs=3, progress=False, random_state=0)
@@ -52,7 +53,7 @@ def test_stage_outputs(fitted, data):
 
 def test_learns_something(fitted, data):
     images, masks, _ = data
-    err = chm.metrics.pixel_error(fitted.predict(images), masks)
+    err = pixel_error(fitted.predict(images), masks)
     # Far below both constant maps (all background: the foreground fraction, 25.8 % here).
     fg = np.mean(np.concatenate([m.ravel() for m in masks]))
     assert err < 0.5 * min(fg, 1 - fg)
@@ -85,6 +86,10 @@ def test_same_seed_same_model_any_n_jobs(data, fitted):
     for key, clf in fitted.classifiers_.items():
         np.testing.assert_array_equal(clf.W_, other.classifiers_[key].W_)
     np.testing.assert_array_equal(fitted.predict_proba(images[:1])[0], other.predict_proba(images[:1])[0])
+    # ... and the seed is what fixes it: another seed, another model.
+    reseeded = CHM(**{**SMALL, "random_state": 1}).fit(images, labels)
+    for key, clf in fitted.classifiers_.items():
+        assert not np.array_equal(clf.W_, reseeded.classifiers_[key].W_), key
 
 
 def test_training_contexts_do_not_depend_on_blas_threads(data):
@@ -122,9 +127,13 @@ def test_one_blas_thread_limits_every_blas_library_and_restores_them():
 
 
 @pytest.mark.parametrize("kw", [{"alpha": 0.5}, {"semi_supervised": "tv"}, {"semi_supervised": "contrast"}])
-def test_spatial_loss_fit_runs_and_differs(data, fitted, kw):
-    images, _, labels = data
+def test_spatial_loss_fit_runs_and_differs(data, fitted, kw, majority_error):
+    images, masks, labels = data
     tv = CHM(**{**SMALL, **kw}).fit(images, labels)
+    # Still a segmentation, not TV's trivial minimiser (a constant map, 25.8 % here): measured
+    # 15.3 / 13.1 / 12.1 % against the supervised 10.1 % (whether the loss *helps* is
+    # tests/semi/test_methods_pay.py's question; in this cascade it does not).
+    assert pixel_error(tv.predict(images), masks) < 0.75 * majority_error(masks)
     for sl in ((1, 0), (2, 0)):  # the full-resolution classifiers get the loss, the coarse ones not
         assert not np.array_equal(tv.classifiers_[sl].W_, fitted.classifiers_[sl].W_)
         assert tv.classifiers_[sl].loss_curve_[0][1] > 0
@@ -435,12 +444,14 @@ def test_an_image_without_labels_is_allowed_with_sample_caps(data):
     assert model.predict(images[:1])[0].shape == images[0].shape
 
 
-def test_superpixel_labels(tmp_path, data):
+def test_superpixel_labels(tmp_path, data, majority_error):
     """semi_supervised="superpixels" fits on the labels spread over superpixels: a different model
     from the supervised one, recorded in the file; a bad scale is refused before any work."""
-    images, _, labels = data
+    images, masks, labels = data
     model = CHM(**{**SMALL, "semi_supervised": "superpixels", "superpixel_scale": 30.0}).fit(images, labels)
     assert model.timings_["superpixels"] >= 0
+    # A segmentation: 9.1 % (supervised 10.1 %) against 25.8 % for the constant map (measured).
+    assert pixel_error(model.predict(images), masks) < 0.5 * majority_error(masks)
     assert not np.array_equal(model.predict_proba(images[:1])[0], CHM(**SMALL).fit(images, labels)
                               .predict_proba(images[:1])[0])
     model.save(tmp_path / "m.npz")
