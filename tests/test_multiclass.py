@@ -82,17 +82,22 @@ def test_save_load_round_trip(fitted, scenes, tmp_path):
 
 @pytest.mark.parametrize("kw", [{"semi_supervised": "tv"}, {"semi_supervised": "contrast"},
                                 {"classifier": "logistic"}, {"max_samples": 20}])
-def test_variants_fit_and_differ(fitted, scenes, kw):
-    images, labels, test, _ = scenes
+def test_variants_fit_and_differ(fitted, scenes, kw, majority_error):
+    images, labels, test, truth = scenes
     model = CHM(**{**SMALL, **kw}).fit(images, labels)
     a, b = model.predict_proba(test[:1])[0], fitted.predict_proba(test[:1])[0]
     assert a.shape == b.shape and not np.array_equal(a, b)
+    # Each still segments the unseen scenes: measured 40.6 / 40.7 / 34.4 / 38.1 % (supervised 40.7 %)
+    # against 69.1 % for the most common class.
+    assert pixel_error(model.predict(test), truth) < 0.75 * majority_error(truth)
 
 
 def test_same_seed_same_model_any_n_jobs(fitted, scenes):
     images, labels, test, _ = scenes
     other = CHM(**{**SMALL, "n_jobs": 2}).fit(images, labels)
     np.testing.assert_array_equal(other.predict_proba(test[:1])[0], fitted.predict_proba(test[:1])[0])
+    reseeded = CHM(**{**SMALL, "random_state": 1}).fit(images, labels)  # the seed is what fixes it
+    assert not np.array_equal(reseeded.predict_proba(test[:1])[0], fitted.predict_proba(test[:1])[0])
 
 
 def test_self_training_same_model_any_n_jobs(scenes):
@@ -233,20 +238,24 @@ def test_class_proposal_expands_over_candidate_classes_only():
     np.testing.assert_array_equal(class_proposal(q, np.zeros((4, 5)), np.full((4, 5), -1), 2.0), 2)
 
 
-def test_self_training_of_k_classes(scenes):
+def test_self_training_of_k_classes(scenes, majority_error):
     """K-class self-training refits on alpha-expansion proposals: a different model, still K classes,
-    one round recorded with the proposals' class fractions."""
-    images, labels, test_x, _ = scenes
+    one round recorded with the proposals' class fractions, still segmenting unseen scenes (38.5 %
+    against 69.1 % for the most common class, measured; whether it beats supervised is
+    tests/semi/test_methods_pay.py's question)."""
+    images, labels, test_x, truth = scenes
     model = CHM(**{**SMALL, "semi_supervised": "self-training"}).fit(images, labels)
     (rnd,) = model.rounds_
     assert len(rnd["classes"]) == 4 and abs(sum(rnd["classes"]) - 1) < 1e-9 and "bias" not in rnd
     p = model.predict_proba(test_x[:1])[0]
     assert p.shape[2] == 4 and np.allclose(p.sum(2), 1, atol=1e-5)
     assert not np.array_equal(p, CHM(**SMALL).fit(images, labels).predict_proba(test_x[:1])[0])
+    assert pixel_error(model.predict(test_x), truth) < 0.75 * majority_error(truth)
 
 
-def test_self_training_of_a_colour_binary_model():
-    """Proposals of colour images: the MRF's contrast weights read the three channels."""
+def test_self_training_of_a_colour_binary_model(majority_error):
+    """Proposals of colour images: the MRF's contrast weights read the three channels. The model
+    segments its images (5.3 %, supervised 5.4 %, against 49.6 % for the commoner class, measured)."""
     rng = np.random.default_rng(2)
     images, masks = make_scenes(4, shape=(32, 40), n_classes=2, rng=rng)
     labels = sample_sparse_labels(masks, 20, rng)
@@ -254,14 +263,16 @@ def test_self_training_of_a_colour_binary_model():
     model = CHM(**{**SMALL, "semi_supervised": "self-training"}).fit(images, labels)
     assert model.n_channels_ == 3 and len(model.rounds_) == 1 and 0 < model.rounds_[0]["foreground"] < 1
     assert not np.array_equal(model.predict_proba(images[:1])[0], sup.predict_proba(images[:1])[0])
+    assert pixel_error(model.predict(images), masks) < 0.5 * majority_error(masks)
 
 
-def test_superpixel_labels_of_k_classes(scenes):
-    """Superpixels spread K-class labels of colour images; the model differs from the supervised one
-    and still predicts K classes."""
-    images, labels, test_x, _ = scenes
+def test_superpixel_labels_of_k_classes(scenes, majority_error):
+    """Superpixels spread K-class labels of colour images; the model differs from the supervised one,
+    still predicts K classes and segments unseen scenes (12.5 % against 69.1 %, measured)."""
+    images, labels, test_x, truth = scenes
     model = CHM(**{**SMALL, "semi_supervised": "superpixels"}).fit(images, labels)
     sup = CHM(**SMALL).fit(images, labels)
     p = model.predict_proba(test_x[:1])[0]
     assert p.shape[2] == 4 and np.allclose(p.sum(2), 1, atol=1e-5)
     assert not np.array_equal(p, sup.predict_proba(test_x[:1])[0])
+    assert pixel_error(model.predict(test_x), truth) < 0.5 * majority_error(truth)
