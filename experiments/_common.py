@@ -35,6 +35,22 @@ def weizmann_root(given=None):
     return given or find_data_root(extra=[SHARED_DATA])
 
 
+def table1_labels(masks, n, draw, seed=0, protocol="uniform", ignore=None):
+    """Table 1's sparse labels of draw ``draw`` at N = ``n`` (:func:`chm.datasets.sample_sparse_labels`
+    with ``protocol``): every script that compares with Table 1 (weizmann, fingerprint, clicks)
+    fits on the same labels."""
+    import numpy as np
+
+    from chm.datasets import sample_sparse_labels
+
+    return sample_sparse_labels(masks, n, np.random.default_rng([seed, n, draw]), ignore=ignore, protocol=protocol)
+
+
+def table1_seed(n, draw, seed=0):
+    """The ``random_state`` of the models fitted on :func:`table1_labels`' draw."""
+    return seed * 1000 + n * 10 + draw
+
+
 def write_json(path, obj):
     """Write ``obj`` as JSON under a temporary name, then rename: a stopped run never leaves a
     half-written result that a resumed one would trust, and processes sharing a folder never collide."""

@@ -28,10 +28,10 @@ import numpy as np
 
 from chm import CHM
 from chm.cascade.cache import FeatureCache
-from chm.datasets import STANFORD_CLASSES, load_stanford_background, load_weizmann_horse, sample_sparse_labels
+from chm.datasets import STANFORD_CLASSES, load_stanford_background, load_weizmann_horse
 from chm.metrics import class_iou, pixel_error
 from chm.utils import run_main
-from experiments._common import data_root, weizmann_root, write_json
+from experiments._common import data_root, table1_labels, table1_seed, weizmann_root, write_json
 
 METHODS = {"supervised": {}, "auto": {"semi_supervised": "auto"}}
 
@@ -55,9 +55,8 @@ def run(args, data, clicks, prior, method, draw, cache):
     if path.exists():
         return json.loads(path.read_text())
     train, masks, test, truth, ignore = data
-    labels = sample_sparse_labels(masks, args.n, np.random.default_rng([args.seed, args.n, draw]), ignore=ignore,
-                                  protocol=clicks)
-    model = CHM(levels=3, stages=2, class_prior=prior, random_state=args.seed * 1000 + args.n * 10 + draw,
+    labels = table1_labels(masks, args.n, draw, args.seed, clicks, ignore)
+    model = CHM(levels=3, stages=2, class_prior=prior, random_state=table1_seed(args.n, draw, args.seed),
                 n_jobs=args.n_jobs, feature_cache=cache, progress=not args.quiet, **METHODS[method])
     model.fit(train, labels)
     pred = model.predict(test)

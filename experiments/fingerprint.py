@@ -17,10 +17,10 @@ import numpy as np
 
 from chm import CHM
 from chm.cascade.cache import FeatureCache
-from chm.datasets import load_weizmann_horse, sample_sparse_labels
+from chm.datasets import load_weizmann_horse
 from chm.metrics import pixel_error
 from chm.utils import run_main
-from experiments._common import weizmann_root
+from experiments._common import table1_labels, table1_seed, weizmann_root
 
 METHODS = {"supervised": {}, "tv": {"semi_supervised": "tv", "alpha": 0.1}, "auto": {"semi_supervised": "auto"}}
 
@@ -33,12 +33,12 @@ def main(argv=None):
     args = ap.parse_args(argv)
     data = load_weizmann_horse(weizmann_root(args.data))
     n, draw, seed = 10, 0, 0
-    labels = sample_sparse_labels(data.train_masks, n, np.random.default_rng([seed, n, draw]))
+    labels = table1_labels(data.train_masks, n, draw, seed)
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         cache = FeatureCache(tmp, max_bytes=int(4e9))
         for method in args.methods.split(","):
-            model = CHM(levels=3, stages=2, random_state=seed * 1000 + n * 10 + draw, n_jobs=args.n_jobs,
+            model = CHM(levels=3, stages=2, random_state=table1_seed(n, draw, seed), n_jobs=args.n_jobs,
                         feature_cache=cache, progress=False, **METHODS[method])
             maps = model.fit(data.train_images, labels).predict_proba(data.test_images)
             h = hashlib.sha256()

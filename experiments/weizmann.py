@@ -70,13 +70,13 @@ import numpy as np
 import chm
 from chm import CHM, mrf
 from chm.cascade.cache import FeatureCache, footprint
-from chm.datasets import CLICK_PROTOCOLS, load_weizmann_horse, sample_sparse_labels
+from chm.datasets import CLICK_PROTOCOLS, load_weizmann_horse
 from chm.features import FilterBank
 from chm.io.files import write_atomic
 from chm.metrics import class_iou, pixel_error
 from chm.model import DEFAULT_FEATURES
 from chm.selection import cross_val_predict, kfold, select, std_error
-from experiments._common import weizmann_root, write_json
+from experiments._common import table1_labels, table1_seed, weizmann_root, write_json
 from experiments.claims import claimed, wait
 
 # Paper Table 1 (mean, std) in %: supervised, MRF post-processing, semi-supervised (TV).
@@ -142,7 +142,7 @@ def candidates(args):
 
 def sparse_labels(data, n, draw, args):
     """The sparse labels of draw ``draw`` at N = ``n`` (``--clicks`` protocol); draw 0 also chooses the weights."""
-    return sample_sparse_labels(data.train_masks, n, np.random.default_rng([args.seed, n, draw]), protocol=args.clicks)
+    return table1_labels(data.train_masks, n, draw, args.seed, args.clicks)
 
 
 def choose_weights(data, n, args, runs):
@@ -230,7 +230,7 @@ def run_draw(data, n, draw, args, runs, weights):
     missing after this call.
     """
     labels = sparse_labels(data, n, draw, args)
-    seed = args.seed * 1000 + n * 10 + draw
+    seed = table1_seed(n, draw, args.seed)
     missing = []
     for method in FITTED:
         path = runs / f"N{n}_draw{draw}_{method}.json"
