@@ -17,7 +17,7 @@ beside the error of predicting all background.
     python -m experiments.clicks --task stanford-class --class foreground --images 200 --draws 0
 
 One JSON per finished (task, clicks, prior, method, draw) in OUT/runs (a stopped run resumes);
-OUT/clicks.md is the table.
+OUT/clicks_TASK_NN.md is the table.
 """
 
 import argparse
@@ -117,7 +117,7 @@ def main(argv=None):
                     print(json.dumps(r), flush=True)
                     rows.append(r)
     text = f"# {args.task}, N = {args.n}\n\n" + table(rows, truth_fg)
-    (Path(args.out) / f"clicks_{args.task}.md").write_text(text)
+    (Path(args.out) / f"clicks_{args.task}_N{args.n}.md").write_text(text)
     print(text)
 
 
