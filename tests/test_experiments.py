@@ -197,3 +197,20 @@ def test_scene_runs_record_clicks_and_iou_and_older_folders_read_as_uniform(tmp_
     scenes.check_config(args, out)
     with pytest.raises(SystemExit, match="another configuration"):
         scenes.check_config(scenes.parse_args(["--out", str(out), "--clicks", "balanced"], ""), out)
+
+
+@pytest.mark.data
+def test_screen_stanford_bin0_screens_only_fold_0s_test_images(scene_data):
+    """``--dataset stanford-bin0`` screens bin 0 (fold 0's test images): none of them is a test
+    image of folds 1-4, so their test results stay out of the choice."""
+    from chm.datasets import load_stanford_background
+    from experiments import screen
+
+    root = scene_data("stanford_background")
+    pool = screen.load(screen.parse_args(["--dataset", "stanford-bin0", "--data", root]))
+    fold0 = load_stanford_background(root, fold=0, seed=0)
+    assert pool.train_names == fold0.test_names and len(pool.train_images) == 143 and not pool.test_images
+    others = {n for f in range(1, 5) for n in load_stanford_background(root, fold=f, seed=0).test_names}
+    assert not others & set(pool.train_names)
+    with pytest.raises(SystemExit, match="keeps no test images"):
+        screen.main(["--dataset", "stanford-bin0", "--data", root, "--test", "--quiet"])
