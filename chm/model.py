@@ -116,7 +116,9 @@ class CHM(Segmenter):
         spatial loss per pixel to the mean supervised loss per labelled pixel. None: the
         method's recommended weight (:data:`SEMI_SUPERVISED`, :data:`SEMI_SUPERVISED_MULTICLASS`
         for K > 2), 0 without a method. K classes: the loss of the K-channel probability image
-        (the sum over the class channels, paper eq. 8).
+        (the sum over the class channels, paper eq. 8). The paper weighs sums instead of means:
+        ``alpha = chm.semi.losses.paper_alpha_factor(labels) * alpha_paper`` (about 3,050
+        alpha_paper for Weizmann horses at N = 10).
     beta : float or None
         Self-training: Potts weight of the MRF that makes the proposals (None: recommended).
     rounds : int or None

@@ -135,3 +135,29 @@ def test_contrast_loss_needs_pair_stencils_and_an_image():
     back = get_spatial_loss(ContrastSensitive(penalty="l2", contrast=0.5).to_dict())
     assert (back.name, back.penalty, back.contrast) == ("contrast", "l2", 0.5)
     assert get_spatial_loss("contrast").contrast == 1.0
+
+
+def test_paper_alpha_factor_turns_the_papers_sums_into_our_means():
+    """On two maps with labels, the paper's sum objective (eq. 1 + alpha_p eq. 8) equals 2 |S| times
+    ours (mean half squared error + alpha mean TV per centre) when alpha = factor x alpha_p."""
+    from chm.semi.losses import paper_alpha_factor
+
+    rng = np.random.default_rng(0)
+    maps = [rng.random((9, 11)), rng.random((7, 6))]
+    labels = [np.full(m.shape, -1) for m in maps]
+    labels[0][2, 3], labels[0][5, 5], labels[1][3, 2] = 1, 0, 1
+    sup = [(m[lab >= 0], lab[lab >= 0]) for m, lab in zip(maps, labels)]
+    f, t = (np.concatenate(v) for v in zip(*sup))
+    tv = TV()
+    alpha_paper = 0.003
+    paper = np.sum((f - t) ** 2) + alpha_paper * sum(tv.value(m) for m in maps)
+    alpha = paper_alpha_factor(labels) * alpha_paper
+    centres = 7 * 9 + 5 * 4
+    ours = np.mean(0.5 * (f - t) ** 2) + alpha * sum(tv.value(m) for m in maps) / centres
+    assert paper_alpha_factor(labels) == centres / 3 / 2
+    np.testing.assert_allclose(paper, 2 * len(f) * ours)
+    assert paper_alpha_factor(labels, "cross_entropy") == centres / 3
+    with pytest.raises(ValueError, match="no labelled pixel"):
+        paper_alpha_factor([np.full((5, 5), -1)])
+    with pytest.raises(ValueError, match="supervised"):
+        paper_alpha_factor(labels, "hinge")
