@@ -13,15 +13,22 @@ One set of weights, two ways to run it:
 Patch size P = 16 m + 30 (m >= 1): the four valid conv/pool stages take 46 -> 1, 62 -> 2, ... and
 the fully connected layer sees the final m x m x 64 block. Needs torch; only :mod:`chm.convnet`
 imports this module.
+
+Two training objectives share :func:`tv_loss` (eq. 8): :func:`objective` (patch mode: labelled
+patches plus small dense tiles for the TV term) and :func:`dense_objective` (fully convolutional
+mode: whole images or crops of them, :func:`grid_regions`, evaluated densely; cross-entropy at the
+labelled pixels inside them and TV over every pixel of them).
 """
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from ..semi.losses import TV
 
-__all__ = ["PatchNet", "lrn", "objective", "tv_loss", "valid_patch_sizes"]
+__all__ = ["PatchNet", "dense_objective", "grid_regions", "lrn", "objective", "tv_loss",
+           "valid_patch_sizes"]
 
 N_MAPS = 64
 N_HIDDEN = 512
@@ -152,3 +159,118 @@ def objective(net, patches, targets, tiles=None, alpha=0.0):
         return ce, ce, torch.zeros((), dtype=ce.dtype)
     tv = tv_loss(net(tiles, dense=True).softmax(1))
     return ce + alpha * tv, ce, tv
+
+
+def grid_regions(h, w, side=None):
+    """Near-equal blocks of at most ``side`` x ``side`` pixels that partition an h x w map.
+
+    Parameters
+    ----------
+    h, w : int
+        Map size.
+    side : int or None
+        Largest block side; None: one block, the whole map.
+
+    Returns
+    -------
+    list of (y0, y1, x0, x1)
+        Half-open row and column ranges, row-major. Rows are cut into ``ceil(h / side)`` parts of
+        ``floor`` or ``ceil`` of h over that count (and columns alike), so no sliver is left over.
+    """
+    if side is None:
+        return [(0, h, 0, w)]
+
+    def cuts(n):
+        m = -(-n // side)
+        b = [i * n // m for i in range(m + 1)]
+        return list(zip(b[:-1], b[1:]))
+
+    return [(y0, y1, x0, x1) for y0, y1 in cuts(h) for x0, x1 in cuts(w)]
+
+
+def dense_objective(net, padded, labels, regions, alpha=0.0, class_weight=None, max_outputs=1 << 15,
+                    backward=True):
+    """The loss E_S + alpha E_U of one step of fully convolutional training, and its gradient.
+
+    Parameters
+    ----------
+    net : PatchNet
+    padded : sequence of Tensor, shape (C, H + P - 1, W + P - 1)
+        The training images padded so that output (y, x) is the patch whose corner is input
+        (y, x) (:meth:`chm.ConvNet._pad`); cast to the network's dtype and device piece by piece,
+        so they may be stored in half precision.
+    labels : sequence of int ndarray, shape (H, W)
+        -1 unlabelled, else the class.
+    regions : sequence of (i, y0, y1, x0, x1)
+        The step's output regions (half-open ranges) of image ``i``; disjoint, e.g. cells of
+        :func:`grid_regions`.
+    alpha : float
+        TV weight; 0 skips the TV term and every piece without a labelled pixel.
+    class_weight : array_like, shape (K,), or None
+        Weight of a labelled pixel of class k in the cross-entropy (None: 1).
+    max_outputs : int
+        Memory bound: a region is evaluated (and back-propagated) in strips of rows of about this
+        many outputs. The result does not depend on it beyond float rounding.
+    backward : bool
+        Add the loss's gradient to the parameters' ``.grad``, one strip's graph at a time; False
+        only evaluates (e.g. under ``torch.no_grad()``).
+
+    Returns
+    -------
+    loss, ce, tv : float
+        ``ce`` = sum_j w_j CE_j / sum_j w_j over the labelled pixels j inside the regions
+        (w_j = ``class_weight`` of j's class; 0 without labelled pixels): the mean cross-entropy
+        per labelled pixel, as :func:`objective`. ``tv`` = :func:`tv_loss`'s sum over the valid
+        centres inside the regions (pixels whose 3 x 3 neighbourhood lies in their image), divided
+        by their number: the mean TV per centre, as the patch mode's tiles (0 when alpha = 0).
+        ``loss = ce + alpha * tv``.
+
+    Notes
+    -----
+    Each strip is evaluated with one more row and column on every side (inside the image): its
+    valid centres are then exactly the centres it owns, with their whole neighbourhoods, and the
+    rim's labels are masked out. Regions that partition the images therefore count every
+    labelled pixel and every centre exactly once: the summed TV is that of the whole maps
+    (eq. 2 / 8 over all of the images, :meth:`chm.losses.TV.value`). The dense outputs equal the
+    per-patch ones, so the gradient of ``ce`` is that of :func:`objective` on the same pixels' patches.
+    """
+    p = net.patch_size
+    ref = next(net.parameters())
+    cw = None if class_weight is None else torch.as_tensor(np.asarray(class_weight), dtype=ref.dtype,
+                                                            device=ref.device)
+    pieces, n_lab, n_centres = [], 0.0, 0
+    for i, y0, y1, x0, x1 in regions:
+        h, w = labels[i].shape
+        xa, xb = max(x0 - 1, 0), min(x1 + 1, w)
+        rows = max(1, max_outputs // (xb - xa) - 2)
+        for r0 in range(y0, y1, rows):
+            r1 = min(r0 + rows, y1)
+            ya, yb = max(r0 - 1, 0), min(r1 + 1, h)
+            own = np.asarray(labels[i][r0:r1, x0:x1], dtype=np.int64)
+            lab = np.full((yb - ya, xb - xa), -1, dtype=np.int64)  # the rim's labels are not this strip's
+            lab[r0 - ya:r1 - ya, x0 - xa:x1 - xa] = own
+            seen = own[own >= 0]
+            n_lab += len(seen) if class_weight is None else float(np.asarray(class_weight)[seen].sum())
+            centres = max(0, min(r1, h - 1) - max(r0, 1)) * max(0, min(x1, w - 1) - max(x0, 1))
+            n_centres += centres
+            pieces.append((i, ya, yb, xa, xb, lab, len(seen) > 0, centres))
+    ce_total = tv_total = 0.0
+    for i, ya, yb, xa, xb, lab, has_labels, centres in pieces:
+        with_tv = alpha > 0 and centres > 0
+        if not (has_labels or with_tv):
+            continue  # nothing to learn from this strip: skip its forward pass
+        x = padded[i][None, :, ya:yb + p - 1, xa:xb + p - 1].to(ref.device, ref.dtype)
+        logits = net(x, dense=True)
+        term = 0
+        if has_labels:
+            target = torch.from_numpy(lab)[None].to(ref.device)
+            ce = F.cross_entropy(logits, target, weight=cw, ignore_index=-1, reduction="sum") / n_lab
+            ce_total += ce.item()
+            term = ce
+        if with_tv:
+            tv = tv_loss(logits.softmax(1), reduction="sum") / n_centres
+            tv_total += tv.item()
+            term = term + alpha * tv
+        if backward:
+            term.backward()
+    return ce_total + alpha * tv_total, ce_total, tv_total
