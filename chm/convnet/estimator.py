@@ -2,19 +2,32 @@
 
 Same contract as :class:`chm.CHM` (fit / predict_proba / predict / save, ``chm.load``), for K
 classes and gray or colour images. Needs PyTorch: ``pip install "chm[convnet]"``; ``import chm``
-does not import torch, only ``chm.ConvNet`` does. The network is :class:`chm.patchnet.PatchNet`.
+does not import torch, only ``chm.ConvNet`` does. The network is
+:class:`chm.convnet.patchnet.PatchNet`; prediction always evaluates it densely (a-trous).
 
-Training minimises, by Adam over mini-batches,
+Training minimises, by Adam over steps,
 
-    E = mean cross-entropy over the batch's labelled pixels + alpha * mean TV per pixel of the
-        probability maps of the batch's unlabelled tiles (eq. 8, all classes)
+    E = mean cross-entropy over the step's labelled pixels
+        + alpha * mean TV per pixel (per 3 x 3 centre) of the step's output maps (eq. 8, all classes)
 
-Each step takes ``batch_size`` labelled pixels (their P x P patches, one output each) and
-``tiles`` random tiles of ``tile_size`` x ``tile_size`` pixels anywhere in the training images,
-evaluated densely (the tile's outputs are what the TV sees; labelled pixels in them count as
-unlabelled, as in the paper's eq. 2). A dense tile costs about 0.4 M multiply-adds per output
-against 21 M for a lone patch, which is why the TV term works on tiles rather than on scattered
-3 x 3 neighbourhoods.
+Each term is a mean over its own count, where the paper (eq. 1, 2) sums both;
+:func:`chm.semi.losses.paper_alpha_factor` (``supervised="cross_entropy"``) converts the paper's
+alpha to this one. ``training`` picks what a step sees:
+
+* ``"patches"`` (default): ``batch_size`` labelled pixels (their P x P patches, one output each)
+  and ``tiles`` random tiles of ``tile_size`` x ``tile_size`` pixels anywhere in the training
+  images, evaluated densely (the tiles' outputs are what the TV sees; labelled pixels in them count
+  as unlabelled, as in the paper's eq. 2). A dense tile costs about 0.4 M multiply-adds per
+  output against 21 M for a lone patch, which is why the TV term works on tiles rather than on
+  scattered 3 x 3 neighbourhoods. A fit sees the TV of a small sample of the pixels.
+* ``"images"`` (fully convolutional): the training images are cut into ``crop_size`` crops (None:
+  whole images) and a step takes ``crops_per_step`` of them through the dense network: cross-
+  entropy at every labelled pixel inside, TV over every pixel inside
+  (:func:`chm.convnet.patchnet.dense_objective`). An epoch visits every crop once, so it sums
+  the cross-entropy of every labelled pixel and the TV of every pixel, as eq. 2 does. It costs
+  the dense network on every pixel: a whole 240 x 320 image, forward and backward, took 6.3 s of
+  one (busy) core at P = 46, against 0.44 s for a patch-mode step (64 patches, two 32 x 32 tiles),
+  so one epoch over a Stanford Background fold (572 images) is about an hour of one core.
 """
 
 import os
@@ -33,11 +46,11 @@ from ..io.images import as_float_image, check_image_list, check_labels
 from ..io.persistence import CONVNET_FORMAT
 from ..utils._validation import check_random_state
 from ..base import Segmenter
-from .patchnet import PatchNet, objective, valid_patch_sizes
+from .patchnet import PatchNet, dense_objective, grid_regions, objective, valid_patch_sizes
 from ..semi.superpixels import check_scale, expand_labels
 from ..thresholds import class_weights
 
-__all__ = ["ConvNet", "SEMI_SUPERVISED", "RECOMMENDED_ALPHA", "EPOCHS", "MIN_STEPS"]
+__all__ = ["ConvNet", "SEMI_SUPERVISED", "TRAINING", "RECOMMENDED_ALPHA", "EPOCHS", "MIN_STEPS", "IMAGE_EPOCHS"]
 
 #: None, the paper's TV loss, the sparse labels spread over superpixels (:mod:`chm.superpixels`),
 #: or both.
@@ -53,7 +66,15 @@ RECOMMENDED_ALPHA = 0.3
 #: 30.5 % at 19 epochs); Stanford's choices were made at 21-22 epochs, which 2000 steps keep.
 EPOCHS = 20
 MIN_STEPS = 2000
+#: What a training step sees: labelled patches plus TV tiles, or whole images / crops (dense).
+TRAINING = ("patches", "images")
+#: ``n_iter="auto"`` with ``training="images"``: epochs over the training images, each visiting
+#: every labelled pixel and every pixel's TV once. Not tuned (no run has compared values): it is
+#: the patch mode's :data:`EPOCHS` passes over the labels.
+IMAGE_EPOCHS = 20
 _STRIP_PIXELS = 1 << 17  # dense prediction runs in strips of about this many outputs (memory)
+# Dense training back-propagates strips of about this many outputs one at a time: ~1 GB at P = 46.
+_TRAIN_STRIP_PIXELS = 1 << 15
 
 
 def _net_images(images):
@@ -71,6 +92,10 @@ def _net_images(images):
 class ConvNet(Segmenter):
     """The paper's ConvNet patch classifier, evaluated densely; optionally with the TV loss.
 
+    Trained on labelled patches and small TV tiles (``training="patches"``, default) or fully
+    convolutionally on whole images or crops (``"images"``); the module docstring gives the
+    objective, the same in both modes.
+
     Parameters
     ----------
     semi_supervised : {None, "tv", "superpixels", "superpixels+tv"}
@@ -79,8 +104,14 @@ class ConvNet(Segmenter):
         "superpixels": train on the labels spread over superpixels (as :class:`chm.CHM`,
         :mod:`chm.superpixels`); "superpixels+tv": both.
     alpha : float or None
-        Weight of the TV term: mean TV per pixel (summed over classes) against the mean
-        cross-entropy per labelled pixel. None: :data:`RECOMMENDED_ALPHA` with "tv", else 0.
+        Weight of the TV term: the step's mean TV per pixel (per 3 x 3 centre, summed over classes)
+        against its mean cross-entropy per labelled pixel, in both training modes. The paper's
+        alpha weighs sums (eq. 1, 2); ``alpha = paper_alpha_factor(labels, "cross_entropy") *
+        alpha_paper`` (:func:`chm.semi.losses.paper_alpha_factor`: centres / labelled pixels of the
+        training set) gives the same objective up to a constant factor, in expectation over the
+        steps when every step holds as many labels and centres as the next (patches; whole
+        images of one size with N labels each), approximately when they vary (crops, images of
+        several sizes). None: :data:`RECOMMENDED_ALPHA` with "tv" (chosen in patch mode), else 0.
     n_classes : int or None
         K; None = the largest label + 1 (at least 2). Set it when a sparse draw may miss a class.
     patch_size : int
@@ -88,14 +119,40 @@ class ConvNet(Segmenter):
         smallest, keeps dense prediction of 240 x 320 under half a second on 2 cores (benchmarks/
         convnet.py); larger patches see more context at a cost that grows with the FC layer.
     n_iter : int or "auto"
-        Mini-batch steps (Adam, cosine-decayed learning rate). "auto" (default): enough for
-        :data:`EPOCHS` passes over the sparse labelled pixels, and at least :data:`MIN_STEPS`;
-        ``n_iter_`` holds the number used (2000 on a Stanford Background fold at N = 10, 7775 on
-        SIFT Flow, whose 2000 steps were 6 epochs and under-trained it: ``docs/convnet.md``).
+        Steps (Adam, cosine-decayed learning rate). "auto" (default), patches: enough for
+        :data:`EPOCHS` passes over the sparse labelled pixels, and at least :data:`MIN_STEPS`
+        (2000 on a Stanford Background fold at N = 10, 7775 on SIFT Flow, whose 2000 steps were 6
+        epochs and under-trained it: ``docs/convnet.md``). Images: :data:`IMAGE_EPOCHS` epochs
+        over the training images, ``IMAGE_EPOCHS * ceil(n_crops / crops_per_step)`` steps: every
+        labelled pixel seen as often as in the patch mode, and every pixel's TV as often (with
+        whole images, one per step: 11,440 steps on a Stanford fold of 572 images, some 20 hours
+        of one core against the patch mode's 15 minutes). ``n_iter_`` holds the number used.
     batch_size : int
-        Labelled pixels per step.
+        Patches: labelled pixels per step (unused with "images").
     tiles, tile_size : int
-        Unlabelled tiles per step and their side in output pixels (TV term only).
+        Patches: unlabelled tiles per step and their side in output pixels (TV term only; unused
+        with "images").
+    training : {"patches", "images"}
+        What a step sees. "patches" (default): ``batch_size`` labelled patches and ``tiles`` TV
+        tiles. "images": fully convolutional, ``crops_per_step`` crops of the training images
+        through the dense network, cross-entropy at their labelled pixels and TV over all their
+        pixels; every epoch covers every training pixel's TV (module docstring). Spread
+        (superpixel) labels are weighed in the cross-entropy by the sparse labels' class balance,
+        as the patch mode draws them. "patches" stays the default: "images" has not been compared
+        with it on real data, and it costs the dense network on every pixel of every image.
+    crop_size : int or None
+        Images: the training images are cut into a grid of near-equal crops of at most
+        ``crop_size`` x ``crop_size`` outputs (the same crops every epoch, in a fresh random
+        order); None (default): whole images, e.g. one 240 x 320 scene or 210 x 260 horse per step.
+        A crop holds labelled pixels in proportion to its area (1.7 at N = 10 in the 120 x 107
+        cells that ``crop_size=128`` cuts a 240 x 320 image into) and, in scenes, few classes:
+        small crops make noisy steps (on a toy set whose 2 x 2 cells hold one class each, its
+        15 x 18 cells three a step did not learn it in 30 steps where whole images did). Memory
+        does not depend on it: crops are back-propagated in strips of about 32 k outputs (under
+        1 GB at P = 46).
+    crops_per_step : int
+        Images: crops (whole images when ``crop_size`` is None) per step; the step's loss is the
+        objective above over all of them.
     learning_rate, weight_decay : float
     superpixel_scale : float or None
         Superpixels: Felzenszwalb scale of the segments (None:
@@ -115,8 +172,9 @@ class ConvNet(Segmenter):
     _FITTED = "net_"
 
     def __init__(self, semi_supervised=None, alpha=None, n_classes=None, patch_size=46, n_iter="auto",
-                 batch_size=64, tiles=2, tile_size=32, learning_rate=1e-3, weight_decay=0.0,
-                 superpixel_scale=None, device="cpu", n_jobs=None, progress=None, random_state=None):
+                 batch_size=64, tiles=2, tile_size=32, training="patches", crop_size=None, crops_per_step=1,
+                 learning_rate=1e-3, weight_decay=0.0, superpixel_scale=None, device="cpu", n_jobs=None,
+                 progress=None, random_state=None):
         self.semi_supervised = semi_supervised
         self.alpha = alpha
         self.superpixel_scale = superpixel_scale
@@ -126,6 +184,9 @@ class ConvNet(Segmenter):
         self.batch_size = batch_size
         self.tiles = tiles
         self.tile_size = tile_size
+        self.training = training
+        self.crop_size = crop_size
+        self.crops_per_step = crops_per_step
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.device = device
@@ -153,12 +214,15 @@ class ConvNet(Segmenter):
         return check_scale(self.superpixel_scale)
 
     def _validate_params(self):
-        for name, lo in (("n_iter", 1), ("batch_size", 1), ("tiles", 0), ("tile_size", 3)):
+        if not isinstance(self.training, str) or self.training not in TRAINING:
+            raise ValueError(f"training must be one of {TRAINING}, got {self.training!r}")
+        for name, lo in (("n_iter", 1), ("batch_size", 1), ("tiles", 0), ("tile_size", 3), ("crop_size", 1),
+                         ("crops_per_step", 1)):
             v = getattr(self, name)
-            if name == "n_iter" and isinstance(v, str) and v == "auto":
+            if (name == "n_iter" and isinstance(v, str) and v == "auto") or (name == "crop_size" and v is None):
                 continue
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-                also = ' or "auto"' if name == "n_iter" else ""
+                also = {"n_iter": ' or "auto"', "crop_size": " or None"}.get(name, "")
                 raise ValueError(f"{name} must be an integer >= {lo}{also}, got {v!r}")
         if self.patch_size not in valid_patch_sizes(max(46, int(self.patch_size or 0))):
             raise ValueError(f"patch_size must be 16 m + 30 for an integer m >= 1 (46, 62, 78, ...), "
@@ -239,7 +303,17 @@ class ConvNet(Segmenter):
         target = np.concatenate([lab.ravel()[w] for lab, w in zip(labels, where)]).astype(np.int64)
         # Spread labels: draw the pixels with the sparse labels' class balance (with replacement).
         weights = _class_balanced_weights(target, sparse, k) if scale is not None else None
-        self.n_iter_ = self._steps(sum(int((lab >= 0).sum()) for lab in sparse))
+        dense = self.training == "images"
+        if dense:
+            # Whole images or crops; without TV a region with no label has nothing to teach.
+            regions = [(i, *r) for i, lab in enumerate(labels) for r in grid_regions(*lab.shape, self.crop_size)
+                       if alpha > 0 or (lab[r[0]:r[1], r[2]:r[3]] >= 0).any()]
+            per_epoch = -(-len(regions) // self.crops_per_step)
+            # Spread labels: weigh each pixel's cross-entropy as the patch mode's draw would.
+            dense_weights = class_weights(sparse, labels, k) if scale is not None else None
+        else:
+            per_epoch = None
+        self.n_iter_ = self._steps(sum(int((lab >= 0).sum()) for lab in sparse), per_epoch)
         tile = min(self.tile_size, *(min(im.shape[:2]) for im in images))
         n_tiles = self.tiles if alpha > 0 else 0
 
@@ -249,35 +323,48 @@ class ConvNet(Segmenter):
             opt = torch.optim.Adam(net.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, self.n_iter_)
             self.loss_curve_ = []
-            order, pos = self._order(target, weights, rng), 0
+            if dense:
+                steps = _epochs(regions, per_epoch, rng)
+            else:
+                order, pos = self._order(target, weights, rng), 0
             p = self.patch_size
             t0 = time.perf_counter()
             with bar(total=self.n_iter_, desc="ConvNet SGD", enabled=self.progress) as pbar:
                 for it in range(self.n_iter_):
-                    if pos + self.batch_size > len(order):
-                        order, pos = self._order(target, weights, rng), 0
-                    b = order[pos:pos + self.batch_size]
-                    pos += self.batch_size
-                    x = torch.stack([padded[img_of[j]][:, ys[j]:ys[j] + p, xs[j]:xs[j] + p] for j in b])
-                    t = self._random_tiles(padded, tile, n_tiles, rng).to(device, torch.float32) if n_tiles else None
-                    loss, sup, tv = objective(net, x.to(device, torch.float32),
-                                              torch.from_numpy(target[b]).to(device), t, alpha)
-                    opt.zero_grad()
-                    loss.backward()
+                    if dense:
+                        opt.zero_grad()
+                        loss, sup, tv = dense_objective(net, padded, labels, next(steps), alpha, dense_weights,
+                                                        _TRAIN_STRIP_PIXELS)  # accumulates the gradient
+                    else:
+                        if pos + self.batch_size > len(order):
+                            order, pos = self._order(target, weights, rng), 0
+                        b = order[pos:pos + self.batch_size]
+                        pos += self.batch_size
+                        x = torch.stack([padded[img_of[j]][:, ys[j]:ys[j] + p, xs[j]:xs[j] + p] for j in b])
+                        t = (self._random_tiles(padded, tile, n_tiles, rng).to(device, torch.float32)
+                             if n_tiles else None)
+                        loss, sup, tv = objective(net, x.to(device, torch.float32),
+                                                  torch.from_numpy(target[b]).to(device), t, alpha)
+                        opt.zero_grad()
+                        loss.backward()
+                        sup, tv = sup.item(), tv.item()
                     opt.step()
                     sched.step()
-                    self.loss_curve_.append((sup.item(), tv.item()))
+                    self.loss_curve_.append((sup, tv))
                     pbar.update(1)
                     if it % 20 == 0:
-                        pbar.set_postfix(ce=f"{sup.item():.3f}", tv=f"{tv.item():.3f}")
+                        pbar.set_postfix(ce=f"{sup:.3f}", tv=f"{tv:.3f}")
             self.fit_seconds_ = time.perf_counter() - t0
         self.net_ = net.cpu().eval()
         return self
 
-    def _steps(self, n_labelled):
-        """The number of SGD steps: ``n_iter``, or "auto"'s epochs of ``n_labelled`` sparse labels."""
+    def _steps(self, n_labelled, per_epoch=None):
+        """The number of SGD steps: ``n_iter``; or "auto"'s epochs: of ``n_labelled`` sparse labels
+        (patches), or of ``per_epoch`` steps over the images' regions (images)."""
         if self.n_iter != "auto":
             return int(self.n_iter)
+        if self.training == "images":
+            return IMAGE_EPOCHS * per_epoch
         return max(MIN_STEPS, -(-EPOCHS * n_labelled // self.batch_size))
 
     @staticmethod
@@ -362,6 +449,14 @@ class ConvNet(Segmenter):
         net.load_state_dict(state)  # raises on missing or misshapen weights
         model.net_ = net.eval()
         return model
+
+
+def _epochs(regions, per_epoch, rng):
+    """Steps (lists of regions) for ever: each epoch a fresh permutation of ``regions`` cut into
+    ``per_epoch`` near-equal groups, so an epoch visits every region, hence every pixel, once."""
+    while True:
+        for group in np.array_split(rng.permutation(len(regions)), per_epoch):
+            yield [regions[j] for j in group]
 
 
 class _Threads:

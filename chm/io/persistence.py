@@ -18,9 +18,11 @@ Format ``chm-model`` (a :class:`chm.CHM`)::
     class_weights    K > 2: per-class weights of the decision rule
 
 Version 1 (chm 0.1, binary gray models only) had no ``n_channels`` and no K-class arrays; it
-still loads. Format ``chm-convnet`` (version 1), a :class:`chm.ConvNet`: the header holds
+still loads. Format ``chm-convnet`` (version 2), a :class:`chm.ConvNet`: the header holds
 ``params``, ``n_classes`` and ``n_channels``; the arrays are ``net.<name>`` (the network's
-weights) and ``mean`` / ``std`` (input normalisation).
+weights) and ``mean`` / ``std`` (input normalisation). Version 2 added the ``training``,
+``crop_size`` and ``crops_per_step`` params (an older chm cannot build the estimator from them,
+so it says "upgrade chm"); version 1 files load with their defaults (patch training).
 
 Loading uses ``numpy.load(..., allow_pickle=False)``, so a model file cannot run code.
 Files are written to a temporary name and renamed, so a failed save never clobbers an
@@ -40,7 +42,7 @@ from .files import write_atomic
 FORMAT = "chm-model"
 VERSION = 2
 CONVNET_FORMAT = "chm-convnet"
-_VERSIONS = {FORMAT: VERSION, CONVNET_FORMAT: 1}
+_VERSIONS = {FORMAT: VERSION, CONVNET_FORMAT: 2}
 #: format -> "module:Class" whose ``_from_state(header, arrays)`` reads it; imported only when a
 #: file of that format is loaded (the ConvNet needs torch).
 READERS = {FORMAT: "chm.model:CHM", CONVNET_FORMAT: "chm.convnet:ConvNet"}

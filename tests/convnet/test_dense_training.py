@@ -1,7 +1,7 @@
-"""Fully convolutional training of the ConvNet (chm.convnet.patchnet.dense_objective).
+"""chm.ConvNet(training="images"): fully convolutional training on whole images or crops.
 
 The dense objective against the patch-wise one (loss and gradients), its TV against eq. 8 in
-numpy, its gradient against finite differences.
+numpy, its gradient against finite differences, the estimator in this mode, and its parameters.
 """
 
 import numpy as np
@@ -9,10 +9,18 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="chm.ConvNet needs the convnet extra: pip install -e '.[convnet]'")
 
+import chm  # noqa: E402
+from chm.datasets import sample_sparse_labels  # noqa: E402
+from chm.metrics import pixel_error  # noqa: E402
 from chm.semi import losses  # noqa: E402
+from chm.convnet import ConvNet  # noqa: E402
+from chm.convnet import estimator  # noqa: E402
 from chm.convnet.patchnet import PatchNet, dense_objective, grid_regions, objective  # noqa: E402
 
+from test_convnet import _toy  # noqa: E402
+
 P = 46
+FAST = dict(training="images", n_iter=6, n_jobs=1, progress=False)
 
 
 @pytest.fixture(autouse=True)
@@ -70,6 +78,15 @@ def test_grid_regions_known_answer_and_partition():
             assert 0 < y1 - y0 <= side and 0 < x1 - x0 <= side
             cover[y0:y1, x0:x1] += 1
         assert (cover == 1).all()
+
+
+def test_an_epoch_visits_every_region_once():
+    regions = [(0, i, i + 1, 0, 1) for i in range(7)]
+    steps = estimator._epochs(regions, 3, np.random.default_rng(0))
+    for _ in range(3):
+        epoch = [next(steps) for _ in range(3)]
+        assert sorted(len(s) for s in epoch) == [2, 2, 3]
+        assert sorted(r for s in epoch for r in s) == regions
 
 
 # ------------------------------------------------------------------- the objective itself
@@ -187,3 +204,131 @@ def test_supervised_dense_objective_skips_strips_without_labels():
     empty = [-np.ones_like(lab) for lab in labels]
     assert dense_objective(net, padded, empty, _all_regions(empty, None)) == (0.0, 0.0, 0.0)
     assert not calls
+
+
+# ------------------------------------------------------------------------------ the estimator
+@pytest.mark.parametrize("colour, k, extra", [(False, 2, {}), (True, 2, {"semi_supervised": "tv"}),
+                                              (True, 3, {"semi_supervised": "tv", "alpha": 0.1}),
+                                              (False, 3, {"crops_per_step": 3})])
+def test_fit_predict_in_images_mode(colour, k, extra):
+    """(c) Gray and colour, 2 and 3 classes, supervised and TV, one or all images a step: shapes,
+    the learnt toy, the recorded terms, the step count. (Small crops are left out here: the toy's
+    2 x 2 cells hold one class each, and 15 x 18 crops, 3 a step, did not learn it in 30 steps.)"""
+    images, masks = _toy(colour=colour, k=k)
+    labels = sample_sparse_labels(masks, 40, 0)
+    m = ConvNet(random_state=0, **{**FAST, "n_iter": 30, "learning_rate": 3e-3, **extra}).fit(images, labels)
+    proba, pred = m.predict_proba(images), m.predict(images)
+    assert proba[0].shape == ((30, 36) if k == 2 else (30, 36, k)) and proba[0].dtype == np.float32
+    assert pred[0].dtype == np.uint8 and pred[0].shape == (30, 36)
+    assert pixel_error(pred, masks) < 0.2  # an easy toy: far below chance (measured 0-0.02)
+    assert m.n_classes_ == k and m.n_iter_ == 30 == len(m.loss_curve_)
+    with_tv = m.alpha_ > 0
+    assert all((tv > 0) == with_tv for _, tv in m.loss_curve_)
+
+
+def test_images_mode_same_seed_same_model_other_seed_other_model():
+    images, masks = _toy(k=3)
+    labels = sample_sparse_labels(masks, 40, 0)
+    kw = dict(semi_supervised="tv", crop_size=20, crops_per_step=2, **FAST)
+    a = ConvNet(random_state=5, **kw).fit(images, labels)
+    b = ConvNet(random_state=5, **kw).fit(images, labels)
+    c = ConvNet(random_state=6, **kw).fit(images, labels)
+    d = ConvNet(random_state=5, **{**kw, "training": "patches"}).fit(images, labels)
+    sa, sb, sc, sd = (m.net_.state_dict() for m in (a, b, c, d))
+    assert all(torch.equal(sa[n], sb[n]) for n in sa) and a.loss_curve_ == b.loss_curve_
+    assert any(not torch.equal(sa[n], sc[n]) for n in sa)
+    assert any(not torch.equal(sa[n], sd[n]) for n in sa)  # the mode is not ignored
+
+
+def test_crops_that_partition_the_images_in_one_step_train_as_whole_images():
+    """The crops change how a step is cut, not its objective: all 12 crops of the 3 images in one
+    step train the model that the 3 whole images in one step do (up to float rounding)."""
+    images, masks = _toy(k=3, colour=False)
+    labels = sample_sparse_labels(masks, 40, 0)
+    kw = dict(random_state=0, semi_supervised="tv", **FAST)
+    whole = ConvNet(crops_per_step=3, **kw).fit(images, labels)
+    crops = ConvNet(crop_size=18, crops_per_step=12, **kw).fit(images, labels)
+    np.testing.assert_allclose(crops.loss_curve_, whole.loss_curve_, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(crops.predict_proba(images[:1])[0], whole.predict_proba(images[:1])[0],
+                               atol=1e-4)  # measured 7e-6
+
+
+def test_images_mode_with_superpixel_labels_weighs_classes_as_the_sparse_labels(monkeypatch):
+    """Spread labels: every step's cross-entropy weighs class k by pi_k / q_k (sparse share over
+    spread share, chm.thresholds.class_weights), the patch mode's sampling weights in expectation;
+    sparse labels are not weighed."""
+    from chm.semi.superpixels import expand_labels
+    from chm.thresholds import class_weights
+
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append(args[5])
+        return dense_objective(*args, **kwargs)
+
+    monkeypatch.setattr(estimator, "dense_objective", spy)
+    images, masks = _toy(k=3)
+    labels = sample_sparse_labels(masks, 4, 0)
+    m = ConvNet(random_state=0, semi_supervised="superpixels+tv", superpixel_scale=30.0, **FAST).fit(images, labels)
+    assert len(m.loss_curve_) == 6 and m.predict_proba(images[:1])[0].shape == (30, 36, 3)
+    spread = [expand_labels(im, lab, 30.0) for im, lab in zip(estimator._net_images(images), labels)]
+    expected = class_weights(labels, spread, 3)
+    assert len(seen) == 6 and not np.allclose(expected, 1)
+    for w in seen:
+        np.testing.assert_array_equal(w, expected)
+    seen.clear()
+    ConvNet(random_state=0, **FAST).fit(images, labels)
+    assert seen == [None] * 6
+
+
+def test_auto_steps_are_epochs_over_the_images(monkeypatch):
+    assert ConvNet(training="images")._steps(24_880, 143) == estimator.IMAGE_EPOCHS * 143
+    assert ConvNet(training="images", n_iter=7)._steps(24_880, 143) == 7
+    monkeypatch.setattr(estimator, "IMAGE_EPOCHS", 3)  # short fits below
+    images, masks = _toy(n=2)
+    labels = sample_sparse_labels(masks, 10, 0)
+    m = ConvNet(random_state=0, **{**FAST, "n_iter": "auto", "crops_per_step": 2}).fit(images, labels)
+    assert m.n_iter_ == estimator.IMAGE_EPOCHS == len(m.loss_curve_)  # 2 images, 2 a step: 1 step an epoch
+    # Supervised, the regions without a label are dropped: labels in the top 2 of 4 cells of each image.
+    top = [np.where(np.arange(30)[:, None] < 15, mask, -1) for mask in masks]
+    m = ConvNet(random_state=0, **{**FAST, "n_iter": "auto", "crop_size": 18, "crops_per_step": 2}).fit(images, top)
+    assert m.n_iter_ == estimator.IMAGE_EPOCHS * 2
+
+
+# -------------------------------------------------------------------------- the parameters
+def test_bad_training_parameters_give_clear_errors():
+    """(d)"""
+    images, masks = _toy()
+    labels = sample_sparse_labels(masks, 10, 0)
+    for params, msg in (({"training": "pixels"}, r"training must be one of \('patches', 'images'\), got 'pixels'"),
+                        ({"training": None}, "training must be one of .*got None"),
+                        ({"training": ["images"]}, r"training must be one of .*got \['images'\]"),
+                        ({"crop_size": 0}, "crop_size must be an integer >= 1 or None, got 0"),
+                        ({"crop_size": 2.5}, "crop_size must be an integer >= 1 or None, got 2.5"),
+                        ({"crop_size": True}, "crop_size must be an integer >= 1 or None, got True"),
+                        ({"crops_per_step": 0}, "crops_per_step must be an integer >= 1, got 0"),
+                        ({"crops_per_step": "all"}, "crops_per_step must be an integer >= 1, got 'all'")):
+        with pytest.raises(ValueError, match=msg):
+            ConvNet(**{**FAST, **params}).fit(images, labels)
+
+
+def test_parameters_follow_the_estimator_contract_and_round_trip(tmp_path):
+    sklearn_base = pytest.importorskip("sklearn.base")
+    m = ConvNet(training="images", crop_size=96, crops_per_step=2)
+    assert (m.training, m.crop_size, m.crops_per_step) == ("images", 96, 2)  # stored verbatim
+    assert repr(m) == "ConvNet(training='images', crop_size=96, crops_per_step=2)"
+    assert sklearn_base.clone(m).get_params() == m.get_params()
+    d = ConvNet().get_params()
+    assert (d["training"], d["crop_size"], d["crops_per_step"]) == ("patches", None, 1)
+    images, masks = _toy(k=3)
+    fitted = ConvNet(random_state=0, crop_size=20, **FAST).fit(images, sample_sparse_labels(masks, 10, 0))
+    back = chm.load(fitted.save(tmp_path / "dense"))
+    assert back.get_params() == fitted.get_params() and back.training == "images" and back.crop_size == 20
+    np.testing.assert_array_equal(back.predict_proba(images[:1])[0], fitted.predict_proba(images[:1])[0])
+
+
+def test_file_of_format_version_1_loads_as_patch_training():
+    from pathlib import Path
+
+    old = chm.load(Path(__file__).parents[1] / "data" / "convnet_v1.npz")
+    assert (old.training, old.crop_size, old.crops_per_step) == ("patches", None, 1)
