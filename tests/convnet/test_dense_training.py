@@ -297,7 +297,8 @@ def test_auto_steps_are_epochs_over_the_images(monkeypatch):
 
 # -------------------------------------------------------------------------- the parameters
 def test_bad_training_parameters_give_clear_errors():
-    """(d)"""
+    """A bad training, crop_size or crops_per_step: a ValueError naming the parameter, what it takes
+    and the value given, before any work."""
     images, masks = _toy()
     labels = sample_sparse_labels(masks, 10, 0)
     for params, msg in (({"training": "pixels"}, r"training must be one of \('patches', 'images'\), got 'pixels'"),
