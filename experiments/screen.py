@@ -220,7 +220,7 @@ def screen_variant(args, params, data, images, parts):
             own = np.concatenate([p.ravel() for p in model.predict_proba([mine[i] for i in fit])])
             cut = float(np.quantile(own, 1 - foreground_prior([labels[i] for i in fit])))
             per_fold["calibrated_threshold"].append(cut)
-        threshold = float(getattr(model, "threshold_", 0.5))
+        threshold = float(getattr(model, "threshold_", 0.5)) if n_classes == 2 else None  # K classes: class_weights_
         fold_decisions = []
         for i in held:  # one map at a time: SIFT Flow's K = 33 maps are 8.6 MB each
             p = model.predict_proba([mine[i]])

@@ -200,7 +200,7 @@ def test_scene_runs_record_clicks_and_iou_and_older_folders_read_as_uniform(tmp_
 
 
 @pytest.mark.data
-def test_screen_stanford_bin0_screens_only_fold_0s_test_images(scene_data):
+def test_screen_stanford_bin0_screens_only_fold_0s_test_images(scene_data, tmp_path):
     """``--dataset stanford-bin0`` screens bin 0 (fold 0's test images): none of them is a test
     image of folds 1-4, so their test results stay out of the choice."""
     from chm.datasets import load_stanford_background
@@ -214,3 +214,8 @@ def test_screen_stanford_bin0_screens_only_fold_0s_test_images(scene_data):
     assert not others & set(pool.train_names)
     with pytest.raises(SystemExit, match="keeps no test images"):
         screen.main(["--dataset", "stanford-bin0", "--data", root, "--test", "--quiet"])
+    # a K-class screen runs through (K-class models have no threshold_)
+    rows = screen.main(["--dataset", "stanford-bin0", "--data", root, "--images", "6", "--n", "20", "--folds", "2",
+                        "--base", '{"levels": 1, "features": ["haar"], "epochs": 2}', "--variants", "{}",
+                        "--quiet", "--out", str(tmp_path / "s")])
+    assert rows[0]["n_heldout"] == 6 and rows[0]["n_heldout_labels"] == 120 and 0 <= rows[0]["heldout_sparse_error"] <= 1
