@@ -74,14 +74,14 @@ def run(args, data, clicks, prior, method, draw, cache):
 
 
 def table(rows, truth_fg):
-    lines = [f"Test pixel error (%) mean ± std over draws [foreground IoU %; predicted foreground %; class prior "
+    lines = [f"Test pixel error (%) mean ± sample std (n − 1) over draws [foreground IoU %; predicted foreground %; class prior "
              f"in effect]. All background errs {100 * truth_fg:.2f} % (the test foreground fraction).", "",
              "| clicks | class_prior | method | draws | error | fg IoU | predicted fg | prior |", "|---|---|---|---|---|---|---|---|"]
     keys = sorted({(r["clicks"], r["class_prior"], r["method"]) for r in rows})
     for k in keys:
         rs = [r for r in rows if (r["clicks"], r["class_prior"], r["method"]) == k]
         f = lambda name: np.array([100 * r[name] for r in rs])  # noqa: E731
-        lines.append(f"| {k[0]} | {k[1]} | {k[2]} | {len(rs)} | {f('error').mean():.2f} ± {f('error').std():.2f} | "
+        lines.append(f"| {k[0]} | {k[1]} | {k[2]} | {len(rs)} | {f('error').mean():.2f} ± {f('error').std(ddof=1) if len(rs) > 1 else 0.0:.2f} | "
                      f"{f('iou').mean():.1f} | {f('predicted_foreground').mean():.1f} | {f('prior').mean():.1f} |")
     return "\n".join(lines) + "\n"
 
