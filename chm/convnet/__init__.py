@@ -1,6 +1,6 @@
 """The paper's ConvNet (PyTorch, the ``convnet`` extra): ``estimator`` holds :class:`ConvNet`,
 ``patchnet`` the network; importing this package imports torch (``import chm`` does not)."""
 
-from .estimator import EPOCHS, MIN_STEPS, RECOMMENDED_ALPHA, SEMI_SUPERVISED, ConvNet
+from .estimator import EPOCHS, IMAGE_EPOCHS, MIN_STEPS, RECOMMENDED_ALPHA, SEMI_SUPERVISED, TRAINING, ConvNet
 
-__all__ = ["ConvNet", "EPOCHS", "MIN_STEPS", "RECOMMENDED_ALPHA", "SEMI_SUPERVISED"]
+__all__ = ["ConvNet", "EPOCHS", "IMAGE_EPOCHS", "MIN_STEPS", "RECOMMENDED_ALPHA", "SEMI_SUPERVISED", "TRAINING"]
