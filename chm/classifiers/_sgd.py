@@ -21,7 +21,10 @@ Gradients are summed over ``batch_size`` items, plus ``batch items x weight_deca
 L2 penalty ``weight_decay / 2 ||w||^2`` on the weights (not the biases), then the momentum step
 of the original CHM is taken: v <- -G + momentum * v; W <- W + lr * v. With dropout (coarse levels, batch 1) each item
 uses its own subset of groups and of node indices (``gsel``, ``nsel``; the same node subset for
-every chosen group), and only those units are updated.
+every chosen group), and only those units are updated. An epoch with spatial items also sums
+each step's supervised items' gradients apart, a second time (the spatial items, 9 back-propagations
+each, are most of the work), so the step measures the norms of both terms' gradients (the spatial
+loss's share of the gradient, ``LDNN.spatial_share_``) while every weight update stays the same.
 
 :func:`minibatch_epoch` is the same epoch for the commonest case, supervised items only and no
 dropout (full resolution without a spatial loss), written as two matrix products per batch so
@@ -78,30 +81,52 @@ def _backward(G, x, gs, ns, M, sig, g, coef):
 
 
 @njit(cache=True, nogil=True, fastmath=True)
-def _step(W, V, G, gs, ns, M, lr, momentum, decay):
+def _step(W, V, G, Gsup, gs, ns, M, lr, momentum, decay, spatial):
+    """The momentum step of the batch's gradient ``G``, zeroed after. With ``spatial``, ``Gsup``
+    holds its supervised items' part (zeroed too) and the step returns (||g_sup||^2, ||g_sp||^2),
+    g_sp = G - Gsup, before the decay; else (0, 0)."""
     cols = W.shape[1]
+    sup_sq = sp_sq = 0.0
     for a in range(gs.shape[0]):
         for b in range(ns.shape[0]):
             u = gs[a] * M + ns[b]
+            if spatial:
+                for k in range(cols):
+                    sp = G[u, k] - Gsup[u, k]
+                    sup_sq += Gsup[u, k] * Gsup[u, k]
+                    sp_sq += sp * sp
+                    Gsup[u, k] = 0.0
             for k in range(cols - 1):
                 G[u, k] += decay * W[u, k]
             for k in range(cols):
                 V[u, k] = momentum * V[u, k] - G[u, k]
                 W[u, k] += lr * V[u, k]
                 G[u, k] = 0.0
+    return sup_sq, sp_sq
 
 
 @njit(cache=True, nogil=True, fastmath=True)
 def sgd_epoch(W, V, X, sup_rows, sup_t, Xn, nbr_rows, cweights, stencils, penalty, spatial_weight,
               weight_decay, order, gsel, nsel, M, lr, momentum, batch_size):
-    """One SGD epoch in place on ``W`` and ``V``; returns (sum (f-t)^2, sum spatial loss).
+    """One SGD epoch in place on ``W`` and ``V``; returns (sum (f-t)^2, sum spatial loss,
+    sum ||g_sup||, sum ||g_sp||).
 
     ``cweights`` holds one row of stencil weights per centre, or a single row for every centre.
     ``gsel`` / ``nsel`` hold one row of active groups / nodes per item (dropout), or a
-    single row used for every item (no dropout).
+    single row used for every item (no dropout). The last two sums run over the epoch's steps:
+    g_sup and g_sp are the gradients of a step's supervised and spatial items with respect to the
+    weights (weight decay in neither); both are 0 for an epoch without spatial items.
     """
     n_sup = sup_rows.shape[0]
     G = np.zeros_like(W)
+    # the supervised items' part of G, a second time: G's own sums stay those of before
+    Gsup = np.zeros_like(W)
+    spatial = False
+    for it in range(order.shape[0]):
+        if order[it] >= n_sup:
+            spatial = True
+            break
+    sup_norm = sp_norm = 0.0
     npx = nbr_rows.shape[1]
     ga, nb = gsel.shape[1], nsel.shape[1]
     sig = np.empty((npx, ga, nb))
@@ -124,6 +149,8 @@ def sgd_epoch(W, V, X, sup_rows, sup_t, Xn, nbr_rows, cweights, stencils, penalt
             r = f - sup_t[k]
             sq_err += r * r
             _backward(G, x, gs, ns, M, sig[0], g[0], r)
+            if spatial:
+                _backward(Gsup, x, gs, ns, M, sig[0], g[0], r)
         else:
             c = k - n_sup
             rows = nbr_rows[c]
@@ -148,9 +175,11 @@ def sgd_epoch(W, V, X, sup_rows, sup_t, Xn, nbr_rows, cweights, stencils, penalt
                     _backward(G, Xn[rows[p]], gs, ns, M, sig[p], g[p], coef[p])
         in_batch += 1
         if in_batch == batch_size or it == order.shape[0] - 1:
-            _step(W, V, G, gs, ns, M, lr, momentum, in_batch * weight_decay)
+            sup_sq, sp_sq = _step(W, V, G, Gsup, gs, ns, M, lr, momentum, in_batch * weight_decay, spatial)
+            sup_norm += np.sqrt(sup_sq)
+            sp_norm += np.sqrt(sp_sq)
             in_batch = 0
-    return sq_err, sp_loss
+    return sq_err, sp_loss, sup_norm, sp_norm
 
 
 def minibatch_epoch(W, V, X, sup_rows, sup_t, order, M, lr, momentum, batch_size, weight_decay=0.0):

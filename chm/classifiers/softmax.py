@@ -67,7 +67,16 @@ def _spatial_terms(P, stencils, penalty, cweights):
     return loss, dP
 
 
-def loss_and_gradient(layers, X_sup, T_sup, X_nbr=None, loss=None, cweights=None, alpha=0.0, weight_decay=0.0):
+def _layer_gradient(delta, a, like):
+    """Gradient of a layer like ``like`` (bias last) from its outputs' ``delta`` and inputs ``a``."""
+    g = np.empty_like(like)
+    g[:, :-1] = delta.T @ a
+    g[:, -1] = delta.sum(axis=0)
+    return g
+
+
+def loss_and_gradient(layers, X_sup, T_sup, X_nbr=None, loss=None, cweights=None, alpha=0.0, weight_decay=0.0,
+                      return_norms=False):
     """Objective of one SGD step (module docstring) and its gradient with respect to ``layers``.
 
     Parameters
@@ -84,10 +93,15 @@ def loss_and_gradient(layers, X_sup, T_sup, X_nbr=None, loss=None, cweights=None
     cweights : ndarray, shape (m, n_filters), optional
         Per-centre stencil weights (contrast-sensitive losses); None = 1.
     alpha, weight_decay : float
+    return_norms : bool
+        Also return the norms of the two terms' gradients.
 
     Returns
     -------
     (supervised loss, spatial loss, total), list of gradients like ``layers``
+    norms : (float, float)
+        Only with ``return_norms``: the norms (over every layer) of the gradients of the
+        supervised and of the spatial term (``alpha`` included; weight decay in neither).
     """
     n = len(X_sup)
     spatial = X_nbr is not None and alpha > 0 and len(X_nbr)
@@ -109,16 +123,23 @@ def loss_and_gradient(layers, X_sup, T_sup, X_nbr=None, loss=None, cweights=None
         dZ[n:] = (P9 * (dP - np.sum(dP * P9, axis=2, keepdims=True))).reshape(m * 9, -1)
     reg = 0.5 * weight_decay * sum(float(np.sum(W[:, :-1] ** 2)) for W in layers)
     grads = [None] * len(layers)
+    sq = [0.0, 0.0]
     delta = dZ
     for i in range(len(layers) - 1, -1, -1):
         a = acts[i]
-        g = np.empty_like(layers[i])
-        g[:, :-1] = delta.T @ a
-        g[:, -1] = delta.sum(axis=0)
+        g = _layer_gradient(delta, a, layers[i])
+        if return_norms:  # before the decay, which is neither term's
+            # the supervised rows' part once more (n of the n + 9 m rows): g itself stays as it was
+            g_sup = _layer_gradient(delta[:n], a[:n], layers[i]) if spatial else g
+            sq[0] += float(np.sum(np.square(g_sup, dtype=np.float64)))
+            if spatial:
+                sq[1] += float(np.sum(np.square(g - g_sup, dtype=np.float64)))
         g[:, :-1] += weight_decay * layers[i][:, :-1]
         grads[i] = g
         if i:
             delta = (delta @ layers[i][:, :-1]) * (acts[i] > 0)
+    if return_norms:
+        return (sup, sp, sup + sp + reg), grads, (float(np.sqrt(sq[0])), float(np.sqrt(sq[1])))
     return (sup, sp, sup + sp + reg), grads
 
 
@@ -146,6 +167,18 @@ class SoftmaxMLP(Estimator):
     weight_decay : float
         L2 penalty ``weight_decay / 2 ||w||^2`` on the weights (not the biases).
     random_state : int, Generator or None
+
+    Attributes
+    ----------
+    layers_ : list of ndarray
+        float32 weights of each layer, bias in the last column.
+    loss_curve_ : list of (float, float)
+        Per epoch: the mean cross-entropy of the labelled rows and the mean spatial loss.
+    spatial_share_ : float or None
+        The spatial loss's share of the gradient in the last epoch, as
+        :attr:`chm.classifiers.LDNN.spatial_share_`: ``sum ||g_sp|| / (sum ||g_sup|| + sum ||g_sp||)``
+        over its steps, with the norms of a step's gradients of the two terms
+        (:func:`loss_and_gradient`). None when the fit had no spatial loss.
     """
 
     def __init__(self, n_classes=3, n_hidden=36, epochs=15, learning_rate=0.05, momentum=0.9, lr_schedule="linear",
@@ -248,7 +281,7 @@ class SoftmaxMLP(Estimator):
                 order = rng.permutation(len(sup))
                 batches = [order[s:s + B] for s in range(0, len(order), B)]
                 chunk = max(1, _DRAW_FLOATS // max(1, 9 * per_batch * X.shape[1])) if per_batch else len(batches)
-                tot_sup = tot_sp = 0.0
+                tot_sup = tot_sp = sup_norm = sp_norm = 0.0
                 for c0 in range(0, len(batches), chunk):
                     group = batches[c0:c0 + chunk]
                     if per_batch:
@@ -260,8 +293,10 @@ class SoftmaxMLP(Estimator):
                             sel = nbr[j * per_batch:(j + 1) * per_batch]
                             Xn = np.asarray(rows[sel.ravel()], dtype=np.float32)
                             cwb = None if cw is None else cw[j * per_batch:(j + 1) * per_batch]
-                        (ls, lsp, _), grads = loss_and_gradient(self.layers_, Xb, T[items], Xn, loss, cwb, alpha,
-                                                                self.weight_decay)
+                        (ls, lsp, _), grads, (g_sup, g_sp) = loss_and_gradient(
+                            self.layers_, Xb, T[items], Xn, loss, cwb, alpha, self.weight_decay, return_norms=True)
+                        sup_norm += g_sup
+                        sp_norm += g_sp
                         tot_sup += ls * len(items)
                         tot_sp += lsp * len(items)
                         for W, v, g in zip(self.layers_, V, grads):
@@ -272,6 +307,9 @@ class SoftmaxMLP(Estimator):
                 self.loss_curve_.append((ce, sp))
                 if progress is not None:
                     progress(epoch, ce, sp)
+        # the last epoch's, when the fit has settled (nan: no gradient at all to share)
+        self.spatial_share_ = (None if not per_batch else sp_norm / (sup_norm + sp_norm) if sup_norm + sp_norm > 0
+                               else float("nan"))
         if not all(np.isfinite(W).all() for W in self.layers_):
             raise FloatingPointError("training diverged (non-finite weights); lower learning_rate")
         return self

@@ -12,7 +12,9 @@ def sgd_epoch_reference(W, V, X, sup_rows, sup_t, Xn, nbr_rows, cweights, stenci
     up to rounding)."""
     n_sup = len(sup_rows)
     G = np.zeros(W.shape)
-    sq_err = sp_loss = 0.0
+    Gsup = np.zeros(W.shape)  # a step's supervised items' part of G
+    spatial = bool(np.any(np.asarray(order) >= n_sup))
+    sq_err = sp_loss = sup_norm = sp_norm = 0.0
     in_batch = 0
     per_item = len(gsel) > 1
     gs, ns = gsel[0], nsel[0]
@@ -26,7 +28,7 @@ def sgd_epoch_reference(W, V, X, sup_rows, sup_t, Xn, nbr_rows, cweights, stenci
         gg = sig.prod(axis=1)
         return 1.0 - np.prod(1.0 - gg), sig, gg
 
-    def bwd(x, u, sig, gg, c):
+    def bwd(G, x, u, sig, gg, c):
         others = np.array([np.prod(np.delete(1.0 - gg, a)) for a in range(len(gg))])
         delta = (c * others * gg)[:, None] * (1.0 - sig)
         G[u] += np.outer(delta.ravel(), np.append(x, 1.0))
@@ -39,7 +41,8 @@ def sgd_epoch_reference(W, V, X, sup_rows, sup_t, Xn, nbr_rows, cweights, stenci
             x = X[sup_rows[k]].astype(np.float64)
             f, sig, gg = fwd(x, u)
             sq_err += (f - sup_t[k]) ** 2
-            bwd(x, u, sig, gg, f - sup_t[k])
+            bwd(G, x, u, sig, gg, f - sup_t[k])
+            bwd(Gsup, x, u, sig, gg, f - sup_t[k])
         else:
             c = k - n_sup
             cw = cweights[c] if len(cweights) > 1 else cweights[0]
@@ -56,12 +59,16 @@ def sgd_epoch_reference(W, V, X, sup_rows, sup_t, Xn, nbr_rows, cweights, stenci
             coef = spatial_weight * ((cw * d) @ stencils)
             for x, (_, sig, gg), c in zip(xs, outs, coef):
                 if c != 0.0:
-                    bwd(x, u, sig, gg, c)
+                    bwd(G, x, u, sig, gg, c)
         in_batch += 1
         if in_batch == batch_size or it == len(order) - 1:
+            if spatial:
+                sup_norm += np.linalg.norm(Gsup[u])
+                sp_norm += np.linalg.norm(G[u] - Gsup[u])
+            Gsup[u] = 0.0
             G[u, :-1] += in_batch * weight_decay * W[u, :-1]
             V[u] = momentum * V[u] - G[u]
             W[u] += (lr * V[u]).astype(W.dtype)
             G[u] = 0.0
             in_batch = 0
-    return sq_err, sp_loss
+    return sq_err, sp_loss, sup_norm, sp_norm

@@ -59,13 +59,41 @@ def test_minibatch_epoch_matches_kernel(dtype, N, M, decay):
     W2, V2 = W.copy(), np.zeros_like(W)
     for _ in range(3):  # several epochs, so the momentum carries over
         sq1 = _sgd.minibatch_epoch(W1, V1, X, sup_rows, sup_t, order, M, 0.05, 0.5, 10, decay)
-        sq2, _ = _sgd.sgd_epoch(W2, V2, X.astype(np.float32), sup_rows, sup_t, X[:9].astype(np.float32), one,
-                                np.ones((1, 1)), np.zeros((1, 9)), 0, 0.0, decay, order, np.arange(N)[None],
-                                np.arange(M)[None], M, 0.05, 0.5, 10)
+        sq2, _, sup_norm, sp_norm = _sgd.sgd_epoch(
+            W2, V2, X.astype(np.float32), sup_rows, sup_t, X[:9].astype(np.float32), one, np.ones((1, 1)),
+            np.zeros((1, 9)), 0, 0.0, decay, order, np.arange(N)[None], np.arange(M)[None], M, 0.05, 0.5, 10)
         np.testing.assert_allclose(sq1, sq2, rtol=1e-4)
+        assert sup_norm == sp_norm == 0.0  # no spatial item: nothing to share
     np.testing.assert_allclose(W1, W2, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(V1, V2, rtol=1e-3, atol=1e-6)
     assert not np.allclose(W1, W)
+
+
+@pytest.mark.parametrize("kernel", [_sgd.sgd_epoch, sgd_epoch_reference])
+@pytest.mark.parametrize("dropout", [False, True])
+def test_gradient_norms_are_those_of_each_terms_own_step(kernel, dropout):
+    # One step over every item, without momentum nor decay, moves W by -lr G: a step of the
+    # supervised items alone, and one of the spatial items alone, give each term's gradient. A
+    # step of both, with weight decay, returns their norms (the decay in neither).
+    rng = np.random.default_rng(6)
+    X, W, sup_rows, sup_t, Xn, nbr = _problem(rng)
+    M = 4
+    n_sup, n_sp = len(sup_rows), len(nbr)
+    # dropout: one item's subsets for every item, so the one step updates just those units
+    gsel, nsel = (np.array([[0, 2]]), np.array([[1, 3]])) if dropout else (np.arange(3)[None], np.arange(M)[None])
+    orders = {"both": rng.permutation(n_sup + n_sp), "sup": np.arange(n_sup), "sp": n_sup + np.arange(n_sp)}
+    out, grad = {}, {}
+    for name, order in orders.items():
+        W1, V = W.copy(), np.zeros_like(W)
+        out[name] = kernel(W1, V, X, sup_rows, sup_t, Xn, nbr, np.ones((1, 2)), TV().flat_stencils, 0, 0.4,
+                           0.05 if name == "both" else 0.0, order.astype(np.int64), gsel.astype(np.int64),
+                           nsel.astype(np.int64), M, 1.0, 0.0, len(order))
+        grad[name] = W.astype(np.float64) - W1
+    _, _, sup_norm, sp_norm = out["both"]
+    assert sup_norm == pytest.approx(np.linalg.norm(grad["sup"]), rel=1e-4)
+    assert sp_norm == pytest.approx(np.linalg.norm(grad["sp"]), rel=1e-4)
+    assert sp_norm > 0.1 * sup_norm > 0  # both terms move the weights here
+    assert out["sup"][2:] == (0.0, 0.0)  # no spatial item: nothing measured
 
 
 def _network(W, x, N, M):

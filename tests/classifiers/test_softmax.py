@@ -60,6 +60,26 @@ def test_gradient_matches_finite_differences(hidden, kind):
         np.testing.assert_allclose(G, num, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("hidden", [0, 4])
+def test_gradient_norms_are_those_of_each_term(hidden):
+    # The supervised term's gradient is that of a step without centres; the spatial term's is the
+    # rest of the step's (without decay). Asking for the norms changes no gradient.
+    rng = np.random.default_rng(3)
+    layers = _layers(rng, h=hidden)
+    X, T, Xn = rng.normal(size=(6, 5)), softmax(rng.normal(size=(6, 3))), rng.normal(size=(9 * 3, 5))
+    _, g_sup = loss_and_gradient(layers, X, T)
+    _, g_all = loss_and_gradient(layers, X, T, Xn, TV(), None, 0.7)
+    _, grads = loss_and_gradient(layers, X, T, Xn, TV(), None, 0.7, 0.3)
+    _, same, (n_sup, n_sp) = loss_and_gradient(layers, X, T, Xn, TV(), None, 0.7, 0.3, return_norms=True)
+    for a, b in zip(grads, same):
+        np.testing.assert_array_equal(a, b)
+    g_sup, g_all = (np.concatenate([g.ravel() for g in gs]) for gs in (g_sup, g_all))
+    assert n_sup == pytest.approx(np.linalg.norm(g_sup), rel=1e-10)
+    assert n_sp == pytest.approx(np.linalg.norm(g_all - g_sup), rel=1e-8)
+    assert n_sp > 0.01 * n_sup > 0
+    assert loss_and_gradient(layers, X, T, return_norms=True)[2] == (pytest.approx(n_sup), 0.0)
+
+
 def _blobs(rng, n=300, k=4, d=6):
     centres = rng.normal(scale=3, size=(k, d))
     y = rng.integers(0, k, size=n)
