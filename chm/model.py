@@ -206,6 +206,11 @@ class CHM(Segmenter):
         The cascade's filter bank, (stage, level) -> classifier, K-class context projections,
         decision rule (``threshold_`` for two classes, ``class_weights_`` for K), seconds per
         stage, and the self-training rounds (see :class:`chm.cascade.spec.FittedCascade`).
+    spatial_share_ : dict or None
+        (stage, level) -> the spatial loss's share of the gradient norm in the last epoch of each
+        classifier trained with one (:attr:`chm.classifiers.LDNN.spatial_share_`): 0 when the
+        loss does not move the weights, near 1 when it alone does; None without a spatial loss
+        (and for a loaded model: not kept in model files).
     """
 
     _FORMAT = FORMAT
@@ -252,6 +257,8 @@ class CHM(Segmenter):
     class_weights_ = _fitted("class_weights", "ndarray: the decision rule's class weights (K classes).")
     timings_ = _fitted("timings", "dict: seconds per stage of the fit.")
     rounds_ = _fitted("rounds", "list of dict: the self-training rounds.")
+    spatial_share_ = _fitted("spatial_share", "dict or None: (stage, level) -> the spatial loss's share of the "
+                                              "gradient in the classifier's last epoch.")
 
     # ------------------------------------------------------------------------------------
     def _spec(self, n_classes=2, n_channels=1):

@@ -143,6 +143,11 @@ class FittedCascade:
         Seconds per stage of the fit that made it.
     rounds : list of dict
         Self-training: each round's seconds and its proposals' class fractions.
+    spatial_share : dict or None
+        (stage, level) -> the spatial loss's share of the gradient in the last epoch of each
+        classifier trained with one (``spatial_share_`` of :class:`chm.classifiers.LDNN` and
+        :class:`chm.classifiers.SoftmaxMLP`); None when none was. A diagnostic of the fit that
+        made it, not kept in model files.
     """
 
     spec: CascadeSpec
@@ -154,6 +159,7 @@ class FittedCascade:
     prior: object = None
     timings: dict = dataclasses.field(default_factory=dict)
     rounds: list = dataclasses.field(default_factory=list)
+    spatial_share: dict = None
 
     def predict_image(self, image, stage=None, cache=None, n_threads=1):
         """The full-resolution map of one prepared image (:meth:`CascadeSpec.prepare`): (H, W)

@@ -119,6 +119,7 @@ def fit_cascade(spec, source, images, labels, seeds, caps, rng, par, loss=None, 
 
     maps = [dict() for _ in images]
     few_labels = []  # classifiers made smaller to fit a handful of labelled pixels
+    shares = {}  # the spatial loss's share of the gradient, per classifier trained with it
     schedule = spec.schedule()
     for s, l in schedule:
         t0 = time.perf_counter()
@@ -141,6 +142,8 @@ def fit_cascade(spec, source, images, labels, seeds, caps, rng, par, loss=None, 
             clf.fit(X, y, spatial=spatial, spatial_loss=loss, soft_targets=soft,
                     alpha=alpha if spatial is not None else 0.0,
                     progress=lambda e, err, sp: (pbar.update(1), pbar.set_postfix(**{key: f"{err:.3f}"})))
+        if clf.spatial_share_ is not None:
+            shares[(s, l)] = clf.spatial_share_
         last = (s, l) == schedule[-1]
         if K > 2 and not last:
             # Compress the K-class map for the classifiers that take it as context, from its
@@ -160,6 +163,7 @@ def fit_cascade(spec, source, images, labels, seeds, caps, rng, par, loss=None, 
                                       enabled=progress)):
                 m[(s, l)] = p
         fitted.timings[(s, l)] = {"sgd": t1 - t0, "contexts": time.perf_counter() - t1}
+    fitted.spatial_share = shares or None
     sampled = [r[0]["y"] for r in rows]
     prior_labels = labels if prior_labels is None else prior_labels
     counts = sum(np.bincount(lab[lab >= 0].astype(np.int64), minlength=K) for lab in prior_labels)

@@ -113,3 +113,24 @@ def test_labels_that_skip_a_class_warn_with_the_classes_seen():
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         CHM(n_classes=3, **KW).fit(images, labels)  # said explicitly: no warning
+
+
+def test_spatial_share_grows_with_alpha_and_is_none_without_a_spatial_loss(data):
+    """``spatial_share_``: per classifier trained with a spatial loss, the loss's share of the
+    gradient norm in its last epoch. A logistic model on noisy shapes, 15 SGD steps per epoch."""
+    images, masks = make_shapes(6, noise=0.5, rng=0)
+    labels = sample_sparse_labels(masks, 50, rng=1)
+    common = dict(levels=0, stages=1, classifier="logistic", features=("intensity",), epochs=10, progress=False,
+                  random_state=0)
+    assert CHM(**common).fit(images, labels).spatial_share_ is None
+    assert CHM(semi_supervised="tv", alpha=0.0, **common).fit(images, labels).spatial_share_ is None
+    shares = [CHM(semi_supervised="tv", alpha=a, **common).fit(images, labels).spatial_share_ for a in (0.1, 1, 10)]
+    assert all(set(s) == {(1, 0)} for s in shares)
+    shares = [s[(1, 0)] for s in shares]
+    assert 0 < shares[0] < shares[1] < shares[2] < 1, shares
+    # in a cascade: the full-resolution classifiers, where the loss is (tv_levels); K classes too
+    assert set(CHM(semi_supervised="tv", alpha=0.3, **KW).fit(*data).spatial_share_) == {(1, 0), (2, 0)}
+    scenes, scene_masks = make_scenes(4, shape=(32, 40), rng=3)
+    kclass = CHM(n_classes=4, semi_supervised="tv", alpha=0.3, **KW).fit(
+        scenes, sample_sparse_labels(scene_masks, 30, rng=4))
+    assert set(kclass.spatial_share_) == {(1, 0), (2, 0)} and all(0 < v < 1 for v in kclass.spatial_share_.values())
