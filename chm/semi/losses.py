@@ -28,7 +28,7 @@ from scipy import ndimage
 from ..mrf import default_sigma
 
 __all__ = ["SOBEL_X", "SOBEL_Y", "SpatialLoss", "TV", "ContrastSensitive", "squared_error",
-           "get_spatial_loss", "paper_alpha_factor"]
+           "get_spatial_loss", "map_tv", "paper_alpha_factor"]
 
 # Paper eq. 11 (its "X" derivative runs down the rows).
 SOBEL_X = np.array([[-1, -2, -1], [0, 0, 0], [1, 2, 1]], dtype=np.float64)
@@ -219,6 +219,34 @@ def TV():
     alpha / 8 with the raw eq. 11 stencils.
     """
     return SpatialLoss(np.stack([SOBEL_X, SOBEL_Y]) / 8.0, penalty="l1", name="tv")
+
+
+def map_tv(p):
+    """The total variation of a probability map per pixel, as the TV loss measures it.
+
+    :func:`TV`'s value (eq. 8 with the derivative-normalised Sobel stencils) divided by the
+    number of its centres, the pixels whose 3 x 3 neighbourhood lies inside the map: the mean of
+    |dp/dy| + |dp/dx| over them, summed over the class channels of a K-class map. 0 for a constant
+    map; a unit step across every row costs 1 per row.
+
+    Parameters
+    ----------
+    p : array_like, shape (H, W) or (H, W, K)
+        A probability map (two classes: P(foreground)) or K-class probabilities; H, W >= 3.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = np.zeros((5, 6)); p[:, 3:] = 1.0
+    >>> map_tv(p)  # one unit step per row of 4 centres
+    0.25
+    """
+    p = _as_map(p)
+    return TV().value(p) / ((p.shape[0] - 2) * (p.shape[1] - 2))
 
 
 def ContrastSensitive(penalty="l1", contrast=1.0):

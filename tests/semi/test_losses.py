@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from chm.semi.losses import SOBEL_X, SOBEL_Y, ContrastSensitive, SpatialLoss, TV, get_spatial_loss, squared_error
+from chm.semi.losses import (SOBEL_X, SOBEL_Y, ContrastSensitive, SpatialLoss, TV, get_spatial_loss, map_tv,
+                             squared_error)
 from chm.mrf import default_sigma
 
 
@@ -25,6 +26,22 @@ def test_tv_of_a_ramp_is_its_slope():
     # Derivative-normalised Sobel: f = 0.1 * column gives |df/dx| = 0.1 at every valid centre.
     p = 0.1 * np.tile(np.arange(7.0), (5, 1))
     assert TV().value(p) == pytest.approx(0.1 * 3 * 5)
+
+
+def test_map_tv_is_the_tv_per_centre():
+    # A unit step between columns 4 and 5 of an 8 x 10 map: 1 per row of the 6 x 8 centres
+    # (Sobel-Y / 8 gives 0.5 at the two centres beside the step), so 1/8 per centre.
+    p = np.zeros((8, 10))
+    p[:, 5:] = 1.0
+    assert map_tv(p) == pytest.approx(1 / 8)
+    assert map_tv(p.T) == pytest.approx(1 / 8)  # 1 per column of the 8 x 6 centres
+    wide = np.zeros((8, 12))
+    wide[:, 5:] = 1.0
+    assert map_tv(wide) == pytest.approx(1 / 10)  # per pixel: the same step over more pixels
+    assert map_tv(0.25 * p) == pytest.approx(0.25 / 8)
+    assert map_tv(np.full((8, 10), 0.7)) == 0.0
+    # K classes: summed over the channels, [1 - p, p] costs twice p
+    assert map_tv(np.stack([1 - p, p], axis=2)) == pytest.approx(2 / 8)
 
 
 def test_squared_error_known_answer():
