@@ -33,6 +33,13 @@ labels estimate; ``--sparse-prior`` (K-class self-training) the error with the d
 made from the sparse labels' class fractions. ``--n 0`` fits on dense labels (every pixel of the
 fitted images: the one setting where the dense training masks are the labels).
 
+Diagnostics of every variant, for the spatial-loss sweeps (issue 35): the out-of-fold maps' total
+variation per pixel as the TV loss measures it (``heldout_map_tv``, :func:`chm.semi.losses.map_tv`,
+pooled over the scored images' pixels), the fraction of their pixels decided as each class
+(``heldout_class_fractions``) and, for a CHM fitted with a spatial loss, the loss's share of the
+gradient norm in each such classifier's last epoch (``spatial_share``: ``CHM.spatial_share_``,
+"s<stage>_l<level>" -> its mean over the folds).
+
 Writes one JSON per finished variant to ``--out`` (atomically; a stopped screen resumes, and a
 variant already screened with the same settings is not refitted) and prints a table.
 """
@@ -57,6 +64,7 @@ from chm.datasets import load_siftflow, load_stanford_background, load_weizmann_
 from chm.io.images import as_float_image, to_channels
 from chm.metrics import pixel_error
 from chm.selection import choose, cross_val_fits, kfold, sparse_error, std_error
+from chm.semi.losses import map_tv
 from experiments._common import data_root, weizmann_root, write_json
 
 DATASETS = ("weizmann", "stanford", "stanford-bin0", "siftflow")
@@ -201,8 +209,9 @@ def screen_variant(args, params, data, images, parts):
     t0 = time.perf_counter()
     decisions, calibrated, scored, maps, thresholds = {"": [], "sparse_prior": []}, [], [], [], []
     per_fold = {"fold_errors": [], "n_fit": [], "alpha": [], "threshold": [], "calibrated_threshold": [],
-                "final_ce": []}
+                "final_ce": [], "spatial_share": []}
     fit_s = 0.0
+    tv_sum = tv_centres = 0.0  # the held-out maps' TV, pooled over their valid 3 x 3 centres
     progress = None if args.quiet or len(splits) == 1 else \
         (lambda k, m: print(f"   fold {k + 1}/{m}", flush=True))
     fits = cross_val_fits(lambda: make_estimator(args, params, n_classes), mine, labels, splits, progress)
@@ -224,6 +233,9 @@ def screen_variant(args, params, data, images, parts):
         fold_decisions = []
         for i in held:  # one map at a time: SIFT Flow's K = 33 maps are 8.6 MB each
             p = model.predict_proba([mine[i]])
+            centres = (p[0].shape[0] - 2) * (p[0].shape[1] - 2)
+            tv_sum += map_tv(p[0]) * centres
+            tv_centres += centres
             for k, m in rules.items():
                 decisions[k] += m.decide(p)
             fold_decisions += decisions[""][-1:]
@@ -242,6 +254,8 @@ def screen_variant(args, params, data, images, parts):
                 per_fold[name.rstrip("_")].append(_jsonable(getattr(model, name)))
         if getattr(model, "loss_curve_", None):
             per_fold["final_ce"].append(float(np.mean([c for c, _ in model.loss_curve_[-50:]])))
+        if getattr(model, "spatial_share_", None):
+            per_fold["spatial_share"].append(model.spatial_share_)
         t1 = time.perf_counter()
     truth = [score[i] for i in scored]
     dense = [data.train_masks[index[i]] for i in scored]
@@ -254,6 +268,9 @@ def screen_variant(args, params, data, images, parts):
     if n_classes == 2:
         row["heldout_foreground"] = float(sum(int(np.sum(d)) for d in decisions[""]) /
                                           sum(np.size(d) for d in decisions[""]))
+    counts = sum(np.bincount(np.ravel(d), minlength=n_classes) for d in decisions[""])
+    row["heldout_class_fractions"] = (counts / counts.sum()).tolist()
+    row["heldout_map_tv"] = tv_sum / tv_centres
     if decisions["sparse_prior"]:
         row["heldout_sparse_error_sparse_prior"] = sparse_error(decisions["sparse_prior"], truth)
     if calibrated:
@@ -271,6 +288,9 @@ def screen_variant(args, params, data, images, parts):
             row[name] = _per_fold(per_fold[name])
     if per_fold["final_ce"]:
         row["final_ce"] = float(np.mean(per_fold["final_ce"]))
+    if per_fold["spatial_share"]:
+        row["spatial_share"] = {f"s{s}_l{l}": float(np.mean([f[(s, l)] for f in per_fold["spatial_share"]]))
+                                for s, l in per_fold["spatial_share"][0]}
     row["fit_seconds"] = fit_s
     if args.test:
         t1 = time.perf_counter()
@@ -365,6 +385,10 @@ def _line(r):
     extra = ""
     if "heldout_foreground" in r:
         extra += f"  foreground {100 * r['heldout_foreground']:.1f} %"
+    if "heldout_map_tv" in r:  # results of before the diagnostics have none
+        extra += f"  map TV {r['heldout_map_tv']:.4f}"
+    if "spatial_share" in r:
+        extra += "  spatial share " + ", ".join(f"{k} {v:.2f}" for k, v in r["spatial_share"].items())
     if "heldout_sparse_error_calibrated" in r:
         extra += (f"  calibrated ({np.mean(r['calibrated_threshold']):.3f}) "
                   f"{100 * r['heldout_sparse_error_calibrated']:.2f} %")

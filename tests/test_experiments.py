@@ -172,6 +172,36 @@ def test_screen_scores_variants_on_held_out_training_images_and_resumes(weizmann
     assert len(older) == 1 and "folds" not in older.pop().name
 
 
+@pytest.mark.data
+def test_screen_records_the_spatial_loss_diagnostics_and_reads_older_results(weizmann_root, tmp_path, capsys):
+    """Issue 35's diagnostics per variant: the held-out maps' TV per pixel, their decided class
+    fractions, and (a spatial loss only) its share of the gradient norm per classifier; a result
+    file of before them is read and printed, not refitted."""
+    from experiments import screen
+
+    out = tmp_path / "s"
+    args = ["--dataset", "weizmann", "--data", str(weizmann_root), "--images", "5", "--n", "40", "--folds", "2",
+            "--out", str(out), "--base", '{"levels": 1, "features": ["haar"], "epochs": 2}', "--quiet",
+            "--variants", "{}", '{"semi_supervised": "tv", "alpha": 0.3}']
+    supervised, tv = screen.main(args)
+    for r in (supervised, tv):
+        assert 0 < r["heldout_map_tv"] < 2  # per pixel: each of the two Sobel terms is at most 1
+        fractions = r["heldout_class_fractions"]
+        assert len(fractions) == 2 and sum(fractions) == pytest.approx(1)
+        assert fractions[1] == pytest.approx(r["heldout_foreground"])
+    assert "spatial_share" not in supervised
+    assert set(tv["spatial_share"]) == {"s1_l0", "s2_l0"} and all(0 < v < 1 for v in tv["spatial_share"].values())
+    assert capsys.readouterr().out.count("map TV") == 2
+    # a file written before the diagnostics: kept as it is, printed without them
+    path = screen.result_path(screen.parse_args(args), "{}", args[args.index("--base") + 1])
+    old = {k: v for k, v in json.loads(path.read_text()).items()
+           if k not in ("heldout_map_tv", "heldout_class_fractions", "spatial_share")}
+    path.write_text(json.dumps(old))
+    stamp = path.stat().st_mtime_ns
+    assert "heldout_map_tv" not in screen.main(args)[0] and path.stat().st_mtime_ns == stamp
+    assert capsys.readouterr().out.count("map TV") == 1
+
+
 def test_scene_runs_record_clicks_and_iou_and_older_folders_read_as_uniform(tmp_path):
     import numpy as np
 
@@ -219,3 +249,5 @@ def test_screen_stanford_bin0_screens_only_fold_0s_test_images(scene_data, tmp_p
                         "--base", '{"levels": 1, "features": ["haar"], "epochs": 2}', "--variants", "{}",
                         "--quiet", "--out", str(tmp_path / "s")])
     assert rows[0]["n_heldout"] == 6 and rows[0]["n_heldout_labels"] == 120 and 0 <= rows[0]["heldout_sparse_error"] <= 1
+    # the diagnostics of K classes: a fraction per class, the maps' TV summed over the channels
+    assert len(rows[0]["heldout_class_fractions"]) == len(pool.classes) and rows[0]["heldout_map_tv"] > 0
