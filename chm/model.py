@@ -185,9 +185,11 @@ class CHM(Segmenter):
     n_jobs : int or None
         Parallel workers over images (joblib). None defers to an enclosing
         ``joblib.parallel_config`` (e.g. ``backend="dask"``), else runs sequentially.
-    progress : bool or None
+    progress : bool, None or callable
         None: progress bars when stderr is a terminal, else a few plain lines per stage (a log
-        file stays readable); True: bars always; False: silent.
+        file stays readable); True: bars always; False: silent; a callable ``fn(desc, done,
+        total)``: called as each stage starts and advances (a GUI's progress bar); an exception
+        it raises stops the fit, leaving the model as it was (a Cancel button). Not saved.
     random_state : int, Generator or None
         Seeds every random choice; the same seed gives the same model for any ``n_jobs``.
 
@@ -405,6 +407,8 @@ class CHM(Segmenter):
         """(JSON-able header, {name: array}) of a fitted model."""
         params = self.get_params(deep=False)
         params["feature_cache"] = None  # a cache folder is local to the machine that trained
+        if callable(params["progress"]):
+            params["progress"] = None  # a callback belongs to the program that trained
         header, arrays = self.cascade_.to_state()
         return jsonable({"params": params, **header}), arrays
 

@@ -16,6 +16,7 @@ cache as float16, so the model does not depend on which entries were stored.
 import hashlib
 import os
 import tempfile
+import threading
 import time
 import weakref
 from pathlib import Path
@@ -42,11 +43,20 @@ class FeatureCache:
     max_bytes : int or None
         Stop storing new entries once the folder's ``.npy`` files hold this many bytes (a few
         processes filling it at once may pass it by an entry each); None = no limit.
+
+    Attributes
+    ----------
+    hits, misses : int
+        :meth:`get` calls on this object that read an entry / computed the features. A copy
+        shipped to a worker process counts there, so these see the work of the threads of this
+        process only (``n_jobs=1``, or joblib's threading backend).
     """
 
     def __init__(self, folder, max_bytes=None):
         self.folder = Path(folder)
         self.max_bytes = max_bytes
+        self.hits = self.misses = 0
+        self._count_lock = threading.Lock()
         self.remove_orphans()
         _OPEN.add(self)
         on_interrupt(remove_orphans)  # after a stop, the temp files of the workers it killed
@@ -79,6 +89,22 @@ class FeatureCache:
             return 0
         return sum(e.stat().st_size for e in os.scandir(self.folder) if e.name.endswith(".npy") and e.is_file())
 
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        del state["_count_lock"]  # a lock does not pickle (joblib ships the cache to workers)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._count_lock = threading.Lock()
+
+    def _count(self, hit):
+        with self._count_lock:  # threads of one fit share the cache
+            if hit:
+                self.hits += 1
+            else:
+                self.misses += 1
+
     def _path(self, image, bank):
         h = hashlib.sha1(np.ascontiguousarray(image, dtype=np.float64).tobytes())
         h.update(repr((image.shape, tuple(bank.families))).encode())
@@ -89,9 +115,12 @@ class FeatureCache:
         path = self._path(image, bank)
         if path.exists():
             try:
-                return np.load(path, mmap_mode="r")
+                feats = np.load(path, mmap_mode="r")
+                self._count(hit=True)
+                return feats
             except (ValueError, OSError):
                 path.unlink(missing_ok=True)  # a damaged entry is recomputed, never trusted
+        self._count(hit=False)
         feats = bank(image, out=bank_scratch("cache", np.shape(image), bank)).astype(np.float16)
         if self.max_bytes is not None and self.size() + feats.nbytes > self.max_bytes:
             return feats  # over budget: used, not stored

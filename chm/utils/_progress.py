@@ -6,7 +6,10 @@ Every ``progress`` parameter and option takes three values:
   ends, and one at each quarter of a stage that has run for :data:`LINE_INTERVAL` seconds since
   the last line -- at most four lines per stage, never a carriage return;
 * ``True``: a bar, even when stderr is a file or a pipe;
-* ``False``: nothing.
+* ``False``: nothing;
+* a callable ``fn(desc, done, total)``: called when a stage starts (``done`` 0) and after each of
+  its steps (``total`` may be None), e.g. to drive a GUI's progress bar. An exception it raises
+  stops the work (a Cancel button); the stage's iterable is closed, so joblib drops its pending jobs.
 """
 
 import sys
@@ -33,11 +36,13 @@ def wants_bar(progress):
 def bar(iterable=None, total=None, desc=None, enabled=None, leave=False, **tqdm_kwargs):
     """A progress reporter for ``iterable`` or ``total`` steps, chosen by ``enabled`` (a ``progress`` value).
 
-    Returns a tqdm bar or a :class:`_Lines` with the same small interface: iteration,
+    Returns a tqdm bar, a :class:`_Calls` or a :class:`_Lines`, with the same small interface: iteration,
     ``update(n)``, ``set_postfix(**values)``, ``close()`` and use as a context manager.
     ``tqdm_kwargs`` (e.g. ``unit="B", unit_scale=True``) go to the bar; the lines use ``unit``
     and ``unit_scale`` too.
     """
+    if callable(enabled):
+        return _Calls(iterable, total, desc, enabled)
     if enabled is False or wants_bar(enabled):
         return tqdm(iterable, total=total, desc=desc, disable=enabled is False, leave=leave, dynamic_ncols=True,
                     **tqdm_kwargs)
@@ -102,3 +107,41 @@ class _Lines:
         count = self._count(self.n) + (f"/{self._count(self.total)}" if self.total else "")
         what = "stopped at" if self.total and self.n < self.total else "done,"
         self._write(f"{what} {count} in {time.perf_counter() - self.start:.1f} s")
+
+
+class _Calls:
+    """Progress as calls of ``fn(desc, done, total)``: when the stage starts and after each step."""
+
+    def __init__(self, iterable, total, desc, fn):
+        self.iterable = iterable
+        self.total = len(iterable) if total is None and hasattr(iterable, "__len__") else total
+        self.desc = desc or "progress"
+        self.fn = fn
+        self.n = 0
+        fn(self.desc, 0, self.total)
+
+    def __iter__(self):
+        try:
+            for item in self.iterable:
+                self.update(1)  # counted when produced, as by _Lines
+                yield item
+        finally:
+            close = getattr(self.iterable, "close", None)  # a stop: joblib's generator drops pending jobs
+            if close is not None:
+                close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def set_postfix(self, **values):
+        pass
+
+    def update(self, n=1):
+        self.n += n
+        self.fn(self.desc, self.n, self.total)
+
+    def close(self):
+        pass

@@ -23,6 +23,7 @@ def test_cache_returns_float16_bank_and_reuses_files(tmp_path):
     np.testing.assert_allclose(first, bank(image), rtol=2e-3, atol=1e-4)
     second = cache.get(image, bank)
     assert isinstance(second, np.memmap)
+    assert (cache.hits, cache.misses) == (1, 1)
     np.testing.assert_array_equal(first, second)
     # Another bank or another image is another entry.
     cache.get(image, FilterBank(("haar",)))
@@ -100,3 +101,21 @@ def test_model_does_not_depend_on_what_the_budget_stored(tmp_path):
     assert FeatureCache(tmp_path / "none").size() == 0
     for k in full.classifiers_:
         np.testing.assert_array_equal(full.classifiers_[k].W_, none_stored.classifiers_[k].W_)
+
+
+def test_a_refit_reads_every_feature_from_the_cache(tmp_path):
+    import pickle
+
+    rng = np.random.default_rng(0)
+    images, masks = make_shapes(2, shape=(24, 30), rng=rng)
+    labels = [np.where(rng.random(m.shape) < 0.1, m, -1).astype(np.int8) for m in masks]
+    cache = FeatureCache(tmp_path)
+    CHM(feature_cache=cache, n_jobs=1, **SMALL).fit(images, labels)
+    assert cache.misses == 2 * 2 and cache.hits > 0  # 2 images x 2 levels computed once
+    first = cache.hits
+    CHM(feature_cache=cache, n_jobs=1, **SMALL).fit(images, labels)
+    assert cache.misses == 4 and cache.hits > first
+    copy = pickle.loads(pickle.dumps(cache))  # as joblib ships it to a worker
+    assert (copy.hits, copy.misses) == (cache.hits, cache.misses)
+    copy.get(images[0], FilterBank(("haar",)))
+    assert copy.misses == 5 and cache.misses == 4

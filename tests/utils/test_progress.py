@@ -70,3 +70,44 @@ def test_chm_fit_and_predict_log_a_few_lines_per_stage(capsys):
     assert all(": done, " in line for line in err.splitlines())
     CHM(**TINY, progress=False).fit(images, labels)
     assert capsys.readouterr().err == ""
+
+
+def test_a_callable_hears_every_stage_and_can_stop_the_fit(tmp_path):
+    rng = np.random.default_rng(0)
+    images, masks = make_shapes(2, shape=(24, 30), rng=rng)
+    labels = [np.where(rng.random(m.shape) < 0.2, m, -1).astype(np.int8) for m in masks]
+    calls = []
+    model = CHM(**TINY, progress=lambda *a: calls.append(a)).fit(images, labels)
+    assert calls[0] == ("features", 0, 2) and ("features", 2, 2) in calls
+    assert ("stage 2 level 0 SGD", TINY["epochs"], TINY["epochs"]) in calls
+    model.save(tmp_path / "m.npz")  # the callback is not saved
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_sgd(desc, done, total):
+        if desc.endswith("SGD") and done == 1:
+            raise Stop
+
+    before = model.cascade_
+    with pytest.raises(Stop):
+        model.set_params(progress=stop_at_sgd).fit(images, labels)
+    assert model.cascade_ is before  # a stopped fit leaves the fitted model as it was
+
+
+def test_a_stopped_callable_bar_closes_its_generator():
+    closed = []
+
+    def gen():
+        try:
+            yield from range(5)
+        finally:
+            closed.append(True)
+
+    def stop(desc, done, total):
+        if done == 2:
+            raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError):
+        list(bar(gen(), total=5, desc="work", enabled=stop))
+    assert closed == [True]
