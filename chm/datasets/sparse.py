@@ -2,12 +2,14 @@
 
 Two click protocols: ``"uniform"`` (the paper's: N pixels drawn uniformly at random, whatever
 their class) and ``"balanced"`` (a user clicking every class in view: N split evenly over the
-classes present in the image).
+classes present in the image). :func:`sample_strokes` paints short strokes instead, as a user
+does with a brush (the napari plugin's benchmark and screenshot).
 """
 
 import numpy as np
+from scipy import ndimage
 
-__all__ = ["CLICK_PROTOCOLS", "sample_sparse_labels"]
+__all__ = ["CLICK_PROTOCOLS", "sample_sparse_labels", "sample_strokes"]
 
 #: The click protocols of :func:`sample_sparse_labels`.
 CLICK_PROTOCOLS = ("uniform", "balanced")
@@ -111,3 +113,50 @@ def _balanced(flat, known, n, rng):
     picks = [known[values == c][rng.choice(int(k), size=int(q), replace=False)]
              for c, k, q in zip(classes, counts, quota) if q]
     return np.concatenate(picks) if picks else np.zeros(0, dtype=np.int64)
+
+
+def sample_strokes(mask, n_per_class, rng=None, length=30, width=3, margin=3, labels=None):
+    """Straight brush strokes inside each class of ``mask``, as a user paints them.
+
+    Each stroke starts at a random pixel at least ``margin`` px inside its class (where the class
+    is that wide), runs ``length`` px in a random direction with a square brush ``width`` px wide,
+    and keeps only the pixels of its class: a user stays within the object.
+
+    Parameters
+    ----------
+    mask : array_like, (H, W)
+        Dense classes 0 .. K-1.
+    n_per_class : int
+        Strokes per class present in the mask.
+    rng : numpy.random.Generator or int or None, optional
+    length, width, margin : int, optional
+    labels : ndarray, optional
+        A label map to add the strokes to, in place (more strokes after a first fit).
+
+    Returns
+    -------
+    ndarray of int8
+        -1 unlabelled, the class on the strokes (``labels`` itself when given).
+    """
+    mask = np.asarray(mask)
+    rng = np.random.default_rng(rng)
+    if labels is None:
+        labels = np.full(mask.shape, -1, np.int8)
+    half = width // 2
+    brush = np.arange(-half, width - half)
+    t = np.arange(length) - length / 2
+    for c in np.unique(mask):
+        region = mask == c
+        inner = ndimage.binary_erosion(region, iterations=margin) if margin else region
+        ys, xs = np.nonzero(inner if inner.any() else region)
+        for i in rng.choice(len(ys), size=n_per_class):
+            angle = rng.uniform(0, np.pi)
+            line_y = np.rint(ys[i] + t * np.sin(angle)).astype(int)
+            line_x = np.rint(xs[i] + t * np.cos(angle)).astype(int)
+            py = (line_y[:, None, None] + brush[None, :, None]).repeat(width, axis=2).ravel()
+            px = (line_x[:, None, None] + brush[None, None, :]).repeat(width, axis=1).ravel()
+            ok = (py >= 0) & (py < mask.shape[0]) & (px >= 0) & (px < mask.shape[1])
+            py, px = py[ok], px[ok]
+            inside = region[py, px]
+            labels[py[inside], px[inside]] = c
+    return labels

@@ -341,3 +341,19 @@ def test_sparse_balanced_never_draws_ignored_pixels():
     assert (empty == -1).all()
     with pytest.raises(ValueError, match="negative"):
         sample_sparse_labels([mask], 2, rng=0, protocol="balanced")
+
+
+def test_strokes_stay_inside_their_class_and_add_up():
+    from chm.datasets import make_shapes, sample_strokes
+
+    _, (mask,) = make_shapes(1, shape=(80, 90), rng=3)
+    labels = sample_strokes(mask, 3, rng=0, length=20, width=3)
+    drawn = labels >= 0
+    assert np.array_equal(labels[drawn], mask[drawn])  # never across the boundary
+    for c in (0, 1):
+        # at least one stroke's length; at most 3 strokes, a diagonal one sweeping ~sqrt(2) x the brush
+        assert 20 <= (labels == c).sum() <= 3 * (20 + 3) * 3 * 1.5
+    again = sample_strokes(mask, 3, rng=0, length=20, width=3)
+    assert np.array_equal(again, labels)
+    more = sample_strokes(mask, 2, rng=1, length=20, width=3, labels=labels)
+    assert more is labels and np.all(labels[drawn] >= 0) and (labels >= 0).sum() > drawn.sum()
