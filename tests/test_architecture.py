@@ -19,6 +19,7 @@ LAYERS = {
     "chm.cascade": 4,
     "chm.model": 5, "chm.convnet": 5, "chm.selection": 5, "chm._compat": 5,
     "chm.cli": 6, "chm.__main__": 7, "chm": 7,
+    "chm.napari": 8,  # the napari plugin: a client of the package's face, which never imports it
 }
 #: Where a function-level import of chm is the point: the package's face imports the ConvNet
 #: (and so torch) on first use, and the command line imports what a subcommand needs.
@@ -70,6 +71,23 @@ def _imports(name):
             for a in node.names:
                 if a.name.split(".")[0] == "chm":
                     yield a.name, [], id(node) in top
+
+
+#: GUI packages: only the napari plugin may import them, so ``import chm`` never loads napari or Qt.
+GUI = {"napari", "qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "magicgui", "superqt", "vispy"}
+
+
+def test_only_the_plugin_imports_a_gui():
+    found = []
+    for name, (f, _) in MODULES.items():
+        if name.startswith("chm.napari"):
+            continue
+        for node in ast.walk(ast.parse(f.read_text())):
+            roots = ([a.name.split(".")[0] for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module.split(".")[0]] if isinstance(node, ast.ImportFrom) and node.module and not node.level
+                     else [])
+            found += [f"{name} imports {r}" for r in roots if r in GUI]
+    assert not found, "; ".join(found)
 
 
 def test_every_module_has_a_layer():

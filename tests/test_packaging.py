@@ -17,8 +17,8 @@ import pytest
 tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
 
 ROOT = Path(__file__).resolve().parents[1]
-#: Modules the library imports only for an optional back end; each must be in some extra.
-OPTIONAL = {"torch"}
+#: Modules the library imports only for an optional back end or the napari plugin; each must be in some extra.
+OPTIONAL = {"torch", "napari", "qtpy"}
 #: Distribution names of modules whose import name differs, for when they are not installed here.
 ALIASES = {"sklearn": "scikit-learn", "skimage": "scikit-image", "PIL": "pillow", "yaml": "pyyaml",
            "cv2": "opencv-python"}
