@@ -16,9 +16,10 @@ from chm.cascade.pyramid import level_shape
 
 __all__ = ["CACHE_BYTES", "METHODS", "Cancelled", "Session", "fit_levels"]
 
-#: The widget's methods: label -> ``CHM(semi_supervised=...)``.
-METHODS = {"supervised (fast)": None,
-           "semi-supervised: auto (learns from unlabelled pixels too; several times slower)": "auto"}
+#: The widget's methods: label -> ``CHM(semi_supervised=...)``. "auto" learns from the unlabelled
+#: pixels too (the README's recommendation for accuracy) at 10-30 times the fit's time
+#: (benchmarks/napari_latency.py: about a minute for a 512 x 512 image).
+METHODS = {"supervised (fast)": None, "semi-supervised: auto (slower)": "auto"}
 
 #: Disk the feature cache may fill (about 0.5 KB per pixel with the default bank and levels):
 #: a few hundred 512 x 512 slices' features; past it, new features are computed, not stored.
