@@ -260,6 +260,7 @@ class ChmWidget(QWidget):
 
     def _start(self, fn, *args, done):
         self._cancel = threading.Event()
+        self.destroyed.connect(self._cancel.set)  # the viewer closed mid-fit: stop, no widget to report to
         self._notes = []
         # Errors are the status line's to show, not re-raised in the main thread.
         worker = create_worker(fn, *args, cancel=self._cancel, _start_thread=False, _ignore_errors=True)
