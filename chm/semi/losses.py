@@ -129,7 +129,21 @@ class SpatialLoss:
         d2 = ((img[ys, xs] - img[ys + dy - 1, xs + dx - 1]) ** 2).sum(-1)
         return np.exp(-d2 / (2 * s * s))
 
-    def _weight_maps(self, shape, image):
+    def weight_maps(self, image, sigma=None):
+        """Weights ``w_kf`` of every valid centre of ``image`` (H, W) or (H, W, C), H, W >= 3:
+        (n_filters, H-2, W-2), or None for unit weights.
+
+        ``sigma`` defaults to the image's own; give the whole image's when ``image`` is a crop of
+        it, and the crop's maps are the image's weights at the crop's valid centres.
+        """
+        if self.contrast is None:
+            return None
+        h, w = np.shape(image)[:2]
+        ys, xs = np.mgrid[1:h - 1, 1:w - 1]
+        cw = self.centre_weights(image, ys.ravel(), xs.ravel(), sigma=sigma)
+        return cw.T.reshape(len(self.stencils), h - 2, w - 2)
+
+    def _weight_maps(self, shape, image, sigma=None):
         """Per-stencil weights of every valid centre: (n_filters, H-2, W-2[, 1])."""
         h, w = shape[:2]
         if image is None:
@@ -138,10 +152,9 @@ class SpatialLoss:
             return np.ones((len(self.stencils), h - 2, w - 2) + (1,) * (len(shape) - 2))
         if np.shape(image)[:2] != (h, w):
             raise ValueError(f"image shape {np.shape(image)} does not match the map's {shape[:2]}")
-        ys, xs = np.mgrid[1:h - 1, 1:w - 1]
-        cw = self.centre_weights(image, ys.ravel(), xs.ravel())
-        cw = np.ones((ys.size, len(self.stencils))) if cw is None else cw
-        return cw.T.reshape((len(self.stencils), h - 2, w - 2) + (1,) * (len(shape) - 2))
+        wm = self.weight_maps(image, sigma)
+        wm = np.ones((len(self.stencils), h - 2, w - 2)) if wm is None else wm
+        return wm.reshape(wm.shape + (1,) * (len(shape) - 2))
 
     def responses(self, prob):
         """Stencil responses at the valid centres: (n_filters, H-2, W-2[, K])."""
@@ -153,19 +166,20 @@ class SpatialLoss:
             out.append(r[1:-1, 1:-1])
         return np.stack(out)
 
-    def value(self, prob, image=None):
+    def value(self, prob, image=None, sigma=None):
         """Loss of a probability map (H, W) or class-probability image (H, W, K).
 
         For K classes the loss is summed over the class channels (TV of the vector image).
-        ``image`` (H, W) or (H, W, C) is needed by contrast-sensitive losses.
+        ``image`` (H, W) or (H, W, C) is needed by contrast-sensitive losses, and ``sigma`` is
+        their contrast scale (:meth:`weight_maps`; default the image's own).
         """
         prob = _as_map(prob)
-        return float(np.sum(self._weight_maps(prob.shape, image) * self._rho(self.responses(prob))))
+        return float(np.sum(self._weight_maps(prob.shape, image, sigma) * self._rho(self.responses(prob))))
 
-    def gradient(self, prob, image=None):
+    def gradient(self, prob, image=None, sigma=None):
         """Subgradient of :meth:`value` with respect to every pixel of ``prob``."""
         prob = _as_map(prob)
-        d = self._weight_maps(prob.shape, image) * self._drho(self.responses(prob))
+        d = self._weight_maps(prob.shape, image, sigma) * self._drho(self.responses(prob))
         grad = np.zeros_like(prob)
         for s, df in zip(self.stencils, d):
             grad += _scatter(df, s)

@@ -142,6 +142,24 @@ def test_contrast_gradient_matches_finite_differences_and_kernel_coefficients(pe
     np.testing.assert_allclose(loss.coefficients(patch, w[0]).reshape(3, 3), loss.gradient(patch, crop))
 
 
+def test_weight_maps_of_a_crop_with_the_images_sigma_are_the_images():
+    """A crop's weights, at the whole image's sigma, are the whole image's at the crop's valid
+    centres (what a network trained on crops of an image needs); at the crop's own sigma they differ."""
+    rng = np.random.default_rng(5)
+    img = rng.random((9, 11, 3))
+    loss = ContrastSensitive()
+    whole, s = loss.weight_maps(img), default_sigma(img)
+    assert whole.shape == (8, 7, 9)
+    crop = img[2:7, 3:10]  # valid centres: image rows 3-5, columns 4-8
+    np.testing.assert_array_equal(loss.weight_maps(crop, sigma=s), whole[:, 2:5, 3:8])
+    assert not np.allclose(loss.weight_maps(crop), whole[:, 2:5, 3:8])
+    p = rng.random((5, 7, 2))
+    assert loss.value(p, crop, sigma=default_sigma(crop)) == loss.value(p, crop)
+    assert loss.value(p, crop, sigma=s) != pytest.approx(loss.value(p, crop))
+    assert not np.allclose(loss.gradient(p, crop, sigma=s), loss.gradient(p, crop))
+    assert TV().weight_maps(img) is None
+
+
 def test_contrast_loss_needs_pair_stencils_and_an_image():
     with pytest.raises(ValueError, match="pair stencils"):
         SpatialLoss(np.stack([SOBEL_X]), contrast=1.0)
