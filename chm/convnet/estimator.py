@@ -1,4 +1,4 @@
-"""The ConvNet pixel classifier of the paper (section 5), trained from sparse labels with the TV loss.
+"""The ConvNet pixel classifier of the paper (section 5), trained from sparse labels with a spatial loss.
 
 Same contract as :class:`chm.CHM` (fit / predict_proba / predict / save, ``chm.load``), for K
 classes and gray or colour images. Needs PyTorch: ``pip install "chm[convnet]"``; ``import chm``
@@ -7,24 +7,26 @@ does not import torch, only ``chm.ConvNet`` does. The network is
 
 Training minimises, by Adam over steps,
 
-    E = mean cross-entropy over the step's labelled pixels
-        + alpha * mean TV per pixel (per 3 x 3 centre) of the step's output maps (eq. 8, all classes)
+    E = mean cross-entropy (E_S) over the step's labelled pixels
+        + alpha * mean E_U per pixel (per 3 x 3 centre) of the step's output maps (all classes)
 
-Each term is a mean over its own count, where the paper (eq. 1, 2) sums both;
-:func:`chm.semi.losses.paper_alpha_factor` (``supervised="cross_entropy"``) converts the paper's
-alpha to this one. ``training`` picks what a step sees:
+with E_U the TV of eq. 8 (``"tv"``) or the contrast-sensitive Potts loss (``"contrast"``), both as
+:mod:`chm.semi.losses` defines them for the CHM. Each term is a mean over its own count, where the
+paper (eq. 1, 2) sums both; :func:`chm.semi.losses.paper_alpha_factor`
+(``supervised="cross_entropy"``) converts the paper's alpha to this one. ``training`` picks what a
+step sees:
 
 * ``"patches"`` (default): ``batch_size`` labelled pixels (their P x P patches, one output each)
   and ``tiles`` random tiles of ``tile_size`` x ``tile_size`` pixels anywhere in the training
-  images, evaluated densely (the tiles' outputs are what the TV sees; labelled pixels in them count
+  images, evaluated densely (the tiles' outputs are what E_U sees; labelled pixels in them count
   as unlabelled, as in the paper's eq. 2). A dense tile costs about 0.4 M multiply-adds per
-  output against 21 M for a lone patch, which is why the TV term works on tiles rather than on
-  scattered 3 x 3 neighbourhoods. A fit sees the TV of a small sample of the pixels.
+  output against 21 M for a lone patch, which is why the spatial term works on tiles rather than
+  on scattered 3 x 3 neighbourhoods. A fit sees the E_U of a small sample of the pixels.
 * ``"images"`` (fully convolutional): the training images are cut into ``crop_size`` crops (None:
-  whole images) and a step takes ``crops_per_step`` of them through the dense network: cross-
-  entropy at every labelled pixel inside, TV over every pixel inside
+  whole images) and a step takes ``crops_per_step`` of them through the dense network: E_S at
+  every labelled pixel inside, E_U over every pixel inside
   (:func:`chm.convnet.patchnet.dense_objective`). An epoch visits every crop once, so it sums
-  the cross-entropy of every labelled pixel and the TV of every pixel, as eq. 2 does. It costs
+  the E_S of every labelled pixel and the E_U of every pixel, as eq. 2 does. It costs
   the dense network on every pixel: a whole 240 x 320 image, forward and backward, took 6.3 s of
   one (busy) core at P = 46, against 0.44 s for a patch-mode step (64 patches, two 32 x 32 tiles),
   so one epoch over a Stanford Background fold (572 images) is about an hour of one core.
@@ -46,30 +48,40 @@ from ..io.images import as_float_image, check_image_list, check_labels
 from ..io.persistence import CONVNET_FORMAT
 from ..utils._validation import check_random_state
 from ..base import Segmenter
-from .patchnet import PatchNet, dense_objective, grid_regions, objective, valid_patch_sizes
+from .patchnet import PatchNet, SpatialTerm, dense_objective, grid_regions, objective, valid_patch_sizes
 from ..semi.superpixels import check_scale, expand_labels
 from ..thresholds import class_weights
 
-__all__ = ["ConvNet", "SEMI_SUPERVISED", "TRAINING", "RECOMMENDED_ALPHA", "EPOCHS", "MIN_STEPS", "IMAGE_EPOCHS"]
+__all__ = ["ConvNet", "SEMI_SUPERVISED", "TRAINING", "RECOMMENDED_ALPHA", "CONTRAST_ALPHA", "EPOCHS", "MIN_STEPS",
+           "IMAGE_EPOCHS"]
 
-#: None, the paper's TV loss, the sparse labels spread over superpixels (:mod:`chm.superpixels`),
-#: or both.
-SEMI_SUPERVISED = (None, "tv", "superpixels", "superpixels+tv")
+#: None, the paper's TV loss, the CHM's contrast-sensitive Potts loss
+#: (:func:`chm.semi.losses.ContrastSensitive`), the sparse labels spread over superpixels
+#: (:mod:`chm.superpixels`), or the spread labels with a spatial loss.
+SEMI_SUPERVISED = (None, "tv", "contrast", "superpixels", "superpixels+tv", "superpixels+contrast")
+# The spatial loss of each method that has one.
+_SPATIAL = {"tv": "tv", "superpixels+tv": "tv", "contrast": "contrast", "superpixels+contrast": "contrast"}
 #: Weight of the TV term when ``semi_supervised="tv"`` and ``alpha=None``: chosen on held-out
 #: training images of Stanford Background fold 0 with their sparse labels only (N = 10; error on
 #: the 1140 held-out labels: alpha 0 34.5 %, 0.3 31.8 %, 1 32.9 %; the screen of docs/results.md, now
 #: ``python -m experiments.screen --estimator convnet``). Those held-out images are test images of
 #: Stanford folds 1-4: docs/settings.md#convnet-alpha.
 RECOMMENDED_ALPHA = 0.3
+#: Weight of the contrast loss when ``alpha=None``: untuned (docs/settings.md#convnet-contrast-alpha).
+#: On a flat image a step of the map costs the contrast loss 1 + sqrt 2 times its TV (per row: 2
+#: centres x (1/2 + 2 / (2 sqrt 2)) against 2 x 1/2), so this weight prices it as
+#: :data:`RECOMMENDED_ALPHA` prices it with TV; across an image edge it costs less.
+CONTRAST_ALPHA = RECOMMENDED_ALPHA / (1 + 2 ** 0.5)
 #: ``n_iter="auto"``: passes over the sparse labelled pixels, and the fewest steps. Held-out training
 #: images (docs/convnet.md): SIFT Flow's 2000 steps (6 epochs) under-trained it (32.5 % against
 #: 30.5 % at 19 epochs); Stanford's choices were made at 21-22 epochs, which 2000 steps keep.
 EPOCHS = 20
 MIN_STEPS = 2000
-#: What a training step sees: labelled patches plus TV tiles, or whole images / crops (dense).
+#: What a training step sees: labelled patches plus tiles for the spatial loss, or whole images /
+#: crops (dense).
 TRAINING = ("patches", "images")
 #: ``n_iter="auto"`` with ``training="images"``: epochs over the training images, each visiting
-#: every labelled pixel and every pixel's TV once. Not tuned (no run has compared values): it is
+#: every labelled pixel and every pixel's E_U once. Not tuned (no run has compared values): it is
 #: the patch mode's :data:`EPOCHS` passes over the labels.
 IMAGE_EPOCHS = 20
 _STRIP_PIXELS = 1 << 17  # dense prediction runs in strips of about this many outputs (memory)
@@ -90,28 +102,33 @@ def _net_images(images):
 
 
 class ConvNet(Segmenter):
-    """The paper's ConvNet patch classifier, evaluated densely; optionally with the TV loss.
+    """The paper's ConvNet patch classifier, evaluated densely; optionally with a spatial loss.
 
-    Trained on labelled patches and small TV tiles (``training="patches"``, default) or fully
-    convolutionally on whole images or crops (``"images"``); the module docstring gives the
-    objective, the same in both modes.
+    Trained on labelled patches and small tiles for the spatial loss (``training="patches"``,
+    default) or fully convolutionally on whole images or crops (``"images"``); the module
+    docstring gives the objective, the same in both modes.
 
     Parameters
     ----------
-    semi_supervised : {None, "tv", "superpixels", "superpixels+tv"}
+    semi_supervised : {None, "tv", "contrast", "superpixels", "superpixels+tv", "superpixels+contrast"}
         None: supervised (unless ``alpha > 0``, which selects "tv" as in :class:`chm.CHM`).
         "tv": add ``alpha`` x the total variation of the output probability maps (paper eq. 8).
-        "superpixels": train on the labels spread over superpixels (as :class:`chm.CHM`,
-        :mod:`chm.superpixels`); "superpixels+tv": both.
+        "contrast": add ``alpha`` x the contrast-sensitive Potts loss of :class:`chm.CHM`'s
+        "contrast" (:func:`chm.semi.losses.ContrastSensitive`: each pixel against its 8
+        neighbours, L1, weighed by how alike the image is there; each image's contrast scale its
+        own RMS neighbour difference). "superpixels": train on the labels spread over superpixels
+        (as :class:`chm.CHM`, :mod:`chm.superpixels`); "superpixels+tv", "superpixels+contrast":
+        the spread labels and the spatial loss.
     alpha : float or None
-        Weight of the TV term: the step's mean TV per pixel (per 3 x 3 centre, summed over classes)
-        against its mean cross-entropy per labelled pixel, in both training modes. The paper's
+        Weight of the spatial term: the step's mean loss per pixel (per 3 x 3 centre, summed over
+        classes) against its mean E_S per labelled pixel, in both training modes. The paper's
         alpha weighs sums (eq. 1, 2); ``alpha = paper_alpha_factor(labels, "cross_entropy") *
         alpha_paper`` (:func:`chm.semi.losses.paper_alpha_factor`: centres / labelled pixels of the
         training set) gives the same objective up to a constant factor, in expectation over the
         steps when every step holds as many labels and centres as the next (patches; whole
         images of one size with N labels each), approximately when they vary (crops, images of
-        several sizes). None: :data:`RECOMMENDED_ALPHA` with "tv" (chosen in patch mode), else 0.
+        several sizes). None: :data:`RECOMMENDED_ALPHA` with "tv" (chosen in patch mode),
+        :data:`CONTRAST_ALPHA` (untuned) with "contrast", else 0.
     n_classes : int or None
         K; None = the largest label + 1 (at least 2). Set it when a sparse draw may miss a class.
     patch_size : int
@@ -124,20 +141,20 @@ class ConvNet(Segmenter):
         (2000 on a Stanford Background fold at N = 10, 7775 on SIFT Flow, whose 2000 steps were 6
         epochs and under-trained it: ``docs/convnet.md``). Images: :data:`IMAGE_EPOCHS` epochs
         over the training images, ``IMAGE_EPOCHS * ceil(n_crops / crops_per_step)`` steps: every
-        labelled pixel seen as often as in the patch mode, and every pixel's TV as often (with
+        labelled pixel seen as often as in the patch mode, and every pixel's E_U as often (with
         whole images, one per step: 11,440 steps on a Stanford fold of 572 images, some 20 hours
         of one core against the patch mode's 15 minutes). ``n_iter_`` holds the number used.
     batch_size : int
         Patches: labelled pixels per step (unused with "images").
     tiles, tile_size : int
-        Patches: unlabelled tiles per step and their side in output pixels (TV term only; unused
-        with "images").
+        Patches: unlabelled tiles per step and their side in output pixels (spatial term only;
+        unused with "images").
     training : {"patches", "images"}
-        What a step sees. "patches" (default): ``batch_size`` labelled patches and ``tiles`` TV
-        tiles. "images": fully convolutional, ``crops_per_step`` crops of the training images
-        through the dense network, cross-entropy at their labelled pixels and TV over all their
-        pixels; every epoch covers every training pixel's TV (module docstring). Spread
-        (superpixel) labels are weighed in the cross-entropy by the sparse labels' class balance,
+        What a step sees. "patches" (default): ``batch_size`` labelled patches and ``tiles``
+        tiles for the spatial term. "images": fully convolutional, ``crops_per_step`` crops of the
+        training images through the dense network, E_S at their labelled pixels and E_U over all
+        their pixels; every epoch covers every training pixel's E_U (module docstring). Spread
+        (superpixel) labels are weighed in E_S by the sparse labels' class balance,
         as the patch mode draws them. "patches" stays the default: "images" has not been compared
         with it on real data, and it costs the dense network on every pixel of every image.
     crop_size : int or None
@@ -195,17 +212,22 @@ class ConvNet(Segmenter):
         self.random_state = random_state
 
     # ------------------------------------------------------------------------------------
-    def _tv_weight(self):
+    def _spatial(self):
+        """(the spatial loss's name or None, its weight in effect)."""
         if self.semi_supervised not in SEMI_SUPERVISED:
             raise ValueError(f"semi_supervised must be one of {SEMI_SUPERVISED}, got {self.semi_supervised!r}")
         a = self.alpha
         if a is not None and (isinstance(a, bool) or not np.isfinite(a) or a < 0):
             raise ValueError(f"alpha must be None or a finite number >= 0, got {a!r}")
-        if self.semi_supervised in ("tv", "superpixels+tv"):
-            return RECOMMENDED_ALPHA if a is None else float(a)
+        loss = _SPATIAL.get(self.semi_supervised)
+        if loss is not None:
+            default = RECOMMENDED_ALPHA if loss == "tv" else CONTRAST_ALPHA
+            return loss, default if a is None else float(a)
         if self.semi_supervised == "superpixels" and a:
-            raise ValueError("alpha weighs the TV loss, and 'superpixels' has none; use 'superpixels+tv'")
-        return 0.0 if a is None else float(a)
+            raise ValueError("alpha weighs a spatial loss, and 'superpixels' has none; use 'superpixels+tv' "
+                             "or 'superpixels+contrast'")
+        a = 0.0 if a is None else float(a)
+        return ("tv" if a > 0 else None), a
 
     def _scale(self):
         """The superpixel scale in effect, or None when the labels are not spread."""
@@ -237,7 +259,7 @@ class ConvNet(Segmenter):
                 raise ValueError(f"{name} must be a finite number {'> 0' if name == 'learning_rate' else '>= 0'}, "
                                  f"got {v!r}")
         self._scale()
-        return self._tv_weight(), self._device()
+        return self._spatial(), self._device()
 
     def _device(self):
         dev = str(self.device)
@@ -272,7 +294,7 @@ class ConvNet(Segmenter):
         -------
         self
         """
-        alpha, device = self._validate_params()
+        (loss_name, alpha), device = self._validate_params()
         images = _net_images(images)
         shapes = [im[:, :, 0] for im in images]
         try:
@@ -287,7 +309,7 @@ class ConvNet(Segmenter):
                       for im, lab in zip(images, labels)]
         rng = check_random_state(self.random_state)
         self.n_classes_ = int(k)
-        self.alpha_ = alpha  # the TV weight in effect
+        self.alpha_ = alpha  # the spatial loss's weight in effect
         self.n_channels_ = images[0].shape[2]
         n = sum(im.shape[0] * im.shape[1] for im in images)
         s1 = sum(im.sum((0, 1), dtype=np.float64) for im in images) / n
@@ -305,7 +327,7 @@ class ConvNet(Segmenter):
         weights = _class_balanced_weights(target, sparse, k) if scale is not None else None
         dense = self.training == "images"
         if dense:
-            # Whole images or crops; without TV a region with no label has nothing to teach.
+            # Whole images or crops; without E_U a region with no label has nothing to teach.
             regions = [(i, *r) for i, lab in enumerate(labels) for r in grid_regions(*lab.shape, self.crop_size)
                        if alpha > 0 or (lab[r[0]:r[1], r[2]:r[3]] >= 0).any()]
             per_epoch = -(-len(regions) // self.crops_per_step)
@@ -316,6 +338,7 @@ class ConvNet(Segmenter):
         self.n_iter_ = self._steps(sum(int((lab >= 0).sum()) for lab in sparse), per_epoch)
         tile = min(self.tile_size, *(min(im.shape[:2]) for im in images))
         n_tiles = self.tiles if alpha > 0 else 0
+        spatial = SpatialTerm(loss_name, images) if alpha > 0 else None
 
         with self._threads(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(rng.integers(0, 2**63 - 1)))
@@ -333,27 +356,29 @@ class ConvNet(Segmenter):
                 for it in range(self.n_iter_):
                     if dense:
                         opt.zero_grad()
-                        loss, sup, tv = dense_objective(net, padded, labels, next(steps), alpha, dense_weights,
-                                                        _TRAIN_STRIP_PIXELS)  # accumulates the gradient
+                        # dense_objective accumulates the gradient itself, strip by strip
+                        loss, sup, sp = dense_objective(net, padded, labels, next(steps), alpha, dense_weights,
+                                                        _TRAIN_STRIP_PIXELS, spatial=spatial)
                     else:
                         if pos + self.batch_size > len(order):
                             order, pos = self._order(target, weights, rng), 0
                         b = order[pos:pos + self.batch_size]
                         pos += self.batch_size
                         x = torch.stack([padded[img_of[j]][:, ys[j]:ys[j] + p, xs[j]:xs[j] + p] for j in b])
-                        t = (self._random_tiles(padded, tile, n_tiles, rng).to(device, torch.float32)
-                             if n_tiles else None)
-                        loss, sup, tv = objective(net, x.to(device, torch.float32),
-                                                  torch.from_numpy(target[b]).to(device), t, alpha)
+                        t, places = self._random_tiles(padded, tile, n_tiles, rng) if n_tiles else (None, None)
+                        loss, sup, sp = objective(net, x.to(device, torch.float32),
+                                                  torch.from_numpy(target[b]).to(device),
+                                                  None if t is None else t.to(device, torch.float32), alpha,
+                                                  spatial, places)
                         opt.zero_grad()
                         loss.backward()
-                        sup, tv = sup.item(), tv.item()
+                        sup, sp = sup.item(), sp.item()
                     opt.step()
                     sched.step()
-                    self.loss_curve_.append((sup, tv))
+                    self.loss_curve_.append((sup, sp))
                     pbar.update(1)
                     if it % 20 == 0:
-                        pbar.set_postfix(ce=f"{sup:.3f}", tv=f"{tv:.3f}")
+                        pbar.set_postfix(sup=f"{sup:.3f}", spatial=f"{sp:.3f}")
             self.fit_seconds_ = time.perf_counter() - t0
         self.net_ = net.cpu().eval()
         return self
@@ -375,14 +400,16 @@ class ConvNet(Segmenter):
         return rng.choice(len(target), size=len(target), p=weights)
 
     def _random_tiles(self, padded, tile, n, rng):
-        """n random (C, tile+P-1, tile+P-1) inputs; a tile's outputs may be anywhere in its image."""
+        """n random (C, tile+P-1, tile+P-1) inputs, and where their outputs start: (image, y, x) each;
+        a tile's outputs may be anywhere in its image."""
         side = tile + self.patch_size - 1
-        out = []
+        out, places = [], []
         for i in rng.integers(0, len(padded), size=n):
             h, w = padded[i].shape[1] - side + 1, padded[i].shape[2] - side + 1
             y, x = rng.integers(0, h), rng.integers(0, w)
             out.append(padded[i][:, y:y + side, x:x + side])
-        return torch.stack(out)
+            places.append((int(i), int(y), int(x)))
+        return torch.stack(out), places
 
     # ------------------------------------------------------------------------------------
     def _dense(self, im, device):
@@ -439,7 +466,7 @@ class ConvNet(Segmenter):
     def _from_state(cls, header, arrays):
         model = cls(**header["params"])
         model.n_classes_ = int(header["n_classes"])
-        model.alpha_ = model._tv_weight()
+        model.alpha_ = model._spatial()[1]
         model.n_channels_ = int(header["n_channels"])
         model.n_iter_ = int(header.get("n_iter", model.n_iter))  # files before "auto" had an integer n_iter
         model.mean_ = arrays["mean"].astype(np.float32)

@@ -1,4 +1,4 @@
-"""The paper's ConvNet patch classifier (section 5) and the TV loss, in PyTorch.
+"""The paper's ConvNet patch classifier (section 5) and its training losses, in PyTorch.
 
 One set of weights, two ways to run it:
 
@@ -14,10 +14,12 @@ Patch size P = 16 m + 30 (m >= 1): the four valid conv/pool stages take 46 -> 1,
 the fully connected layer sees the final m x m x 64 block. Needs torch; only :mod:`chm.convnet`
 imports this module.
 
-Two training objectives share :func:`tv_loss` (eq. 8): :func:`objective` (patch mode: labelled
-patches plus small dense tiles for the TV term) and :func:`dense_objective` (fully convolutional
-mode: whole images or crops of them, :func:`grid_regions`, evaluated densely; cross-entropy at the
-labelled pixels inside them and TV over every pixel of them).
+Two training objectives share :class:`SpatialTerm` (E_U: the TV of eq. 8 or the contrast-sensitive
+Potts loss, as :mod:`chm.semi.losses` defines them for the CHM, computed by :func:`spatial_loss`):
+:func:`objective` (patch mode: labelled patches plus small dense tiles for the spatial term) and
+:func:`dense_objective` (fully convolutional mode: whole images or crops of them,
+:func:`grid_regions`, evaluated densely; E_S at the labelled pixels inside them and E_U over every
+pixel of them).
 """
 
 import numpy as np
@@ -25,10 +27,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..semi.losses import TV
+from ..mrf import default_sigma
+from ..semi.losses import TV, get_spatial_loss
 
-__all__ = ["PatchNet", "dense_objective", "grid_regions", "lrn", "objective", "tv_loss",
-           "valid_patch_sizes"]
+__all__ = ["PatchNet", "SpatialTerm", "dense_objective", "grid_regions", "lrn", "objective", "spatial_loss",
+           "tv_loss", "valid_patch_sizes"]
 
 N_MAPS = 64
 N_HIDDEN = 512
@@ -105,34 +108,83 @@ def _dilated_max_pool(x, d):
                          torch.maximum(x[..., d:, :-d], x[..., d:, d:]))
 
 
-def _tv_kernel(dtype, device):
-    st = torch.as_tensor(TV().stencils, dtype=dtype, device=device)  # eq. 11 / 8, as chm.losses.TV
-    return st[:, None]  # (2, 1, 3, 3)
-
-
-def tv_loss(prob, reduction="mean"):
-    """Total variation of probability maps (paper eq. 8): Sobel |d/dx| + |d/dy|, all classes.
+def spatial_loss(prob, loss, weights=None, reduction="mean"):
+    """A spatial loss of probability maps (paper eq. 2) in torch: :meth:`chm.semi.losses.SpatialLoss.value`.
 
     Parameters
     ----------
     prob : Tensor, shape (B, K, H, W)
         Class probabilities, H, W >= 3.
+    loss : chm.semi.losses.SpatialLoss
+        Its stencils and penalty (``|r|`` or ``r**2 / 2``).
+    weights : Tensor, shape (B, n_filters, H - 2, W - 2), or None
+        Per-centre stencil weights of each map (:meth:`chm.semi.losses.SpatialLoss.weight_maps` of
+        its image), the same for every class; None: 1 (unweighted losses such as the TV).
     reduction : {"mean", "sum"}
-        "sum": over every valid centre (the 3 x 3 neighbourhood inside the map), class and both
-        directions, exactly :meth:`chm.losses.TV.value` of each map. "mean": that sum divided by
-        the number of centres B (H-2) (W-2), the TV per pixel.
+        "sum": over every valid centre (the 3 x 3 neighbourhood inside the map), class and stencil,
+        exactly :meth:`~chm.semi.losses.SpatialLoss.value` of each map (with its image and
+        contrast scale). "mean": that sum divided by the number of centres B (H-2) (W-2), the
+        loss per pixel.
 
-    The stencils are eq. 11 divided by 8 (as :func:`chm.losses.TV`); autograd's subgradient of
-    ``|r|`` is ``sign(r)`` (0 at 0), so the gradient reaching each of the 9 neighbourhood outputs is
-    the eq. 15 coefficient.
+    Autograd's subgradient of ``|r|`` is ``sign(r)`` (0 at 0), so the gradient reaching each of the
+    9 neighbourhood outputs is the loss's eq. 15 coefficient.
     """
     b, k, h, w = prob.shape
-    r = F.conv2d(prob.reshape(b * k, 1, h, w), _tv_kernel(prob.dtype, prob.device))
-    total = r.abs().sum()
+    stencils = torch.as_tensor(loss.stencils, dtype=prob.dtype, device=prob.device)[:, None]  # (F, 1, 3, 3)
+    r = F.conv2d(prob.reshape(b * k, 1, h, w), stencils)
+    r = r.abs() if loss.penalty == "l1" else 0.5 * r * r
+    if weights is not None:
+        r = r.reshape(b, k, *r.shape[1:]) * weights[:, None]
+    total = r.sum()
     return total if reduction == "sum" else total / (b * (h - 2) * (w - 2))
 
 
-def objective(net, patches, targets, tiles=None, alpha=0.0):
+def tv_loss(prob, reduction="mean"):
+    """Total variation of probability maps (paper eq. 8): Sobel |d/dx| + |d/dy|, all classes.
+
+    :func:`spatial_loss` with :func:`chm.semi.losses.TV` (eq. 11's stencils divided by 8), so
+    ``reduction="sum"`` is :meth:`chm.semi.losses.TV().value <chm.semi.losses.SpatialLoss.value>`
+    of each map and "mean" the TV per pixel; the gradient reaching each of the 9 neighbourhood
+    outputs is the eq. 15 coefficient.
+    """
+    return spatial_loss(prob, TV(), reduction=reduction)
+
+
+class SpatialTerm:
+    """The spatial loss E_U of training, on output maps of regions of the training images.
+
+    Parameters
+    ----------
+    loss : {"tv", "contrast"} or chm.semi.losses.SpatialLoss
+        The loss, as :func:`chm.semi.losses.get_spatial_loss` resolves it: the CHM's definitions.
+    images : sequence of ndarray, shape (H, W) or (H, W, C), or None
+        The training images in [0, 1] (not the network's normalised input), from which a
+        contrast-sensitive loss weighs each centre; each image's contrast scale is
+        :func:`chm.mrf.default_sigma` of the whole image, as the CHM's. Unweighted losses ignore it.
+    """
+
+    def __init__(self, loss="tv", images=None):
+        self.loss = get_spatial_loss(loss)
+        self.images = images
+        self.sigmas = None
+        if self.loss.contrast is not None:
+            if images is None:
+                raise ValueError(f"the {self.loss.name!r} loss is contrast-sensitive: pass the images")
+            self.sigmas = [default_sigma(im) for im in images]
+
+    def __call__(self, prob, places=None, reduction="mean"):
+        """:func:`spatial_loss` of maps ``prob`` (B, K, h, w), map b the outputs at rows y..y+h-1
+        and columns x..x+w-1 of image i for ``places[b] = (i, y, x)`` (contrast-sensitive losses
+        take their weights there; others need no places)."""
+        weights = None
+        if self.sigmas is not None:
+            h, w = prob.shape[2:]
+            maps = [self.loss.weight_maps(self.images[i][y:y + h, x:x + w], self.sigmas[i]) for i, y, x in places]
+            weights = torch.from_numpy(np.stack(maps)).to(prob.device, prob.dtype)
+        return spatial_loss(prob, self.loss, weights, reduction)
+
+
+def objective(net, patches, targets, tiles=None, alpha=0.0, spatial=None, places=None):
     """The training loss E_S + alpha E_U of one mini-batch.
 
     Parameters
@@ -143,22 +195,27 @@ def objective(net, patches, targets, tiles=None, alpha=0.0):
     targets : Tensor of int64, shape (B,)
         Their classes.
     tiles : Tensor, shape (T, C, t + P - 1, t + P - 1), or None
-        Inputs of t x t output tiles, evaluated densely for the TV term.
+        Inputs of t x t output tiles, evaluated densely for the spatial term.
     alpha : float
-        TV weight.
+        Weight of the spatial term.
+    spatial : SpatialTerm or None
+        E_U (None: the TV).
+    places : sequence of (i, y, x), or None
+        Where each tile's outputs start in which training image (:meth:`SpatialTerm.__call__`);
+        contrast-sensitive terms need them.
 
     Returns
     -------
-    loss, ce, tv : Tensor
-        ``ce`` = mean cross-entropy of the softmax outputs at the labelled pixels (E_S per
-        labelled pixel); ``tv`` = :func:`tv_loss` (mean per pixel) of the tiles' probability maps,
-        0 without tiles; ``loss = ce + alpha * tv``.
+    loss, sup, sp : Tensor
+        ``sup`` = mean cross-entropy of the softmax outputs at the labelled pixels (E_S per
+        labelled pixel); ``sp`` = the spatial term's mean per pixel of the
+        tiles' probability maps (:func:`spatial_loss`), 0 without tiles; ``loss = sup + alpha * sp``.
     """
-    ce = F.cross_entropy(net(patches).flatten(1), targets)
+    sup = F.cross_entropy(net(patches).flatten(1), targets)
     if tiles is None or alpha == 0:
-        return ce, ce, torch.zeros((), dtype=ce.dtype)
-    tv = tv_loss(net(tiles, dense=True).softmax(1))
-    return ce + alpha * tv, ce, tv
+        return sup, sup, torch.zeros((), dtype=sup.dtype)
+    sp = (spatial or SpatialTerm())(net(tiles, dense=True).softmax(1), places)
+    return sup + alpha * sp, sup, sp
 
 
 def grid_regions(h, w, side=None):
@@ -189,7 +246,7 @@ def grid_regions(h, w, side=None):
 
 
 def dense_objective(net, padded, labels, regions, alpha=0.0, class_weight=None, max_outputs=1 << 15,
-                    backward=True):
+                    backward=True, spatial=None):
     """The loss E_S + alpha E_U of one step of fully convolutional training, and its gradient.
 
     Parameters
@@ -205,7 +262,7 @@ def dense_objective(net, padded, labels, regions, alpha=0.0, class_weight=None, 
         The step's output regions (half-open ranges) of image ``i``; disjoint, e.g. cells of
         :func:`grid_regions`.
     alpha : float
-        TV weight; 0 skips the TV term and every piece without a labelled pixel.
+        Weight of the spatial term; 0 skips it and every piece without a labelled pixel.
     class_weight : array_like, shape (K,), or None
         Weight of a labelled pixel of class k in the cross-entropy (None: 1).
     max_outputs : int
@@ -214,26 +271,31 @@ def dense_objective(net, padded, labels, regions, alpha=0.0, class_weight=None, 
     backward : bool
         Add the loss's gradient to the parameters' ``.grad``, one strip's graph at a time; False
         only evaluates (e.g. under ``torch.no_grad()``).
+    spatial : SpatialTerm or None
+        E_U (None: the TV).
 
     Returns
     -------
-    loss, ce, tv : float
-        ``ce`` = sum_j w_j CE_j / sum_j w_j over the labelled pixels j inside the regions
+    loss, sup, sp : float
+        ``sup`` = sum_j w_j CE_j / sum_j w_j over the labelled pixels j inside the regions
         (w_j = ``class_weight`` of j's class; 0 without labelled pixels): the mean cross-entropy
-        per labelled pixel, as :func:`objective`. ``tv`` = :func:`tv_loss`'s sum over the valid
-        centres inside the regions (pixels whose 3 x 3 neighbourhood lies in their image), divided
-        by their number: the mean TV per centre, as the patch mode's tiles (0 when alpha = 0).
-        ``loss = ce + alpha * tv``.
+        per labelled pixel, as :func:`objective`. ``sp`` = the spatial term's sum over the
+        valid centres inside the regions (pixels whose 3 x 3 neighbourhood lies in their image),
+        divided by their number: its mean per centre, as the patch mode's tiles (0 when alpha = 0).
+        ``loss = sup + alpha * sp``.
 
     Notes
     -----
     Each strip is evaluated with one more row and column on every side (inside the image): its
     valid centres are then exactly the centres it owns, with their whole neighbourhoods, and the
     rim's labels are masked out. Regions that partition the images therefore count every
-    labelled pixel and every centre exactly once: the summed TV is that of the whole maps
-    (eq. 2 / 8 over all of the images, :meth:`chm.losses.TV.value`). The dense outputs equal the
-    per-patch ones, so the gradient of ``ce`` is that of :func:`objective` on the same pixels' patches.
+    labelled pixel and every centre exactly once: the summed spatial loss is that of the whole
+    maps (eq. 2 over all of the images, :meth:`chm.semi.losses.SpatialLoss.value`; a contrast-
+    sensitive loss weighs each centre from its own image, at that image's contrast scale). The
+    dense outputs equal the per-patch ones, so the gradient of ``sup`` is that of :func:`objective`
+    on the same pixels' patches.
     """
+    spatial = spatial or SpatialTerm()
     p = net.patch_size
     ref = next(net.parameters())
     cw = None if class_weight is None else torch.as_tensor(np.asarray(class_weight), dtype=ref.dtype,
@@ -254,23 +316,23 @@ def dense_objective(net, padded, labels, regions, alpha=0.0, class_weight=None, 
             centres = max(0, min(r1, h - 1) - max(r0, 1)) * max(0, min(x1, w - 1) - max(x0, 1))
             n_centres += centres
             pieces.append((i, ya, yb, xa, xb, lab, len(seen) > 0, centres))
-    ce_total = tv_total = 0.0
+    sup_total = sp_total = 0.0
     for i, ya, yb, xa, xb, lab, has_labels, centres in pieces:
-        with_tv = alpha > 0 and centres > 0
-        if not (has_labels or with_tv):
+        with_sp = alpha > 0 and centres > 0
+        if not (has_labels or with_sp):
             continue  # nothing to learn from this strip: skip its forward pass
         x = padded[i][None, :, ya:yb + p - 1, xa:xb + p - 1].to(ref.device, ref.dtype)
         logits = net(x, dense=True)
         term = 0
         if has_labels:
             target = torch.from_numpy(lab)[None].to(ref.device)
-            ce = F.cross_entropy(logits, target, weight=cw, ignore_index=-1, reduction="sum") / n_lab
-            ce_total += ce.item()
-            term = ce
-        if with_tv:
-            tv = tv_loss(logits.softmax(1), reduction="sum") / n_centres
-            tv_total += tv.item()
-            term = term + alpha * tv
+            sup = F.cross_entropy(logits, target, weight=cw, ignore_index=-1, reduction="sum") / n_lab
+            sup_total += sup.item()
+            term = sup
+        if with_sp:
+            sp = spatial(logits.softmax(1), [(i, ya, xa)], reduction="sum") / n_centres
+            sp_total += sp.item()
+            term = term + alpha * sp
         if backward:
             term.backward()
-    return ce_total + alpha * tv_total, ce_total, tv_total
+    return sup_total + alpha * sp_total, sup_total, sp_total

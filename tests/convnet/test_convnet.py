@@ -185,18 +185,24 @@ def test_same_seed_same_model_and_tv_changes_it():
 
 
 def test_alpha_and_semi_supervised_meaning():
-    assert ConvNet()._tv_weight() == 0
-    assert ConvNet(semi_supervised="tv")._tv_weight() == RECOMMENDED_ALPHA
-    assert ConvNet(semi_supervised="tv", alpha=0.05)._tv_weight() == 0.05
-    assert ConvNet(alpha=0.2)._tv_weight() == 0.2  # an explicit alpha alone selects TV (as CHM)
+    from chm.convnet import CONTRAST_ALPHA
+
+    assert ConvNet()._spatial() == (None, 0)
+    assert ConvNet(semi_supervised="tv")._spatial() == ("tv", RECOMMENDED_ALPHA)
+    assert ConvNet(semi_supervised="tv", alpha=0.05)._spatial() == ("tv", 0.05)
+    assert ConvNet(alpha=0.2)._spatial() == ("tv", 0.2)  # an explicit alpha alone selects TV (as CHM)
+    assert ConvNet(semi_supervised="contrast")._spatial() == ("contrast", CONTRAST_ALPHA)
+    assert CONTRAST_ALPHA == pytest.approx(0.3 / (1 + np.sqrt(2)))
+    assert ConvNet(semi_supervised="contrast", alpha=0.5)._spatial() == ("contrast", 0.5)
     with pytest.raises(ValueError, match="semi_supervised must be one of"):
-        ConvNet(semi_supervised="mean-teacher")._tv_weight()
+        ConvNet(semi_supervised="mean-teacher")._spatial()
     with pytest.raises(ValueError, match="alpha must be None or a finite number >= 0"):
-        ConvNet(alpha=-1)._tv_weight()
-    assert ConvNet(semi_supervised="superpixels")._tv_weight() == 0
-    assert ConvNet(semi_supervised="superpixels+tv")._tv_weight() == RECOMMENDED_ALPHA
+        ConvNet(alpha=-1)._spatial()
+    assert ConvNet(semi_supervised="superpixels")._spatial() == (None, 0)
+    assert ConvNet(semi_supervised="superpixels+tv")._spatial() == ("tv", RECOMMENDED_ALPHA)
+    assert ConvNet(semi_supervised="superpixels+contrast")._spatial() == ("contrast", CONTRAST_ALPHA)
     with pytest.raises(ValueError, match="'superpixels' has none"):
-        ConvNet(semi_supervised="superpixels", alpha=0.1)._tv_weight()
+        ConvNet(semi_supervised="superpixels", alpha=0.1)._spatial()
 
 
 def test_superpixel_labels(tmp_path):
