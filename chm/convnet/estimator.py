@@ -5,9 +5,9 @@ classes and gray or colour images. Needs PyTorch: ``pip install "chm[convnet]"``
 does not import torch, only ``chm.ConvNet`` does. The network is
 :class:`chm.convnet.patchnet.PatchNet`; prediction always evaluates it densely (a-trous).
 
-Training minimises, by Adam over steps,
+Training minimises, by Adam over steps (or SGD with momentum: ``optimizer``, ``lr_schedule``),
 
-    E = mean cross-entropy (E_S) over the step's labelled pixels
+    E = mean E_S over the step's labelled pixels (cross-entropy, or eq. 1's squared error)
         + alpha * mean E_U per pixel (per 3 x 3 centre) of the step's output maps (all classes)
 
 with E_U the TV of eq. 8 (``"tv"``) or the contrast-sensitive Potts loss (``"contrast"``), both as
@@ -48,12 +48,13 @@ from ..io.images import as_float_image, check_image_list, check_labels
 from ..io.persistence import CONVNET_FORMAT
 from ..utils._validation import check_random_state
 from ..base import Segmenter
-from .patchnet import PatchNet, SpatialTerm, dense_objective, grid_regions, objective, valid_patch_sizes
+from .patchnet import (SUPERVISED_LOSSES, PatchNet, SpatialTerm, dense_objective, grid_regions, objective,
+                       valid_patch_sizes)
 from ..semi.superpixels import check_scale, expand_labels
 from ..thresholds import class_weights
 
 __all__ = ["ConvNet", "SEMI_SUPERVISED", "TRAINING", "RECOMMENDED_ALPHA", "CONTRAST_ALPHA", "EPOCHS", "MIN_STEPS",
-           "IMAGE_EPOCHS"]
+           "IMAGE_EPOCHS", "OPTIMIZERS", "LR_SCHEDULES", "MOMENTUM", "SUPERVISED_LOSSES"]
 
 #: None, the paper's TV loss, the CHM's contrast-sensitive Potts loss
 #: (:func:`chm.semi.losses.ContrastSensitive`), the sparse labels spread over superpixels
@@ -84,6 +85,12 @@ TRAINING = ("patches", "images")
 #: every labelled pixel and every pixel's E_U once. Not tuned (no run has compared values): it is
 #: the patch mode's :data:`EPOCHS` passes over the labels.
 IMAGE_EPOCHS = 20
+#: ``optimizer``: Adam (default), or SGD with momentum :data:`MOMENTUM` as the paper's Caffe solver.
+OPTIMIZERS = ("adam", "sgd")
+MOMENTUM = 0.9
+#: ``lr_schedule``: cosine decay to 0 over the fit (default), constant (Caffe's "fixed"), or
+#: Caffe's "step" policy: the rate times 0.1 after each third of the steps.
+LR_SCHEDULES = ("cosine", "constant", "step")
 _STRIP_PIXELS = 1 << 17  # dense prediction runs in strips of about this many outputs (memory)
 # Dense training back-propagates strips of about this many outputs one at a time: ~1 GB at P = 46.
 _TRAIN_STRIP_PIXELS = 1 << 15
@@ -127,7 +134,8 @@ class ConvNet(Segmenter):
         training set) gives the same objective up to a constant factor, in expectation over the
         steps when every step holds as many labels and centres as the next (patches; whole
         images of one size with N labels each), approximately when they vary (crops, images of
-        several sizes). None: :data:`RECOMMENDED_ALPHA` with "tv" (chosen in patch mode),
+        several sizes). ``supervised_loss="squared_error"`` takes the same factor: its E_S per
+        pixel is eq. 1's at K = 2. None: :data:`RECOMMENDED_ALPHA` with "tv" (chosen in patch mode),
         :data:`CONTRAST_ALPHA` (untuned) with "contrast", else 0.
     n_classes : int or None
         K; None = the largest label + 1 (at least 2). Set it when a sparse draw may miss a class.
@@ -136,7 +144,7 @@ class ConvNet(Segmenter):
         smallest, keeps dense prediction of 240 x 320 under half a second on 2 cores (benchmarks/
         convnet.py); larger patches see more context at a cost that grows with the FC layer.
     n_iter : int or "auto"
-        Steps (Adam, cosine-decayed learning rate). "auto" (default), patches: enough for
+        Optimiser steps. "auto" (default), patches: enough for
         :data:`EPOCHS` passes over the sparse labelled pixels, and at least :data:`MIN_STEPS`
         (2000 on a Stanford Background fold at N = 10, 7775 on SIFT Flow, whose 2000 steps were 6
         epochs and under-trained it: ``docs/convnet.md``). Images: :data:`IMAGE_EPOCHS` epochs
@@ -171,6 +179,22 @@ class ConvNet(Segmenter):
         Images: crops (whole images when ``crop_size`` is None) per step; the step's loss is the
         objective above over all of them.
     learning_rate, weight_decay : float
+        The optimiser's (initial) rate and L2 weight decay. 1e-3 suits Adam; SGD needs its own.
+    optimizer : {"adam", "sgd"}
+        "adam" (default); "sgd": plain SGD with momentum :data:`MOMENTUM` (0.9), as the paper's
+        Caffe solver (torch's form, which keeps the rate out of the momentum buffer: the same
+        steps as Caffe's at a constant rate).
+    lr_schedule : {"cosine", "constant", "step"}
+        "cosine" (default): decay to 0 over ``n_iter_`` steps; "constant": Caffe's "fixed";
+        "step": Caffe's "step" policy with gamma 0.1 and a step size of a third of the fit
+        (``ceil(n_iter_ / 3)``): the rate, a tenth of it, a hundredth.
+    supervised_loss : {"cross_entropy", "squared_error"}
+        E_S: "cross_entropy" (default) of the softmax, or "squared_error", the loss the paper
+        writes (eq. 1): ``(1/2) sum_k (p_k - t_k)^2`` of the softmax outputs and the one-hot
+        label (Caffe's Euclidean loss), eq. 1's ``(f - L)^2`` at K = 2
+        (:func:`chm.convnet.patchnet.supervised_loss`). The paper-like baseline:
+        ``optimizer="sgd", lr_schedule="constant"`` or ``"step"``, ``n_iter`` given
+        (docs/convnet.md).
     superpixel_scale : float or None
         Superpixels: Felzenszwalb scale of the segments (None:
         :data:`chm.superpixels.RECOMMENDED_SCALE`).
@@ -190,8 +214,9 @@ class ConvNet(Segmenter):
 
     def __init__(self, semi_supervised=None, alpha=None, n_classes=None, patch_size=46, n_iter="auto",
                  batch_size=64, tiles=2, tile_size=32, training="patches", crop_size=None, crops_per_step=1,
-                 learning_rate=1e-3, weight_decay=0.0, superpixel_scale=None, device="cpu", n_jobs=None,
-                 progress=None, random_state=None):
+                 learning_rate=1e-3, weight_decay=0.0, optimizer="adam", lr_schedule="cosine",
+                 supervised_loss="cross_entropy", superpixel_scale=None, device="cpu", n_jobs=None, progress=None,
+                 random_state=None):
         self.semi_supervised = semi_supervised
         self.alpha = alpha
         self.superpixel_scale = superpixel_scale
@@ -206,6 +231,9 @@ class ConvNet(Segmenter):
         self.crops_per_step = crops_per_step
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
+        self.optimizer = optimizer
+        self.lr_schedule = lr_schedule
+        self.supervised_loss = supervised_loss
         self.device = device
         self.n_jobs = n_jobs
         self.progress = progress
@@ -236,8 +264,11 @@ class ConvNet(Segmenter):
         return check_scale(self.superpixel_scale)
 
     def _validate_params(self):
-        if not isinstance(self.training, str) or self.training not in TRAINING:
-            raise ValueError(f"training must be one of {TRAINING}, got {self.training!r}")
+        for name, allowed in (("training", TRAINING), ("optimizer", OPTIMIZERS), ("lr_schedule", LR_SCHEDULES),
+                              ("supervised_loss", SUPERVISED_LOSSES)):
+            v = getattr(self, name)
+            if not isinstance(v, str) or v not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {v!r}")
         for name, lo in (("n_iter", 1), ("batch_size", 1), ("tiles", 0), ("tile_size", 3), ("crop_size", 1),
                          ("crops_per_step", 1)):
             v = getattr(self, name)
@@ -343,8 +374,7 @@ class ConvNet(Segmenter):
         with self._threads(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(rng.integers(0, 2**63 - 1)))
             net = PatchNet(self.n_channels_, self.n_classes_, self.patch_size).to(device)
-            opt = torch.optim.Adam(net.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, self.n_iter_)
+            opt, sched = self._optimiser(net)
             self.loss_curve_ = []
             if dense:
                 steps = _epochs(regions, per_epoch, rng)
@@ -358,7 +388,8 @@ class ConvNet(Segmenter):
                         opt.zero_grad()
                         # dense_objective accumulates the gradient itself, strip by strip
                         loss, sup, sp = dense_objective(net, padded, labels, next(steps), alpha, dense_weights,
-                                                        _TRAIN_STRIP_PIXELS, spatial=spatial)
+                                                        _TRAIN_STRIP_PIXELS, spatial=spatial,
+                                                        supervised=self.supervised_loss)
                     else:
                         if pos + self.batch_size > len(order):
                             order, pos = self._order(target, weights, rng), 0
@@ -369,12 +400,13 @@ class ConvNet(Segmenter):
                         loss, sup, sp = objective(net, x.to(device, torch.float32),
                                                   torch.from_numpy(target[b]).to(device),
                                                   None if t is None else t.to(device, torch.float32), alpha,
-                                                  spatial, places)
+                                                  spatial, places, self.supervised_loss)
                         opt.zero_grad()
                         loss.backward()
                         sup, sp = sup.item(), sp.item()
                     opt.step()
-                    sched.step()
+                    if sched is not None:
+                        sched.step()
                     self.loss_curve_.append((sup, sp))
                     pbar.update(1)
                     if it % 20 == 0:
@@ -382,6 +414,19 @@ class ConvNet(Segmenter):
             self.fit_seconds_ = time.perf_counter() - t0
         self.net_ = net.cpu().eval()
         return self
+
+    def _optimiser(self, net):
+        """The optimiser of ``net``'s weights and the learning-rate scheduler (None: constant)."""
+        params, lr, wd = net.parameters(), self.learning_rate, self.weight_decay
+        if self.optimizer == "sgd":
+            opt = torch.optim.SGD(params, lr=lr, momentum=MOMENTUM, weight_decay=wd)
+        else:
+            opt = torch.optim.Adam(params, lr=lr, weight_decay=wd)
+        if self.lr_schedule == "cosine":
+            return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, self.n_iter_)
+        if self.lr_schedule == "step":
+            return opt, torch.optim.lr_scheduler.StepLR(opt, step_size=-(-self.n_iter_ // 3), gamma=0.1)
+        return opt, None
 
     def _steps(self, n_labelled, per_epoch=None):
         """The number of SGD steps: ``n_iter``; or "auto"'s epochs: of ``n_labelled`` sparse labels

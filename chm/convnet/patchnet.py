@@ -14,8 +14,9 @@ Patch size P = 16 m + 30 (m >= 1): the four valid conv/pool stages take 46 -> 1,
 the fully connected layer sees the final m x m x 64 block. Needs torch; only :mod:`chm.convnet`
 imports this module.
 
-Two training objectives share :class:`SpatialTerm` (E_U: the TV of eq. 8 or the contrast-sensitive
-Potts loss, as :mod:`chm.semi.losses` defines them for the CHM, computed by :func:`spatial_loss`):
+Two training objectives share :func:`supervised_loss` (E_S: cross-entropy, or the squared error
+of eq. 1) and :class:`SpatialTerm` (E_U: the TV of eq. 8 or the contrast-sensitive Potts loss, as
+:mod:`chm.semi.losses` defines them for the CHM, computed by :func:`spatial_loss`):
 :func:`objective` (patch mode: labelled patches plus small dense tiles for the spatial term) and
 :func:`dense_objective` (fully convolutional mode: whole images or crops of them,
 :func:`grid_regions`, evaluated densely; E_S at the labelled pixels inside them and E_U over every
@@ -30,9 +31,11 @@ from torch.nn import functional as F
 from ..mrf import default_sigma
 from ..semi.losses import TV, get_spatial_loss
 
-__all__ = ["PatchNet", "SpatialTerm", "dense_objective", "grid_regions", "lrn", "objective", "spatial_loss",
-           "tv_loss", "valid_patch_sizes"]
+__all__ = ["PatchNet", "SUPERVISED_LOSSES", "SpatialTerm", "dense_objective", "grid_regions", "lrn", "objective",
+           "spatial_loss", "supervised_loss", "tv_loss", "valid_patch_sizes"]
 
+#: E_S per labelled pixel: softmax cross-entropy, or the squared error of eq. 1 (:func:`supervised_loss`).
+SUPERVISED_LOSSES = ("cross_entropy", "squared_error")
 N_MAPS = 64
 N_HIDDEN = 512
 # Caffe's LRN defaults (across channels): local_size 5, alpha 1e-4, beta 0.75, k 1.
@@ -184,7 +187,42 @@ class SpatialTerm:
         return spatial_loss(prob, self.loss, weights, reduction)
 
 
-def objective(net, patches, targets, tiles=None, alpha=0.0, spatial=None, places=None):
+def supervised_loss(logits, targets, kind="cross_entropy", weight=None, reduction="mean"):
+    """E_S of the network's outputs at labelled pixels.
+
+    Parameters
+    ----------
+    logits : Tensor, shape (B, K) or (B, K, H, W)
+    targets : Tensor of int64, shape (B,) or (B, H, W)
+        Classes; -1 = unlabelled (left out).
+    kind : {"cross_entropy", "squared_error"}
+        "cross_entropy" of the softmax; "squared_error": ``(1/2) sum_k (p_k - t_k)^2`` of the
+        softmax outputs p and the one-hot target t (Caffe's Euclidean loss), which for K = 2 is
+        eq. 1's ``(f - L)^2`` with f = p_1.
+    weight : Tensor, shape (K,), or None
+        Weight of a pixel of class k (None: 1).
+    reduction : {"mean", "sum"}
+        "sum": sum_j w_j l_j over the labelled pixels j; "mean": that over sum_j w_j (torch's
+        weighted mean).
+
+    Returns
+    -------
+    Tensor
+    """
+    if kind == "cross_entropy":
+        return F.cross_entropy(logits, targets, weight=weight, ignore_index=-1, reduction=reduction)
+    if kind != "squared_error":
+        raise ValueError(f"supervised loss must be one of {SUPERVISED_LOSSES}, got {kind!r}")
+    labelled = targets >= 0
+    t = targets.clamp(min=0)
+    onehot = F.one_hot(t, logits.shape[1]).movedim(-1, 1).to(logits.dtype)
+    per_pixel = 0.5 * ((logits.softmax(1) - onehot) ** 2).sum(1)
+    w = labelled.to(logits.dtype) if weight is None else weight[t] * labelled
+    total = (per_pixel * w).sum()
+    return total if reduction == "sum" else total / w.sum()
+
+
+def objective(net, patches, targets, tiles=None, alpha=0.0, spatial=None, places=None, supervised="cross_entropy"):
     """The training loss E_S + alpha E_U of one mini-batch.
 
     Parameters
@@ -203,15 +241,16 @@ def objective(net, patches, targets, tiles=None, alpha=0.0, spatial=None, places
     places : sequence of (i, y, x), or None
         Where each tile's outputs start in which training image (:meth:`SpatialTerm.__call__`);
         contrast-sensitive terms need them.
+    supervised : {"cross_entropy", "squared_error"}
+        E_S (:func:`supervised_loss`).
 
     Returns
     -------
     loss, sup, sp : Tensor
-        ``sup`` = mean cross-entropy of the softmax outputs at the labelled pixels (E_S per
-        labelled pixel); ``sp`` = the spatial term's mean per pixel of the
+        ``sup`` = mean E_S per labelled pixel; ``sp`` = the spatial term's mean per pixel of the
         tiles' probability maps (:func:`spatial_loss`), 0 without tiles; ``loss = sup + alpha * sp``.
     """
-    sup = F.cross_entropy(net(patches).flatten(1), targets)
+    sup = supervised_loss(net(patches).flatten(1), targets, supervised)
     if tiles is None or alpha == 0:
         return sup, sup, torch.zeros((), dtype=sup.dtype)
     sp = (spatial or SpatialTerm())(net(tiles, dense=True).softmax(1), places)
@@ -246,7 +285,7 @@ def grid_regions(h, w, side=None):
 
 
 def dense_objective(net, padded, labels, regions, alpha=0.0, class_weight=None, max_outputs=1 << 15,
-                    backward=True, spatial=None):
+                    backward=True, spatial=None, supervised="cross_entropy"):
     """The loss E_S + alpha E_U of one step of fully convolutional training, and its gradient.
 
     Parameters
@@ -264,7 +303,7 @@ def dense_objective(net, padded, labels, regions, alpha=0.0, class_weight=None, 
     alpha : float
         Weight of the spatial term; 0 skips it and every piece without a labelled pixel.
     class_weight : array_like, shape (K,), or None
-        Weight of a labelled pixel of class k in the cross-entropy (None: 1).
+        Weight of a labelled pixel of class k in E_S (None: 1).
     max_outputs : int
         Memory bound: a region is evaluated (and back-propagated) in strips of rows of about this
         many outputs. The result does not depend on it beyond float rounding.
@@ -273,13 +312,15 @@ def dense_objective(net, padded, labels, regions, alpha=0.0, class_weight=None, 
         only evaluates (e.g. under ``torch.no_grad()``).
     spatial : SpatialTerm or None
         E_U (None: the TV).
+    supervised : {"cross_entropy", "squared_error"}
+        E_S (:func:`supervised_loss`).
 
     Returns
     -------
     loss, sup, sp : float
-        ``sup`` = sum_j w_j CE_j / sum_j w_j over the labelled pixels j inside the regions
-        (w_j = ``class_weight`` of j's class; 0 without labelled pixels): the mean cross-entropy
-        per labelled pixel, as :func:`objective`. ``sp`` = the spatial term's sum over the
+        ``sup`` = sum_j w_j l_j / sum_j w_j over the labelled pixels j inside the regions
+        (l_j their E_S, w_j = ``class_weight`` of j's class; 0 without labelled pixels): the mean
+        E_S per labelled pixel, as :func:`objective`. ``sp`` = the spatial term's sum over the
         valid centres inside the regions (pixels whose 3 x 3 neighbourhood lies in their image),
         divided by their number: its mean per centre, as the patch mode's tiles (0 when alpha = 0).
         ``loss = sup + alpha * sp``.
@@ -326,7 +367,7 @@ def dense_objective(net, padded, labels, regions, alpha=0.0, class_weight=None, 
         term = 0
         if has_labels:
             target = torch.from_numpy(lab)[None].to(ref.device)
-            sup = F.cross_entropy(logits, target, weight=cw, ignore_index=-1, reduction="sum") / n_lab
+            sup = supervised_loss(logits, target, supervised, cw, reduction="sum") / n_lab
             sup_total += sup.item()
             term = sup
         if with_sp:

@@ -18,11 +18,14 @@ Format ``chm-model`` (a :class:`chm.CHM`)::
     class_weights    K > 2: per-class weights of the decision rule
 
 Version 1 (chm 0.1, binary gray models only) had no ``n_channels`` and no K-class arrays; it
-still loads. Format ``chm-convnet`` (version 2), a :class:`chm.ConvNet`: the header holds
+still loads. Format ``chm-convnet`` (version 3), a :class:`chm.ConvNet`: the header holds
 ``params``, ``n_classes`` and ``n_channels``; the arrays are ``net.<name>`` (the network's
 weights) and ``mean`` / ``std`` (input normalisation). Version 2 added the ``training``,
-``crop_size`` and ``crops_per_step`` params (an older chm cannot build the estimator from them,
-so it says "upgrade chm"); version 1 files load with their defaults (patch training).
+``crop_size`` and ``crops_per_step`` params, version 3 the ``optimizer``, ``lr_schedule`` and
+``supervised_loss`` params and the ``"contrast"`` values of ``semi_supervised`` (an older chm
+cannot build the estimator from them, so it says "upgrade chm"); older files load with the
+defaults of the params they lack (version 1: patch training; 1 and 2: Adam, cosine decay,
+cross-entropy).
 
 Loading uses ``numpy.load(..., allow_pickle=False)``, so a model file cannot run code.
 Files are written to a temporary name and renamed, so a failed save never clobbers an
@@ -42,7 +45,7 @@ from .files import write_atomic
 FORMAT = "chm-model"
 VERSION = 2
 CONVNET_FORMAT = "chm-convnet"
-_VERSIONS = {FORMAT: VERSION, CONVNET_FORMAT: 2}
+_VERSIONS = {FORMAT: VERSION, CONVNET_FORMAT: 3}
 #: format -> "module:Class" whose ``_from_state(header, arrays)`` reads it; imported only when a
 #: file of that format is loaded (the ConvNet needs torch).
 READERS = {FORMAT: "chm.model:CHM", CONVNET_FORMAT: "chm.convnet:ConvNet"}

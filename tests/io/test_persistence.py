@@ -55,6 +55,28 @@ def test_convnet_file_saved_before_the_subpackages_loads_and_predicts_the_same()
     np.testing.assert_allclose(model.predict_proba(images[:1])[0], np.load(DATA / "convnet_v1_proba.npy"), atol=1e-6)
 
 
+def test_convnet_file_of_format_version_2_loads_with_the_defaults_of_the_newer_params(tmp_path):
+    """chm-convnet version 3 added optimizer, lr_schedule and supervised_loss: a version 2 header,
+    which lacks them, loads as Adam with cosine decay and cross-entropy, the same weights."""
+    import json
+
+    pytest.importorskip("torch")
+    images, masks = make_shapes(2, shape=(24, 30), rng=np.random.default_rng(0))
+    labels = [np.where(np.random.default_rng(i).random(m.shape) < 0.1, m.astype(int), -1)
+              for i, m in enumerate(masks)]
+    model = chm.ConvNet(n_iter=2, batch_size=8, optimizer="sgd", lr_schedule="step", supervised_loss="squared_error",
+                        learning_rate=0.01, n_jobs=1, progress=False, random_state=0).fit(images, labels)
+    header, arrays = persistence.read_container(model.save(tmp_path / "v3"))
+    assert header["format"] == "chm-convnet" and header["version"] == 3
+    for name in ("optimizer", "lr_schedule", "supervised_loss"):
+        del header["params"][name]
+    header["version"] = 2
+    np.savez(tmp_path / "v2.npz", __chm__=np.frombuffer(json.dumps(header).encode(), np.uint8), **arrays)
+    old = chm.load(tmp_path / "v2.npz")
+    assert old.n_classes_ == 2 and (old.optimizer, old.lr_schedule, old.supervised_loss) == ("adam", "cosine", "cross_entropy")
+    np.testing.assert_array_equal(old.predict_proba(images[:1])[0], model.predict_proba(images[:1])[0])
+
+
 @pytest.mark.parametrize("umask", [0o022, 0o077])
 def test_saved_models_get_the_umasks_permissions(tmp_path, umask):
     """Models are saved like masks and other files: 0666 less the umask (not owner-only 0600)."""
