@@ -81,7 +81,7 @@ def test_convnet_file_of_format_version_2_loads_with_the_defaults_of_the_newer_p
 def test_saved_models_get_the_umasks_permissions(tmp_path, umask):
     """Models are saved like masks and other files: 0666 less the umask (not owner-only 0600)."""
     images, masks = make_shapes(2, shape=(24, 30), rng=np.random.default_rng(0))
-    labels = [np.where(np.random.default_rng(i).random(m.shape) < 0.1, m, -1) for i, m in enumerate(masks)]
+    labels = [np.where(np.random.default_rng(i).random(m.shape) < 0.1, m.astype(int), -1) for i, m in enumerate(masks)]
     model = chm.CHM(levels=1, stages=1, epochs=1, random_state=0, progress=False).fit(images, labels)
     old = os.umask(umask)
     try:
@@ -96,7 +96,7 @@ def test_a_recipe_as_semi_supervised_round_trips(tmp_path):
     from chm.semi.recipes import Recipe
 
     images, masks = make_shapes(3, shape=(24, 30), rng=np.random.default_rng(0))
-    labels = [np.where(np.random.default_rng(i).random(m.shape) < 0.1, m, -1) for i, m in enumerate(masks)]
+    labels = [np.where(np.random.default_rng(i).random(m.shape) < 0.1, m.astype(int), -1) for i, m in enumerate(masks)]
     recipe = Recipe(beta=4.0, rounds=1, prior_tolerance=0.5, proposal_samples=500)
     model = chm.CHM(levels=1, stages=1, epochs=1, semi_supervised=recipe, random_state=0, progress=False)
     model.fit(images, labels)
