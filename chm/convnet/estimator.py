@@ -202,9 +202,10 @@ class ConvNet(Segmenter):
         "cpu", or "cuda" (when available).
     n_jobs : int or None
         Torch threads during fit and predict; None leaves torch's setting, -1 = all cores.
-    progress : bool or None
+    progress : bool, None or callable
         None (default): a bar on a terminal, a few plain lines in a log file; True: a bar;
-        False: nothing (as :class:`chm.CHM`).
+        False: nothing; a callable ``fn(desc, done, total)`` hears the progress (as
+        :class:`chm.CHM`; not saved with the model).
     random_state : int, Generator or None
         Seeds weights and sampling; on the CPU the same seed and ``n_jobs`` give the same model.
     """
@@ -501,6 +502,8 @@ class ConvNet(Segmenter):
         params = self.get_params(deep=False)
         if not isinstance(params["random_state"], (int, type(None))):
             params["random_state"] = None  # a Generator has no JSON form; the weights are what matter
+        if callable(params["progress"]):
+            params["progress"] = None  # a callback belongs to the program that trained
         header = {"params": params, "n_classes": self.n_classes_, "n_channels": self.n_channels_,
                   "n_iter": self.n_iter_}
         arrays = {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net_.state_dict().items()}

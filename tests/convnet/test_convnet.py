@@ -248,6 +248,10 @@ def test_save_load_round_trip_and_corrupt_files(tmp_path):
         chm.load(tmp_path / "broken.npz")
     with pytest.raises(RuntimeError, match="not fitted"):
         ConvNet().save(tmp_path / "x")
+    # a progress callback hears the fit and is not saved (a function has no JSON form)
+    heard = []
+    m.set_params(progress=lambda desc, done, total: heard.append(done)).fit(images, _sparse(masks))
+    assert heard and chm.load(m.save(tmp_path / "cb")).progress is None
 
 
 def test_bad_input_errors():
