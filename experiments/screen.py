@@ -209,7 +209,7 @@ def screen_variant(args, params, data, images, parts):
     t0 = time.perf_counter()
     decisions, calibrated, scored, maps, thresholds = {"": [], "sparse_prior": []}, [], [], [], []
     per_fold = {"fold_errors": [], "n_fit": [], "alpha": [], "threshold": [], "calibrated_threshold": [],
-                "final_ce": [], "spatial_share": []}
+                "final_supervised_loss": [], "spatial_share": []}
     fit_s = 0.0
     tv_sum = tv_centres = 0.0  # the held-out maps' TV, pooled over their valid 3 x 3 centres
     progress = None if args.quiet or len(splits) == 1 else \
@@ -253,7 +253,7 @@ def screen_variant(args, params, data, images, parts):
             if hasattr(model, name):
                 per_fold[name.rstrip("_")].append(_jsonable(getattr(model, name)))
         if getattr(model, "loss_curve_", None):
-            per_fold["final_ce"].append(float(np.mean([c for c, _ in model.loss_curve_[-50:]])))
+            per_fold["final_supervised_loss"].append(float(np.mean([c for c, _ in model.loss_curve_[-50:]])))
         if getattr(model, "spatial_share_", None):
             per_fold["spatial_share"].append(model.spatial_share_)
         t1 = time.perf_counter()
@@ -286,8 +286,8 @@ def screen_variant(args, params, data, images, parts):
     for name in ("alpha", "threshold"):
         if per_fold[name]:
             row[name] = _per_fold(per_fold[name])
-    if per_fold["final_ce"]:
-        row["final_ce"] = float(np.mean(per_fold["final_ce"]))
+    if per_fold["final_supervised_loss"]:  # ConvNet: cross-entropy, or squared error if asked
+        row["final_supervised_loss"] = float(np.mean(per_fold["final_supervised_loss"]))
     if per_fold["spatial_share"]:
         row["spatial_share"] = {f"s{s}_l{l}": float(np.mean([f[(s, l)] for f in per_fold["spatial_share"]]))
                                 for s, l in per_fold["spatial_share"][0]}
