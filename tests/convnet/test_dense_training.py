@@ -23,12 +23,7 @@ P = 46
 FAST = dict(training="images", n_iter=6, n_jobs=1, progress=False)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _setup(shapes=((13, 17), (9, 11)), k=3, channels=3, n_labels=6, seed=0):

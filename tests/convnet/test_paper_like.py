@@ -20,12 +20,7 @@ from test_dense_training import _all_regions, _grads, _patches, _setup  # noqa: 
 FAST = dict(n_iter=6, batch_size=8, tiles=1, tile_size=6, n_jobs=1, progress=False)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _rates(model, n_iter):

@@ -26,12 +26,7 @@ FAST = dict(n_iter=6, batch_size=8, tiles=1, tile_size=6, n_jobs=1, progress=Fal
 STEP = 1 + np.sqrt(2)  # a row of a vertical step: 2 centres x (1/2 + 2 / (2 sqrt 2)), per class channel
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _step_map(h, w, col):
