@@ -225,14 +225,19 @@ def test_images_mode_same_seed_same_model_other_seed_other_model():
     images, masks = _toy(k=3)
     labels = sample_sparse_labels(masks, 40, 0)
     kw = dict(semi_supervised="tv", crop_size=20, crops_per_step=2, **FAST)
-    a = ConvNet(random_state=5, **kw).fit(images, labels)
-    b = ConvNet(random_state=5, **kw).fit(images, labels)
-    c = ConvNet(random_state=6, **kw).fit(images, labels)
-    d = ConvNet(random_state=5, **{**kw, "training": "patches"}).fit(images, labels)
+    check_seed_and_option(images, labels, kw, 5, {"training": "patches"})  # the mode is not ignored
+
+
+def check_seed_and_option(images, labels, kw, seed, other):
+    """The same seed gives the same ConvNet (weights and loss curve), seed + 1 another, and the
+    options ``other`` (with the same seed) another: they are not ignored."""
+    a, b = (ConvNet(random_state=seed, **kw).fit(images, labels) for _ in range(2))
+    c = ConvNet(random_state=seed + 1, **kw).fit(images, labels)
+    d = ConvNet(random_state=seed, **{**kw, **other}).fit(images, labels)
     sa, sb, sc, sd = (m.net_.state_dict() for m in (a, b, c, d))
     assert all(torch.equal(sa[n], sb[n]) for n in sa) and a.loss_curve_ == b.loss_curve_
     assert any(not torch.equal(sa[n], sc[n]) for n in sa)
-    assert any(not torch.equal(sa[n], sd[n]) for n in sa)  # the mode is not ignored
+    assert any(not torch.equal(sa[n], sd[n]) for n in sa)
 
 
 def test_crops_that_partition_the_images_in_one_step_train_as_whole_images():

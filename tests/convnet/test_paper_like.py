@@ -15,7 +15,7 @@ from chm.convnet.patchnet import dense_objective, objective, supervised_loss  # 
 from chm.datasets import sample_sparse_labels  # noqa: E402
 
 from test_convnet import _toy  # noqa: E402
-from test_dense_training import _all_regions, _grads, _patches, _setup  # noqa: E402
+from test_dense_training import _all_regions, _grads, _patches, _setup, check_seed_and_option  # noqa: E402
 
 FAST = dict(n_iter=6, batch_size=8, tiles=1, tile_size=6, n_jobs=1, progress=False)
 
@@ -79,13 +79,7 @@ def test_the_seed_determines_an_sgd_model():
     images, masks = _toy()
     labels = sample_sparse_labels(masks, 20, 0)
     kw = dict(FAST, semi_supervised="tv", optimizer="sgd", lr_schedule="step", learning_rate=0.02)
-    a, b = (ConvNet(random_state=4, **kw).fit(images, labels) for _ in range(2))
-    c = ConvNet(random_state=5, **kw).fit(images, labels)
-    adam = ConvNet(random_state=4, **{**kw, "optimizer": "adam"}).fit(images, labels)
-    sa, sb, sc, sd = (m.net_.state_dict() for m in (a, b, c, adam))
-    assert all(torch.equal(sa[n], sb[n]) for n in sa) and a.loss_curve_ == b.loss_curve_
-    assert any(not torch.equal(sa[n], sc[n]) for n in sa)
-    assert any(not torch.equal(sa[n], sd[n]) for n in sa)  # the optimiser is not ignored
+    check_seed_and_option(images, labels, kw, 4, {"optimizer": "adam"})  # the optimiser is not ignored
 
 
 # ------------------------------------------------------------------------ the squared error

@@ -32,6 +32,16 @@ def _paint(labels, mask, rng, n):
             seg[region[y, x:x + 5]] = value
 
 
+def _painted(viewer, name, shape, rgb, rng, n):
+    """A scene added as image layer ``name`` with a "strokes" Labels layer painted with ``n``
+    strokes per class: (image, mask, strokes layer)."""
+    image, mask = _scene(shape, rgb=rgb, rng=rng)
+    viewer.add_image(image, name=name, rgb=rgb)
+    strokes = viewer.add_labels(np.zeros(mask.shape, np.uint8), name="strokes")
+    _paint(strokes.data, mask, rng, n)
+    return image, mask, strokes
+
+
 def _error_vs_constant(prediction, mask):
     """(error of the prediction layer, error of the best constant map) on these pixels."""
     error = np.mean((prediction - 1).astype(bool) != mask)
@@ -70,10 +80,7 @@ def test_the_manifest_opens_the_widget(viewer):
 
 def test_strokes_train_a_colour_model_whose_prediction_beats_the_constant_map(viewer, qtbot):
     rng = np.random.default_rng(0)
-    image, mask = _scene((64, 64), rgb=True, rng=rng)
-    viewer.add_image(image, name="photo", rgb=True)
-    strokes = viewer.add_labels(np.zeros(mask.shape, np.uint8), name="strokes")
-    _paint(strokes.data, mask, rng, 8)
+    image, mask, strokes = _painted(viewer, "photo", (64, 64), True, rng, 8)
     widget = _widget(viewer)
     assert [(i.name, l.name) for i, l in widget.pairs()] == [("photo", "strokes")]  # paired by shape
     _train(qtbot, widget)
@@ -88,10 +95,7 @@ def test_strokes_train_a_colour_model_whose_prediction_beats_the_constant_map(vi
 
 def test_a_retrain_after_more_strokes_reads_every_feature_from_the_cache(viewer, qtbot):
     rng = np.random.default_rng(1)
-    image, mask = _scene((64, 64), rgb=False, rng=rng)
-    viewer.add_image(image, name="cells")
-    strokes = viewer.add_labels(np.zeros(mask.shape, np.uint8), name="strokes")
-    _paint(strokes.data, mask, rng, 4)
+    image, mask, strokes = _painted(viewer, "cells", (64, 64), False, rng, 4)
     widget = _widget(viewer)
     _train(qtbot, widget)
     first = widget.session.model
@@ -107,10 +111,7 @@ def test_a_retrain_after_more_strokes_reads_every_feature_from_the_cache(viewer,
 
 def test_cancel_stops_a_fit_and_leaves_the_widget_usable(viewer, qtbot):
     rng = np.random.default_rng(2)
-    image, mask = _scene((64, 64), rgb=False, rng=rng)
-    viewer.add_image(image, name="cells")
-    strokes = viewer.add_labels(np.zeros(mask.shape, np.uint8), name="strokes")
-    _paint(strokes.data, mask, rng, 3)
+    image, mask, strokes = _painted(viewer, "cells", (64, 64), False, rng, 3)
     widget = _widget(viewer, {"levels": 1, "epochs": 1000})  # minutes, unless cancelled
     seen = []
 
@@ -176,10 +177,7 @@ def test_a_saved_model_loads_and_predicts_another_layer_as_chm_does(viewer, qtbo
     import chm
 
     rng = np.random.default_rng(5)
-    image, mask = _scene((48, 56), rgb=True, rng=rng)
-    viewer.add_image(image, name="train", rgb=True)
-    strokes = viewer.add_labels(np.zeros(mask.shape, np.uint8), name="strokes")
-    _paint(strokes.data, mask, rng, 8)
+    image, mask, strokes = _painted(viewer, "train", (48, 56), True, rng, 8)
     widget = _widget(viewer)
     _train(qtbot, widget)
     path = widget.save_model(tmp_path / "m")
