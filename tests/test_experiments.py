@@ -251,3 +251,36 @@ def test_screen_stanford_bin0_screens_only_fold_0s_test_images(scene_data, tmp_p
     assert rows[0]["n_heldout"] == 6 and rows[0]["n_heldout_labels"] == 120 and 0 <= rows[0]["heldout_sparse_error"] <= 1
     # the diagnostics of K classes: a fraction per class, the maps' TV summed over the channels
     assert len(rows[0]["heldout_class_fractions"]) == len(pool.classes) and rows[0]["heldout_map_tv"] > 0
+
+
+def test_plot_screen_draws_a_sweep_with_its_reference_and_refuses_what_it_cannot_plot(tmp_path, capsys):
+    from experiments import plot_screen
+
+    def result(name, variant, base, error, **extra):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"variant": variant, "base": base, "n": 10, "heldout_sparse_error": error,
+                                    "heldout_sparse_error_se": 0.01, "heldout_map_tv": 0.05,
+                                    "heldout_foreground": 0.2, **extra}))
+        return str(path)
+
+    files = [result("ref", {}, {}, 0.15),
+             result("a1", {"alpha": 1}, {}, 0.12, spatial_share={"s1_l0": 0.2, "s2_l0": 0.4},
+                    heldout_sparse_error_calibrated=0.11),
+             result("a10", {"alpha": 10}, {}, 0.2),
+             result("log1", {"alpha": 1}, {"classifier": "logistic"}, 0.14)]
+    rows = plot_screen.main(files + ["--param", "alpha", "--series", "classifier", "--out", str(tmp_path / "p.png")])
+    assert (tmp_path / "p.png").stat().st_size > 0
+    by = {(r["series"], r["x"]): r for r in rows}
+    assert by[(("default",), None)]["error"] == pytest.approx(15)  # {} is the reference at alpha 0
+    assert by[(("default",), 1.0)]["share"] == pytest.approx(0.3) and by[(("default",), 1.0)]["calibrated"] == 11
+    assert by[(("logistic",), 1.0)]["error"] == pytest.approx(14)
+    text = capsys.readouterr().out
+    lines = [line for line in text.splitlines() if line.startswith("classifier=default")]
+    assert [line.split()[1] for line in lines] == ["0", "1", "10"]  # the reference first, then by alpha
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(SystemExit, match="not a result of experiments.screen"):
+        plot_screen.main([str(tmp_path / "bad.json"), "--param", "alpha"])
+    with pytest.raises(SystemExit, match="nothing to plot against"):
+        plot_screen.main([files[0], "--param", "alpha"])
+    with pytest.raises(SystemExit, match="is not a number"):
+        plot_screen.main([result("s", {"alpha": "x"}, {}, 0.1), "--param", "alpha"])
