@@ -49,7 +49,7 @@ def load_rows(files, param, series=()):
         x = params.get(param)
         if x is not None and (isinstance(x, bool) or not isinstance(x, (int, float))):
             raise ValueError(f"{f}: {param} = {x!r} is not a number")
-        key = tuple(str(params.get(s, r.get(s, "default"))) for s in series)
+        key = tuple(str(params.get(s, r.get(s, _default(r.get("estimator", "chm"), s)))) for s in series)
         fractions = r.get("heldout_class_fractions")
         share = r.get("spatial_share")
         rows.append({
@@ -63,6 +63,15 @@ def load_rows(files, param, series=()):
             "share": float(np.mean(list(share.values()))) if share else np.nan,
         })
     return rows
+
+
+def _default(estimator, name):
+    """The estimator's default of a parameter a file leaves out ("default" if unknown)."""
+    if estimator == "chm":
+        from chm import CHM
+
+        return CHM().get_params().get(name, "default")
+    return "default"
 
 
 def table(rows, param, series):

@@ -271,11 +271,11 @@ def test_plot_screen_draws_a_sweep_with_its_reference_and_refuses_what_it_cannot
     rows = plot_screen.main(files + ["--param", "alpha", "--series", "classifier", "--out", str(tmp_path / "p.png")])
     assert (tmp_path / "p.png").stat().st_size > 0
     by = {(r["series"], r["x"]): r for r in rows}
-    assert by[(("default",), None)]["error"] == pytest.approx(15)  # {} is the reference at alpha 0
-    assert by[(("default",), 1.0)]["share"] == pytest.approx(0.3) and by[(("default",), 1.0)]["calibrated"] == 11
+    assert by[(("ldnn",), None)]["error"] == pytest.approx(15)  # {} is the reference at alpha 0
+    assert by[(("ldnn",), 1.0)]["share"] == pytest.approx(0.3) and by[(("ldnn",), 1.0)]["calibrated"] == 11
     assert by[(("logistic",), 1.0)]["error"] == pytest.approx(14)
     text = capsys.readouterr().out
-    lines = [line for line in text.splitlines() if line.startswith("classifier=default")]
+    lines = [line for line in text.splitlines() if line.startswith("classifier=ldnn")]
     assert [line.split()[1] for line in lines] == ["0", "1", "10"]  # the reference first, then by alpha
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(SystemExit, match="not a result of experiments.screen"):
