@@ -24,7 +24,10 @@ RGB image's luminance in :class:`FilterBank`); ``colour``
 (:data:`POSITION_FAMILIES`) uses only the image's shape.
 
 :meth:`FilterBank.at` gives the features of a few pixels only, from crops as wide as each family's
-:data:`chm.features.bank.SUPPORT` (training reads its sparse labels' features this way).
+:data:`chm.features.bank.SUPPORT` (training reads its sparse labels' features this way). Given a
+:class:`Frame` (its origin in a larger image, that image's shape and SIFT peak), the bank of a tile
+is the larger image's away from the tile's sides (:data:`FRAME_SUPPORT`; tiled prediction,
+:mod:`chm.cascade.tiling`).
 
 :func:`stencil` (any radius) also gives the CHM context features
 (``stencil(prob_map, 7)``, 57 per map; :func:`stencils` for several maps at once).
@@ -44,7 +47,7 @@ Choices vs the MATLAB CHM (details in each module's docstring):
 * all outputs are float32; no feature standardisation is applied here.
 """
 
-from .bank import ALL_FAMILIES, COLOUR_FAMILIES, FAMILIES, POSITION_FAMILIES, FilterBank
+from .bank import ALL_FAMILIES, COLOUR_FAMILIES, FAMILIES, FRAME_SUPPORT, POSITION_FAMILIES, FilterBank, Frame
 from .colour import colour
 from .edge import edge
 from .gabor import gabor
@@ -54,5 +57,6 @@ from .position import position
 from .sift import sift
 from .stencil import StencilRows, intensity, stencil, stencil_offsets, stencils
 
-__all__ = ["FilterBank", "ALL_FAMILIES", "FAMILIES", "COLOUR_FAMILIES", "POSITION_FAMILIES", "colour", "haar", "hog",
+__all__ = ["FilterBank", "Frame", "FRAME_SUPPORT", "ALL_FAMILIES", "FAMILIES", "COLOUR_FAMILIES", "POSITION_FAMILIES",
+           "colour", "haar", "hog",
            "edge", "gabor", "sift", "intensity", "position", "stencil", "stencil_offsets", "stencils", "StencilRows"]

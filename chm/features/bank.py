@@ -1,5 +1,6 @@
 """The CHM filter bank: several families stacked into one feature array."""
 
+import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -19,7 +20,8 @@ from .position import position
 from .sift import sift
 from .stencil import intensity
 
-__all__ = ["ALL_FAMILIES", "COLOUR_FAMILIES", "FAMILIES", "FilterBank", "POSITION_FAMILIES", "SUPPORT"]
+__all__ = ["ALL_FAMILIES", "COLOUR_FAMILIES", "FAMILIES", "FilterBank", "Frame", "FRAME_SUPPORT", "POSITION_FAMILIES",
+           "SUPPORT"]
 
 #: name -> (function, number of features), in MATLAB CHM order: the original gray bank.
 FAMILIES = {
@@ -54,6 +56,34 @@ SUPPORT = {
     "position": None,                            # relative to the image size
 }
 
+#: :data:`SUPPORT` when the bank is given the image's :class:`Frame`: position then reads only the
+#: pixel's own place, and SIFT's image-wide peak comes with the frame.
+FRAME_SUPPORT = {**SUPPORT, "position": 0}
+
+
+@dataclasses.dataclass(frozen=True)
+class Frame:
+    """Where an image lies in a larger one (a tile in a whole image), and the larger image's
+    statistic that a family reads.
+
+    Given its frame, the bank of a tile equals the bank of the whole image at every pixel of the
+    tile farther than :data:`FRAME_SUPPORT` from the tile's sides that are not the whole image's.
+
+    Parameters
+    ----------
+    origin : (int, int)
+        Row and column of the image's first pixel in the larger image.
+    shape : (int, int)
+        (H, W) of the larger image.
+    sift_peak : float or None
+        The larger image's :func:`chm.features.sift.peak` (:meth:`FilterBank.sift_peak`); a bank
+        with the sift family needs it.
+    """
+
+    origin: tuple
+    shape: tuple
+    sift_peak: float = None
+
 
 def _rgb2gray(rgb):
     from skimage.color import rgb2gray
@@ -67,6 +97,17 @@ def _family(name, image, **kw):
     would compile a second version of each, ~1.5 s in a fresh process)."""
     fn, k = ALL_FAMILIES[name]
     return fn(image, out=np.empty(image.shape[:2] + (k + 1,), dtype=np.float32)[:, :, :k], **kw)
+
+
+def _frame_args(name, frame):
+    """What family ``name`` reads of a :class:`Frame` (None: nothing, the image is whole)."""
+    if frame is None:
+        return {}
+    if name == "position":
+        return {"origin": frame.origin, "shape": frame.shape}
+    if name == "sift":
+        return {"peak": frame.sift_peak}
+    return {}
 
 
 def _crops_pay(name, n, area):
@@ -144,7 +185,7 @@ class FilterBank:
         """bool: whether a family of :data:`COLOUR_FAMILIES` is selected."""
         return any(f in COLOUR_FAMILIES for f in self._families)
 
-    def __call__(self, image, *, out=None):
+    def __call__(self, image, *, out=None, frame=None):
         """Compute all selected families of a float image.
 
         Parameters
@@ -154,6 +195,9 @@ class FilterBank:
             (:func:`skimage.color.rgb2gray`); colour families need an RGB image.
         out : (H, W, n_features) float32 ndarray, optional
             Preallocated output (e.g. a slice of a bigger training matrix).
+        frame : Frame, optional
+            The image is a tile of a larger image: its features are the larger image's (see
+            :class:`Frame`).
 
         Returns
         -------
@@ -166,9 +210,11 @@ class FilterBank:
             out = np.empty(shape, dtype=np.float32)
         elif not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.shape != shape:
             raise ValueError(f"out must be a float32 array of shape {shape}")
+        self._check_frame(frame)
         # each family writes straight into its block: no per-family temporaries
         for name, sl in self.slices.items():
-            ALL_FAMILIES[name][0](rgb if name in COLOUR_FAMILIES else image, out=out[:, :, sl])
+            ALL_FAMILIES[name][0](rgb if name in COLOUR_FAMILIES else image, out=out[:, :, sl],
+                                  **_frame_args(name, frame))
         return out
 
     def at(self, image, rows, cols):
@@ -216,6 +262,19 @@ class FilterBank:
         (if not, it costs as much as :meth:`__call__`)."""
         return any(_crops_pay(name, n, shape[0] * shape[1]) for name in self._families)
 
+    def sift_peak(self, image, window=None):
+        """The statistic of an image a :class:`Frame` carries: :func:`chm.features.sift.peak` of
+        what the sift family sees (the luminance of a colour image), over ``window`` (a pair of
+        slices; default the whole image) only; None if the bank has no sift family."""
+        if "sift" not in self._families:
+            return None
+        return float(_sift.peak(self._inputs(image)[0], window))
+
+    def _check_frame(self, frame):
+        if frame is not None and "sift" in self._families and frame.sift_peak is None:
+            raise ValueError("a Frame for a bank with the sift family needs the whole image's sift_peak "
+                             "(FilterBank.sift_peak)")
+
     def _inputs(self, image):
         """(gray, rgb or None): what the gray and the colour families see, validated."""
         rgb = None
@@ -227,7 +286,7 @@ class FilterBank:
                              f"an (H, W, 3) colour image, got shape {np.shape(image)}")
         return check_image(image), rgb
 
-    def many(self, images, n_threads=1, *, out=None):
+    def many(self, images, n_threads=1, *, out=None, frames=None):
         """The bank of several images (e.g. the levels of a pyramid), computed by threads.
 
         The families release the GIL for most of their work (FFTs, scipy.ndimage, numpy), so
@@ -243,15 +302,20 @@ class FilterBank:
             Threads to use; 1 computes in this thread.
         out : list of (float32 ndarray or None), optional
             Where to write each image's features (as :meth:`__call__`'s ``out``).
+        frames : list of (Frame or None), optional
+            Each image's frame (as :meth:`__call__`'s ``frame``).
 
         Returns
         -------
         list of (H, W, n_features) float32 ndarray
         """
         out = [None] * len(images) if out is None else out
+        frames = [None] * len(images) if frames is None else frames
         if n_threads <= 1:
-            return [self(im, out=o) for im, o in zip(images, out)]
+            return [self(im, out=o, frame=f) for im, o, f in zip(images, out, frames)]
         inputs = [self._inputs(im) for im in images]
+        for f in frames:
+            self._check_frame(f)
         outs = [np.empty(gray.shape + (self.n_features,), dtype=np.float32) if o is None else o
                 for (gray, _), o in zip(inputs, out)]
         # Biggest images first, and in each the families with most features first, so that the
@@ -260,7 +324,7 @@ class FilterBank:
         fams = sorted(self.slices.items(), key=lambda kv: -(kv[1].stop - kv[1].start))
         with ThreadPoolExecutor(n_threads) as pool:
             futures = [pool.submit(ALL_FAMILIES[name][0], inputs[i][1] if name in COLOUR_FAMILIES else inputs[i][0],
-                                   out=outs[i][:, :, sl])
+                                   out=outs[i][:, :, sl], **_frame_args(name, frames[i]))
                        for i in order for name, sl in fams]
             for f in futures:
                 f.result()

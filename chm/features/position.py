@@ -4,7 +4,8 @@ Scene classes have strong location priors (sky at the top, road and sea at the b
 translation-invariant filter sees; a location term is part of classic scene-labelling models
 (TextonBoost's location potential). The features are the pixel centre's row and column as
 fractions of the image height and width, ``(y + 0.5) / H`` and ``(x + 0.5) / W``, so every pyramid
-level of an image gives the same value at the same place.
+level of an image gives the same value at the same place. A tile of a larger image is given its
+origin and the larger image's shape, so that its features are the larger image's.
 """
 
 import numpy as np
@@ -16,7 +17,7 @@ __all__ = ["position"]
 N_FEATURES = 2
 
 
-def position(image, *, out=None):
+def position(image, *, out=None, origin=(0, 0), shape=None):
     """Relative row and column of every pixel.
 
     Parameters
@@ -25,6 +26,10 @@ def position(image, *, out=None):
         Only its shape is used (validated as the other families do).
     out : (H, W, 2) float32 ndarray, optional
         Where to write the result.
+    origin : (int, int), optional
+        Row and column of the image's first pixel in the larger image it was cut from.
+    shape : (int, int), optional
+        That larger image's (H, W); default the image's own.
 
     Returns
     -------
@@ -38,7 +43,12 @@ def position(image, *, out=None):
     """
     image = check_image(image)
     h, w = image.shape
+    y0, x0 = (int(v) for v in origin)
+    H, W = (h, w) if shape is None else (int(v) for v in shape)
+    if y0 < 0 or x0 < 0 or y0 + h > H or x0 + w > W:
+        raise ValueError(f"an image of shape {(h, w)} at origin {(y0, x0)} does not lie in a {(H, W)} image")
     out = prepare_out(out, (h, w), N_FEATURES)
-    out[:, :, 0] = ((np.arange(h) + 0.5) / h)[:, None]
-    out[:, :, 1] = ((np.arange(w) + 0.5) / w)[None, :]
+    # The same float64 operations for a tile as for the whole image, so the same values.
+    out[:, :, 0] = ((np.arange(y0, y0 + h) + 0.5) / H)[:, None]
+    out[:, :, 1] = ((np.arange(x0, x0 + w) + 0.5) / W)[None, :]
     return out

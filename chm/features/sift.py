@@ -106,9 +106,15 @@ def sift(image, *, out=None, peak=None):
     return out
 
 
-def peak(image):
-    """The maximum of the pre-smoothed image, which :func:`sift` divides by."""
-    return _presmooth(check_image(image)).max()
+def peak(image, window=None):
+    """The maximum of the pre-smoothed image, which :func:`sift` divides by.
+
+    ``window`` (a pair of slices): the maximum over that part only, e.g. a tile's core, whose
+    pre-smoothed values are the whole image's when the tile reaches 3 pixels past it; the largest
+    over tiles whose cores cover the image is then the whole image's peak.
+    """
+    im = _presmooth(check_image(image))
+    return (im if window is None else im[window]).max()
 
 
 def _presmooth(image):
