@@ -19,25 +19,33 @@ from ..features import StencilRows, stencil_offsets
 
 from . import pyramid
 
-__all__ = ["ContextProjection", "context_features", "context_keys", "context_maps", "n_contexts", "stencil_rows", "stencil_spec"]
+__all__ = ["ContextProjection", "context_features", "context_keys", "context_maps", "is_fusion", "n_contexts",
+           "stencil_rows", "stencil_spec"]
+
+
+def is_fusion(s, l):
+    """Whether classifier (s, l) is a top-down fusion (stage >= 2, level 0): its contexts are the
+    previous stage's maps of every level, upsampled; the others' are the same stage's lower
+    levels, halved."""
+    return s >= 2 and l == 0
 
 
 def n_contexts(s, l, levels):
     """How many context maps classifier (s, l) sees: every level of the previous stage for the
-    top-down fusion (stage >= 2, level 0), else the same stage's lower levels."""
-    return levels + 1 if s >= 2 and l == 0 else l
+    top-down fusion, else the same stage's lower levels."""
+    return levels + 1 if is_fusion(s, l) else l
 
 
 def stencil_spec(fusion_context, radius, s, l, levels):
     """(radius, dilation per context map) of classifier (s, l): 2**j for the level-j map of a
     fusion classifier under ``fusion_context="scaled"``, else 1."""
-    scaled = fusion_context == "scaled" and s >= 2 and l == 0
+    scaled = fusion_context == "scaled" and is_fusion(s, l)
     return radius, [2 ** j if scaled else 1 for j in range(n_contexts(s, l, levels))]
 
 
 def context_keys(s, l, levels):
     """The (stage, level) of each map classifier (s, l) sees, in feature order."""
-    prev = s - 1 if s >= 2 and l == 0 else s
+    prev = s - 1 if is_fusion(s, l) else s
     return [(prev, j) for j in range(n_contexts(s, l, levels))]
 
 
@@ -46,7 +54,7 @@ def context_maps(maps, s, l, levels, shape):
 
     ``maps`` holds the output map (or its compressed channels) of every (stage, level) trained so far.
     """
-    if s >= 2 and l == 0:
+    if is_fusion(s, l):
         return [pyramid.upsample(maps[k], k[1], shape[:2]) for k in context_keys(s, l, levels)]
     return [pyramid.downsample_n(maps[k], l - k[1]) for k in context_keys(s, l, levels)]
 

@@ -14,6 +14,7 @@ import numpy as np
 __all__ = [
     "check_pooled_classes",
     "BICUBIC_HALVING_WEIGHTS",
+    "HALVING_REACH",
     "downsample",
     "downsample_n",
     "level_shape",
@@ -40,6 +41,11 @@ BICUBIC_HALVING_WEIGHTS = np.array(
     ]
 )
 BICUBIC_HALVING_WEIGHTS.flags.writeable = False
+
+#: Inputs an output sample of one halving reads past the two it sits on, on either side: output
+#: ``r`` reads inputs ``2r - 3 .. 2r + 4``. Halving ``l`` times, a pixel reaches
+#: ``HALVING_REACH * (2**l - 1)`` full-resolution pixels past its ``2**l`` block.
+HALVING_REACH = (len(BICUBIC_HALVING_WEIGHTS) - 2) // 2
 
 _EDGE_MODES = ("replicate", "symmetric")
 
@@ -69,7 +75,7 @@ def _tap_indices(n, mode):
     """
     m = n + (n % 2)
     out = m // 2
-    idx = 2 * np.arange(out)[:, None] - 3 + np.arange(8)[None, :]
+    idx = 2 * np.arange(out)[:, None] - HALVING_REACH + np.arange(len(BICUBIC_HALVING_WEIGHTS))[None, :]
     if mode == "replicate":
         idx = np.clip(idx, 0, m - 1)
     else:
