@@ -189,11 +189,15 @@ class FeatureSource:
         """The bank's (H, W, F) features of one level image (see :func:`bank_features`)."""
         return bank_features(image, self.bank, self.cache, scratch_key)
 
-    def many(self, images, n_threads=1, scratch_keys=None):
+    def many(self, images, n_threads=1, scratch_keys=None, frames=None):
         """Features of several level images; without a cache ``n_threads`` threads share them,
-        each written into this thread's scratch buffer of its key when ``scratch_keys`` is given."""
+        each written into this thread's scratch buffer of its key when ``scratch_keys`` is given.
+        ``frames``: each image's :class:`chm.features.Frame` (tiles of a larger image)."""
         if self.cache is not None:
+            if frames is not None:
+                # Entries are keyed by content, and a tile's features depend on its frame too.
+                raise ValueError("a FeatureCache holds the features of whole images, not of framed tiles")
             return [self.cache.get(im, self.bank) for im in images]
         outs = None if scratch_keys is None else [bank_scratch(k, im.shape, self.bank)
                                                   for k, im in zip(scratch_keys, images)]
-        return self.bank.many(images, n_threads, out=outs)
+        return self.bank.many(images, n_threads, out=outs, frames=frames)

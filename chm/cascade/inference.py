@@ -40,7 +40,8 @@ def level_map(image, l, source, ctx, clf, spec, projection=None):
     return p if projection is None else projection.transform(p)
 
 
-def cascade(image, source, classifiers, schedule, levels, stencils, projections=None, n_threads=1, reuse=False):
+def cascade(image, source, classifiers, schedule, levels, stencils, projections=None, n_threads=1, reuse=False,
+            frames=None):
     """Run the classifiers of ``schedule`` on one image.
 
     ``source`` is the :class:`chm.cascade.cache.FeatureSource` of the bank; ``stencils`` maps each
@@ -51,13 +52,16 @@ def cascade(image, source, classifiers, schedule, levels, stencils, projections=
     level used. ``n_threads`` threads compute the bank of the levels (without a cache) and share
     each classifier's pixels. ``reuse``: the bank goes into this thread's reusable buffers
     (:func:`chm.cascade._scratch.scratch`), so the returned features are valid only until the
-    next such call.
+    next such call. ``frames``: the image is a tile of a larger image, and ``frames[l]`` the
+    :class:`chm.features.Frame` of its level-l image (:mod:`chm.cascade.tiling`).
     """
     projections = projections or {}
     imgs = pyramid.pyramid(image, levels)
     used = sorted({l for _, l in schedule})
     keys = [("bank", l) for l in used] if reuse else None
-    bank_feats = dict(zip(used, source.many([imgs[l] for l in used], n_threads, scratch_keys=keys)))
+    level_frames = None if frames is None else [frames[l] for l in used]
+    bank_feats = dict(zip(used, source.many([imgs[l] for l in used], n_threads, scratch_keys=keys,
+                                            frames=level_frames)))
     maps = {}
     for s, l in schedule:
         ctx = context_maps(maps, s, l, levels, imgs[l].shape)

@@ -161,13 +161,15 @@ class FittedCascade:
     rounds: list = dataclasses.field(default_factory=list)
     spatial_share: dict = None
 
-    def predict_image(self, image, stage=None, cache=None, n_threads=1):
+    def predict_image(self, image, stage=None, cache=None, n_threads=1, frames=None):
         """The full-resolution map of one prepared image (:meth:`CascadeSpec.prepare`): (H, W)
-        P(foreground) or (H, W, K) probabilities; ``stage`` stops after that stage's fusion."""
+        P(foreground) or (H, W, K) probabilities; ``stage`` stops after that stage's fusion.
+        ``frames``: the image is a tile of a larger one, one :class:`chm.features.Frame` per level
+        (:func:`chm.cascade.tiling.predict_tiled`)."""
         schedule = self.schedule(stage)
         stencils = {sl: self.spec.stencil(*sl) for sl in schedule}
         return cascade(image, FeatureSource(self.bank, cache), self.classifiers, schedule, self.spec.levels,
-                       stencils, self.projections, n_threads, reuse=True)[0][schedule[-1]]
+                       stencils, self.projections, n_threads, reuse=True, frames=frames)[0][schedule[-1]]
 
     def schedule(self, stage=None):
         """The classifiers that run, in order, up to the fusion of ``stage`` (None = all)."""
