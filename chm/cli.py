@@ -7,7 +7,7 @@
               [--superpixel-scale S]
               [--features haar,hog,...] [--epochs N] [--n-jobs N] [--seed S]
     chm predict MODEL.npz IMAGES -o OUTDIR [--proba] [--threshold T] [--format png|npy]
-              [--preview] [--overwrite] [--n-jobs N]
+              [--preview] [--overwrite] [--tile-size N] [--n-jobs N]
     chm info MODEL.npz
 
 Every command also takes ``--quiet`` (no progress output, warnings and errors only),
@@ -226,10 +226,14 @@ def cmd_predict(args):
     """``chm predict``: segment images with a saved model, one output file per image."""
     from joblib import effective_n_jobs
 
+    from .cascade.tiling import check_tile_size
     from .io.images import read_image
     from .io.persistence import load
 
     model = load(args.model)
+    if args.tile_size is not None:
+        model.tile_size = args.tile_size
+    check_tile_size(model.tile_size, model.levels)  # before any work
     k = model.n_classes_
     if k > 2 and (args.threshold is not None or (args.proba and args.format == "png")):
         raise ValueError(f"the model has {k} classes: --threshold and --proba PNGs are for two-class models; "
@@ -387,6 +391,7 @@ def build_parser():
     """The argument parser of the ``chm`` program (sub-commands ``train``, ``predict``, ``info``)."""
     from .features import ALL_FAMILIES
 
+    from .cascade.tiling import TILE_BYTES
     from .classifiers import NETWORKS
     from .model import CLASS_PRIORS, DEFAULT_FEATURES, FUSION_CONTEXTS, LABEL_POOLINGS, SEMI_SUPERVISED
 
@@ -490,6 +495,10 @@ def build_parser():
     predict.add_argument("--preview", action="store_true",
                          help=f"also write a colour-coded NAME{PREVIEW_SUFFIX} per image (one colour per class)")
     predict.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    predict.add_argument("--tile-size", type=_int_at_least(1), default=None, metavar="N",
+                         help="predict in tiles of N x N px (a multiple of 2**levels), the same maps with "
+                              "less memory (default: tiles only for images whose filter bank would exceed "
+                              f"{TILE_BYTES // 2**20} MiB)")
     predict.set_defaults(run=cmd_predict)
 
     info = sub.add_parser("info", parents=[common], help="describe a model file",

@@ -25,7 +25,8 @@ labelled rows that SGD needs. A binary model's spatial loss draws fresh centres 
 for every epoch (``chm.cascade.sampling.ImageCentres``), so its classifiers read the filter bank of
 whole images from a feature cache on disk (a temporary one when ``feature_cache`` is None); a
 K-class model keeps a pool of random centres per image instead (``spatial_rate`` x labelled
-pixels: scene datasets would need 30-100 GB of cache). Inference streams image by image.
+pixels: scene datasets would need 30-100 GB of cache). Inference streams image by image, and a
+large image tile by tile (``chm.cascade.tiling``).
 """
 
 import warnings
@@ -37,6 +38,7 @@ from .base import Segmenter
 from .cascade.cache import FeatureCache
 from .cascade.pyramid import check_pooled_classes, level_shape
 from .cascade.spec import CLASS_PRIORS, FUSION_CONTEXTS, LABEL_POOLINGS, CascadeSpec, FittedCascade
+from .cascade.tiling import auto_tile_size, check_tile_size, predict_tiled
 from .cascade.training import FewLabelsWarning, train
 from .features import COLOUR_FAMILIES, FilterBank
 from .io.images import check_image_list, check_labels
@@ -182,6 +184,13 @@ class CHM(Segmenter):
         Folder of a :class:`chm.cascade.cache.FeatureCache` (or one, e.g. with a size budget): filter-bank
         features of every (image, level) are computed once and reused by later fits and
         predictions (float16 on disk).
+    tile_size : int or None
+        Prediction: images are predicted in tiles of this side (a multiple of ``2**levels``), each
+        padded with the cascade's receptive field (:func:`chm.cascade.tiling.receptive_radius`),
+        so that memory grows with the tile, not the image, and the maps equal the whole image's
+        up to float rounding. None: tiles only for images whose filter bank would exceed
+        :data:`chm.cascade.tiling.TILE_BYTES` (512 MiB), sized to it. Tiles do not go through
+        ``feature_cache``.
     n_jobs : int or None
         Parallel workers over images (joblib). None defers to an enclosing
         ``joblib.parallel_config`` (e.g. ``backend="dask"``), else runs sequentially.
@@ -223,7 +232,7 @@ class CHM(Segmenter):
                  superpixel_scale=None, features=DEFAULT_FEATURES, context_radius=7,
                  context_channels=CONTEXT_CHANNELS,
                  fusion_context="original", epochs=None, classifier_params=None, label_pooling=None,
-                 max_samples=None, class_prior="labels", feature_cache=None,
+                 max_samples=None, class_prior="labels", feature_cache=None, tile_size=None,
                  n_jobs=None, progress=None, random_state=None):
         self.levels = levels
         self.stages = stages
@@ -248,6 +257,7 @@ class CHM(Segmenter):
         self.max_samples = max_samples
         self.class_prior = class_prior
         self.feature_cache = feature_cache
+        self.tile_size = tile_size
         self.n_jobs = n_jobs
         self.progress = progress
         self.random_state = random_state
@@ -365,10 +375,12 @@ class CHM(Segmenter):
         -------
         list of float32 arrays
             Two classes: (H, W) P(foreground) (class 1). K > 2 classes: (H, W, K) probabilities
-            that sum to 1 over the last axis.
+            that sum to 1 over the last axis. Large images are predicted in tiles
+            (``tile_size``), with the same maps up to float rounding.
         """
         self.check_is_fitted()
         self.cascade_.schedule(stage)  # checks stage
+        check_tile_size(self.tile_size, self.cascade_.spec.levels)
         images = check_image_list(images)
         for i, im in enumerate(images):
             if min(level_shape(im.shape[:2], self.levels)) < 1:
@@ -377,9 +389,10 @@ class CHM(Segmenter):
         if len(images) == 1:
             # One image (an interactive prediction): the cores share its filter bank as threads
             # rather than wait on a single worker process.
-            return [_predict_one(self.cascade_, images[0], stage, cache, effective_n_jobs(self.n_jobs))]
+            return [_predict_one(self.cascade_, images[0], stage, cache, self.tile_size,
+                                 effective_n_jobs(self.n_jobs))]
         par = Parallel(n_jobs=self.n_jobs, return_as="generator")
-        jobs = (delayed(_predict_one)(self.cascade_, im, stage, cache) for im in images)
+        jobs = (delayed(_predict_one)(self.cascade_, im, stage, cache, self.tile_size) for im in images)
         return list(bar(par(jobs), total=len(images), desc="predict", enabled=self.progress))
 
     def predict(self, images, threshold=None, stage=None):
@@ -426,9 +439,13 @@ class CHM(Segmenter):
         return model
 
 
-def _predict_one(cascade, image, stage, cache, n_threads=1):
-    """The map of one image (a top-level function, so joblib can ship it to any backend)."""
-    return cascade.predict_image(cascade.spec.prepare(image), stage, cache, n_threads)
+def _predict_one(cascade, image, stage, cache, tile_size=None, n_threads=1):
+    """The map of one image (a top-level function, so joblib can ship it to any backend): whole,
+    or in tiles of ``tile_size`` (None: :func:`chm.cascade.tiling.auto_tile_size`'s, if any)."""
+    tile = auto_tile_size(cascade, image.shape, stage) if tile_size is None else tile_size
+    if tile is None:
+        return cascade.predict_image(cascade.spec.prepare(image), stage, cache, n_threads)
+    return predict_tiled(cascade, image, tile, stage, n_threads)
 
 
 def _upgrade_params(params):
