@@ -135,21 +135,25 @@ def test_a_framed_tile_has_the_whole_images_bank():
 
 def test_predict_proba_tiles_large_images_automatically(gray, monkeypatch):
     model, image = gray
-    whole, crop = model.predict_proba([image, image[:150]])  # under the threshold: one piece
+    tall = np.concatenate([image, image[::-1]])  # 406 x 217
+    whole, whole_tall, crop = model.predict_proba([image, tall, tall[:300]])  # under the threshold: whole
     assert auto_tile_size(model.cascade_, image.shape) is None
     per_pixel = 4 * model.bank_.n_features * (1 + 1 / 4 + 1 / 16)  # float32, levels 0..2
     # A budget for padded tiles of 2 * 76 + 80 px: the largest tile that fits is 80 px.
     monkeypatch.setattr(tiling, "TILE_BYTES", per_pixel * (2 * 76 + 80) ** 2)
     assert auto_tile_size(model.cascade_, image.shape) is None  # the whole image fits it
     assert auto_tile_size(model.cascade_, (1000, 1000)) == 80
-    # A budget that no padded tile meets: tiles as wide as the halo.
+    # A budget that no padded tile meets: tiles as wide as the halo, unless a padded tile would
+    # hold the whole image.
     monkeypatch.setattr(tiling, "TILE_BYTES", per_pixel * 100 ** 2)
-    assert auto_tile_size(model.cascade_, image.shape) == 76
+    assert auto_tile_size(model.cascade_, image.shape) is None  # 76 + 2 * 76 > 217
+    assert auto_tile_size(model.cascade_, tall.shape) == 76
     calls = []
     monkeypatch.setattr(chm.model, "predict_tiled", lambda *a, **k: calls.append(a[2]) or predict_tiled(*a, **k))
-    np.testing.assert_allclose(model.predict_proba([image, image[:150]])[1], crop, rtol=0, atol=ATOL)
-    np.testing.assert_allclose(model.predict_proba([image])[0], whole, rtol=0, atol=ATOL)
-    assert calls == [76, 76, 76]
+    got = model.predict_proba([tall, image, tall[:300]])
+    for a, b in zip(got, (whole_tall, whole, crop)):
+        np.testing.assert_allclose(a, b, rtol=0, atol=ATOL)
+    assert calls == [76, 76]
 
 
 def test_memory_is_set_by_the_tile(gray, monkeypatch):

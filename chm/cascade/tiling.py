@@ -127,7 +127,8 @@ def auto_tile_size(cascade, shape, stage=None):
     None (the whole image at once) when the bank of the image's levels fits in :data:`TILE_BYTES`;
     else the largest multiple of ``2**levels`` whose padded tile's bank fits, but at least the
     halo (a model whose halo alone exceeds the budget still computes at most 9 tile areas per
-    output area, with memory set by the model, not by the image).
+    output area, with memory set by the model, not by the image). None too when a padded tile
+    would be as tall and as wide as the image: tiles would cost time and save little memory.
     """
     levels = sorted({l for _, l in cascade.schedule(stage)})
     per_pixel = 4 * cascade.bank.n_features  # float32 features
@@ -136,7 +137,8 @@ def auto_tile_size(cascade, shape, stage=None):
         return None
     align, margin = 2 ** cascade.spec.levels, halo(cascade, stage)
     side = int(np.sqrt(TILE_BYTES / (per_pixel * sum(4.0 ** -l for l in levels))))
-    return max((side - 2 * margin) // align * align, margin, align)
+    tile = max((side - 2 * margin) // align * align, margin, align)
+    return None if all(tile + 2 * margin >= n for n in shape[:2]) else tile
 
 
 def predict_tiled(cascade, image, tile_size, stage=None, n_threads=1):
