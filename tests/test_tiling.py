@@ -20,7 +20,7 @@ from chm.model import DEFAULT_FEATURES
 # Small and fast, but with the default bank's widest filters (SIFT) and the position family.
 TINY = dict(context_radius=2, classifier_params={"n_groups": 2, "n_nodes": 2}, epochs=1, progress=False,
             random_state=0, n_jobs=1)
-ATOL = 1e-6  # float32 rounding (the classifiers' products run over other chunks of rows)
+ATOL = 1e-6  # float32 rounding (Haar's integral image starts at the tile's corner)
 
 
 def _sparse(masks, rng, rate=0.05):
