@@ -189,7 +189,7 @@ class CHM(Segmenter):
         padded with the cascade's receptive field (:func:`chm.cascade.tiling.receptive_radius`),
         so that memory grows with the tile, not the image, and the maps equal the whole image's
         up to float rounding. None: tiles only for images whose filter bank would exceed
-        :data:`chm.cascade.tiling.TILE_BYTES` (512 MiB), sized to it. Tiles do not go through
+        :data:`chm.cascade.tiling.TILE_BYTES` (1 GiB), sized to it. Tiles do not go through
         ``feature_cache``.
     n_jobs : int or None
         Parallel workers over images (joblib). None defers to an enclosing
