@@ -7,8 +7,9 @@ Fits a small model (the default architecture, levels 3 and the default bank, on 
 here), then predicts one synthetic gray image of each size, each prediction in a fresh process on
 one core: whole (:meth:`chm.cascade.spec.FittedCascade.predict_image`, what ``predict_proba`` did
 before tiling), then ``CHM.predict_proba`` with each of ``--tile-sizes`` (auto: ``tile_size=None``).
-Prints a markdown table: seconds, the process's peak RSS (``getrusage``), its RSS before the
-prediction (psutil, the ``bench`` extra) and the largest difference from the whole image's map.
+Prints a markdown table: wall and CPU seconds (CPU time is the steadier one on a busy machine),
+the process's peak RSS (``getrusage``), its RSS before the prediction (psutil, the ``bench``
+extra) and the largest difference from the whole image's map.
 The whole image is skipped when its filter bank alone would exceed ``--max-whole-gb``.
 """
 
@@ -51,16 +52,16 @@ def worker(model_path, image_path, mode, tile_size, out_path):
     image = np.load(image_path)
     model.predict_proba([image[:64, :64]])  # warm-up: numba's cached kernels, FFT plans
     before = psutil.Process().memory_info().rss
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if mode == "whole":
         cascade = model.cascade_
         proba = cascade.predict_image(cascade.spec.prepare(image))
     else:
         proba = model.predict_proba([image])[0]
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
     np.save(out_path, proba)
-    print(json.dumps({"seconds": seconds, "peak": peak, "before": before}))
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "peak": peak, "before": before}))
 
 
 def run(model_path, image_path, mode, tile_size, out_path):
@@ -69,6 +70,11 @@ def run(model_path, image_path, mode, tile_size, out_path):
            str(tile_size), out_path]
     res = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def measured(r):
+    """The table cells of one :func:`run`: seconds, peak RSS, RSS before."""
+    return f"{r['seconds']:.1f} / {r['cpu']:.1f} | {r['peak'] / 2**30:.2f} GiB | {r['before'] / 2**30:.2f} GiB"
 
 
 def main(argv=None):
@@ -94,7 +100,7 @@ def main(argv=None):
               f"receptive radius {receptive_radius(model.cascade_)} px, halo {margin} px; one core per "
               f"prediction; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         print()
-        print("| image | prediction | seconds | peak RSS | RSS before | max abs difference from whole |")
+        print("| image | prediction | wall / CPU s | peak RSS | RSS before | max abs difference from whole |")
         print("|---|---|---|---|---|---|")
         for side in (int(s) for s in args.sizes.split(",")):
             shape = (side, side)
@@ -107,8 +113,7 @@ def main(argv=None):
             else:
                 whole_path = os.path.join(tmp, "whole.npy")
                 r = run(model_path, image_path, "whole", None, whole_path)
-                print(f"| {side} × {side} | whole | {r['seconds']:.1f} | {r['peak'] / 2**30:.2f} GiB | "
-                      f"{r['before'] / 2**30:.2f} GiB | – |", flush=True)
+                print(f"| {side} × {side} | whole | {measured(r)} | – |", flush=True)
             for tile_size in tile_sizes:
                 out_path = os.path.join(tmp, "tiled.npy")
                 r = run(model_path, image_path, "tiled", tile_size, out_path)
@@ -117,8 +122,7 @@ def main(argv=None):
                     f"tiled, {tile} px tiles{' (auto)' if tile_size is None else ''}"
                 diff = "–" if whole_path is None else \
                     f"{np.abs(np.load(out_path) - np.load(whole_path)).max():.2g}"
-                print(f"| {side} × {side} | {what} | {r['seconds']:.1f} | {r['peak'] / 2**30:.2f} GiB | "
-                      f"{r['before'] / 2**30:.2f} GiB | {diff} |", flush=True)
+                print(f"| {side} × {side} | {what} | {measured(r)} | {diff} |", flush=True)
             Path(image_path).unlink()
 
 
