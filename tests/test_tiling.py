@@ -10,6 +10,7 @@ import pytest
 import chm.model
 from chm import CHM, load
 from chm.cascade import tiling
+from chm.cascade.cache import FeatureCache
 from chm.cascade.pyramid import pyramid
 from chm.cascade.tiling import auto_tile_size, halo, predict_tiled, receptive_radius, tiles
 from chm.cli import main
@@ -131,6 +132,17 @@ def test_a_framed_tile_has_the_whole_images_bank():
         bank(image[:30, :30], frame=Frame((0, 0), image.shape))
     with pytest.raises(ValueError, match="does not lie"):
         FilterBank(("position",))(image, frame=Frame((5, 0), image.shape))
+
+
+def test_tiles_do_not_go_through_a_feature_cache(gray, tmp_path):
+    model, image = gray
+    frames = [Frame((0, 0), image.shape, model.bank_.sift_peak(image))] * 3
+    with pytest.raises(ValueError, match="whole images, not of framed tiles"):
+        model.cascade_.predict_image(image, cache=FeatureCache(tmp_path), frames=frames)
+    cached = copy.copy(model).set_params(feature_cache=tmp_path, tile_size=40)
+    np.testing.assert_allclose(cached.predict_proba([image])[0], predict_tiled(model.cascade_, image, 40), rtol=0,
+                               atol=ATOL)
+    assert not list(tmp_path.iterdir())
 
 
 def test_predict_proba_tiles_large_images_automatically(gray, monkeypatch):
