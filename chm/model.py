@@ -39,7 +39,7 @@ from .cascade.cache import FeatureCache
 from .cascade.pyramid import check_pooled_classes, level_shape
 from .cascade.spec import CLASS_PRIORS, FUSION_CONTEXTS, LABEL_POOLINGS, CascadeSpec, FittedCascade
 from .cascade.tiling import auto_tile_size, check_tile_size, predict_tiled
-from .cascade.training import FewLabelsWarning, train
+from .cascade.training import FewLabelsWarning, FlatOutputWarning, train
 from .features import COLOUR_FAMILIES, FilterBank
 from .io.images import check_image_list, check_labels
 from .io.persistence import FORMAT, jsonable
@@ -48,7 +48,7 @@ from .semi.recipes import SEMI_SUPERVISED, SEMI_SUPERVISED_MULTICLASS, Recipe, r
 from .utils._progress import bar
 from .utils._validation import check_random_state
 
-__all__ = ["CHM", "CLASS_PRIORS", "CONTEXT_CHANNELS", "DEFAULT_FEATURES", "FUSION_CONTEXTS", "FewLabelsWarning", "LABEL_POOLINGS",
+__all__ = ["CHM", "CLASS_PRIORS", "CONTEXT_CHANNELS", "DEFAULT_FEATURES", "FUSION_CONTEXTS", "FewLabelsWarning", "FlatOutputWarning", "LABEL_POOLINGS",
            "SEMI_SUPERVISED", "SEMI_SUPERVISED_MULTICLASS"]
 
 #: The default filter families: the original 476-feature bank without Gabor and intensity (215

@@ -34,7 +34,7 @@ from .normalisation import normalise, robust_scaling
 from .sampling import ImageCentres, assemble, training_rows
 from .spec import FittedCascade
 
-__all__ = ["EM_IMAGES", "FewLabelsWarning", "fit_cascade", "self_train", "train"]
+__all__ = ["EM_IMAGES", "FewLabelsWarning", "FlatOutputWarning", "fit_cascade", "self_train", "train"]
 
 #: Training images (at most) whose maps estimate the class prior when ``class_prior="em"``:
 #: ~50 k pixels each, far more than the prior's few digits need, at one prediction each.
@@ -43,6 +43,10 @@ EM_IMAGES = 32
 
 class FewLabelsWarning(UserWarning):
     """:meth:`chm.CHM.fit` made some classifiers smaller to fit the few labelled pixels it was given."""
+
+
+class FlatOutputWarning(UserWarning):
+    """A spatial loss flattened the fitted map: every labelled training pixel gets one class."""
 
 
 def train(spec, recipe, bank, images, labels, rng, par, cache=None, progress=None):
@@ -120,6 +124,7 @@ def fit_cascade(spec, source, images, labels, seeds, caps, rng, par, loss=None, 
     maps = [dict() for _ in images]
     few_labels = []  # classifiers made smaller to fit a handful of labelled pixels
     shares = {}  # the spatial loss's share of the gradient, per classifier trained with it
+    flat_check = None  # the final output on its labelled rows, when a spatial loss shaped it
     schedule = spec.schedule()
     for s, l in schedule:
         t0 = time.perf_counter()
@@ -145,6 +150,9 @@ def fit_cascade(spec, source, images, labels, seeds, caps, rng, par, loss=None, 
         if clf.spatial_share_ is not None:
             shares[(s, l)] = clf.spatial_share_
         last = (s, l) == schedule[-1]
+        if last and spatial is not None:
+            lab = np.flatnonzero(y >= 0)[:: max(1, int((y >= 0).sum()) // 100_000)]
+            flat_check = (clf.predict_proba(X[lab].astype(np.float32)), y[lab])
         if K > 2 and not last:
             # Compress the K-class map for the classifiers that take it as context, from its
             # outputs on (up to 100k of) the training rows.
@@ -180,11 +188,25 @@ def fit_cascade(spec, source, images, labels, seeds, caps, rng, par, loss=None, 
                 fitted.threshold = decision
             else:
                 fitted.class_weights = decision
+    if flat_check is not None:
+        _warn_if_flat(fitted, *flat_check, alpha)
     if few_labels:
         warnings.warn("few labelled pixels: an LDNN has at most one group per labelled foreground pixel "
                       "and one node per background pixel of its level, so these were made smaller: "
                       + "; ".join(few_labels), FewLabelsWarning, stacklevel=4)
     return fitted
+
+
+def _warn_if_flat(fitted, proba, y, alpha):
+    """Warn when the decision rule gives every labelled training row of the final classifier one
+    class although they hold several: the spatial loss's weight left no room for the labels."""
+    decided = fitted.decide([proba.reshape(len(proba), 1, -1)])[0].ravel()
+    present = np.unique(y)
+    if len(present) > 1 and len(np.unique(decided)) == 1:
+        warnings.warn(f"the spatial loss (alpha={alpha:g}) flattened the output: every labelled training pixel "
+                      f"is decided class {int(decided[0])} although the labels hold {len(present)} classes, so "
+                      "the maps are (nearly) one class; lower alpha (docs/results.md, 'The TV weight over six "
+                      "decades')", FlatOutputWarning, stacklevel=5)
 
 
 def self_train(fitted, source, images, labels, recipe, rng, par, progress=None):

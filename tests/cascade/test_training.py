@@ -134,3 +134,17 @@ def test_spatial_share_grows_with_alpha_and_is_none_without_a_spatial_loss(data)
     kclass = CHM(n_classes=4, semi_supervised="tv", alpha=0.3, **KW).fit(
         scenes, sample_sparse_labels(scene_masks, 30, rng=4))
     assert set(kclass.spatial_share_) == {(1, 0), (2, 0)} and all(0 < v < 1 for v in kclass.spatial_share_.values())
+
+
+def test_a_spatial_loss_that_flattens_the_output_warns():
+    images, masks = make_shapes(6, noise=0.5, rng=0)
+    labels = sample_sparse_labels(masks, 50, rng=1)
+    common = dict(levels=0, stages=1, classifier="logistic", features=("intensity",), epochs=10, progress=False,
+                  random_state=0)
+    with pytest.warns(training.FlatOutputWarning, match=r"alpha=10000\) flattened"):
+        flat = CHM(semi_supervised="tv", alpha=1e4, **common).fit(images, labels)
+    assert len(np.unique(np.concatenate([m.ravel() for m in flat.predict(images)]))) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", training.FlatOutputWarning)
+        fine = CHM(semi_supervised="tv", alpha=0.1, **common).fit(images, labels)
+    assert len(np.unique(np.concatenate([m.ravel() for m in fine.predict(images)]))) == 2
