@@ -213,6 +213,7 @@ def _save_prediction(path, proba, args):
         arr = classes.astype(np.uint8 if proba.shape[2] <= 256 else np.uint16)
     elif args.proba:
         arr = np.round(np.clip(proba, 0.0, 1.0) * 255).astype(np.uint8)
+        classes = (proba > args.threshold).astype(np.uint8)  # what --preview colours
     else:
         classes = (proba > args.threshold).astype(np.uint8)
         arr = classes * np.uint8(255)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from chm import load
-from chm.cli import main
+from chm.cli import main, palette
 from chm.io.files import labels_from_values, read_labels
 
 from chm.datasets import make_shapes
@@ -70,6 +70,14 @@ def test_predict_masks_proba_and_npy(trained, tmp_path):
         assert arr.dtype == np.float32
         np.testing.assert_allclose(arr, p, atol=1e-6)
     assert sorted(f.name for f in (tmp_path / "npy").iterdir()) == [f"{n}.npy" for n in names]  # no temp files
+
+
+def test_preview_with_proba_colours_the_decided_classes(trained, tmp_path):
+    images, _, model = trained
+    p = load(model).predict_proba([iio.imread(images / "im0.png")])[0]
+    assert main(["predict", str(model), str(images), "-o", str(tmp_path), "--proba", "--preview", "-q"]) == 0
+    preview = iio.imread(tmp_path / "im0_preview.png")
+    np.testing.assert_array_equal(preview, palette(2)[(p > 0.5).astype(int)])
 
 
 def test_predict_from_a_list_file(trained, tmp_path):
