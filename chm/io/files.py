@@ -277,7 +277,10 @@ def write_atomic(path, write):
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".part{path.suffix}")
     try:
-        with os.fdopen(fd, "wb") as fh:
+        # Opened by name, not os.fdopen(fd): tifffile takes a file object's name for a path,
+        # and fails on os.fdopen's, the descriptor number.
+        os.close(fd)
+        with open(tmp, "wb") as fh:
             write(fh)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates owner-only files
         os.replace(tmp, path)

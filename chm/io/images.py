@@ -208,10 +208,20 @@ def read_mask(path, threshold=127):
 def check_image_list(images, name="images"):
     """Validate a non-empty list of (H, W) or (H, W, 3) images; return them unconverted
     (:func:`as_float_image` converts each one where it is used, so a large set of
-    uint8 colour images is never held as float64 all at once)."""
-    if isinstance(images, np.ndarray) and (images.ndim == 2 or (images.ndim == 3 and images.shape[2] == 3)):
+    uint8 colour images is never held as float64 all at once).
+
+    A stack is the list of its slices, ``list(stack)``. One array is taken as its slices along
+    the first axis too ((Z, H, W) or (Z, H, W, 3)), except a 3-D array whose last axis has at most
+    4 entries: it may as well be one (H, W, C) image, so it is refused (TypeError) as ambiguous.
+    """
+    if isinstance(images, np.ndarray) and images.ndim == 2:
         raise TypeError(f"{name} must be a list of images, got a single image of shape {images.shape}; "
-                        "wrap it in a list")
+                        "wrap it in a list: [image]")
+    if isinstance(images, np.ndarray) and images.ndim == 3 and images.shape[2] <= 4:
+        z, h, w = images.shape
+        raise TypeError(f"{name} is one array of shape {images.shape}: a ({z}, {h}, {w}) image with {w} channels, "
+                        f"or a stack of {z} slices of {h} x {w} pixels? Pass [image] for one image, list(stack) "
+                        "for the slices of a stack")
     try:
         images = list(images)
     except TypeError:
