@@ -9,6 +9,7 @@ the plugin trains and predicts slice by slice with one model.
 import numpy as np
 
 from chm.io.images import check_image
+from chm.io.stacks import labelled_slices
 
 __all__ = ["LayerError", "as_slices", "class_count", "results", "spatial_shape", "training_slices"]
 
@@ -82,8 +83,7 @@ def training_slices(image, rgb, labels, image_name="image", labels_name="labels"
         raise LayerError(f"labels '{labels_name}' hold {labels.dtype} values; a Labels layer holds integers")
     images, _ = as_slices(image, rgb, image_name)
     stack = labels if labels.ndim == 3 else labels[None]
-    keep = [z for z in range(len(stack)) if np.any(stack[z] > 0)]
-    return ([images[z] for z in keep], [stack[z].astype(np.int16) - 1 for z in keep], keep)
+    return labelled_slices(images, stack.astype(np.int16) - 1, f"image '{image_name}'", f"labels '{labels_name}'")
 
 
 def class_count(labels, names=()):
