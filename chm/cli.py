@@ -29,6 +29,11 @@ of ``img1.png`` is ``LABELS/img1.<ext>`` or ``LABELS/img1_labels.<ext>`` (any im
 extension; exactly one must exist). Every label image must match an image. ``LABELS`` may be
 the images' own folder: its ``*_labels`` files are then not taken as training images.
 
+TIFF stacks (``.tif`` / ``.tiff`` files of Z slices, (Z, H, W) or (Z, H, W, 3), read by
+:func:`chm.io.stacks.read_stack`) may be among the images: each slice is an image. A stack's
+label image is a label stack of the same Z, H and W (matched by stem as above); its slices
+without any label are left out of training, and one line says how many.
+
 Label images follow the scikit-image / ilastik convention, since an image file cannot hold
 -1: **0 = unlabelled, k + 1 = class k** (two classes: 1 = background, 2 = foreground; any
 number of classes). They are single-channel integer images of the same size as their image
@@ -39,7 +44,9 @@ Outputs
 -------
 ``train`` writes the model atomically (:meth:`chm.CHM.save`; ``.npz`` is appended if
 missing) and replaces an existing model file. ``predict`` writes one file per input image
-into ``OUTDIR`` (created if needed), named by the input's stem:
+into ``OUTDIR`` (created if needed), named by the input's stem (a TIFF stack's slices are
+predicted in parallel like images, and written as one ``stem.tif`` stack of the PNGs' values,
+or one (Z, H, W[, K]) ``stem.npy``; its preview is ``stem_preview.tif``):
 
 * default, two classes: ``stem.png``, the mask as uint8, 0 = background, 255 = foreground
   (P(foreground) > ``--threshold``, by default the model's ``threshold_``);
@@ -63,6 +70,7 @@ the reader of its output has gone (``chm info MODEL.npz | head -1``), ``chm`` en
 """
 
 import argparse
+import itertools
 import json
 import logging
 import math
@@ -86,6 +94,9 @@ logger = logging.getLogger(__name__)
 
 #: Colour-coded previews (``chm predict --preview``) are written next to the outputs with this suffix.
 PREVIEW_SUFFIX = "_preview.png"
+#: The outputs of a TIFF stack: one TIFF stack each, slice by slice as the input.
+STACK_SUFFIX = ".tif"
+STACK_PREVIEW_SUFFIX = "_preview.tif"
 
 EXIT_OK = 0
 EXIT_ERROR = 2  # argparse's own status for usage errors, so all user errors share one code
@@ -105,12 +116,13 @@ _USER_ERRORS = (ValueError, TypeError, OSError, FloatingPointError)
 def _name_files(exc, names):
     """Re-raise an API error whose message says ``images[i]``/``labels[i]`` with the file names.
 
-    The CHM API only knows list positions; a command-line user needs the file.
+    The CHM API only knows list positions; a command-line user needs the file (and a stack's
+    slice): ``names`` maps "images" and "labels" to what to say for each position.
     """
     def sub(match):
         files = names.get(match.group(1))
         i = int(match.group(2))
-        return f"{match.group(0)} ('{files[i]}')" if files is not None and i < len(files) else match.group(0)
+        return f"{match.group(0)} ({files[i]})" if files is not None and i < len(files) else match.group(0)
 
     message = re.sub(r"\b(images|labels)\[(\d+)\]", sub, str(exc))
     if message == str(exc):
@@ -142,6 +154,7 @@ def _progress(args):
 def cmd_train(args):
     """``chm train``: read images and label images, fit a CHM, save it."""
     from .io.images import read_image
+    from .io.stacks import is_stack_file, labelled_slices, read_label_stack, read_stack
     from .model import CHM
 
     out = _model_path(args.output)
@@ -155,20 +168,33 @@ def cmd_train(args):
             raise ValueError(f"'{args.images}' holds only label images ('*{LABEL_SUFFIX}')")
     label_files = match_labels(images, label_dir)
 
-    arrays, labels = [], []
+    arrays, labels, image_names, label_names = [], [], [], []
     for image_path, label_path in zip(images, label_files):
+        if is_stack_file(image_path):
+            # A stack's labelled slices are training images; labelled_slices says how many are left out.
+            slices, labs, kept = labelled_slices(read_stack(image_path), read_label_stack(label_path),
+                                                 f"stack '{image_path}'", f"label stack '{label_path}'")
+            arrays += slices
+            labels += labs
+            image_names += [f"'{image_path}' slice {z}" for z in kept]
+            label_names += [f"'{label_path}' slice {z}" for z in kept]
+            continue
         arrays.append(read_image(image_path))
         lab = read_labels(label_path)
         if lab.shape != arrays[-1].shape[:2]:
             raise ValueError(f"label image '{label_path}' is {lab.shape[0]} x {lab.shape[1]} pixels but its image "
                              f"'{image_path}' is {arrays[-1].shape[0]} x {arrays[-1].shape[1]}")
         labels.append(lab)
+        image_names.append(f"'{image_path}'")
+        label_names.append(f"'{label_path}'")
+    if not arrays:
+        raise ValueError("no labelled pixel in the label images (0 = unlabelled, 1 = background, 2 = foreground)")
     counts = np.bincount(np.concatenate([lab[lab >= 0] for lab in labels]).astype(np.int64), minlength=2)
     # Checked here to phrase the error in the file convention, not the API's 0..K-1.
     if np.count_nonzero(counts) < 2:
         raise ValueError("the label images hold " + ", ".join(f"{n} pixels of value {k + 1}" for k, n in enumerate(counts))
                          + "; at least two classes are needed (1 = background, 2 = foreground, k + 1 = class k)")
-    logger.info("%d images, %d labelled pixels in %d classes (%s)", len(images), int(counts.sum()), len(counts),
+    logger.info("%d images, %d labelled pixels in %d classes (%s)", len(arrays), int(counts.sum()), len(counts),
                 ", ".join(f"value {k + 1}: {n}" for k, n in enumerate(counts)))
 
     model = CHM(levels=args.levels, stages=args.stages, classifier=args.classifier, network=args.network,
@@ -183,7 +209,7 @@ def cmd_train(args):
     try:
         model.fit(arrays, labels)
     except (ValueError, TypeError) as exc:
-        _name_files(exc, {"images": images, "labels": label_files})
+        _name_files(exc, {"images": image_names, "labels": label_names})
     logger.info("trained in %.1f s", time.perf_counter() - t0)
     model.save(out)
     logger.info("saved the model to '%s'", out)
@@ -199,36 +225,71 @@ def palette(n_classes):
     return np.round(hsv2rgb(hsv[None])[0] * 255).astype(np.uint8)
 
 
-def _save_prediction(path, proba, args):
-    """Write one probability map (H, W) or (H, W, K) in the format chosen on the command line."""
+def _encode(proba, args):
+    """One probability map (H, W) or (H, W, K) as the options say: ``(values, classes)``, the array
+    to write and the class map that ``--preview`` colours (None for ``--format npy``)."""
+    if args.format == "npy":
+        return np.asarray(proba, dtype=np.float32), None
+    if proba.ndim == 3:
+        classes = proba.argmax(axis=2).astype(np.uint8 if proba.shape[2] <= 256 else np.uint16)
+        return classes, classes
+    classes = (proba > args.threshold).astype(np.uint8)
+    if args.proba:
+        return np.round(np.clip(proba, 0.0, 1.0) * 255).astype(np.uint8), classes
+    return classes * np.uint8(255), classes
+
+
+def _save_prediction(path, preview, encoded, stack, colours, args):
+    """Write one input's outputs, each atomically: ``encoded`` holds the :func:`_encode` of each of
+    its slices; a 2-D image's go to a PNG (or .npy), a stack's to one TIFF stack (or (Z, ...) .npy)."""
     import imageio.v3 as iio
 
-    png = lambda arr: (lambda fh: iio.imwrite(fh, arr, extension=".png"))  # noqa: E731
+    from .io.stacks import write_stack
+
+    def write(path, slices):
+        if stack:
+            write_stack(path, np.stack(slices))
+        else:
+            write_atomic(path, lambda fh: iio.imwrite(fh, slices[0], extension=".png"))
+
+    values = [v for v, _ in encoded]
     if args.format == "npy":
-        arr = np.asarray(proba, dtype=np.float32)
+        arr = np.stack(values) if stack else values[0]
         write_atomic(path, lambda fh: np.save(fh, arr))
-        return
-    if proba.ndim == 3:
-        classes = proba.argmax(axis=2)
-        arr = classes.astype(np.uint8 if proba.shape[2] <= 256 else np.uint16)
-    elif args.proba:
-        arr = np.round(np.clip(proba, 0.0, 1.0) * 255).astype(np.uint8)
-        classes = (proba > args.threshold).astype(np.uint8)  # what --preview colours
     else:
-        classes = (proba > args.threshold).astype(np.uint8)
-        arr = classes * np.uint8(255)
-    write_atomic(path, png(arr))
+        write(path, values)
     if args.preview:
-        colours = palette(proba.shape[2] if proba.ndim == 3 else 2)
-        write_atomic(path.with_name(path.stem + PREVIEW_SUFFIX), png(colours[classes]))
+        write(preview, [colours[c] for _, c in encoded])
+
+
+def _read_input(path):
+    """``(slices, is_stack)``: a TIFF stack's slices, or the one image of any other file."""
+    from .io.images import read_image
+    from .io.stacks import is_stack_file, read_stack
+
+    if is_stack_file(path):
+        return read_stack(path), True
+    return [read_image(path)], False
+
+
+def _predicted_slices(model, inputs, batch):
+    """``(input index, probability map)`` of every slice of every input, in order: ``batch`` slices
+    at a time go to ``predict_proba`` (its workers share them), and only one input is held at a time."""
+    def slices():
+        for i, path in enumerate(inputs):
+            for im in _read_input(path)[0]:
+                yield i, im
+
+    work = slices()
+    while chunk := list(itertools.islice(work, batch)):
+        yield from zip((i for i, _ in chunk), model.predict_proba([im for _, im in chunk]))
 
 
 def cmd_predict(args):
-    """``chm predict``: segment images with a saved model, one output file per image."""
+    """``chm predict``: segment images with a saved model, one output file per image or stack."""
     from joblib import effective_n_jobs
 
     from .cascade.tiling import check_tile_size
-    from .io.images import read_image
     from .io.persistence import load
 
     model = load(args.model)
@@ -240,44 +301,55 @@ def cmd_predict(args):
         raise ValueError(f"the model has {k} classes: --threshold and --proba PNGs are for two-class models; "
                          "use --format npy for the (H, W, K) class probabilities")
     if args.preview and args.format == "npy":
-        raise ValueError("--preview goes with PNG outputs, not --format npy")
+        raise ValueError("--preview goes with PNG (and TIFF stack) outputs, not --format npy")
     if args.threshold is None and k == 2:
         args.threshold = model.threshold_
     inputs = list_images(args.images)
     outdir = Path(args.output)
     if outdir.exists() and not outdir.is_dir():
         raise FileExistsError(f"output '{outdir}' exists and is not a folder")
-    suffix = ".npy" if args.format == "npy" else ".png"
-    outputs = output_paths(inputs, outdir, suffix, args.overwrite)
-    if args.preview:
-        output_paths(inputs, outdir, PREVIEW_SUFFIX, args.overwrite)
     # Decode every input once up front so that a bad file stops the run before any output is
     # written; images are read again batch by batch below to keep memory flat.
+    depths, stacks = [], []
     for p in bar(inputs, desc="check inputs", enabled=_progress(args)):
-        read_image(p)
+        slices, stack = _read_input(p)
+        depths.append(len(slices))
+        stacks.append(stack)
+    # A stack's outputs are TIFF stacks where an image's are PNGs.
+    suffixes = [".npy" if args.format == "npy" else STACK_SUFFIX if stack else ".png" for stack in stacks]
+    outputs = output_paths(inputs, outdir, suffixes, args.overwrite)
+    previews = [None] * len(inputs)
+    if args.preview:
+        previews = output_paths(inputs, outdir, [STACK_PREVIEW_SUFFIX if stack else PREVIEW_SUFFIX for stack in stacks],
+                                args.overwrite)
     outdir.mkdir(parents=True, exist_ok=True)
 
     if args.format == "npy":
         what = "float32 probabilities" + (f" (H, W, {k})" if k > 2 else "")
     elif k > 2:
-        what = f"class-index PNGs (0..{k - 1})"
+        what = f"class indices (0..{k - 1})"
     elif args.proba:
         what = "probabilities as round(p * 255)"
     else:
         what = f"masks (255 where p > {args.threshold:g})"
-    logger.info("%d images -> %s in '%s'", len(inputs), what, outdir)
+    n_stacks = sum(stacks)
+    counted = (f"{len(inputs) - n_stacks} images and {n_stacks} stack(s), {sum(depths)} slices in all" if n_stacks
+               else f"{len(inputs)} images")
+    logger.info("%s -> %s in '%s'", counted, what, outdir)
     model.n_jobs = args.n_jobs
-    model.progress = False  # one bar over all images below, not one per batch
+    model.progress = False  # one bar over all slices below, not one per batch
     jobs = effective_n_jobs(args.n_jobs)
-    batch = 1 if jobs == 1 else 2 * jobs
+    colours = palette(k)
+    encoded = []  # the current input's slices so far
     t0 = time.perf_counter()
-    with bar(total=len(inputs), desc="predict", enabled=_progress(args)) as pbar:
-        for start in range(0, len(inputs), batch):
-            chunk = inputs[start:start + batch]
-            probas = model.predict_proba([read_image(p) for p in chunk])
-            for out, p in zip(outputs[start:start + batch], probas):
-                _save_prediction(out, p, args)
-                pbar.update(1)
+    with bar(total=sum(depths), desc="predict", enabled=_progress(args)) as pbar:
+        for i, proba in _predicted_slices(model, inputs, 1 if jobs == 1 else 2 * jobs):
+            values, classes = _encode(proba, args)
+            encoded.append((values, classes if args.preview else None))
+            if len(encoded) == depths[i]:  # its last slice: write the input's files now
+                _save_prediction(outputs[i], previews[i], encoded, stacks[i], colours, args)
+                encoded = []
+            pbar.update(1)
     logger.info("wrote %d files in %.1f s", len(outputs), time.perf_counter() - t0)
     return EXIT_OK
 
@@ -410,7 +482,7 @@ def build_parser():
                              "a few plain lines per stage otherwise)")
     jobs = argparse.ArgumentParser(add_help=False)
     jobs.add_argument("--n-jobs", type=_n_jobs, default=1, metavar="N",
-                      help="parallel workers over images (-1 = all CPUs; default: 1)")
+                      help="parallel workers over images and stack slices (-1 = all CPUs; default: 1)")
 
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -419,9 +491,10 @@ def build_parser():
         description="Train a CHM from images and sparse label images and save it.",
         epilog=f"Label images: 0 = unlabelled, k + 1 = class k (1 = background, 2 = foreground). The label image of "
                f"'name.ext' is LABELS/name.* or LABELS/name{LABEL_SUFFIX}.*; every image needs exactly one "
-               "and every label image must match an image.")
+               "and every label image must match an image. A TIFF stack's slices are images; its label image is a "
+               "label stack of the same shape, and its slices without labels are left out.")
     train.add_argument("images", metavar="IMAGES", help="folder of images, text file listing image paths, or "
-                                                        "one image")
+                                                        "one image (TIFF stacks too)")
     train.add_argument("labels", metavar="LABELS", help="folder of label images")
     train.add_argument("-o", "--output", required=True, metavar="MODEL.npz", help="model file to write")
     train.add_argument("--levels", type=_int_at_least(0), default=3, metavar="N", help="pyramid levels above full resolution "
@@ -480,10 +553,11 @@ def build_parser():
         "predict", parents=[common, jobs], help="segment images with a trained model",
         description="Segment images with a trained model: one output file per image, named by its stem.",
         epilog="Two classes: PNG masks hold 0 (background) and 255 (foreground), --proba PNGs round(p * 255). "
-               "K classes: PNGs hold the class index 0..K-1. --format npy writes float32 probabilities.")
+               "K classes: PNGs hold the class index 0..K-1. --format npy writes float32 probabilities. A TIFF "
+               "stack gives one TIFF stack of these values (or one .npy), its slices predicted in parallel.")
     predict.add_argument("model", metavar="MODEL.npz", help="model file written by 'chm train'")
     predict.add_argument("images", metavar="IMAGES", help="folder of images, text file listing image paths, or "
-                                                          "one image")
+                                                          "one image (TIFF stacks too)")
     predict.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (created if needed)")
     predict.add_argument("--proba", action="store_true", help="write P(foreground) as round(p * 255) instead of "
                                                               "a mask")

@@ -9,8 +9,9 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from chm import load
+from chm import CHM, load
 from chm.cli import main, palette
+from chm.io import read_stack, write_stack
 from chm.io.files import labels_from_values, read_labels
 
 from chm.datasets import make_shapes
@@ -300,3 +301,107 @@ def test_k_classes_colour_train_and_predict(tmp_path, capsys):
                  "--semi-supervised", "superpixels+self-training"]) == 2
     assert "two classes only" in capsys.readouterr().err
     assert model.read_bytes() == before
+
+
+# ---------------------------------------------------------------------------------------------
+# TIFF stacks
+
+def write_stack_dataset(root, depth=5, shape=(24, 30), labelled=(1, 3)):
+    """``root/images``: one PNG image and the stack ``s.tif`` of ``depth`` slices; ``root/labels``:
+    their label image and label stack, labels on the slices ``labelled`` only. Returns the folders
+    and the stack's (Z, H, W) uint8 pixels."""
+    images, labels = write_dataset(root, n=1, shape=shape)
+    slices, masks = make_shapes(depth, shape=shape, rng=np.random.default_rng(1))
+    stack = np.round(np.stack(slices) * 255).astype(np.uint8)
+    values = np.zeros((depth, *shape), np.uint8)  # 0 = unlabelled
+    rng = np.random.default_rng(2)
+    for z in labelled:
+        values[z] = np.where(rng.random(shape) < 0.3, masks[z] + 1, 0)
+    write_stack(images / "s.tif", stack)
+    write_stack(labels / "s.tif", values)
+    return images, labels, stack
+
+
+@pytest.fixture(scope="module")
+def stack_trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stacks")
+    images, labels, stack = write_stack_dataset(root)
+    model = root / "model.npz"
+    assert main(["train", str(images), str(labels), "-o", str(model), *TRAIN_OPTS]) == 0
+    return images, labels, stack, model
+
+
+def test_train_on_a_stack_uses_its_labelled_slices(tmp_path, capsys):
+    images, labels, _ = write_stack_dataset(tmp_path)
+    opts = [o for o in TRAIN_OPTS if o != "--quiet"]
+    assert main(["train", str(images), str(labels), "-o", str(tmp_path / "m.npz"), *opts]) == 0
+    err = capsys.readouterr().err
+    assert f"stack '{images / 's.tif'}': 2 of 5 slices hold labels; the 3 without are left out of training" in err
+    assert "3 images, " in err  # im0.png and the stack's two labelled slices
+
+
+def test_predict_a_stack_writes_one_tiff_stack(stack_trained, tmp_path):
+    images, _, stack, model = stack_trained
+    loaded = load(model)
+    proba = loaded.predict_proba(list(stack))
+    out = tmp_path / "out"
+    assert main(["predict", str(model), str(images), "-o", str(out), "--n-jobs", "2", "--preview", "-q"]) == 0
+    assert sorted(f.name for f in out.iterdir()) == ["im0.png", "im0_preview.png", "s.tif", "s_preview.tif"]
+    masks = read_stack(out / "s.tif")
+    assert masks.dtype == np.uint8 and masks.shape == (5, 24, 30)
+    np.testing.assert_array_equal(masks, np.where(np.stack(proba) > loaded.threshold_, 255, 0))
+    assert read_stack(out / "s_preview.tif").shape == (5, 24, 30, 3)  # colour slices
+    # The PNG next to it is predicted as before.
+    np.testing.assert_array_equal(iio.imread(out / "im0.png"),
+                                  np.where(loaded.predict_proba([iio.imread(images / "im0.png")])[0] > 0.5, 255, 0))
+
+    assert main(["predict", str(model), str(images / "s.tif"), "-o", str(tmp_path / "p"), "--proba", "-q"]) == 0
+    np.testing.assert_array_equal(read_stack(tmp_path / "p" / "s.tif"), np.round(np.stack(proba) * 255))
+    assert main(["predict", str(model), str(images / "s.tif"), "-o", str(tmp_path / "n"), "--format", "npy",
+                 "-q"]) == 0
+    arr = np.load(tmp_path / "n" / "s.npy")
+    assert arr.dtype == np.float32 and arr.shape == (5, 24, 30)
+    np.testing.assert_allclose(arr, np.stack(proba), atol=1e-6)
+
+
+def test_predict_interrupted_keeps_the_stacks_written(stack_trained, tmp_path, monkeypatch):
+    _, _, stack, model = stack_trained
+    (tmp_path / "in").mkdir()
+    for name in ("a", "b"):
+        write_stack(tmp_path / "in" / f"{name}.tif", stack[:3])
+    calls = []
+    real = CHM.predict_proba
+
+    def stopped_at_the_fifth_slice(self, images, **kw):
+        calls.append(len(images))
+        if len(calls) == 5:  # b.tif's second slice (one slice per call with --n-jobs 1)
+            raise KeyboardInterrupt
+        return real(self, images, **kw)
+
+    monkeypatch.setattr(CHM, "predict_proba", stopped_at_the_fifth_slice)
+    out = tmp_path / "out"
+    assert main(["predict", str(model), str(tmp_path / "in"), "-o", str(out), "-q"]) == 130
+    assert [f.name for f in out.iterdir()] == ["a.tif"]  # whole, and no temporary file of b.tif
+    assert read_stack(out / "a.tif").shape == (3, 24, 30)
+
+
+def test_label_stack_of_another_shape(tmp_path, capsys):
+    images, labels, _ = write_stack_dataset(tmp_path)
+    write_stack(labels / "s.tif", np.ones((4, 24, 30), np.uint8))
+    err = _train_error(images, labels, tmp_path / "m.npz", capsys)
+    assert f"label stack '{labels / 's.tif'}' has shape (4, 24, 30) but stack '{images / 's.tif'}' has shape " \
+           "(5, 24, 30)" in err
+    write_stack(labels / "s.tif", np.ones((5, 24, 29), np.uint8))
+    assert "has shape (5, 24, 29) but" in _train_error(images, labels, tmp_path / "m.npz", capsys)
+
+
+def test_corrupt_tif_stops_train_and_predict(stack_trained, tmp_path, capsys):
+    images, labels, _ = write_stack_dataset(tmp_path)
+    raw = (images / "s.tif").read_bytes()
+    (images / "s.tif").write_bytes(raw[:len(raw) // 2])
+    err = _train_error(images, labels, tmp_path / "m.npz", capsys)
+    assert f"cannot read stack '{images / 's.tif'}': corrupt or truncated file" in err
+    _, _, _, model = stack_trained
+    assert main(["predict", str(model), str(images), "-o", str(tmp_path / "out"), "-q"]) == 2
+    assert "s.tif" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # stopped before any output

@@ -250,9 +250,11 @@ def read_labels(path):
 
 
 def output_paths(inputs, outdir, suffix, overwrite):
-    """Output file of every input, named by its stem; refuses collisions and, unless told, existing files."""
+    """Output file of every input, named by its stem and ``suffix`` (one for all, or a list of one
+    per input); refuses collisions and, unless told, existing files."""
     check_unique_stems(inputs, "their outputs would have the same name")
-    outputs = [outdir / (p.stem + suffix) for p in inputs]
+    suffixes = [suffix] * len(inputs) if isinstance(suffix, str) else list(suffix)
+    outputs = [outdir / (p.stem + s) for p, s in zip(inputs, suffixes)]
     input_set = {p.resolve() for p in inputs}
     for out in outputs:
         if out.resolve() in input_set:  # even overwrite must not destroy the inputs
