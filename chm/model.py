@@ -305,7 +305,9 @@ class CHM(Segmenter):
         ----------
         images : list of arrays, (H, W) gray or (H, W, 3) colour
             uint8, uint16 or float in [0, 1]; any sizes. One colour image makes a colour model
-            (gray images are then used as colour images with equal channels).
+            (gray images are then used as colour images with equal channels). A stack (Z, H, W[, 3])
+            is the list of its slices, ``list(stack)`` (:mod:`chm.io.stacks`: files, and the
+            slices that hold labels).
         labels : list of int arrays, (H, W)
             -1 = unlabelled, 0 .. K-1 = class (two classes: 0 = background, 1 = foreground).
 
@@ -366,7 +368,8 @@ class CHM(Segmenter):
         ----------
         images : list of arrays, (H, W) or (H, W, 3)
             As in :meth:`fit`. A gray model reads colour images as their luminance; a colour
-            model reads gray images as colour images with equal channels.
+            model reads gray images as colour images with equal channels. A stack's slices,
+            ``list(stack)``, are predicted in parallel (``n_jobs``) like any images.
         stage : int, optional
             1 .. stages: that stage's full-resolution output instead of the final one (the last
             stage's), to see what each stage adds.
