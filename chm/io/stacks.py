@@ -84,7 +84,7 @@ def _slice_axis(axes, shape, path, what):
 
 
 def _as_zyxs(data, axes, path, what):
-    """``(array, is_stack)``: the data as (Z, H, W, S), S the samples per pixel (1 without)."""
+    """The data as (Z, H, W, S): Z = 1 for a 2-D file, S the samples per pixel (1 without)."""
     z = _slice_axis(axes, data.shape, path, what)
     if "S" not in axes:
         data, axes = data[..., None], axes + "S"
@@ -92,7 +92,7 @@ def _as_zyxs(data, axes, path, what):
         data, axes = data[None], "Z" + axes
     order = [axes.index(a) for a in ("Z", "Y", "X", "S")] if z is None else \
         [z] + [axes.index(a) for a in ("Y", "X", "S")]
-    return np.transpose(data, order), z is not None
+    return np.transpose(data, order)
 
 
 def is_stack_file(path):
@@ -139,7 +139,7 @@ def read_stack(path):
         or pixels chm does not take (e.g. int16, or floats outside [0, 1]); the message names the file.
     """
     data, axes = _tiff_series(path, "stack")
-    stack, _ = _as_zyxs(data, axes, path, "stack")
+    stack = _as_zyxs(data, axes, path, "stack")
     channels = stack.shape[3]
     if channels in (3, 4):
         stack = stack[..., :3]
@@ -181,7 +181,7 @@ def read_label_stack(path):
     if Path(path).suffix.lower() not in STACK_SUFFIXES:
         return read_labels(path)[None]
     data, axes = _tiff_series(path, "label stack")
-    values, _ = _as_zyxs(data, axes, path, "label stack")
+    values = _as_zyxs(data, axes, path, "label stack")
     if not (values == values[..., :1]).all():
         raise ValueError(f"label stack '{path}' has several different samples per pixel: save labels as one "
                          "integer per pixel (0 = unlabelled, k + 1 = class k)")
