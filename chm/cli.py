@@ -5,9 +5,9 @@
     chm train IMAGES LABELS -o MODEL.npz [--levels 3] [--stages 2] [--classifier ldnn|logistic]
               [--network small] [--semi-supervised auto|superpixels|self-training|tv|contrast] [--alpha A] [--beta B]
               [--superpixel-scale S]
-              [--features haar,hog,...] [--epochs N] [--n-jobs N] [--seed S]
+              [--features haar,hog,...] [--channels DIR] [--epochs N] [--n-jobs N] [--seed S]
     chm predict MODEL.npz IMAGES -o OUTDIR [--proba] [--threshold T] [--format png|npy]
-              [--preview] [--overwrite] [--tile-size N] [--n-jobs N]
+              [--preview] [--overwrite] [--tile-size N] [--channels DIR] [--n-jobs N]
     chm info MODEL.npz
 
 Every command also takes ``--quiet`` (no progress output, warnings and errors only),
@@ -34,6 +34,11 @@ Label images follow the scikit-image / ilastik convention, since an image file c
 number of classes). They are single-channel integer images of the same size as their image
 (gray PNG/TIFF, or an indexed PNG whose palette indices are the values); avoid JPEG, whose
 compression alters values. File discovery and label decoding live in :mod:`chm.files`.
+
+``--channels DIR`` adds your own per-pixel feature images to the filter bank
+(:meth:`chm.CHM.fit`'s ``channels``): ``DIR/<stem>.npy`` or ``DIR/<stem>.tif`` per image, (H, W),
+(H, W, E) or (E, H, W) of the image's size (:mod:`chm.io.channels`). A model trained with them
+needs the same channels of every image it predicts (``chm predict ... --channels DIR``).
 
 Outputs
 -------
@@ -78,6 +83,7 @@ import numpy as np
 from ._version import __version__
 from .utils._progress import bar
 from .utils._signals import exit_status, interruptible
+from .io.channels import match_channels, read_channels
 from .io.files import LABEL_SUFFIX, list_images, match_labels, output_paths, read_labels, write_atomic
 
 __all__ = ["main", "build_parser"]
@@ -112,10 +118,44 @@ def _name_files(exc, names):
         i = int(match.group(2))
         return f"{match.group(0)} ('{files[i]}')" if files is not None and i < len(files) else match.group(0)
 
-    message = re.sub(r"\b(images|labels)\[(\d+)\]", sub, str(exc))
+    message = re.sub(r"\b(images|labels|channels)\[(\d+)\]", sub, str(exc))
     if message == str(exc):
         raise exc
     raise type(exc)(message) from exc
+
+
+def _read_channels(files, arrays, images):
+    """The feature channels of the images ``arrays`` (files ``images``) from their channel
+    ``files``, as ``CHM.fit`` and ``predict_proba`` take them; None without ``--channels``."""
+    if files is None:
+        return None
+    return [read_channels(f, im.shape, p) for f, im, p in zip(files, arrays, images)]
+
+
+def _check_channel_option(model, folder):
+    """``--channels`` given exactly when the model reads feature channels."""
+    names = model.feature_channels_
+    if names and folder is None:
+        raise ValueError(f"the model was trained with {len(names)} feature channel(s) ({', '.join(names)}): give "
+                         "--channels DIR, a folder with each image's channels as <stem>.npy or <stem>.tif")
+    if folder is not None and not names:
+        raise ValueError("the model was trained without feature channels: drop --channels")
+
+
+def _check_channel_files(model, inputs, folder):
+    """The channel file of every input, each read and checked against its image and the model
+    (before any output is written); returns the files."""
+    from .features import check_channels
+    from .io.images import read_image
+
+    files = match_channels(inputs, folder)
+    for p, f in zip(inputs, files):
+        image = read_image(p)
+        try:
+            check_channels(_read_channels([f], [image], [p]), [image], expected=model.bank_.channels)
+        except (ValueError, TypeError) as exc:
+            _name_files(exc, {"images": [p], "channels": [f]})
+    return files
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,6 +194,7 @@ def cmd_train(args):
         if not images:
             raise ValueError(f"'{args.images}' holds only label images ('*{LABEL_SUFFIX}')")
     label_files = match_labels(images, label_dir)
+    channel_files = None if args.channels is None else match_channels(images, args.channels)
 
     arrays, labels = [], []
     for image_path, label_path in zip(images, label_files):
@@ -163,6 +204,7 @@ def cmd_train(args):
             raise ValueError(f"label image '{label_path}' is {lab.shape[0]} x {lab.shape[1]} pixels but its image "
                              f"'{image_path}' is {arrays[-1].shape[0]} x {arrays[-1].shape[1]}")
         labels.append(lab)
+    channels = _read_channels(channel_files, arrays, images)
     counts = np.bincount(np.concatenate([lab[lab >= 0] for lab in labels]).astype(np.int64), minlength=2)
     # Checked here to phrase the error in the file convention, not the API's 0..K-1.
     if np.count_nonzero(counts) < 2:
@@ -181,9 +223,9 @@ def cmd_train(args):
     logger.debug("%r with %s", model, model.get_params(deep=False))
     t0 = time.perf_counter()
     try:
-        model.fit(arrays, labels)
+        model.fit(arrays, labels, channels=channels)
     except (ValueError, TypeError) as exc:
-        _name_files(exc, {"images": images, "labels": label_files})
+        _name_files(exc, {"images": images, "labels": label_files, "channels": channel_files})
     logger.info("trained in %.1f s", time.perf_counter() - t0)
     model.save(out)
     logger.info("saved the model to '%s'", out)
@@ -242,6 +284,7 @@ def cmd_predict(args):
         raise ValueError("--preview goes with PNG outputs, not --format npy")
     if args.threshold is None and k == 2:
         args.threshold = model.threshold_
+    _check_channel_option(model, args.channels)
     inputs = list_images(args.images)
     outdir = Path(args.output)
     if outdir.exists() and not outdir.is_dir():
@@ -254,6 +297,7 @@ def cmd_predict(args):
     # written; images are read again batch by batch below to keep memory flat.
     for p in bar(inputs, desc="check inputs", enabled=_progress(args)):
         read_image(p)
+    channel_files = None if args.channels is None else _check_channel_files(model, inputs, args.channels)
     outdir.mkdir(parents=True, exist_ok=True)
 
     if args.format == "npy":
@@ -273,7 +317,9 @@ def cmd_predict(args):
     with bar(total=len(inputs), desc="predict", enabled=_progress(args)) as pbar:
         for start in range(0, len(inputs), batch):
             chunk = inputs[start:start + batch]
-            probas = model.predict_proba([read_image(p) for p in chunk])
+            arrays = [read_image(p) for p in chunk]
+            channels = _read_channels(channel_files and channel_files[start:start + batch], arrays, chunk)
+            probas = model.predict_proba(arrays, channels=channels)
             for out, p in zip(outputs[start:start + batch], probas):
                 _save_prediction(out, p, args)
                 pbar.update(1)
@@ -313,6 +359,8 @@ def cmd_info(args):
         lines.append(f"  {key:<18} {_format_value(value)}")
     families = model.bank_.families
     lines.append("feature families: " + ", ".join(f"{f} ({n})" for f, n in zip(families, _family_sizes(families)))
+                 + (f" + {len(model.feature_channels_)} feature channel(s) ({', '.join(model.feature_channels_)})"
+                    if model.feature_channels_ else "")
                  + f" = {model.bank_.n_features} features per pixel")
     lines.append(f"images: {'colour' if model.n_channels_ == 3 else 'gray'}; classes: {model.n_classes_}")
     if model.n_classes_ == 2:
@@ -452,6 +500,10 @@ def build_parser():
                        help=f"filter families among {','.join(ALL_FAMILIES)} "
                             f"(default: {','.join(DEFAULT_FEATURES)}, plus colour for colour images; add "
                             "position for scene photographs)")
+    train.add_argument("--channels", default=None, metavar="DIR",
+                       help="your own per-pixel feature images, added to the filter bank: DIR/<stem>.npy or "
+                            "<stem>.tif per image, (H, W), (H, W, E) or (E, H, W) of its size; 'chm predict' "
+                            "then needs them too (default: none)")
     train.add_argument("--epochs", type=_int_at_least(1), default=None, metavar="N",
                        help="SGD epochs per classifier (default: 15, and 6 for the full-resolution "
                             "classifiers of later stages)")
@@ -499,6 +551,9 @@ def build_parser():
                          help="predict in tiles of N x N px (a multiple of 2**levels), the same maps with "
                               "less memory (default: tiles only for images whose filter bank would exceed "
                               f"{TILE_BYTES // 2**20} MiB)")
+    predict.add_argument("--channels", default=None, metavar="DIR",
+                         help="the feature channels of every image, for a model trained with --channels: "
+                              "DIR/<stem>.npy or <stem>.tif per image")
     predict.set_defaults(run=cmd_predict)
 
     info = sub.add_parser("info", parents=[common], help="describe a model file",
