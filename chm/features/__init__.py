@@ -62,6 +62,6 @@ from .position import position
 from .sift import sift
 from .stencil import StencilRows, intensity, stencil, stencil_offsets, stencils
 
-__all__ = ["FilterBank", "FeatureChannels", "check_channels", "Frame", "FRAME_SUPPORT", "ALL_FAMILIES", "FAMILIES", "COLOUR_FAMILIES", "POSITION_FAMILIES",
-           "colour", "haar", "hog",
+__all__ = ["FilterBank", "Frame", "FRAME_SUPPORT", "ALL_FAMILIES", "FAMILIES", "COLOUR_FAMILIES", "POSITION_FAMILIES",
+           "FeatureChannels", "check_channels", "colour", "haar", "hog",
            "edge", "gabor", "sift", "intensity", "position", "stencil", "stencil_offsets", "stencils", "StencilRows"]
