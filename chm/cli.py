@@ -5,9 +5,9 @@
     chm train IMAGES LABELS -o MODEL.npz [--levels 3] [--stages 2] [--classifier ldnn|logistic]
               [--network small] [--semi-supervised auto|superpixels|self-training|tv|contrast] [--alpha A] [--beta B]
               [--superpixel-scale S]
-              [--features haar,hog,...] [--epochs N] [--n-jobs N] [--seed S]
+              [--features haar,hog,...] [--channels DIR] [--epochs N] [--n-jobs N] [--seed S]
     chm predict MODEL.npz IMAGES -o OUTDIR [--proba] [--threshold T] [--format png|npy]
-              [--preview] [--overwrite] [--tile-size N] [--n-jobs N]
+              [--preview] [--overwrite] [--tile-size N] [--channels DIR] [--n-jobs N]
     chm info MODEL.npz
 
 Every command also takes ``--quiet`` (no progress output, warnings and errors only),
@@ -39,6 +39,11 @@ Label images follow the scikit-image / ilastik convention, since an image file c
 number of classes). They are single-channel integer images of the same size as their image
 (gray PNG/TIFF, or an indexed PNG whose palette indices are the values); avoid JPEG, whose
 compression alters values. File discovery and label decoding live in :mod:`chm.files`.
+
+``--channels DIR`` adds your own per-pixel feature images to the filter bank
+(:meth:`chm.CHM.fit`'s ``channels``): ``DIR/<stem>.npy`` or ``DIR/<stem>.tif`` per image, (H, W),
+(H, W, E) or (E, H, W) of the image's size (:mod:`chm.io.channels`). A model trained with them
+needs the same channels of every image it predicts (``chm predict ... --channels DIR``).
 
 Outputs
 -------
@@ -86,6 +91,7 @@ import numpy as np
 from ._version import __version__
 from .utils._progress import bar
 from .utils._signals import exit_status, interruptible
+from .io.channels import match_channels, read_channels
 from .io.files import LABEL_SUFFIX, list_images, match_labels, output_paths, read_labels, write_atomic
 
 __all__ = ["main", "build_parser"]
@@ -124,10 +130,44 @@ def _name_files(exc, names):
         i = int(match.group(2))
         return f"{match.group(0)} ({files[i]})" if files is not None and i < len(files) else match.group(0)
 
-    message = re.sub(r"\b(images|labels)\[(\d+)\]", sub, str(exc))
+    message = re.sub(r"\b(images|labels|channels)\[(\d+)\]", sub, str(exc))
     if message == str(exc):
         raise exc
     raise type(exc)(message) from exc
+
+
+def _read_channels(files, arrays, images):
+    """The feature channels of the images ``arrays`` (files ``images``) from their channel
+    ``files``, as ``CHM.fit`` and ``predict_proba`` take them; None without ``--channels``."""
+    if files is None:
+        return None
+    return [read_channels(f, im.shape, p) for f, im, p in zip(files, arrays, images)]
+
+
+def _check_channel_option(model, folder):
+    """``--channels`` given exactly when the model reads feature channels."""
+    names = model.feature_channels_
+    if names and folder is None:
+        raise ValueError(f"the model was trained with {len(names)} feature channel(s) ({', '.join(names)}): give "
+                         "--channels DIR, a folder with each image's channels as <stem>.npy or <stem>.tif")
+    if folder is not None and not names:
+        raise ValueError("the model was trained without feature channels: drop --channels")
+
+
+def _check_channel_files(model, inputs, folder):
+    """The channel file of every input, each read and checked against its image and the model
+    (before any output is written); returns the files."""
+    from .features import check_channels
+    from .io.images import read_image
+
+    files = match_channels(inputs, folder)
+    for p, f in zip(inputs, files):
+        image = read_image(p)
+        try:
+            check_channels(_read_channels([f], [image], [p]), [image], expected=model.bank_.channels)
+        except (ValueError, TypeError) as exc:
+            _name_files(exc, {"images": [f"'{p}'"], "channels": [f"'{f}'"]})
+    return files
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,6 +207,7 @@ def cmd_train(args):
         if not images:
             raise ValueError(f"'{args.images}' holds only label images ('*{LABEL_SUFFIX}')")
     label_files = match_labels(images, label_dir)
+    channel_files = None if args.channels is None else match_channels(images, args.channels)
 
     arrays, labels, image_names, label_names = [], [], [], []
     for image_path, label_path in zip(images, label_files):
@@ -189,6 +230,9 @@ def cmd_train(args):
         label_names.append(f"'{label_path}'")
     if not arrays:
         raise ValueError("no labelled pixel in the label images (0 = unlabelled, 1 = background, 2 = foreground)")
+    if channel_files is not None and any(is_stack_file(p) for p in images):
+        raise ValueError("--channels is for 2-D images; TIFF stacks with feature channels are not supported yet")
+    channels = _read_channels(channel_files, arrays, images)
     counts = np.bincount(np.concatenate([lab[lab >= 0] for lab in labels]).astype(np.int64), minlength=2)
     # Checked here to phrase the error in the file convention, not the API's 0..K-1.
     if np.count_nonzero(counts) < 2:
@@ -207,9 +251,10 @@ def cmd_train(args):
     logger.debug("%r with %s", model, model.get_params(deep=False))
     t0 = time.perf_counter()
     try:
-        model.fit(arrays, labels)
+        model.fit(arrays, labels, channels=channels)
     except (ValueError, TypeError) as exc:
-        _name_files(exc, {"images": image_names, "labels": label_names})
+        _name_files(exc, {"images": image_names, "labels": label_names,
+                          "channels": channel_files and [f"'{f}'" for f in channel_files]})
     logger.info("trained in %.1f s", time.perf_counter() - t0)
     model.save(out)
     logger.info("saved the model to '%s'", out)
@@ -272,17 +317,20 @@ def _read_input(path):
     return [read_image(path)], False
 
 
-def _predicted_slices(model, inputs, batch):
+def _predicted_slices(model, inputs, batch, channel_files=None):
     """``(input index, probability map)`` of every slice of every input, in order: ``batch`` slices
-    at a time go to ``predict_proba`` (its workers share them), and only one input is held at a time."""
+    at a time go to ``predict_proba`` (its workers share them), and only one input is held at a time.
+    ``channel_files``: each (2-D) input's feature channels, or None."""
     def slices():
         for i, path in enumerate(inputs):
             for im in _read_input(path)[0]:
-                yield i, im
+                ch = None if channel_files is None else _read_channels([channel_files[i]], [im], [path])[0]
+                yield i, im, ch
 
     work = slices()
     while chunk := list(itertools.islice(work, batch)):
-        yield from zip((i for i, _ in chunk), model.predict_proba([im for _, im in chunk]))
+        channels = None if channel_files is None else [ch for _, _, ch in chunk]
+        yield from zip((i for i, _, _ in chunk), model.predict_proba([im for _, im, _ in chunk], channels=channels))
 
 
 def cmd_predict(args):
@@ -304,6 +352,7 @@ def cmd_predict(args):
         raise ValueError("--preview goes with PNG (and TIFF stack) outputs, not --format npy")
     if args.threshold is None and k == 2:
         args.threshold = model.threshold_
+    _check_channel_option(model, args.channels)
     inputs = list_images(args.images)
     outdir = Path(args.output)
     if outdir.exists() and not outdir.is_dir():
@@ -322,6 +371,9 @@ def cmd_predict(args):
     if args.preview:
         previews = output_paths(inputs, outdir, [STACK_PREVIEW_SUFFIX if stack else PREVIEW_SUFFIX for stack in stacks],
                                 args.overwrite)
+    if args.channels is not None and any(stacks):
+        raise ValueError("--channels is for 2-D images; TIFF stacks with feature channels are not supported yet")
+    channel_files = None if args.channels is None else _check_channel_files(model, inputs, args.channels)
     outdir.mkdir(parents=True, exist_ok=True)
 
     if args.format == "npy":
@@ -343,7 +395,7 @@ def cmd_predict(args):
     encoded = []  # the current input's slices so far
     t0 = time.perf_counter()
     with bar(total=sum(depths), desc="predict", enabled=_progress(args)) as pbar:
-        for i, proba in _predicted_slices(model, inputs, 1 if jobs == 1 else 2 * jobs):
+        for i, proba in _predicted_slices(model, inputs, 1 if jobs == 1 else 2 * jobs, channel_files):
             values, classes = _encode(proba, args)
             encoded.append((values, classes if args.preview else None))
             if len(encoded) == depths[i]:  # its last slice: write the input's files now
@@ -386,6 +438,8 @@ def cmd_info(args):
         lines.append(f"  {key:<18} {_format_value(value)}")
     families = model.bank_.families
     lines.append("feature families: " + ", ".join(f"{f} ({n})" for f, n in zip(families, _family_sizes(families)))
+                 + (f" + {len(model.feature_channels_)} feature channel(s) ({', '.join(model.feature_channels_)})"
+                    if model.feature_channels_ else "")
                  + f" = {model.bank_.n_features} features per pixel")
     lines.append(f"images: {'colour' if model.n_channels_ == 3 else 'gray'}; classes: {model.n_classes_}")
     if model.n_classes_ == 2:
@@ -526,6 +580,10 @@ def build_parser():
                        help=f"filter families among {','.join(ALL_FAMILIES)} "
                             f"(default: {','.join(DEFAULT_FEATURES)}, plus colour for colour images; add "
                             "position for scene photographs)")
+    train.add_argument("--channels", default=None, metavar="DIR",
+                       help="your own per-pixel feature images, added to the filter bank: DIR/<stem>.npy or "
+                            "<stem>.tif per image, (H, W), (H, W, E) or (E, H, W) of its size; 'chm predict' "
+                            "then needs them too (default: none)")
     train.add_argument("--epochs", type=_int_at_least(1), default=None, metavar="N",
                        help="SGD epochs per classifier (default: 15, and 6 for the full-resolution "
                             "classifiers of later stages)")
@@ -574,6 +632,9 @@ def build_parser():
                          help="predict in tiles of N x N px (a multiple of 2**levels), the same maps with "
                               "less memory (default: tiles only for images whose filter bank would exceed "
                               f"{TILE_BYTES // 2**20} MiB)")
+    predict.add_argument("--channels", default=None, metavar="DIR",
+                         help="the feature channels of every image, for a model trained with --channels: "
+                              "DIR/<stem>.npy or <stem>.tif per image")
     predict.set_defaults(run=cmd_predict)
 
     info = sub.add_parser("info", parents=[common], help="describe a model file",

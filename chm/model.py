@@ -40,7 +40,7 @@ from .cascade.pyramid import check_pooled_classes, level_shape
 from .cascade.spec import CLASS_PRIORS, FUSION_CONTEXTS, LABEL_POOLINGS, CascadeSpec, FittedCascade
 from .cascade.tiling import auto_tile_size, check_tile_size, predict_tiled
 from .cascade.training import FewLabelsWarning, FlatOutputWarning, train
-from .features import COLOUR_FAMILIES, FilterBank
+from .features import COLOUR_FAMILIES, FeatureChannels, FilterBank, check_channels
 from .io.images import check_image_list, check_labels
 from .io.persistence import FORMAT, jsonable
 from .semi.losses import SpatialLoss
@@ -211,6 +211,9 @@ class CHM(Segmenter):
         0 .. K-1.
     n_channels_ : int
         1 (gray model) or 3 (colour model).
+    feature_channels_ : tuple of str
+        The names of the user's feature channels the model reads (``fit(..., channels=...)``),
+        in order; empty without. :meth:`predict_proba` then needs the same channels.
     alpha_ : float
         The spatial-loss weight in effect.
     bank_, classifiers_, projections_, threshold_, class_weights_, timings_, rounds_
@@ -298,7 +301,7 @@ class CHM(Segmenter):
             return self.feature_cache
         return FeatureCache(self.feature_cache)
 
-    def fit(self, images, labels):
+    def fit(self, images, labels, channels=None, channel_names=None):
         """Train the cascade.
 
         Parameters
@@ -310,6 +313,16 @@ class CHM(Segmenter):
             slices that hold labels).
         labels : list of int arrays, (H, W)
             -1 = unlabelled, 0 .. K-1 = class (two classes: 0 = background, 1 = foreground).
+        channels : list of arrays, (H, W) or (H, W, E), optional
+            Your own per-pixel feature images (other microscope channels, another model's
+            output), one array per image, of its size, with the same E channels for every
+            image; real numbers of any scale, no NaN. They join the filter bank as E extra
+            columns at every level (halved with the image, standardised by their training mean
+            and standard deviation, then normalised as the other features), and the model asks
+            for them in :meth:`predict_proba` (:mod:`chm.features.channels`).
+        channel_names : sequence of str, optional
+            One distinct name per channel, kept with the model (``feature_channels_``) and used
+            in its messages; default ``"channel 0"``, ``"channel 1"``, ...
 
         Returns
         -------
@@ -340,6 +353,10 @@ class CHM(Segmenter):
                                  f"its coarsest level would be {side} px wide (need >= {_MIN_COARSE_SIDE}); "
                                  "use fewer levels")
         check_pooled_classes(labels, self.levels, n_classes)
+        channels = check_channels(channels, images)
+        if channels is None and channel_names is not None:
+            raise ValueError("channel_names names feature channels, but channels is None: pass the channels too")
+        extra = None if channels is None else FeatureChannels.fit(channels, channel_names)
         rng = check_random_state(self.random_state)
         n_channels = 3 if any(im.ndim == 3 for im in images) else 1
         families = tuple(self.features)
@@ -349,7 +366,8 @@ class CHM(Segmenter):
             raise ValueError(f"features {families} include colour families but every image is gray")
         spec = self._spec(n_classes, n_channels)
         par = Parallel(n_jobs=self.n_jobs, return_as="generator")
-        cascade = train(spec, recipe, FilterBank(families), images, labels, rng, par, self._cache(), self.progress)
+        cascade = train(spec, recipe, FilterBank(families, channels=extra), images, labels, rng, par, self._cache(),
+                        self.progress, channels)
         self._set_fitted(cascade, recipe)
         return self
 
@@ -360,8 +378,14 @@ class CHM(Segmenter):
         self.n_channels_ = cascade.spec.n_channels
         self.alpha_ = recipe.alpha  # the spatial-loss weight in effect
 
+    @property
+    def feature_channels_(self):
+        """tuple of str: the names of the feature channels the model reads, in order (empty: none)."""
+        channels = self.bank_.channels
+        return () if channels is None else channels.names
+
     # ------------------------------------------------------------------------------------
-    def predict_proba(self, images, stage=None):
+    def predict_proba(self, images, stage=None, channels=None):
         """Class probabilities per pixel.
 
         Parameters
@@ -373,6 +397,10 @@ class CHM(Segmenter):
         stage : int, optional
             1 .. stages: that stage's full-resolution output instead of the final one (the last
             stage's), to see what each stage adds.
+        channels : list of arrays, (H, W) or (H, W, E), optional
+            Required when the model was fitted with feature channels (``feature_channels_``):
+            each image's, the same E channels in the same order as in :meth:`fit`. A model
+            fitted without takes None.
 
         Returns
         -------
@@ -388,22 +416,26 @@ class CHM(Segmenter):
         for i, im in enumerate(images):
             if min(level_shape(im.shape[:2], self.levels)) < 1:
                 raise ValueError(f"images[{i}] of shape {im.shape} is too small for levels={self.levels}")
+        expected = self.bank_.channels
+        channels = check_channels(channels, images, expected=0 if expected is None else expected)
+        channels = [None] * len(images) if channels is None else channels
         cache = self._cache()
         if len(images) == 1:
             # One image (an interactive prediction): the cores share its filter bank as threads
             # rather than wait on a single worker process.
             return [_predict_one(self.cascade_, images[0], stage, cache, self.tile_size,
-                                 effective_n_jobs(self.n_jobs))]
+                                 effective_n_jobs(self.n_jobs), channels[0])]
         par = Parallel(n_jobs=self.n_jobs, return_as="generator")
-        jobs = (delayed(_predict_one)(self.cascade_, im, stage, cache, self.tile_size) for im in images)
+        jobs = (delayed(_predict_one)(self.cascade_, im, stage, cache, self.tile_size, 1, ch)
+                for im, ch in zip(images, channels))
         return list(bar(par(jobs), total=len(images), desc="predict", enabled=self.progress))
 
-    def predict(self, images, threshold=None, stage=None):
+    def predict(self, images, threshold=None, stage=None, channels=None):
         """Label maps: uint8 0/1 masks (two classes) or class indices 0 .. K-1 (uint8, int16 above 256).
 
-        ``decide(predict_proba(images, stage), threshold)``.
+        ``decide(predict_proba(images, stage, channels), threshold)``.
         """
-        return super().predict(images, threshold, stage=stage)
+        return super().predict(images, threshold, stage=stage, channels=channels)
 
     def decide(self, probas, threshold=None):
         """Label maps from :meth:`predict_proba`'s maps, by the model's decision rule.
@@ -442,13 +474,14 @@ class CHM(Segmenter):
         return model
 
 
-def _predict_one(cascade, image, stage, cache, tile_size=None, n_threads=1):
+def _predict_one(cascade, image, stage, cache, tile_size=None, n_threads=1, channels=None):
     """The map of one image (a top-level function, so joblib can ship it to any backend): whole,
-    or in tiles of ``tile_size`` (None: :func:`chm.cascade.tiling.auto_tile_size`'s, if any)."""
+    or in tiles of ``tile_size`` (None: :func:`chm.cascade.tiling.auto_tile_size`'s, if any).
+    ``channels``: its feature channels, validated, or None."""
     tile = auto_tile_size(cascade, image.shape, stage) if tile_size is None else tile_size
     if tile is None:
-        return cascade.predict_image(cascade.spec.prepare(image), stage, cache, n_threads)
-    return predict_tiled(cascade, image, tile, stage, n_threads)
+        return cascade.predict_image(cascade.spec.prepare(image, channels), stage, cache, n_threads)
+    return predict_tiled(cascade, image, tile, stage, n_threads, channels)
 
 
 def _upgrade_params(params):

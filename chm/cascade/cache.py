@@ -36,6 +36,10 @@ _OPEN = weakref.WeakSet()  # this process's caches, for remove_orphans after a s
 class FeatureCache:
     """Filter-bank outputs kept as ``.npy`` files in ``folder``, keyed by image content and bank.
 
+    A bank with feature channels (:class:`chm.features.FeatureChannels`) takes the image's planes
+    with the channels' behind them, so an entry is keyed by the channels' values too, and by
+    their standardisation.
+
     Parameters
     ----------
     folder : str or Path
@@ -108,6 +112,10 @@ class FeatureCache:
     def _path(self, image, bank):
         h = hashlib.sha1(np.ascontiguousarray(image, dtype=np.float64).tobytes())
         h.update(repr((image.shape, tuple(bank.families))).encode())
+        if bank.channels is not None:
+            # The channels' planes are in ``image``; their standardisation is the bank's. (Only
+            # then: the keys of banks without channels stay those of existing caches.)
+            h.update(repr(bank.channels.to_dict()).encode())
         return self.folder / f"{h.hexdigest()}.npy"
 
     def get(self, image, bank):

@@ -114,9 +114,36 @@ class CascadeSpec:
         return make_classifier(self.classifier, coarse=level > 0, network=self.network, random_state=seed,
                                n_classes=self.n_classes, **overrides)
 
-    def prepare(self, image):
-        """A validated image as float64 with the cascade's channels."""
-        return to_channels(as_float_image(image), self.n_channels)
+    def prepare(self, image, channels=None):
+        """A validated image as float64 with the cascade's channels, and the user's feature
+        channels behind its planes.
+
+        Parameters
+        ----------
+        image : array
+            As :func:`chm.io.images.as_float_image` takes it.
+        channels : (H, W, E) array or None
+            The image's feature channels (:func:`chm.features.check_channels`), raw.
+
+        Returns
+        -------
+        float64 ndarray
+            (H, W) or (H, W, 3); with channels (H, W, 1 + E) or (H, W, 3 + E), what a bank with
+            E feature channels takes. Every level image, tile and cache entry comes from this
+            array, so the channels are halved, cut and keyed with the image.
+        """
+        image = to_channels(as_float_image(image), self.n_channels)
+        if channels is None:
+            return image
+        planes = image[:, :, None] if image.ndim == 2 else image
+        return np.concatenate([planes, np.asarray(channels, dtype=np.float64)], axis=2)
+
+    def image_of(self, prepared):
+        """The image planes of an array from :meth:`prepare` (a view): what the MRF proposals,
+        superpixels and contrast-sensitive losses see, without the feature channels."""
+        if prepared.ndim == 2 or prepared.shape[2] == self.n_channels:
+            return prepared
+        return prepared[:, :, 0] if self.n_channels == 1 else prepared[:, :, :3]
 
 
 @dataclasses.dataclass

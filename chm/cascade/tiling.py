@@ -13,7 +13,10 @@ make a tile's core equal to the whole image's map:
   halvings, context stencils and upsamplings, so the tile's own borders never reach the core;
 * each level image is given its :class:`chm.features.Frame`: the position family reads where the
   tile lies in the whole image, and SIFT divides by the whole level image's peak, which a first,
-  cheap pass over the tiles finds (pyramid and pre-smoothing only).
+  cheap pass over the tiles finds (pyramid and pre-smoothing only);
+* the user's feature channels, if the model reads any, are cut with the same tiles and halos and
+  stacked behind the tile's planes (:meth:`chm.cascade.spec.CascadeSpec.prepare`), so they are
+  halved with it; a channel is a per-pixel value and reaches no farther than the halvings do.
 
 What remains is float rounding: Haar's box sums are differences of an integral image that starts
 at the tile's corner (about 1e-8 in a feature, 1e-6 in a map of a 1000 x 1000 image), and the
@@ -144,7 +147,7 @@ def auto_tile_size(cascade, shape, stage=None):
     return None if all(tile + 2 * margin >= n for n in shape[:2]) else tile
 
 
-def predict_tiled(cascade, image, tile_size, stage=None, n_threads=1):
+def predict_tiled(cascade, image, tile_size, stage=None, n_threads=1, channels=None):
     """The map of one image, predicted in tiles: equal to the whole image's up to float rounding.
 
     Parameters
@@ -158,6 +161,9 @@ def predict_tiled(cascade, image, tile_size, stage=None, n_threads=1):
         As :meth:`chm.CHM.predict_proba`.
     n_threads : int
         Threads that share each tile (:meth:`chm.cascade.spec.FittedCascade.predict_image`).
+    channels : (H, W, E) ndarray or None
+        The image's feature channels, when the cascade's bank reads some
+        (:func:`chm.features.check_channels`).
 
     Returns
     -------
@@ -167,19 +173,24 @@ def predict_tiled(cascade, image, tile_size, stage=None, n_threads=1):
     check_tile_size(tile_size, cascade.spec.levels)
     shape = image.shape[:2]
     grid = tiles(shape, tile_size, halo(cascade, stage))
-    peaks = _sift_peaks(cascade, image, grid, stage)
+    peaks = _sift_peaks(cascade, image, grid, stage, channels)
     out = None
     for core, padded in grid:
         y0, x0 = padded[0].start, padded[1].start
         frames = [Frame((y0 >> l, x0 >> l), level_shape(shape, l), peaks[l]) for l in range(cascade.spec.levels + 1)]
-        p = cascade.predict_image(cascade.spec.prepare(image[padded]), stage, None, n_threads, frames)
+        p = cascade.predict_image(_prepared_tile(cascade, image, channels, padded), stage, None, n_threads, frames)
         if out is None:
             out = np.empty(shape + p.shape[2:], dtype=np.float32)
         out[core] = p[core[0].start - y0:core[0].stop - y0, core[1].start - x0:core[1].stop - x0]
     return out
 
 
-def _sift_peaks(cascade, image, grid, stage):
+def _prepared_tile(cascade, image, channels, window):
+    """The padded tile ``window`` of the image, with its feature channels, as the cascade takes it."""
+    return cascade.spec.prepare(image[window], None if channels is None else channels[window])
+
+
+def _sift_peaks(cascade, image, grid, stage, channels=None):
     """Per level, the whole level image's SIFT peak (None where unused, or without SIFT): the
     largest over the tiles' cores, whose level images the halo makes the whole image's."""
     levels = cascade.spec.levels
@@ -188,7 +199,7 @@ def _sift_peaks(cascade, image, grid, stage):
         return peaks
     used = sorted({l for _, l in cascade.schedule(stage)})
     for core, padded in grid:
-        imgs = pyramid(cascade.spec.prepare(image[padded]), max(used))
+        imgs = pyramid(_prepared_tile(cascade, image, channels, padded), max(used))
         y0, x0 = padded[0].start, padded[1].start
         for l in used:
             f = 2 ** l  # the core's level-l pixels, in the padded tile's level-l image

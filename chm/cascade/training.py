@@ -49,7 +49,7 @@ class FlatOutputWarning(UserWarning):
     """A spatial loss flattened the fitted map: every labelled training pixel gets one class."""
 
 
-def train(spec, recipe, bank, images, labels, rng, par, cache=None, progress=None):
+def train(spec, recipe, bank, images, labels, rng, par, cache=None, progress=None, channels=None):
     """Fit a cascade from sparse labels as ``recipe`` says.
 
     Parameters
@@ -69,6 +69,10 @@ def train(spec, recipe, bank, images, labels, rng, par, cache=None, progress=Non
         every epoch, so without one it gets a temporary cache for the fit.
     progress : bool or None
         As ``CHM(progress=...)``.
+    channels : list of (H, W, E) arrays or None
+        The images' feature channels (:func:`chm.features.check_channels`), which ``bank``
+        reads (:attr:`chm.features.FilterBank.channels`); superpixels, proposals and
+        contrast-sensitive losses see the images only.
 
     Returns
     -------
@@ -93,15 +97,16 @@ def train(spec, recipe, bank, images, labels, rng, par, cache=None, progress=Non
         source = FeatureSource(bank, cache)
         loss = recipe.loss if recipe.spatial else None
         fitted = fit_cascade(spec, source, images, labels, seeds, caps, rng, par, loss, recipe.alpha,
-                             spec.label_pooling or "max", progress, prior_labels=sparse, prior=spec.class_prior)
+                             spec.label_pooling or "max", progress, prior_labels=sparse, prior=spec.class_prior,
+                             channels=channels)
         fitted.timings = {**timings, **fitted.timings}
         if recipe.rounds:
-            fitted = self_train(fitted, source, images, sparse, recipe, rng, par, progress)
+            fitted = self_train(fitted, source, images, sparse, recipe, rng, par, progress, channels)
     return fitted
 
 
 def fit_cascade(spec, source, images, labels, seeds, caps, rng, par, loss=None, alpha=0.0, pooling="max",
-                progress=None, prior_labels=None, prior="labels"):
+                progress=None, prior_labels=None, prior="labels", channels=None):
     """Train every classifier of ``spec``; returns the :class:`FittedCascade`.
 
     ``source`` is the bank (through a cache or not); ``seeds`` (one per image) and ``rng`` drive
@@ -110,14 +115,16 @@ def fit_cascade(spec, source, images, labels, seeds, caps, rng, par, loss=None, 
     ``par`` a joblib ``Parallel`` returning a generator. The decision rule undoes the caps'
     rebalancing towards the class balance of ``prior_labels`` (default ``labels``), or, with
     ``prior="em"``, towards the prior :func:`chm.thresholds.em_prior` estimates from the fitted
-    cascade's maps of (up to :data:`EM_IMAGES` of) the training images.
+    cascade's maps of (up to :data:`EM_IMAGES` of) the training images. ``channels``: each
+    image's feature channels, or None (as :func:`train`).
     """
     K = spec.n_classes
     fitted = FittedCascade(spec=spec, bank=source.bank)
+    channels = [None] * len(images) if channels is None else channels
     # Pass A: filter-bank rows at every level, only where SGD will look.
     t0 = time.perf_counter()
-    jobs = (delayed(training_rows)(spec.prepare(im), lab, spec.levels, caps, source, sd, pooling, K)
-            for im, lab, sd in zip(images, labels, seeds))
+    jobs = (delayed(training_rows)(spec.prepare(im, ch), lab, spec.levels, caps, source, sd, pooling, K)
+            for im, ch, lab, sd in zip(images, channels, labels, seeds))
     rows = list(bar(par(jobs), total=len(images), desc="features", enabled=progress))
     fitted.timings["features"] = time.perf_counter() - t0
 
@@ -138,10 +145,11 @@ def fit_cascade(spec, source, images, labels, seeds, caps, rng, par, loss=None, 
         spatial = None
         if loss is not None and l in spec.tv_levels:
             # fresh centres every epoch, uniform over every pixel of the training images (eq. 2)
-            level_images = [pyramid.downsample_n(spec.prepare(im), l) for im in images]
+            level_images = [pyramid.downsample_n(spec.prepare(im, ch), l) for im, ch in zip(images, channels)]
             spatial = ImageCentres([source(im) for im in level_images],
                                    [context_maps(m, s, l, spec.levels, im.shape) for m, im in zip(maps, level_images)],
-                                   spec.stencil(s, l), offset, scale, level_images, loss)
+                                   spec.stencil(s, l), offset, scale, [spec.image_of(im) for im in level_images],
+                                   loss)
         key = "rms" if K == 2 else "ce"
         with bar(total=clf.epochs, desc=f"stage {s} level {l} SGD", enabled=progress) as pbar:
             clf.fit(X, y, spatial=spatial, spatial_loss=loss, soft_targets=soft,
@@ -163,10 +171,10 @@ def fit_cascade(spec, source, images, labels, seeds, caps, rng, par, loss=None, 
         fitted.classifiers[(s, l)] = clf
         t1 = time.perf_counter()
         if not last:  # the final output is not a context for anything
-            jobs = (delayed(level_map)(spec.prepare(im), l, source,
+            jobs = (delayed(level_map)(spec.prepare(im, ch), l, source,
                                        context_maps(m, s, l, spec.levels, pyramid.level_shape(im.shape[:2], l)),
                                        clf, spec.stencil(s, l), fitted.projections.get((s, l)))
-                    for im, m in zip(images, maps))
+                    for im, ch, m in zip(images, channels, maps))
             for m, p in zip(maps, bar(par(jobs), total=len(images), desc=f"stage {s} level {l} contexts",
                                       enabled=progress)):
                 m[(s, l)] = p
@@ -181,7 +189,7 @@ def fit_cascade(spec, source, images, labels, seeds, caps, rng, par, loss=None, 
     else:
         fitted.class_weights = class_weights(prior_labels, sampled, K)
     if prior == "em":
-        rule = _em_rule(fitted, source, images, prior_labels, rng, par)
+        rule = _em_rule(fitted, source, images, prior_labels, rng, par, channels)
         if rule is not None:
             fitted.prior, decision = rule
             if K == 2:
@@ -209,7 +217,7 @@ def _warn_if_flat(fitted, proba, y, alpha):
                       "decades')", FlatOutputWarning, stacklevel=5)
 
 
-def self_train(fitted, source, images, labels, recipe, rng, par, progress=None):
+def self_train(fitted, source, images, labels, recipe, rng, par, progress=None, channels=None):
     """Refit the cascade of ``fitted`` on MRF proposals of its training images, ``recipe.rounds``
     times (:mod:`chm.semi.selftraining`); returns the last refit, whose ``rounds`` hold each
     round's seconds and proposals' class fractions (two classes: also the bias and foreground
@@ -220,7 +228,8 @@ def self_train(fitted, source, images, labels, recipe, rng, par, progress=None):
     ``recipe.beta`` is the Potts weight of the proposals' MRF; ``recipe.prior_tolerance`` bounds a
     binary model's proposals' foreground fraction relative to the sparse labels' estimate;
     ``recipe.proposal_samples`` caps the labelled pixels per class and level taken from the
-    (dense) proposals when ``max_samples`` is None.
+    (dense) proposals when ``max_samples`` is None. ``channels``: each image's feature channels,
+    or None (as :func:`train`); the proposals' MRF sees the images only.
     """
     spec = fitted.spec
     K = spec.n_classes
@@ -228,7 +237,9 @@ def self_train(fitted, source, images, labels, recipe, rng, par, progress=None):
         pi = fitted.prior if spec.class_prior == "em" else foreground_prior(labels)
         bounds = (pi * (1 - recipe.prior_tolerance), min(0.999, pi * (1 + recipe.prior_tolerance)))
     caps = spec.level_caps(len(images), recipe.proposal_samples)
-    prepared = [spec.prepare(im) for im in images]  # once: the maps and the proposals both read them
+    channels = [None] * len(images) if channels is None else channels
+    # once: the maps and the proposals both read them
+    prepared = [spec.prepare(im, ch) for im, ch in zip(images, channels)]
     timings, rounds = fitted.timings, []
     for r in range(recipe.rounds):
         t0 = time.perf_counter()
@@ -237,7 +248,8 @@ def self_train(fitted, source, images, labels, recipe, rng, par, progress=None):
             # The fraction guard shifts every map by one bias: all maps first (H x W floats each).
             jobs = (delayed(_training_map)(im, fitted, source.cache) for im in prepared)
             maps = list(bar(par(jobs), total=len(images), desc=f"round {r + 1} training maps", enabled=progress))
-            props, info["bias"] = proposals(maps, prepared, labels, recipe.beta, fitted.threshold, bounds)
+            props, info["bias"] = proposals(maps, [spec.image_of(x) for x in prepared], labels, recipe.beta,
+                                            fitted.threshold, bounds)
             del maps
         else:
             # Map and proposal in one job per image: the K-channel map never leaves the worker
@@ -255,14 +267,14 @@ def self_train(fitted, source, images, labels, recipe, rng, par, progress=None):
         # blocks' fractions. The recipe's spatial loss stays: a combined method keeps its loss.
         fitted = fit_cascade(spec, source, images, props, seeds, caps, rng, par,
                              recipe.loss if recipe.spatial else None, recipe.alpha, spec.label_pooling or "mean",
-                             progress)
+                             progress, channels=channels)
         timings = {**timings, **fitted.timings}  # a refit's stages replace the first fit's
         rounds.append({**info, "seconds": time.perf_counter() - t0})
     fitted.timings, fitted.rounds = timings, rounds
     return fitted
 
 
-def _em_rule(fitted, source, images, labels, rng, par):
+def _em_rule(fitted, source, images, labels, rng, par, channels):
     """The class prior of the training images' pixels and the decision rule for it.
 
     EM (:func:`chm.thresholds.em_prior`) on the cascade's own maps of (up to :data:`EM_IMAGES`
@@ -273,7 +285,7 @@ def _em_rule(fitted, source, images, labels, rng, par):
     """
     K = fitted.spec.n_classes
     pick = np.sort(rng.choice(len(images), size=min(len(images), EM_IMAGES), replace=False))
-    jobs = (delayed(_training_map)(fitted.spec.prepare(images[i]), fitted, source.cache) for i in pick)
+    jobs = (delayed(_training_map)(fitted.spec.prepare(images[i], channels[i]), fitted, source.cache) for i in pick)
     maps = list(par(jobs))
     if K == 2:
         t0, t1 = fitted.classifiers[fitted.spec.schedule()[-1]].targets
@@ -309,5 +321,7 @@ def _training_map(image, fitted, cache):
 
 
 def _map_and_proposal(image, labels, fitted, cache, beta):
-    """One training image's K-class proposal (:func:`chm.semi.selftraining.class_proposal`) from its map."""
-    return class_proposal(_training_map(image, fitted, cache), image, labels, beta, fitted.class_weights)
+    """One training image's K-class proposal (:func:`chm.semi.selftraining.class_proposal`) from its map
+    (``image`` prepared, with its feature channels if any; the MRF sees the image only)."""
+    return class_proposal(_training_map(image, fitted, cache), fitted.spec.image_of(image), labels, beta,
+                          fitted.class_weights)

@@ -23,6 +23,10 @@ RGB image's luminance in :class:`FilterBank`); ``colour``
 (:data:`COLOUR_FAMILIES`) needs an ``(H, W, 3)`` RGB image; ``position``
 (:data:`POSITION_FAMILIES`) uses only the image's shape.
 
+The user's own per-pixel feature images (other microscope channels, another model's output) join
+a bank as its last columns: ``FilterBank(families, channels=FeatureChannels(...))``
+(:mod:`chm.features.channels`; :meth:`chm.CHM.fit` makes one from its ``channels=``).
+
 :meth:`FilterBank.at` gives the features of a few pixels only, from crops as wide as each family's
 :data:`chm.features.bank.SUPPORT` (training reads its sparse labels' features this way). Given a
 :class:`Frame` (its origin in a larger image, that image's shape and SIFT peak), the bank of a tile
@@ -47,6 +51,7 @@ Choices vs the MATLAB CHM (details in each module's docstring):
 * all outputs are float32; no feature standardisation is applied here.
 """
 
+from .channels import FeatureChannels, check_channels
 from .bank import ALL_FAMILIES, COLOUR_FAMILIES, FAMILIES, FRAME_SUPPORT, POSITION_FAMILIES, FilterBank, Frame
 from .colour import colour
 from .edge import edge
@@ -58,5 +63,5 @@ from .sift import sift
 from .stencil import StencilRows, intensity, stencil, stencil_offsets, stencils
 
 __all__ = ["FilterBank", "Frame", "FRAME_SUPPORT", "ALL_FAMILIES", "FAMILIES", "COLOUR_FAMILIES", "POSITION_FAMILIES",
-           "colour", "haar", "hog",
+           "FeatureChannels", "check_channels", "colour", "haar", "hog",
            "edge", "gabor", "sift", "intensity", "position", "stencil", "stencil_offsets", "stencils", "StencilRows"]

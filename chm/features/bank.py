@@ -7,6 +7,7 @@ import numpy as np
 
 from ._utils import check_image
 from . import sift as _sift
+from .channels import FeatureChannels
 from .colour import N_FEATURES as _N_COLOUR
 from .colour import SIGMAS as _COLOUR_SIGMAS
 from .colour import check_colour_image, colour
@@ -125,6 +126,10 @@ class FilterBank:
         Family names from :data:`ALL_FAMILIES`, in the
         order their blocks appear in the output. The default is the full MATLAB
         CHM bank, 476 features. Colour families need colour images.
+    channels : chm.features.channels.FeatureChannels, optional
+        The user's own feature channels (E of them): the bank then takes the image's planes
+        followed by the E channel planes, ``(H, W, 1 + E)`` (gray) or ``(H, W, 3 + E)`` (colour),
+        and appends the standardised channels as its last E columns (block ``"channels"``).
 
     Raises
     ------
@@ -141,7 +146,7 @@ class FilterBank:
     (4, 5, 51)
     """
 
-    def __init__(self, families=_DEFAULT):
+    def __init__(self, families=_DEFAULT, channels=None):
         if isinstance(families, str):
             families = (families,)
         families = tuple(families)
@@ -153,7 +158,10 @@ class FilterBank:
                              f"{unknown}; valid names: {list(ALL_FAMILIES)}")
         if len(set(families)) != len(families):
             raise ValueError(f"duplicate family names in {list(families)}")
+        if channels is not None and not isinstance(channels, FeatureChannels):
+            raise TypeError(f"channels must be None or a FeatureChannels, got {type(channels).__name__}")
         self._families = families
+        self._channels = channels
 
     @property
     def families(self):
@@ -161,24 +169,40 @@ class FilterBank:
         return self._families
 
     @property
+    def channels(self):
+        """FeatureChannels or None: the user's feature channels, the bank's last columns."""
+        return self._channels
+
+    @property
+    def n_extra(self):
+        """int: the number of feature channels (planes after the image's, columns after the families')."""
+        return 0 if self._channels is None else len(self._channels)
+
+    @property
     def n_features(self):
         """int: total number of features per pixel."""
-        return sum(ALL_FAMILIES[f][1] for f in self._families)
+        return sum(ALL_FAMILIES[f][1] for f in self._families) + self.n_extra
 
     @property
     def slices(self):
-        """dict: family name -> slice of its block along the last axis."""
+        """dict: family name (and ``"channels"``) -> slice of its block along the last axis."""
         slices, start = {}, 0
         for f in self._families:
             n = ALL_FAMILIES[f][1]
             slices[f] = slice(start, start + n)
             start += n
+        if self.n_extra:
+            slices["channels"] = slice(start, start + self.n_extra)
         return slices
+
+    def _family_slices(self):
+        return {f: sl for f, sl in self.slices.items() if f != "channels"}
 
     @property
     def names(self):
-        """list of str: one name per feature column, e.g. ``"gabor[17]"``."""
-        return [f"{f}[{i}]" for f in self._families for i in range(ALL_FAMILIES[f][1])]
+        """list of str: one name per feature column, e.g. ``"gabor[17]"``, ``"channels[dapi]"``."""
+        extra = [] if self._channels is None else [f"channels[{n}]" for n in self._channels.names]
+        return [f"{f}[{i}]" for f in self._families for i in range(ALL_FAMILIES[f][1])] + extra
 
     @property
     def needs_colour(self):
@@ -192,7 +216,8 @@ class FilterBank:
         ----------
         image : (H, W) or (H, W, 3) ndarray of float
             Grey or RGB image in [0, 1]. The gray families see an RGB image's luminance
-            (:func:`skimage.color.rgb2gray`); colour families need an RGB image.
+            (:func:`skimage.color.rgb2gray`); colour families need an RGB image. With
+            ``channels``: the image's planes, then the channels' raw planes (see :class:`FilterBank`).
         out : (H, W, n_features) float32 ndarray, optional
             Preallocated output (e.g. a slice of a bigger training matrix).
         frame : Frame, optional
@@ -204,7 +229,7 @@ class FilterBank:
         features : (H, W, n_features) float32 ndarray
             Channels-last; family blocks in :attr:`slices`.
         """
-        image, rgb = self._inputs(image)
+        image, rgb, extra = self._inputs(image)
         shape = image.shape + (self.n_features,)
         if out is None:
             out = np.empty(shape, dtype=np.float32)
@@ -212,9 +237,11 @@ class FilterBank:
             raise ValueError(f"out must be a float32 array of shape {shape}")
         self._check_frame(frame)
         # each family writes straight into its block: no per-family temporaries
-        for name, sl in self.slices.items():
+        for name, sl in self._family_slices().items():
             ALL_FAMILIES[name][0](rgb if name in COLOUR_FAMILIES else image, out=out[:, :, sl],
                                   **_frame_args(name, frame))
+        if extra is not None:
+            self._channels(extra, out=out[:, :, self.slices["channels"]])
         return out
 
     def at(self, image, rows, cols):
@@ -237,7 +264,7 @@ class FilterBank:
         -------
         features : (n, n_features) float32 ndarray
         """
-        gray, rgb = self._inputs(image)
+        gray, rgb, extra = self._inputs(image)
         h, w = gray.shape
         rows, cols = np.asarray(rows, dtype=np.intp).ravel(), np.asarray(cols, dtype=np.intp).ravel()
         if rows.shape != cols.shape:
@@ -245,7 +272,9 @@ class FilterBank:
         if rows.size and (rows.min() < 0 or rows.max() >= h or cols.min() < 0 or cols.max() >= w):
             raise ValueError(f"pixel coordinates outside the {h} x {w} image")
         out = np.empty((rows.size, self.n_features), dtype=np.float32)
-        for name, sl in self.slices.items():
+        if extra is not None:  # per-pixel values: no crop needed
+            self._channels(extra[rows, cols], out=out[:, self.slices["channels"]])
+        for name, sl in self._family_slices().items():
             src = rgb if name in COLOUR_FAMILIES else gray
             r = SUPPORT[name]
             if not _crops_pay(name, rows.size, h * w):
@@ -276,15 +305,23 @@ class FilterBank:
                              "(FilterBank.sift_peak)")
 
     def _inputs(self, image):
-        """(gray, rgb or None): what the gray and the colour families see, validated."""
-        rgb = None
+        """(gray, rgb or None, channel planes or None): what the gray and the colour families and
+        the feature channels see, validated."""
+        rgb = extra = None
+        if self.n_extra:
+            shape, n = np.shape(image), self.n_extra
+            if len(shape) != 3 or shape[2] - n not in (1, 3):
+                raise ValueError(f"this bank has {n} feature channel(s): it takes the image's planes followed by "
+                                 f"the channels', (H, W, 1 + {n}) or (H, W, 3 + {n}), got shape {shape}")
+            extra = image[:, :, shape[2] - n:]
+            image = image[:, :, 0] if shape[2] - n == 1 else image[:, :, :3]
         if np.ndim(image) == 3:
             rgb = check_colour_image(image)
             image = np.clip(_rgb2gray(rgb), 0.0, 1.0)
         elif self.needs_colour:
             raise ValueError(f"the {', '.join(f for f in self._families if f in COLOUR_FAMILIES)} features need "
                              f"an (H, W, 3) colour image, got shape {np.shape(image)}")
-        return check_image(image), rgb
+        return check_image(image), rgb, extra
 
     def many(self, images, n_threads=1, *, out=None, frames=None):
         """The bank of several images (e.g. the levels of a pyramid), computed by threads.
@@ -317,11 +354,14 @@ class FilterBank:
         for f in frames:
             self._check_frame(f)
         outs = [np.empty(gray.shape + (self.n_features,), dtype=np.float32) if o is None else o
-                for (gray, _), o in zip(inputs, out)]
+                for (gray, _, _), o in zip(inputs, out)]
+        for (_, _, extra), o in zip(inputs, outs):
+            if extra is not None:  # a copy: no thread needed
+                self._channels(extra, out=o[:, :, self.slices["channels"]])
         # Biggest images first, and in each the families with most features first, so that the
         # threads' first-come queue ends with small tasks and no thread idles long at the end.
         order = sorted(range(len(images)), key=lambda i: -inputs[i][0].size)
-        fams = sorted(self.slices.items(), key=lambda kv: -(kv[1].stop - kv[1].start))
+        fams = sorted(self._family_slices().items(), key=lambda kv: -(kv[1].stop - kv[1].start))
         with ThreadPoolExecutor(n_threads) as pool:
             futures = [pool.submit(ALL_FAMILIES[name][0], inputs[i][1] if name in COLOUR_FAMILIES else inputs[i][0],
                                    out=outs[i][:, :, sl], **_frame_args(name, frames[i]))
@@ -331,26 +371,31 @@ class FilterBank:
         return outs
 
     def to_dict(self):
-        """JSON-serialisable description, for model files."""
-        return {"type": "FilterBank", "families": list(self._families),
-                "n_features": self.n_features}
+        """JSON-serialisable description, for model files (``channels`` only when there are some)."""
+        d = {"type": "FilterBank", "families": list(self._families), "n_features": self.n_features}
+        if self._channels is not None:
+            d["channels"] = self._channels.to_dict()
+        return d
 
     @classmethod
     def from_dict(cls, d):
         """Rebuild a bank from :meth:`to_dict` output (checks ``n_features``)."""
         if not isinstance(d, dict) or "families" not in d:
             raise ValueError("expected a dict with a 'families' list (from FilterBank.to_dict)")
-        bank = cls(d["families"])
+        channels = d.get("channels")  # files of banks without feature channels have none
+        bank = cls(d["families"], None if channels is None else FeatureChannels.from_dict(channels))
         if "n_features" in d and d["n_features"] != bank.n_features:
             raise ValueError(f"n_features mismatch: stored {d['n_features']}, "
                              f"families give {bank.n_features}")
         return bank
 
     def __eq__(self, other):
-        return isinstance(other, FilterBank) and other._families == self._families
+        return (isinstance(other, FilterBank) and other._families == self._families
+                and other._channels == self._channels)
 
     def __hash__(self):
-        return hash(self._families)
+        return hash((self._families, self._channels))
 
     def __repr__(self):
-        return f"FilterBank({self._families!r})"
+        extra = "" if self._channels is None else f", channels={self._channels!r}"
+        return f"FilterBank({self._families!r}{extra})"

@@ -3,7 +3,8 @@
 napari's Labels layers hold 0 = unlabelled and 1 .. K = classes, the convention of chm's label
 files; chm's API takes the values - 1. An Image layer is a 2-D image, gray ``(H, W)`` or colour
 ``(H, W, 3|4)`` (``rgb``), or a stack of them along a leading axis ``(Z, H, W[, 3|4])``, which
-the plugin trains and predicts slice by slice with one model.
+the plugin trains and predicts slice by slice with one model. Another Image layer of the image's
+size may serve as its feature channels (:func:`channel_slices`; :meth:`chm.CHM.fit`'s ``channels``).
 """
 
 import numpy as np
@@ -11,7 +12,7 @@ import numpy as np
 from chm.io.images import check_image
 from chm.io.stacks import labelled_slices
 
-__all__ = ["LayerError", "as_slices", "class_count", "results", "spatial_shape", "training_slices"]
+__all__ = ["LayerError", "as_slices", "channel_slices", "class_count", "results", "spatial_shape", "training_slices"]
 
 
 class LayerError(ValueError):
@@ -61,6 +62,39 @@ def _unit_range(data):
     if np.issubdtype(data.dtype, np.floating) and lo >= 0 and hi <= 1:
         return data
     return ((data.astype(np.float32) - lo) / (hi - lo if hi > lo else 1.0)).clip(0, 1)
+
+
+def channel_slices(data, rgb, shape, name="channels", image_name="image"):
+    """The feature channels an Image layer gives each slice of an image: (H, W, E) arrays.
+
+    Parameters
+    ----------
+    data : array
+        The channel layer's data: the image's spatial ``shape``, one channel (or an RGB layer's
+        three); raw values of any scale (chm standardises them).
+    rgb : bool
+        The channel layer is RGB(A): its colour planes are three channels (alpha dropped).
+    shape : tuple of int
+        The image layer's :func:`spatial_shape`.
+
+    Returns
+    -------
+    list of ndarray
+        One (H, W, E) array per slice of the image (one for a 2-D image).
+
+    Raises
+    ------
+    LayerError
+        A multiscale layer, or one that is not of the image's size.
+    """
+    if isinstance(data, (list, tuple)):
+        raise LayerError(f"'{name}' is a multiscale (pyramid) layer: open its full-resolution level as an image")
+    data = np.asarray(data)
+    if spatial_shape(data, rgb) != tuple(shape):
+        raise LayerError(f"feature-channel layer '{name}' has shape {spatial_shape(data, rgb)} but image "
+                         f"'{image_name}' has {tuple(shape)}: choose a layer of the image's size")
+    planes = data[..., :3] if rgb else data[..., None]
+    return [planes] if len(shape) == 2 else list(planes)
 
 
 def training_slices(image, rgb, labels, image_name="image", labels_name="labels"):

@@ -68,13 +68,15 @@ class Session:
         self._folder = tempfile.TemporaryDirectory(prefix="chm-napari-")
         self.cache = FeatureCache(self._folder.name, max_bytes=cache_bytes)
 
-    def train(self, images, labels, n_classes, semi_supervised=None, progress=None, cancel=None):
+    def train(self, images, labels, n_classes, semi_supervised=None, progress=None, cancel=None, channels=None):
         """Fit a new model; :attr:`model` is replaced only when the fit completes.
 
         Parameters
         ----------
         images, labels : lists of arrays
             2-D images and API labels (-1 unlabelled, 0 .. K-1), as :meth:`chm.CHM.fit` takes.
+        channels : list of arrays, optional
+            Each image's feature channels, as :meth:`chm.CHM.fit` takes them.
         n_classes : int
         semi_supervised : None or str
             As ``chm.CHM(semi_supervised=...)``.
@@ -94,17 +96,18 @@ class Session:
         # Threads rather than processes: no worker start-up, no copies of the images, and the
         # cache's hit counts see every read.
         with joblib.parallel_config(backend="threading", n_jobs=-1):
-            model.fit(images, labels)
+            model.fit(images, labels, channels=channels)
         model.set_params(progress=False)
         self.model = model
         return model
 
-    def predict(self, images, cached=None, progress=None, cancel=None):
+    def predict(self, images, cached=None, progress=None, cancel=None, channels=None):
         """:meth:`chm.CHM.predict_proba` of each image, one at a time (the cores share its filter bank).
 
         ``cached[i]``: read image i's features through the cache (training images, whose
         features are there); others are computed and not stored, so predicting a long stack
         does not fill the disk. ``progress`` and ``cancel`` as in :meth:`train` (a step is an image).
+        ``channels``: each image's feature channels, for a model fitted with them.
         """
         if self.model is None:
             raise RuntimeError("no model yet: train or load one")
@@ -115,7 +118,7 @@ class Session:
         with joblib.parallel_config(backend="threading", n_jobs=-1):
             for i, (im, through_cache) in enumerate(zip(images, cached)):
                 self.model.set_params(feature_cache=self.cache if through_cache else None)
-                out.append(self.model.predict_proba([im])[0])
+                out.append(self.model.predict_proba([im], channels=None if channels is None else [channels[i]])[0])
                 report("predict", i + 1, len(images))
         return out
 

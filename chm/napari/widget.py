@@ -7,6 +7,11 @@ place on every retrain: ``<image> prediction`` (Labels: the decided class + 1, s
 those of the strokes), ``<image> probability`` (Image: P(label 2), or one map per class along a
 leading axis) and ``<image> uncertainty`` (Image: the entropy over log K), the last two hidden
 until the user shows them.
+
+Each row may also name another Image layer of the image's size as the image's feature channels
+(another microscope channel, another model's output): its values join the filter bank
+(:meth:`chm.CHM.fit`'s ``channels``), and the model then needs such a layer for every image it
+predicts. A layer picked as channels is unchecked as a training image.
 """
 
 import threading
@@ -18,12 +23,13 @@ from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
                             QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
-from .layers import LayerError, as_slices, class_count, results, spatial_shape, training_slices
+from .layers import LayerError, as_slices, channel_slices, class_count, results, spatial_shape, training_slices
 from .session import METHODS, Cancelled, Session
 
 __all__ = ["ChmWidget"]
 
 _NO_LABELS = "(no labels)"
+_NO_CHANNELS = "(no channels)"
 
 
 class ChmWidget(QWidget):
@@ -53,12 +59,13 @@ class ChmWidget(QWidget):
         self.message = ""
         self._worker = None
         self._cancel = None
-        self._rows = {}  # image layer name -> (checkbox, labels combo)
-        self._choice = {}  # image layer name -> (checked or None if untouched, labels name or None)
+        self._rows = {}  # image layer name -> (checkbox, labels combo, feature-channels combo)
+        # image layer name -> (checked or None if untouched, labels name or None, channel layer name or None)
+        self._choice = {}
         self._notes = []
 
         self._table = QGridLayout()
-        pairs = QGroupBox("Train on (image: its Labels layer)")
+        pairs = QGroupBox("Train on (image: its Labels layer, its feature channels)")
         pairs.setLayout(self._table)
         hint = QLabel("Paint a few strokes with label 1 on the background and 2, 3, ... on each kind of object.")
         hint.setWordWrap(True)
@@ -120,19 +127,21 @@ class ChmWidget(QWidget):
 
     def _refresh(self, event=None):
         """Rebuild the training rows and the prediction target list from the viewer's layers."""
-        for name, (check, combo) in self._rows.items():
-            self._choice[name] = (self._choice.get(name, (None, None))[0] if check.property("untouched")
+        for name, (check, combo, chans) in self._rows.items():
+            self._choice[name] = (self._choice.get(name, (None, None, None))[0] if check.property("untouched")
                                   else check.isChecked(),
-                                  None if combo.currentText() == _NO_LABELS else combo.currentText())
-            for w in (check, combo):
+                                  None if combo.currentText() == _NO_LABELS else combo.currentText(),
+                                  None if chans.currentText() == _NO_CHANNELS else chans.currentText())
+            for w in (check, combo, chans):
                 self._table.removeWidget(w)
                 w.deleteLater()
         self._rows = {}
         labels = self._labels()
-        for i, image in enumerate(self._images()):
+        images = self._images()
+        for i, image in enumerate(images):
             shape = spatial_shape(image.data, image.rgb) if not image.multiscale else None
             fitting = [lab.name for lab in labels if lab.data.shape == shape]
-            checked, chosen = self._choice.get(image.name, (None, None))
+            checked, chosen, channel = self._choice.get(image.name, (None, None, None))
             combo = QComboBox()
             combo.addItems([_NO_LABELS] + [lab.name for lab in labels])
             combo.setCurrentText(chosen if chosen in [lab.name for lab in labels] else
@@ -141,9 +150,19 @@ class ChmWidget(QWidget):
             check.setChecked(bool(fitting) if checked is None else checked)
             check.setProperty("untouched", checked is None)
             check.clicked.connect(lambda _, c=check: c.setProperty("untouched", False))
+            sized = [o.name for o in images if o is not image and shape is not None and not o.multiscale
+                     and spatial_shape(o.data, o.rgb) == shape]
+            chans = QComboBox()
+            chans.addItems([_NO_CHANNELS] + sized)
+            chans.setCurrentText(channel if channel in sized else _NO_CHANNELS)
+            chans.setToolTip("feature channels: another layer of this image's size whose values join the filter "
+                             "bank (another microscope channel, another model's output)")
+            chans.textActivated.connect(lambda text, n=image.name: self.set_channels(n, None if text == _NO_CHANNELS
+                                                                                  else text))
             self._table.addWidget(check, i, 0)
             self._table.addWidget(combo, i, 1)
-            self._rows[image.name] = (check, combo)
+            self._table.addWidget(chans, i, 2)
+            self._rows[image.name] = (check, combo, chans)
         current = self.target.currentText()
         self.target.clear()
         self.target.addItems([image.name for image in self._images()])
@@ -153,18 +172,46 @@ class ChmWidget(QWidget):
     def pairs(self):
         """The checked (Image layer, Labels layer) pairs, as the rows show them."""
         out = []
-        for name, (check, combo) in self._rows.items():
+        for name, (check, combo, _) in self._rows.items():
             if check.isChecked() and combo.currentText() != _NO_LABELS:
                 out.append((self.viewer.layers[name], self.viewer.layers[combo.currentText()]))
         return out
 
     def set_pair(self, image, labels=None, checked=True):
         """Check or uncheck ``image``'s row and choose its Labels layer (layer names; a user's clicks, in code)."""
-        check, combo = self._rows[image]
+        check, combo, _ = self._rows[image]
         check.setChecked(checked)
         check.setProperty("untouched", False)
         if labels is not None:
             combo.setCurrentText(labels)
+
+    def set_channels(self, image, layer=None):
+        """Choose the Image layer ``layer`` as ``image``'s feature channels (None: none); that layer's
+        own row is unchecked, as it is not a training image (layer names; a user's pick, in code)."""
+        self._rows[image][2].setCurrentText(_NO_CHANNELS if layer is None else layer)
+        if layer in self._rows and layer != image:
+            self.set_pair(layer, checked=False)
+
+    def channel_layer(self, image):
+        """The Image layer chosen as ``image``'s feature channels, or None."""
+        name = self._rows[image][2].currentText()
+        return None if name == _NO_CHANNELS else self.viewer.layers[name]
+
+    def _channels(self, image, model=None):
+        """The feature channels of every slice of the Image layer ``image`` (None without); with a
+        ``model``, raise :class:`LayerError` unless the choice matches what it reads."""
+        source = self.channel_layer(image.name)
+        if model is not None:
+            needed = model.feature_channels_
+            if needed and source is None:
+                raise LayerError(f"the model reads {len(needed)} feature channel(s): choose the layer of "
+                                 f"'{image.name}''s feature channels in its row above")
+            if source is not None and not needed:
+                raise LayerError(f"the model reads no feature channels: set '{image.name}''s feature channels to "
+                                 f"{_NO_CHANNELS}")
+        if source is None:
+            return None
+        return channel_slices(source.data, source.rgb, spatial_shape(image.data, image.rgb), source.name, image.name)
 
     # -- training and prediction ----------------------------------------------------------
     @property
@@ -181,35 +228,42 @@ class ChmWidget(QWidget):
             if not pairs:
                 raise LayerError("nothing to train on: open an image, add a Labels layer of its size (Layers > New "
                                  "Labels Layer), paint a few strokes of each class, and check the image above")
-            images, labels, where = [], [], []
+            given = [self.channel_layer(image.name) is not None for image, _ in pairs]
+            if any(given) and not all(given):
+                raise LayerError("feature channels: choose a channel layer for every checked image, or for none "
+                                 "(the model reads the same channels of every image)")
+            images, labels, channels, where = [], [], [], []
             for image, lab in pairs:
-                ims, labs, _ = training_slices(image.data, image.rgb, lab.data, image.name, lab.name)
+                ims, labs, keep = training_slices(image.data, image.rgb, lab.data, image.name, lab.name)
                 images += ims
                 labels += labs
+                if any(given):
+                    chs = self._channels(image)
+                    channels += [chs[z] for z in keep]
                 where.append(lab.name)
             n_classes = class_count(labels, where)
             # Read here, not in the worker: strokes painted during the fit wait for the next one.
-            targets = [(image, as_slices(image.data, image.rgb, image.name), _labelled_slices(lab.data), lab)
-                       for image, lab in pairs]
+            targets = [(image, as_slices(image.data, image.rgb, image.name), _labelled_slices(lab.data), lab,
+                        self._channels(image)) for image, lab in pairs]
         except LayerError as exc:
             self._say(str(exc), error=True)
             return
         semi = METHODS[self.method.currentText()]
         n_pixels = sum(int((lab >= 0).sum()) for lab in labels)
         self._say(f"training on {len(images)} slice(s), {n_pixels} labelled pixels, {n_classes} classes ...")
-        self._start(self._train_and_predict, images, labels, n_classes, semi, targets,
+        self._start(self._train_and_predict, images, labels, channels or None, n_classes, semi, targets,
                     done=self._trained)
 
-    def _train_and_predict(self, images, labels, n_classes, semi, targets, cancel):
+    def _train_and_predict(self, images, labels, channels, n_classes, semi, targets, cancel):
         t0 = time.perf_counter()
         hits, misses = self.session.cache.hits, self.session.cache.misses
-        model = self.session.train(images, labels, n_classes, semi, self.progressed.emit, cancel)
+        model = self.session.train(images, labels, n_classes, semi, self.progressed.emit, cancel, channels)
         t1 = time.perf_counter()
         out = {"fit": t1 - t0, "model": model, "read": self.session.cache.hits - hits,
                "computed": self.session.cache.misses - misses, "shown": []}
         try:
-            for image, (slices, stack), labelled, lab in targets:
-                probas = self.session.predict(slices, labelled, self.progressed.emit, cancel)
+            for image, (slices, stack), labelled, lab, chs in targets:
+                probas = self.session.predict(slices, labelled, self.progressed.emit, cancel, chs)
                 out["shown"].append((image, results(probas, model.decide, stack), lab))
         except Cancelled:
             out["shown"] = None  # the model is new, its maps unfinished: show none of them
@@ -236,15 +290,16 @@ class ChmWidget(QWidget):
         try:
             image = self.viewer.layers[name]
             slices, stack = as_slices(image.data, image.rgb, image.name)
+            channels = self._channels(image, self.session.model)
         except (KeyError, LayerError) as exc:
             self._say(str(exc), error=True)
             return
         self._say(f"predicting '{name}' ...")
-        self._start(self._predict, image, slices, stack, done=self._predicted)
+        self._start(self._predict, image, slices, stack, channels, done=self._predicted)
 
-    def _predict(self, image, slices, stack, cancel):
+    def _predict(self, image, slices, stack, channels, cancel):
         t0 = time.perf_counter()
-        probas = self.session.predict(slices, None, self.progressed.emit, cancel)
+        probas = self.session.predict(slices, None, self.progressed.emit, cancel, channels)
         return image, results(probas, self.session.model.decide, stack), time.perf_counter() - t0
 
     def _predicted(self, out):
@@ -343,7 +398,9 @@ class ChmWidget(QWidget):
     def _describe(self, model):
         kind = "colour" if model.n_channels_ == 3 else "gray"
         semi = model.semi_supervised or "supervised"
-        self.model_info.setText(f"model: {model.n_classes_} classes, {kind}, {semi}, levels {model.levels}")
+        extra = len(model.feature_channels_)
+        self.model_info.setText(f"model: {model.n_classes_} classes, {kind}, {semi}, levels {model.levels}"
+                                + (f", {extra} feature channel(s)" if extra else ""))
 
     def _show(self, shown, active):
         """Put the result layers of ``shown`` ((image, layers, _) triples) in the viewer, replacing those of an

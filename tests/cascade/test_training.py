@@ -27,11 +27,11 @@ def _record(monkeypatch):
     fit, prop = training.fit_cascade, training.proposals
 
     def fit_spy(spec, source, images, labels, seeds, caps, rng, par, loss=None, alpha=0.0, pooling="max",
-                progress=None, prior_labels=None, prior="labels"):
+                progress=None, prior_labels=None, prior="labels", channels=None):
         fits.append({"labels": labels, "loss": loss, "alpha": alpha, "pooling": pooling,
                      "prior_labels": prior_labels})
         return fit(spec, source, images, labels, seeds, caps, rng, par, loss, alpha, pooling, progress,
-                   prior_labels=prior_labels, prior=prior)
+                   prior_labels=prior_labels, prior=prior, channels=channels)
 
     def prop_spy(maps, images, labels, beta, threshold=0.5, prior=None, **kw):
         props.append({"labels": labels, "prior": prior})

@@ -73,3 +73,20 @@ def test_results_keep_the_layers_shape():
     probability, prediction, uncertainty = results(k3, lambda maps: [m.argmax(-1) for m in maps], stack=True)
     assert probability.shape == (3, 5, 2, 2) and prediction.shape == uncertainty.shape == (5, 2, 2)
     assert np.allclose(uncertainty, 1)
+
+
+def test_a_channel_layer_gives_each_slice_its_channels():
+    from chm.napari.layers import channel_slices
+
+    gray = np.arange(12.0).reshape(3, 4)
+    (c,) = channel_slices(gray, rgb=False, shape=(3, 4))
+    assert c.shape == (3, 4, 1) and c[2, 3, 0] == 11.0  # raw values: chm standardises them
+    (c,) = channel_slices(np.zeros((3, 4, 4), np.uint8), rgb=True, shape=(3, 4))
+    assert c.shape == (3, 4, 3)  # an RGB(A) layer: three channels
+    stack = channel_slices(np.zeros((5, 3, 4)), rgb=False, shape=(5, 3, 4))
+    assert len(stack) == 5 and stack[0].shape == (3, 4, 1)
+    with pytest.raises(LayerError, match=r"feature-channel layer 'hint' has shape \(3, 5\) but image 'cells' has "
+                                         r"\(3, 4\): choose a layer of the image's size"):
+        channel_slices(np.zeros((3, 5)), rgb=False, shape=(3, 4), name="hint", image_name="cells")
+    with pytest.raises(LayerError, match="multiscale"):
+        channel_slices([np.zeros((3, 4))], rgb=False, shape=(3, 4))

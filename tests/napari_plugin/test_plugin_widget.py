@@ -193,3 +193,41 @@ def test_a_saved_model_loads_and_predicts_another_layer_as_chm_does(viewer, qtbo
     np.testing.assert_array_equal(prediction - 1, chm.load(path).predict([other])[0])
     error, constant = _error_vs_constant(prediction, other_mask)
     assert error < constant / 2
+
+
+def test_a_feature_channel_layer_joins_the_bank_and_is_asked_for_when_predicting(viewer, qtbot):
+    """Images without a visible disc, each with another layer that shows it (the mask plus noise)
+    chosen as its feature channels: the model reads the disc from them, and predicting needs them."""
+    rng = np.random.default_rng(6)
+    shape = (48, 56)
+
+    def add(name, centre):
+        _, mask = _scene(shape, rgb=False, rng=rng, centre=centre)
+        viewer.add_image((np.clip(0.5 + rng.normal(0, 0.15, shape), 0, 1) * 255).astype(np.uint8), name=name)
+        viewer.add_image(mask + rng.normal(0, 0.2, shape), name=f"{name} hint")
+        return mask
+
+    mask = add("cells", None)
+    strokes = viewer.add_labels(np.zeros(shape, np.uint8), name="strokes")
+    _paint(strokes.data, mask, rng, 8)
+    # A small bank: with the default one's 215 columns and 16 strokes the fit leans on the training
+    # image's own noise and borders as much as on the channel.
+    widget = _widget(viewer, {"levels": 1, "epochs": 15, "features": ("haar",)})
+    widget.set_channels("cells", "cells hint")
+    assert [(i.name, l.name) for i, l in widget.pairs()] == [("cells", "strokes")]  # the hint is no training image
+    widget.set_pair("cells hint", "strokes")
+    _train(qtbot, widget)
+    assert widget.message.startswith("feature channels: choose a channel layer for every checked image")
+    widget.set_pair("cells hint", checked=False)
+    _train(qtbot, widget)
+    assert widget.session.model.feature_channels_ == ("channel 0",) and "1 feature channel" in widget.model_info.text()
+    other_mask = add("new", (16, 36))  # the disc elsewhere
+    widget.predict("new")
+    assert widget.message.startswith("the model reads 1 feature channel(s): choose the layer of 'new''s")
+    errors = {}
+    for hint in ("new hint", "cells hint"):  # its own channels, and another image's
+        widget.set_channels("new", hint)
+        widget.predict("new")
+        qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT)
+        errors[hint], constant = _error_vs_constant(_result(viewer, "new", "prediction").data, other_mask)
+    assert errors["new hint"] < constant / 2 and errors["cells hint"] > 2 * errors["new hint"], errors
