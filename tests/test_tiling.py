@@ -54,6 +54,20 @@ def test_tiled_equals_whole_gray(gray):
     np.testing.assert_allclose(predict_tiled(model.cascade_, image, 24, stage=1), first, rtol=0, atol=ATOL)
 
 
+def test_tiled_equals_whole_on_a_1024_px_image(gray, monkeypatch):
+    """Issue 36's size, through the model's ``tile_size``: 1024 x 1024 in 300 px tiles (4 x 4
+    tiles, halos on every side) against the whole image."""
+    model, _ = gray
+    image = make_shapes(1, shape=(1024, 1024), rng=np.random.default_rng(5))[0][0]
+    whole = model.cascade_.predict_image(model.cascade_.spec.prepare(image))
+    cut = []
+    monkeypatch.setattr(tiling, "tiles", lambda *a, **k: cut.extend(tiles(*a, **k)) or tiles(*a, **k))
+    tiled = copy.deepcopy(model)
+    tiled.tile_size = 300
+    np.testing.assert_allclose(tiled.predict_proba([image])[0], whole, rtol=0, atol=ATOL)
+    assert len(cut) == 16
+
+
 def test_tiled_equals_whole_colour_k_classes():
     """A colour K-class model (the colour family's 64 px filters, compressed context maps, scaled
     fusion stencils) on a tall image: tiles padded on both sides along its rows."""
