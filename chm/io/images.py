@@ -219,7 +219,7 @@ def check_image_list(images, name="images"):
                         "wrap it in a list: [image]")
     if isinstance(images, np.ndarray) and images.ndim == 3 and images.shape[2] <= 4:
         z, h, w = images.shape
-        raise TypeError(f"{name} is one array of shape {images.shape}: a ({z}, {h}, {w}) image with {w} channels, "
+        raise TypeError(f"{name} is one array of shape {images.shape}: a single image with {w} channels, "
                         f"or a stack of {z} slices of {h} x {w} pixels? Pass [image] for one image, list(stack) "
                         "for the slices of a stack")
     try:
