@@ -270,13 +270,14 @@ def palette(n_classes):
     return np.round(hsv2rgb(hsv[None])[0] * 255).astype(np.uint8)
 
 
-def _encode(proba, args):
+def _encode(proba, args, model):
     """One probability map (H, W) or (H, W, K) as the options say: ``(values, classes)``, the array
-    to write and the class map that ``--preview`` colours (None for ``--format npy``)."""
+    to write and the class map that ``--preview`` colours (None for ``--format npy``). K classes
+    are decided by the model's own rule (its class weights), as ``model.predict`` does."""
     if args.format == "npy":
         return np.asarray(proba, dtype=np.float32), None
     if proba.ndim == 3:
-        classes = proba.argmax(axis=2).astype(np.uint8 if proba.shape[2] <= 256 else np.uint16)
+        classes = model.decide([proba])[0]
         return classes, classes
     classes = (proba > args.threshold).astype(np.uint8)
     if args.proba:
@@ -396,7 +397,7 @@ def cmd_predict(args):
     t0 = time.perf_counter()
     with bar(total=sum(depths), desc="predict", enabled=_progress(args)) as pbar:
         for i, proba in _predicted_slices(model, inputs, 1 if jobs == 1 else 2 * jobs, channel_files):
-            values, classes = _encode(proba, args)
+            values, classes = _encode(proba, args, model)
             encoded.append((values, classes if args.preview else None))
             if len(encoded) == depths[i]:  # its last slice: write the input's files now
                 _save_prediction(outputs[i], previews[i], encoded, stacks[i], colours, args)

@@ -289,6 +289,15 @@ def test_k_classes_colour_train_and_predict(tmp_path, capsys):
     pred = loaded.predict([iio.imread(tmp_path / "images" / "s0.png")])[0]
     np.testing.assert_array_equal(iio.imread(out / "s0.png"), pred)
     assert iio.imread(out / "s0_preview.png").shape == (24, 30, 3)
+    # The model's decision rule, not a plain argmax: skewed class weights change the decision.
+    loaded.cascade_.class_weights = np.array([0.2, 1.0, 5.0])
+    loaded.save(tmp_path / "skewed.npz")
+    assert main(["predict", str(tmp_path / "skewed.npz"), str(tmp_path / "images"), "-o", str(tmp_path / "sk"),
+                 "-q"]) == 0
+    image = iio.imread(tmp_path / "images" / "s0.png")
+    pred = loaded.predict([image])[0]
+    assert not np.array_equal(pred, loaded.predict_proba([image])[0].argmax(axis=2))
+    np.testing.assert_array_equal(iio.imread(tmp_path / "sk" / "s0.png"), pred)
     assert main(["predict", str(model), str(tmp_path / "images"), "-o", str(tmp_path / "npy"), "--format", "npy",
                  "-q"]) == 0
     assert np.load(tmp_path / "npy" / "s0.npy").shape == (24, 30, 3)
