@@ -62,7 +62,7 @@ def profile(model, image, repeats):
     prof.disable()
     st = pstats.Stats(prof)
     per = 1e3 / repeats
-    total = _cumtime(st, os.path.join("cascade", "inference.py"), "predict_image") * per
+    total = _cumtime(st, os.path.join("cascade", "spec.py"), "predict_image") * per
     rows = []
     for fam in model.bank_.families:
         module = "stencil.py" if fam == "intensity" else f"{fam}.py"
