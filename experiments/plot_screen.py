@@ -125,6 +125,10 @@ def plot(rows, param, series, out, title=None):
         ax.grid(alpha=0.3)
     for ax in axes[1]:
         ax.set_xlabel(f"{param} (dotted: {param} = 0)")
+    if not any(np.isfinite(r["share"]) for r in rows):
+        # the ConvNet's screens do not measure it: say so rather than leave an empty frame
+        axes[1, 1].text(0.5, 0.5, "not recorded by these screens", ha="center", va="center",
+                        transform=axes[1, 1].transAxes, color="0.4")
     axes[0, 0].legend(fontsize=8)
     if title:
         fig.suptitle(title)
