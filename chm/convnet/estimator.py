@@ -165,7 +165,7 @@ class ConvNet(Segmenter):
         (superpixel) labels are weighed in E_S by the sparse labels' class balance,
         as the patch mode draws them. "patches" stays the default: at the same cost "images"
         did not learn (Stanford bin 0, TV alpha 3, one epoch: 64.8 % held-out error against 31.5 %,
-        docs/convnet.md), since a whole-image step costs ~13x a patch step and carries 1/6 of its
+        docs/convnet.md), since a whole-image step costs ~11x a patch step and carries 1/6 of its
         labels.
     crop_size : int or None
         Images: the training images are cut into a grid of near-equal crops of at most
