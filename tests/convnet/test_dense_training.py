@@ -248,7 +248,9 @@ def test_crops_that_partition_the_images_in_one_step_train_as_whole_images():
     kw = dict(random_state=0, semi_supervised="tv", **FAST)
     whole = ConvNet(crops_per_step=3, **kw).fit(images, labels)
     crops = ConvNet(crop_size=18, crops_per_step=12, **kw).fit(images, labels)
-    np.testing.assert_allclose(crops.loss_curve_, whole.loss_curve_, rtol=1e-5, atol=1e-7)
+    # Sums in another order: equal at the first steps, then drifting (9e-5 relative at the 6th on
+    # an AVX-512 CPU); a crop that lost its rim or its labels moves the first step's loss by percents.
+    np.testing.assert_allclose(crops.loss_curve_, whole.loss_curve_, rtol=5e-4, atol=1e-6)
     np.testing.assert_allclose(crops.predict_proba(images[:1])[0], whole.predict_proba(images[:1])[0],
                                atol=1e-4)  # measured 7e-6
 

@@ -45,7 +45,10 @@ def test_files_saved_before_the_subpackages_load_and_predict_the_same(name, shap
     else:
         images, _ = make_scenes(4, shape=shape[:2], n_classes=3, rng=np.random.default_rng(0))
     model = chm.load(DATA / f"{name}.npz")
-    np.testing.assert_array_equal(model.predict_proba(images[:1])[0], np.load(DATA / f"{name}_proba.npy"))
+    # Bit-equal on the CPU that wrote them; another CPU's BLAS kernels (AVX-512 against AVX2) round the
+    # classifiers' sums differently: measured up to 2.3e-6, far below what a loading error makes.
+    np.testing.assert_allclose(model.predict_proba(images[:1])[0], np.load(DATA / f"{name}_proba.npy"),
+                               rtol=1e-4, atol=1e-5)
 
 
 def test_convnet_file_saved_before_the_subpackages_loads_and_predicts_the_same():
