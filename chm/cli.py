@@ -209,9 +209,12 @@ def cmd_train(args):
     label_files = match_labels(images, label_dir)
     channel_files = None if args.channels is None else match_channels(images, args.channels)
 
+    is_stack = [is_stack_file(p) for p in images]  # headers only: refuse before reading any pixels
+    if channel_files is not None and any(is_stack):
+        raise ValueError("--channels is for 2-D images; TIFF stacks with feature channels are not supported yet")
     arrays, labels, image_names, label_names = [], [], [], []
-    for image_path, label_path in zip(images, label_files):
-        if is_stack_file(image_path):
+    for image_path, label_path, stack in zip(images, label_files, is_stack):
+        if stack:
             # A stack's labelled slices are training images; labelled_slices says how many are left out.
             slices, labs, kept = labelled_slices(read_stack(image_path), read_label_stack(label_path),
                                                  f"stack '{image_path}'", f"label stack '{label_path}'")
@@ -230,8 +233,6 @@ def cmd_train(args):
         label_names.append(f"'{label_path}'")
     if not arrays:
         raise ValueError("no labelled pixel in the label images (0 = unlabelled, 1 = background, 2 = foreground)")
-    if channel_files is not None and any(is_stack_file(p) for p in images):
-        raise ValueError("--channels is for 2-D images; TIFF stacks with feature channels are not supported yet")
     channels = _read_channels(channel_files, arrays, images)
     counts = np.bincount(np.concatenate([lab[lab >= 0] for lab in labels]).astype(np.int64), minlength=2)
     # Checked here to phrase the error in the file convention, not the API's 0..K-1.
