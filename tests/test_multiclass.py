@@ -253,6 +253,37 @@ def test_self_training_of_k_classes(scenes, majority_error):
     assert pixel_error(model.predict(test_x), truth) < 0.75 * majority_error(truth)
 
 
+@pytest.mark.parametrize("k_classes", [True, False])
+def test_confidence_ranked_proposals_refit_on_their_surest_pixels(scenes, k_classes, monkeypatch):
+    """Recipe(proposal_confidence=q): the refit is trained on proposals in which about a fraction
+    q of each class's free pixels is labelled, the others -1; a different model from q = 1."""
+    from chm.cascade import training
+    from chm.semi.recipes import Recipe
+
+    images, labels, test_x, _ = scenes
+    if not k_classes:
+        labels = [np.where(lab >= 0, (lab == 0).astype(lab.dtype), -1) for lab in labels]
+    seen = []
+    fit = training.fit_cascade
+
+    def spy(spec, source, ims, labs, *a, **kw):
+        seen.append([np.asarray(x) for x in labs])
+        return fit(spec, source, ims, labs, *a, **kw)
+
+    monkeypatch.setattr(training, "fit_cascade", spy)
+    models = [CHM(**{**SMALL, "semi_supervised": Recipe(beta=4.0, rounds=1, proposal_confidence=q)}).fit(images, labels)
+              for q in (1.0, 0.4)]
+    full, part = seen[1], seen[3]  # each fit: the first fit's labels, then the proposals
+    free = np.concatenate([(lab < 0).ravel() for lab in labels])
+    full, part = np.concatenate([x.ravel() for x in full]), np.concatenate([x.ravel() for x in part])
+    assert np.all(full[free] >= 0) and 0.38 < np.mean(part[free] >= 0) < 0.45
+    kept = part >= 0
+    np.testing.assert_array_equal(part[kept], full[kept])  # the same first fit: the same proposals
+    assert not np.array_equal(models[0].predict_proba(test_x[:1])[0], models[1].predict_proba(test_x[:1])[0])
+    with pytest.raises(ValueError, match="proposal_confidence"):
+        Recipe(beta=4.0, rounds=1, proposal_confidence=0.0)
+
+
 def test_self_training_of_a_colour_binary_model(majority_error):
     """Proposals of colour images: the MRF's contrast weights read the three channels. The model
     segments its images (5.3 %, supervised 5.4 %, against 49.6 % for the commoner class, measured)."""

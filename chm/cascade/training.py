@@ -21,7 +21,7 @@ import numpy as np
 from joblib import delayed
 
 from ..classifiers import shrink_to_labels
-from ..semi.selftraining import class_proposal, foreground_prior, proposals
+from ..semi.selftraining import class_proposal, foreground_prior, keep_confident, proposals
 from ..semi.superpixels import expand_labels
 from ..thresholds import calibrate, calibrated, class_weights, decision_threshold, em_prior
 from ..utils._blas import one_blas_thread
@@ -250,15 +250,17 @@ def self_train(fitted, source, images, labels, recipe, rng, par, progress=None, 
             maps = list(bar(par(jobs), total=len(images), desc=f"round {r + 1} training maps", enabled=progress))
             props, info["bias"] = proposals(maps, [spec.image_of(x) for x in prepared], labels, recipe.beta,
                                             fitted.threshold, bounds)
+            props = [keep_confident(p, np.dstack([1 - m, m]), lab, recipe.proposal_confidence)
+                     for p, m, lab in zip(props, maps, labels)]
             del maps
         else:
             # Map and proposal in one job per image: the K-channel map never leaves the worker
             # (SIFT Flow's 2488 training maps at K = 33 would be 21 GB).
-            jobs = (delayed(_map_and_proposal)(im, lab, fitted, source.cache, recipe.beta)
+            jobs = (delayed(_map_and_proposal)(im, lab, fitted, source.cache, recipe.beta, recipe.proposal_confidence)
                     for im, lab in zip(prepared, labels))
             props = list(bar(par(jobs), total=len(images), desc=f"round {r + 1} maps and proposals",
                              enabled=progress))
-        counts = sum(np.bincount(p.ravel(), minlength=K) for p in props)
+        counts = sum(np.bincount(p[p >= 0].ravel(), minlength=K) for p in props)
         info["classes"] = (counts / counts.sum()).tolist()
         if K == 2:
             info["foreground"] = info["classes"][1]
@@ -320,8 +322,8 @@ def _training_map(image, fitted, cache):
         return fitted.predict_image(image, cache=cache)
 
 
-def _map_and_proposal(image, labels, fitted, cache, beta):
+def _map_and_proposal(image, labels, fitted, cache, beta, confidence):
     """One training image's K-class proposal (:func:`chm.semi.selftraining.class_proposal`) from its map
     (``image`` prepared, with its feature channels if any; the MRF sees the image only)."""
     return class_proposal(_training_map(image, fitted, cache), fitted.spec.image_of(image), labels, beta,
-                          fitted.class_weights)
+                          fitted.class_weights, confidence)

@@ -86,6 +86,10 @@ class Recipe:
     proposal_samples : int
         Labelled pixels per class and level kept from dense proposals or spread labels when
         ``max_samples`` is None (:data:`PROPOSAL_SAMPLES`).
+    proposal_confidence : float in (0, 1]
+        Self-training: the fraction of each class's proposal pixels kept in each image, those
+        where the model is surest of the class (:func:`chm.semi.selftraining.keep_confident`);
+        1 keeps every pixel.
     """
 
     loss: SpatialLoss = None
@@ -95,6 +99,7 @@ class Recipe:
     scale: float = None
     prior_tolerance: float = PRIOR_TOLERANCE
     proposal_samples: int = PROPOSAL_SAMPLES
+    proposal_confidence: float = 1.0
 
     def __post_init__(self):
         if self.loss is not None and not isinstance(self.loss, SpatialLoss):
@@ -109,6 +114,9 @@ class Recipe:
         _check_number("prior_tolerance", self.prior_tolerance)
         if not isinstance(self.proposal_samples, (int, np.integer)) or self.proposal_samples < 1:
             raise ValueError(f"proposal_samples must be an integer >= 1, got {self.proposal_samples!r}")
+        c = self.proposal_confidence
+        if not (isinstance(c, numbers.Real) and not isinstance(c, bool) and 0 < c <= 1):
+            raise ValueError(f"proposal_confidence must lie in (0, 1], got {c!r}")
 
     @property
     def spatial(self):

@@ -18,13 +18,19 @@ the estimate cost a point of error, while on synthetic shapes the unguarded prop
 K classes (:func:`class_proposal`): the MRF is the multi-label Potts model, decoded by
 alpha-expansion, with the model's class weights (the decision rule of ``predict``) in the unaries;
 there is no fraction guard (a K-class prior has K - 1 such knobs, and erosion is not one-sided).
+
+Confidence-ranked proposals (:func:`keep_confident`, after class-balanced self-training, Zou et
+al., ECCV 2018): within each image, of the pixels a proposal gives to class k only the fraction
+``confidence`` where the model is surest of k are kept, the rest left unlabelled, so that the
+refit learns from the proposals' surest pixels while every class keeps the same share of them
+(a threshold on the probability alone would keep the frequent classes and starve the rare ones).
 """
 
 import numpy as np
 
 from .. import mrf
 
-__all__ = ["class_proposal", "foreground_prior", "proposals"]
+__all__ = ["class_proposal", "foreground_prior", "keep_confident", "proposals"]
 
 
 def foreground_prior(labels):
@@ -127,7 +133,45 @@ def _fraction(masks):
     return sum(int(m.sum()) for m in masks) / sum(m.size for m in masks)
 
 
-def class_proposal(proba, image, labels, beta, weights=None):
+def keep_confident(proposal, scores, labels, confidence):
+    """Unlabel the less confident pixels of one proposal, class by class.
+
+    Parameters
+    ----------
+    proposal : ndarray of int, shape (H, W)
+        A dense proposal (class per pixel).
+    scores : ndarray, shape (H, W, K)
+        The model's confidence in each class (probabilities, or probabilities times the decision
+        weights): pixels of class k are ranked by ``scores[..., k]``.
+    labels : ndarray of int, shape (H, W)
+        Sparse labels (-1 = unlabelled): labelled pixels are always kept.
+    confidence : float in (0, 1]
+        Fraction of each class's pixels kept (1 keeps the proposal as it is).
+
+    Returns
+    -------
+    ndarray of int16, shape (H, W)
+        The proposal with -1 where a pixel was dropped.
+    """
+    if not 0 < confidence <= 1:
+        raise ValueError(f"confidence must lie in (0, 1], got {confidence!r}")
+    out = np.asarray(proposal).astype(np.int16)
+    if confidence == 1:
+        return out
+    flat, lab = out.ravel(), np.asarray(labels).ravel()
+    scores = np.asarray(scores).reshape(flat.size, -1)
+    free = lab < 0
+    for k in np.unique(flat[free]):
+        idx = np.flatnonzero(free & (flat == k))
+        n_drop = len(idx) - int(np.ceil(confidence * len(idx)))
+        if n_drop > 0:
+            # stable sort: ties dropped in raster order, the same on every machine
+            drop = idx[np.argsort(scores[idx, k], kind="stable")[:n_drop]]
+            flat[drop] = -1
+    return out
+
+
+def class_proposal(proba, image, labels, beta, weights=None, confidence=1.0):
     """Dense K-class label map of one training image: the alpha-expansion decoding of its class
     probabilities under a contrast-sensitive Potts MRF, with its labelled pixels fixed.
 
@@ -150,6 +194,9 @@ def class_proposal(proba, image, labels, beta, weights=None):
     weights : ndarray, shape (K,), optional
         Per-class weights of the decision rule ``argmax_k w_k p_k`` (a model's
         ``class_weights_``): with ``beta = 0`` the proposal is that rule's prediction.
+    confidence : float in (0, 1]
+        Fraction of each class's pixels kept, ranked by the weighted probability of the class
+        (:func:`keep_confident`); the others are -1.
 
     Returns
     -------
@@ -165,8 +212,10 @@ def class_proposal(proba, image, labels, beta, weights=None):
     keep[labels[labels >= 0]] = True
     classes = np.flatnonzero(keep)
     if len(classes) == 1:
-        return np.full(p.shape[:2], classes[0], dtype=np.int16)
-    index = np.cumsum(keep) - 1  # class -> its place among the candidates
-    fixed = np.where(labels >= 0, index[np.maximum(labels, 0)], -1)
-    out = mrf.decode(np.clip(p[..., classes], 0.0, 1.0), beta, method="expansion", image=image, fixed=fixed)
-    return classes[out].astype(np.int16)
+        out = np.full(p.shape[:2], classes[0], dtype=np.int16)
+    else:
+        index = np.cumsum(keep) - 1  # class -> its place among the candidates
+        fixed = np.where(labels >= 0, index[np.maximum(labels, 0)], -1)
+        out = mrf.decode(np.clip(p[..., classes], 0.0, 1.0), beta, method="expansion", image=image, fixed=fixed)
+        out = classes[out].astype(np.int16)
+    return keep_confident(out, p, labels, confidence)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from chm.semi.selftraining import foreground_prior, proposals
+from chm.semi.selftraining import class_proposal, foreground_prior, keep_confident, proposals
 
 
 def test_foreground_prior_weights_images_by_size():
@@ -65,6 +65,39 @@ def test_bad_input():
         proposals(maps, images, labels, 1.0, threshold=1.0)
     with pytest.raises(ValueError, match="prior"):
         proposals(maps, images, labels, 1.0, prior=(0.5, 0.2))
+
+
+def test_keep_confident_known_answer():
+    # class 0 on 4 free pixels, class 1 on 3 free pixels and one labelled pixel
+    proposal = np.array([[0, 0, 0, 0], [1, 1, 1, 1]])
+    labels = np.array([[-1, -1, -1, -1], [-1, -1, -1, 1]])
+    scores = np.zeros((2, 4, 2))
+    scores[0, :, 0] = [0.9, 0.2, 0.6, 0.4]
+    scores[1, :, 1] = [0.3, 0.8, 0.5, 0.0]  # the labelled pixel's low score does not matter
+    got = keep_confident(proposal, scores, labels, 0.5)
+    # class 0 keeps 2 of 4 (0.9, 0.6); class 1 keeps ceil(1.5) = 2 of its 3 free pixels (0.8, 0.5)
+    np.testing.assert_array_equal(got, [[0, -1, 0, -1], [-1, 1, 1, 1]])
+    np.testing.assert_array_equal(keep_confident(proposal, scores, labels, 1.0), proposal)
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="confidence"):
+            keep_confident(proposal, scores, labels, bad)
+
+
+def test_confident_class_proposal_keeps_a_share_of_every_class():
+    rng = np.random.default_rng(4)
+    p = rng.dirichlet(np.ones(3), size=(12, 15))
+    p[:, :5, 2] *= 5  # a frequent, confident class 2 on the left
+    p /= p.sum(axis=2, keepdims=True)
+    labels = np.full((12, 15), -1)
+    labels[0, 0] = 2
+    full = class_proposal(p, np.zeros((12, 15)), labels, 0.0)
+    part = class_proposal(p, np.zeros((12, 15)), labels, 0.0, confidence=0.3)
+    kept = part >= 0
+    np.testing.assert_array_equal(part[kept], full[kept])  # kept pixels keep the proposal's class
+    assert part[0, 0] == 2
+    for k in np.unique(full):  # every class keeps ~30 % of its pixels, however rare
+        n = int(np.sum((full == k) & (labels < 0)))
+        assert np.sum((part == k) & (labels < 0)) == int(np.ceil(0.3 * n))
 
 
 @pytest.mark.parametrize("method", ["superpixels"])
