@@ -23,6 +23,7 @@ import numpy as np
 from ..features import stencil_offsets
 from ..mrf import default_sigma
 from . import pyramid
+from .cache import CachedFeatures
 from .contexts import context_keys, context_maps, stencil_rows
 
 __all__ = ["NeighbourhoodPool", "ImageCentres", "assemble", "training_rows"]
@@ -149,8 +150,9 @@ class ImageCentres:
 
     Parameters
     ----------
-    bank : list of ndarray, shape (H, W, F)
-        Filter-bank features of each image (memory-mapped arrays are read row by row).
+    bank : list of ndarray, shape (H, W, F), or of CachedFeatures
+        Filter-bank features of each image (memory-mapped arrays are read row by row; a
+        :class:`chm.cascade.cache.CachedFeatures` is mapped for the length of a draw only).
     contexts : list of list of ndarray
         Context maps of each image at the same size (may be empty lists).
     stencil_spec : (int, list of int)
@@ -188,7 +190,9 @@ class ImageCentres:
             ys = rng.integers(1, h - 1, size=counts[i])
             xs = rng.integers(1, w - 1, size=counts[i])
             flat = ((ys[:, None] + dy - 1) * w + (xs[:, None] + dx - 1)).ravel()
-            block = [np.asarray(self.bank[i].reshape(h * w, f)[flat], dtype=np.float32)]
+            feats = self.bank[i].open() if isinstance(self.bank[i], CachedFeatures) else self.bank[i]
+            block = [np.asarray(feats.reshape(h * w, f)[flat], dtype=np.float32)]
+            del feats  # unmapped: its pages leave this process's memory
             block += [stencil_rows(c, flat, self.radius, d) for c, d in zip(self.contexts[i], self.dilations)]
             rows.append(np.concatenate(block, axis=1) if len(block) > 1 else block[0])
             if self._weighted:

@@ -146,7 +146,7 @@ def fit_cascade(spec, source, images, labels, seeds, caps, rng, par, loss=None, 
         if loss is not None and l in spec.tv_levels:
             # fresh centres every epoch, uniform over every pixel of the training images (eq. 2)
             level_images = [pyramid.downsample_n(spec.prepare(im, ch), l) for im, ch in zip(images, channels)]
-            spatial = ImageCentres([source(im) for im in level_images],
+            spatial = ImageCentres([source.lazy(im) for im in level_images],
                                    [context_maps(m, s, l, spec.levels, im.shape) for m, im in zip(maps, level_images)],
                                    spec.stencil(s, l), offset, scale, [spec.image_of(im) for im in level_images],
                                    loss)

@@ -119,3 +119,41 @@ def test_a_refit_reads_every_feature_from_the_cache(tmp_path):
     assert (copy.hits, copy.misses) == (cache.hits, cache.misses)
     copy.get(images[0], FilterBank(("haar",)))
     assert copy.misses == 5 and cache.misses == 4
+
+
+def test_lazy_entries_draw_the_same_centres_without_staying_mapped(tmp_path):
+    """A spatial loss's sampler reads CachedFeatures as it reads the memmaps, and keeps no map
+    open between draws (each would hold the pages it touched in the process's memory)."""
+    import gc
+    from chm.cascade.cache import CachedFeatures, FeatureSource
+    from chm.cascade.sampling import ImageCentres
+
+    rng = np.random.default_rng(0)
+    images = [rng.random((20 + i, 25)) for i in range(3)]
+    bank = FilterBank(("haar", "edge"))
+    source = FeatureSource(bank, FeatureCache(tmp_path / "c"))
+    lazy = [source.lazy(im) for im in images]  # first call computes and stores
+    assert all(isinstance(f, CachedFeatures) and f.shape == (im.shape + (bank.n_features,))
+               for f, im in zip(lazy, images))
+    eager = [source(im) for im in images]
+    assert all(np.array_equal(f.open(), e) for f, e in zip(lazy, eager))
+    offset, scale = np.zeros(bank.n_features), np.ones(bank.n_features)
+    a = ImageCentres(eager, [[] for _ in images], (3, []), offset, scale).draw(np.random.default_rng(1), 200)
+    del eager
+    gc.collect()
+    maps_before = _mapped(tmp_path)
+    b = ImageCentres(lazy, [[] for _ in images], (3, []), offset, scale).draw(np.random.default_rng(1), 200)
+    gc.collect()
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert _mapped(tmp_path) == maps_before == 0
+    assert isinstance(FeatureSource(bank).lazy(images[0]), np.ndarray)  # no cache: the features themselves
+
+
+def _mapped(folder):
+    """Files under ``folder`` this process has memory-mapped (Linux; 0 elsewhere)."""
+    try:
+        with open("/proc/self/maps") as fh:
+            return sum(str(folder) in line for line in fh)
+    except OSError:
+        return 0
