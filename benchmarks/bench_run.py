@@ -289,8 +289,10 @@ def report(args, data, bank, ours, peer, scaling, ablation):
              for s, l in stages]
     if "superpixels" in t:
         rows.append(["↳ superpixel labels", f"{t['superpixels']:.1f} s"])
+    if "centres" in t:
+        rows.append(["↳ spatial-loss centres (their filter-bank rows)", f"{t['centres']:.1f} s"])
     rows += [["↳ other (validation, bookkeeping; self-training's first fit and proposals)",
-              f"{ours['fit'] - t['features'] - sgd - ctx - t.get('superpixels', 0.0):.1f} s"],
+              f"{ours['fit'] - t['features'] - sgd - ctx - t.get('superpixels', 0.0) - t.get('centres', 0.0):.1f} s"],
              [f"predict ({n_te} test images)", f"{ours['predict']:.1f} s = {ours['predict'] / n_te:.2f} s/image "
               f"= {ours['test_mpx'] / ours['predict']:.3f} Mpx/s"],
              [f"predict latency, one {LATENCY_SHAPE[0]} x {LATENCY_SHAPE[1]} image, one process, "
@@ -369,7 +371,7 @@ def _one_class_error(masks):
 
 
 def _breakdown(t):
-    keys = [k for k in t if k != "features"]
+    keys = [k for k in t if isinstance(k, tuple)]  # (stage, level)
     return t["features"], sum(t[k]["sgd"] for k in keys), sum(t[k]["contexts"] for k in keys)
 
 

@@ -21,12 +21,11 @@ colour filter family; the others see the luminance.
 :class:`chm.cascade.spec.FittedCascade` that :func:`chm.cascade.training.train` returns.
 
 Memory: features are computed per image (joblib over images) and kept, as float16, only at the
-labelled rows that SGD needs. A binary model's spatial loss draws fresh centres from every pixel
-for every epoch (``chm.cascade.sampling.ImageCentres``), so its classifiers read the filter bank of
-whole images from a feature cache on disk (a temporary one when ``feature_cache`` is None); a
-K-class model keeps a pool of random centres per image instead (``spatial_rate`` x labelled
-pixels: scene datasets would need 30-100 GB of cache). Inference streams image by image, and a
-large image tile by tile (``chm.cascade.tiling``).
+labelled rows that SGD needs. A spatial loss draws fresh centres from every pixel for every
+epoch; all of them are drawn before the fit and their neighbourhoods' features read in one pass
+over the images into a temporary file (``chm.cascade.sampling.CentrePool``), so no image's whole
+bank is kept. Inference streams image by image, and a large image tile by tile
+(``chm.cascade.tiling``).
 """
 
 import warnings

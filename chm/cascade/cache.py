@@ -28,7 +28,7 @@ from ..utils import process_alive
 from ._scratch import scratch
 from .pyramid import level_shape
 
-__all__ = ["CachedFeatures", "FeatureCache", "FeatureSource", "bank_features", "footprint", "remove_orphans"]
+__all__ = ["FeatureCache", "FeatureSource", "bank_features", "footprint", "remove_orphans"]
 
 _OPEN = weakref.WeakSet()  # this process's caches, for remove_orphans after a stop
 
@@ -118,17 +118,14 @@ class FeatureCache:
             h.update(repr(bank.channels.to_dict()).encode())
         return self.folder / f"{h.hexdigest()}.npy"
 
-    def get(self, image, bank, lazy=False):
-        """``bank(image)``, from the cache when it is there (a read-only float16 memmap).
-
-        ``lazy``: a stored entry comes back as :class:`CachedFeatures`, which maps the file only
-        while it is read (features over the budget still come back as an array)."""
+    def get(self, image, bank):
+        """``bank(image)``, from the cache when it is there (a read-only float16 memmap)."""
         path = self._path(image, bank)
         if path.exists():
             try:
                 feats = np.load(path, mmap_mode="r")
                 self._count(hit=True)
-                return CachedFeatures(path, feats.shape) if lazy else feats
+                return feats
             except (ValueError, OSError):
                 path.unlink(missing_ok=True)  # a damaged entry is recomputed, never trusted
         self._count(hit=False)
@@ -144,28 +141,11 @@ class FeatureCache:
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
-        return CachedFeatures(path, feats.shape) if lazy else feats
+        return feats
 
     def __repr__(self):
         budget = "" if self.max_bytes is None else f", max_bytes={self.max_bytes!r}"
         return f"FeatureCache({str(self.folder)!r}{budget})"
-
-
-class CachedFeatures:
-    """One image's features in a :class:`FeatureCache`, memory-mapped only while read.
-
-    A reader of many images' features at random pixels (the spatial loss's centres) that held
-    every memmap open would keep every page it ever touched in its resident set: the whole
-    cache, 34 MiB per Weizmann horse. Opened per read, the pages stay in the page cache, which
-    the system can reclaim, and out of the process's memory.
-    """
-
-    def __init__(self, path, shape):
-        self.path, self.shape = Path(path), tuple(shape)
-
-    def open(self):
-        """The read-only float16 memmap (drop it after reading)."""
-        return np.load(self.path, mmap_mode="r")
 
 
 def remove_orphans(timeout=3.0):
@@ -216,11 +196,6 @@ class FeatureSource:
     def __call__(self, image, scratch_key=None):
         """The bank's (H, W, F) features of one level image (see :func:`bank_features`)."""
         return bank_features(image, self.bank, self.cache, scratch_key)
-
-    def lazy(self, image):
-        """As calling the source, but a cached entry as :class:`CachedFeatures` (for readers that
-        keep many images' features and read a few pixels of each at a time)."""
-        return self(image) if self.cache is None else self.cache.get(image, self.bank, lazy=True)
 
     def many(self, images, n_threads=1, scratch_keys=None, frames=None):
         """Features of several level images; without a cache ``n_threads`` threads share them,

@@ -10,7 +10,8 @@ The unsupervised loss of the paper (eq. 2, 7) sums over *every* pixel of the tra
 SGD estimates it with ``spatial_rate`` x (labelled pixels) centres per epoch; drawing them
 afresh for every epoch, uniformly over all interior pixels of all training images, makes the
 estimate unbiased and lets each epoch see different pixels (a fixed pool would optimise the
-loss on those pixels only).
+loss on those pixels only). All of a fit's centres are drawn before it starts
+(:class:`CentrePool`), so the filter bank of each image is computed once for all of them.
 
 A sampler has one method, ``draw(rng, n) -> (rows, neighbourhoods, weights)``: ``rows`` the
 feature rows of the centres' neighbourhoods (float32, already normalised like the training
@@ -18,15 +19,17 @@ rows), ``neighbourhoods`` (n, 9) indices into ``rows`` (row-major 3 x 3), ``weig
 per-centre stencil weights of a contrast-sensitive loss, or None.
 """
 
+import tempfile
+
 import numpy as np
 
 from ..features import stencil_offsets
 from ..mrf import default_sigma
 from . import pyramid
-from .cache import CachedFeatures
 from .contexts import context_keys, context_maps, stencil_rows
 
-__all__ = ["NeighbourhoodPool", "ImageCentres", "assemble", "training_rows"]
+__all__ = ["CentrePool", "ImageCentres", "NeighbourhoodPool", "assemble", "draw_centres", "neighbourhood_features",
+           "neighbourhoods", "training_rows"]
 
 
 def training_rows(image, labels, levels, caps, source, seed, pooling="max", n_classes=2):
@@ -145,16 +148,112 @@ class NeighbourhoodPool:
         return self.rows, self.neighbourhoods[idx], None if self.weights is None else self.weights[idx]
 
 
-class ImageCentres:
-    """Fresh centres, uniform over the interior pixels of a set of level images.
+def draw_centres(shapes, n, rng):
+    """``n`` centres i.i.d. uniform over the interior pixels of level images of these ``shapes``.
+
+    Returns
+    -------
+    index, ys, xs : ndarray of int, shape (n,)
+        Each centre's image and position, in the order drawn.
+    """
+    hs = np.array([h for h, _ in shapes], dtype=np.int64)
+    ws = np.array([w for _, w in shapes], dtype=np.int64)
+    sizes = (np.maximum(hs - 2, 0) * np.maximum(ws - 2, 0)).astype(float)
+    if sizes.sum() == 0:
+        raise ValueError("no image has an interior pixel (all are narrower than 3 px)")
+    index = rng.choice(len(shapes), size=n, p=sizes / sizes.sum())
+    return index, rng.integers(1, hs[index] - 1), rng.integers(1, ws[index] - 1)
+
+
+def neighbourhoods(ys, xs, width):
+    """Flat indices (n, 9) of the centres' 3 x 3 neighbourhoods (row-major) in an image ``width`` wide."""
+    dy, dx = np.divmod(np.arange(9), 3)
+    return (ys[:, None] + dy - 1) * width + (xs[:, None] + dx - 1)
+
+
+def neighbourhood_features(features, ys, xs):
+    """(n, 9, F) float16 rows of one image's (H, W, F) ``features`` at the centres' neighbourhoods."""
+    h, w, f = features.shape
+    flat = neighbourhoods(ys, xs, w).ravel()
+    return np.asarray(features.reshape(h * w, f)[flat], dtype=np.float16).reshape(len(ys), 9, f)
+
+
+class CentrePool:
+    """Every spatial-loss centre of one level's classifiers, drawn before they train, and the
+    filter-bank rows of their neighbourhoods.
+
+    Drawn beforehand, the centres' features are read in one pass over the images (each image's
+    bank computed once and dropped), and the fit neither holds nor caches whole images'
+    features. The rows live image by image in an anonymous temporary file, mapped only while a
+    draw reads them, so they stay out of the process's memory (the system's page cache holds
+    them); centres are served in the order drawn.
 
     Parameters
     ----------
-    bank : list of ndarray, shape (H, W, F), or of CachedFeatures
-        Filter-bank features of each image (memory-mapped arrays are read row by row; a
-        :class:`chm.cascade.cache.CachedFeatures` is mapped for the length of a draw only).
+    index, ys, xs : ndarray of int, shape (n,)
+        The centres (:func:`draw_centres`), in the order they are served.
+    shapes : list of (H, W)
+        The level images' sizes.
+    n_features : int
+        Filter-bank columns; :meth:`write` stores each image's rows.
+    """
+
+    def __init__(self, index, ys, xs, shapes, n_features):
+        layout = np.argsort(index, kind="stable")  # file position -> drawn position
+        self.index, self.ys, self.xs = index[layout], ys[layout], xs[layout]  # image by image
+        self.stream = np.empty_like(layout)  # drawn position -> file position
+        self.stream[layout] = np.arange(len(layout))
+        self.bounds = np.r_[0, np.cumsum(np.bincount(index, minlength=len(shapes)))]
+        self.shapes = [tuple(sh) for sh in shapes]
+        self._shape = (len(index), 9, int(n_features))
+        self._file = tempfile.TemporaryFile(prefix="chm-centres-")
+        self._file.truncate(2 * int(np.prod(self._shape)))
+
+    def __len__(self):
+        return self._shape[0]
+
+    def of_image(self, i):
+        """The slice of image ``i``'s centres in :attr:`index`, :attr:`ys`, :attr:`xs`."""
+        return slice(int(self.bounds[i]), int(self.bounds[i + 1]))
+
+    def write(self, i, rows):
+        """Store image ``i``'s neighbourhood rows, (its centres, 9, F) float16."""
+        sl = self.of_image(i)
+        rows = np.ascontiguousarray(rows, dtype=np.float16)
+        if rows.shape != (sl.stop - sl.start,) + self._shape[1:]:
+            raise ValueError(f"image {i} has {sl.stop - sl.start} centres of {self._shape[1:]} rows, got {rows.shape}")
+        self._file.seek(2 * sl.start * self._shape[1] * self._shape[2])
+        self._file.write(rows.tobytes())
+
+    def centres(self, start, stop):
+        """(index, ys, xs) of the centres served ``start:stop``."""
+        at = self.stream[start:stop]
+        return self.index[at], self.ys[at], self.xs[at]
+
+    def features(self, start, stop):
+        """float32 rows (stop - start, 9, F) of the centres served ``start:stop``."""
+        at = self.stream[start:stop]
+        ordered = np.argsort(at)  # read the file in order
+        out = np.empty((len(at),) + self._shape[1:], np.float32)
+        self._file.flush()
+        mm = np.memmap(self._file, dtype=np.float16, mode="r", shape=self._shape)
+        out[ordered] = mm[at[ordered]]
+        del mm  # unmapped: its pages leave this process's memory
+        return out
+
+
+class ImageCentres:
+    """A classifier's spatial-loss centres: each draw the next ``n`` of a :class:`CentrePool`,
+    fresh i.i.d. centres uniform over every interior pixel of the level images (eq. 2).
+
+    The pool was drawn with the fit's random generator, so ``draw``'s ``rng`` is not used.
+    Classifiers of one level share the pool: each sampler starts at its first centre.
+
+    Parameters
+    ----------
+    pool : CentrePool
     contexts : list of list of ndarray
-        Context maps of each image at the same size (may be empty lists).
+        Context maps of each image at its level size (may be empty lists).
     stencil_spec : (int, list of int)
         Context stencil radius and one dilation per context map.
     offset, scale : ndarray, shape (d,)
@@ -164,40 +263,43 @@ class ImageCentres:
     loss : SpatialLoss, optional
     """
 
-    def __init__(self, bank, contexts, stencil_spec, offset, scale, images=None, loss=None):
-        self.bank, self.contexts = bank, contexts
+    def __init__(self, pool, contexts, stencil_spec, offset, scale, images=None, loss=None):
+        self.pool, self.contexts = pool, contexts
         self.radius, self.dilations = stencil_spec
         self.offset = np.asarray(offset, dtype=np.float32)
         self.scale = np.asarray(scale, dtype=np.float32)
         self.images, self.loss = images, loss
-        sizes = np.array([max(h - 2, 0) * max(w - 2, 0) for h, w, _ in (b.shape for b in bank)], dtype=float)
-        if sizes.sum() == 0:
-            raise ValueError("no image has an interior pixel (all are narrower than 3 px)")
-        self.p = sizes / sizes.sum()
         self._weighted = loss is not None and loss.contrast is not None
         if self._weighted and images is None:
             raise ValueError(f"the {loss.name!r} loss needs the images")
-        self._sigma = None
-        if self._weighted:
-            self._sigma = [default_sigma(im) for im in images]
+        self._sigma = [default_sigma(im) for im in images] if self._weighted else None
+        self._next = 0
 
     def draw(self, rng, n):
-        counts = rng.multinomial(n, self.p)
-        dy, dx = np.divmod(np.arange(9), 3)
-        rows, weights = [], []
-        for i in np.flatnonzero(counts):
-            h, w, f = self.bank[i].shape
-            ys = rng.integers(1, h - 1, size=counts[i])
-            xs = rng.integers(1, w - 1, size=counts[i])
-            flat = ((ys[:, None] + dy - 1) * w + (xs[:, None] + dx - 1)).ravel()
-            feats = self.bank[i].open() if isinstance(self.bank[i], CachedFeatures) else self.bank[i]
-            block = [np.asarray(feats.reshape(h * w, f)[flat], dtype=np.float32)]
-            del feats  # unmapped: its pages leave this process's memory
-            block += [stencil_rows(c, flat, self.radius, d) for c, d in zip(self.contexts[i], self.dilations)]
-            rows.append(np.concatenate(block, axis=1) if len(block) > 1 else block[0])
-            if self._weighted:
-                weights.append(self.loss.centre_weights(self.images[i], ys, xs, sigma=self._sigma[i]))
-        X = np.concatenate(rows)
+        a, b = self._next, self._next + n
+        if b > len(self.pool):
+            raise RuntimeError(f"the fit asked for more than the {len(self.pool)} spatial-loss centres drawn for it")
+        self._next = b
+        feats = self.pool.features(a, b)
+        index, ys, xs = self.pool.centres(a, b)
+        blocks, weights = [], None
+        if any(len(c) for c in self.contexts):
+            ctx = None
+            for i in np.unique(index):
+                sel = np.flatnonzero(index == i)
+                flat = neighbourhoods(ys[sel], xs[sel], self.pool.shapes[i][1]).ravel()
+                rows = np.concatenate([stencil_rows(c, flat, self.radius, d)
+                                       for c, d in zip(self.contexts[i], self.dilations)], axis=1)
+                if ctx is None:
+                    ctx = np.empty((n, 9, rows.shape[1]), np.float32)
+                ctx[sel] = rows.reshape(len(sel), 9, -1)
+            blocks.append(ctx)
+        if self._weighted:
+            weights = np.empty((n, len(self.loss.flat_stencils)))
+            for i in np.unique(index):
+                sel = np.flatnonzero(index == i)
+                weights[sel] = self.loss.centre_weights(self.images[i], ys[sel], xs[sel], sigma=self._sigma[i])
+        X = np.concatenate([feats] + blocks, axis=2).reshape(9 * n, -1) if blocks else feats.reshape(9 * n, -1)
         X -= self.offset
         X /= self.scale
-        return X, np.arange(9 * n, dtype=np.int64).reshape(n, 9), np.concatenate(weights) if self._weighted else None
+        return X, np.arange(9 * n, dtype=np.int64).reshape(n, 9), weights

@@ -13,7 +13,6 @@ map over every training image, the context of the classifiers after it
 proposals of the training images (:mod:`chm.semi.selftraining`).
 """
 
-import tempfile
 import time
 import warnings
 
@@ -27,11 +26,11 @@ from ..thresholds import calibrate, calibrated, class_weights, decision_threshol
 from ..utils._blas import one_blas_thread
 from ..utils._progress import bar
 from . import pyramid
-from .cache import FeatureCache, FeatureSource
+from .cache import FeatureSource
 from .contexts import ContextProjection, context_maps
 from .inference import level_map
 from .normalisation import normalise, robust_scaling
-from .sampling import ImageCentres, assemble, training_rows
+from .sampling import CentrePool, ImageCentres, assemble, draw_centres, neighbourhood_features, training_rows
 from .spec import FittedCascade
 
 __all__ = ["EM_IMAGES", "FewLabelsWarning", "FlatOutputWarning", "fit_cascade", "self_train", "train"]
@@ -65,8 +64,7 @@ def train(spec, recipe, bank, images, labels, rng, par, cache=None, progress=Non
     par : joblib.Parallel
         Returning a generator; runs the per-image work.
     cache : FeatureCache or None
-        Filter-bank features kept between fits. A spatial loss reads whole images' features at
-        every epoch, so without one it gets a temporary cache for the fit.
+        Filter-bank features kept between fits.
     progress : bool or None
         As ``CHM(progress=...)``.
     channels : list of (H, W, E) arrays or None
@@ -89,19 +87,14 @@ def train(spec, recipe, bank, images, labels, rng, par, cache=None, progress=Non
         labels = list(bar(par(jobs), total=len(images), desc="superpixel labels", enabled=progress))
         timings["superpixels"] = time.perf_counter() - t0
         caps = spec.level_caps(len(images), recipe.proposal_samples)  # like proposals, too many to keep all
-    with tempfile.TemporaryDirectory(prefix="chm-features-") as tmp:
-        # A spatial loss reads whole images' features at every epoch: keep them on disk for the
-        # length of the fit. (Self-training alone recomputes them: a few seconds per pass.)
-        if cache is None and recipe.spatial:
-            cache = FeatureCache(tmp)
-        source = FeatureSource(bank, cache)
-        loss = recipe.loss if recipe.spatial else None
-        fitted = fit_cascade(spec, source, images, labels, seeds, caps, rng, par, loss, recipe.alpha,
-                             spec.label_pooling or "max", progress, prior_labels=sparse, prior=spec.class_prior,
-                             channels=channels)
-        fitted.timings = {**timings, **fitted.timings}
-        if recipe.rounds:
-            fitted = self_train(fitted, source, images, sparse, recipe, rng, par, progress, channels)
+    source = FeatureSource(bank, cache)
+    loss = recipe.loss if recipe.spatial else None
+    fitted = fit_cascade(spec, source, images, labels, seeds, caps, rng, par, loss, recipe.alpha,
+                         spec.label_pooling or "max", progress, prior_labels=sparse, prior=spec.class_prior,
+                         channels=channels)
+    fitted.timings = {**timings, **fitted.timings}
+    if recipe.rounds:
+        fitted = self_train(fitted, source, images, sparse, recipe, rng, par, progress, channels)
     return fitted
 
 
@@ -133,6 +126,7 @@ def fit_cascade(spec, source, images, labels, seeds, caps, rng, par, loss=None, 
     shares = {}  # the spatial loss's share of the gradient, per classifier trained with it
     flat_check = None  # the final output on its labelled rows, when a spatial loss shaped it
     schedule = spec.schedule()
+    pools = {}  # level -> the spatial loss's CentrePool, shared by the level's classifiers
     for s, l in schedule:
         t0 = time.perf_counter()
         X, y, soft = assemble(rows, maps, s, l, spec.levels, spec.stencil(s, l),
@@ -142,14 +136,21 @@ def fit_cascade(spec, source, images, labels, seeds, caps, rng, par, loss=None, 
         clf, shrunk = shrink_to_labels(spec.make_classifier(s, l, int(rng.integers(0, 2**63 - 1))), y)
         if shrunk:
             few_labels.append(f"stage {s} level {l}: {shrunk}")
-        spatial = None
-        if loss is not None and l in spec.tv_levels:
-            # fresh centres every epoch, uniform over every pixel of the training images (eq. 2)
-            level_images = [pyramid.downsample_n(spec.prepare(im, ch), l) for im, ch in zip(images, channels)]
-            spatial = ImageCentres([source.lazy(im) for im in level_images],
-                                   [context_maps(m, s, l, spec.levels, im.shape) for m, im in zip(maps, level_images)],
-                                   spec.stencil(s, l), offset, scale, [spec.image_of(im) for im in level_images],
-                                   loss)
+        spatial, pooling_time = None, 0.0
+        if loss is not None and alpha > 0 and l in spec.tv_levels:
+            if l not in pools:  # every centre of this level's classifiers, fresh for each epoch (eq. 2)
+                pooling_time = time.perf_counter()
+                n_sup = int(np.count_nonzero(y >= 0))
+                n = max(spec.make_classifier(t, m, 0).spatial_centres(n_sup) for t, m in schedule if m == l)
+                pools[l] = _centre_pool(spec, source, images, channels, l, n, rng, par, progress) if n else None
+                pooling_time = time.perf_counter() - pooling_time
+                fitted.timings["centres"] = fitted.timings.get("centres", 0.0) + pooling_time
+            if pools[l] is not None:
+                level_images = [pyramid.downsample_n(spec.prepare(im, ch), l) for im, ch in zip(images, channels)]
+                spatial = ImageCentres(pools[l], [context_maps(m, s, l, spec.levels, im.shape)
+                                                  for m, im in zip(maps, level_images)],
+                                       spec.stencil(s, l), offset, scale, [spec.image_of(im) for im in level_images],
+                                       loss)
         key = "rms" if K == 2 else "ce"
         with bar(total=clf.epochs, desc=f"stage {s} level {l} SGD", enabled=progress) as pbar:
             clf.fit(X, y, spatial=spatial, spatial_loss=loss, soft_targets=soft,
@@ -178,7 +179,7 @@ def fit_cascade(spec, source, images, labels, seeds, caps, rng, par, loss=None, 
             for m, p in zip(maps, bar(par(jobs), total=len(images), desc=f"stage {s} level {l} contexts",
                                       enabled=progress)):
                 m[(s, l)] = p
-        fitted.timings[(s, l)] = {"sgd": t1 - t0, "contexts": time.perf_counter() - t1}
+        fitted.timings[(s, l)] = {"sgd": t1 - t0 - pooling_time, "contexts": time.perf_counter() - t1}
     fitted.spatial_share = shares or None
     sampled = [r[0]["y"] for r in rows]
     prior_labels = labels if prior_labels is None else prior_labels
@@ -203,6 +204,25 @@ def fit_cascade(spec, source, images, labels, seeds, caps, rng, par, loss=None, 
                       "and one node per background pixel of its level, so these were made smaller: "
                       + "; ".join(few_labels), FewLabelsWarning, stacklevel=4)
     return fitted
+
+
+def _centre_pool(spec, source, images, channels, level, n, rng, par, progress):
+    """A :class:`CentrePool` of ``n`` centres drawn uniformly over the training images at
+    ``level``, their neighbourhoods' features read in one pass over the images."""
+    shapes = [pyramid.level_shape(im.shape[:2], level) for im in images]
+    pool = CentrePool(*draw_centres(shapes, n, rng), shapes, source.bank.n_features)
+    todo = [i for i in range(len(images)) if pool.bounds[i + 1] > pool.bounds[i]]
+    jobs = (delayed(_neighbourhood_rows)(spec.prepare(images[i], channels[i]), level, source,
+                                         pool.ys[pool.of_image(i)], pool.xs[pool.of_image(i)]) for i in todo)
+    for i, rows in zip(todo, bar(par(jobs), total=len(todo), desc=f"level {level} spatial centres",
+                                 enabled=progress)):
+        pool.write(i, rows)
+    return pool
+
+
+def _neighbourhood_rows(image, level, source, ys, xs):
+    """One prepared image's filter-bank rows at the 3 x 3 neighbourhoods of its centres at ``level``."""
+    return neighbourhood_features(source(pyramid.downsample_n(image, level), scratch_key=("bank", level)), ys, xs)
 
 
 def _warn_if_flat(fitted, proba, y, alpha):

@@ -270,6 +270,13 @@ class LDNN(Estimator):
             raise FloatingPointError("LDNN training diverged (non-finite weights); lower learning_rate")
         return self
 
+    def spatial_centres(self, n_labelled):
+        """Spatial-loss centres a fit on ``n_labelled`` labelled rows draws (with ``alpha > 0``):
+        ``spatial_rate`` x ``n_labelled`` per epoch, so a sampler can draw them all beforehand."""
+        if self.spatial_rate <= 0:
+            return 0
+        return self.epochs * max(1, int(round(self.spatial_rate * n_labelled)))
+
     def _schedule(self, rng, n_sup, n_sp):
         """Item order and dropout subsets of one epoch."""
         order = rng.permutation(n_sup + n_sp).astype(np.int64)

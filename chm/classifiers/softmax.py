@@ -314,6 +314,12 @@ class SoftmaxMLP(Estimator):
             raise FloatingPointError("training diverged (non-finite weights); lower learning_rate")
         return self
 
+    def spatial_centres(self, n_labelled):
+        """Spatial-loss centres a fit on ``n_labelled`` labelled rows draws (with ``alpha > 0``):
+        ``spatial_rate`` x ``batch_size`` per mini-batch, so a sampler can draw them all beforehand."""
+        per_batch = int(round(self.spatial_rate * self.batch_size)) if self.spatial_rate > 0 else 0
+        return self.epochs * per_batch * -(-n_labelled // self.batch_size)
+
     def predict_proba(self, X, chunk=4096, n_threads=1):
         """Class probabilities of every row of ``X`` -> (n, K) float32.
 
