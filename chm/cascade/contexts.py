@@ -69,13 +69,22 @@ def stencil_rows(m, flat, radius, dilation=1):
     A multi-channel map (H, W, c) gives the stencil of each channel in turn: (n, c * (8r + 1)).
     """
     offs = stencil_offsets(radius) * dilation
-    p = radius * dilation
-    ys, xs = np.divmod(flat, m.shape[1])
-    out = []
-    for ch in _channels(m):
-        pad = np.pad(ch, p, mode="symmetric")
-        out.append(pad[ys[:, None] + p + offs[:, 0], xs[:, None] + p + offs[:, 1]].astype(np.float32))
+    h, w = m.shape[:2]
+    ys, xs = np.divmod(flat, w)
+    # the mirror padding's indices, without padding the whole map for a few rows
+    iy, ix = mirror_index(ys[:, None] + offs[:, 0], h), mirror_index(xs[:, None] + offs[:, 1], w)
+    out = [ch[iy, ix].astype(np.float32) for ch in _channels(m)]
     return out[0] if len(out) == 1 else np.concatenate(out, axis=1)
+
+
+def mirror_index(idx, n):
+    """Indices into a length-``n`` axis (``n`` may be an array broadcast with ``idx``) of numpy's
+    ``'symmetric'`` padding, at any depth."""
+    m = np.minimum(np.maximum(idx, -1 - idx), 2 * n - 1 - idx)  # one reflection: all a stencil needs
+    if m.size and (m.min() < 0 or (m >= n).any()):  # deeper than the axis is long: reflect again
+        m = idx % (2 * n)
+        m = np.where(m < n, m, 2 * n - 1 - m)
+    return m
 
 
 def context_features(ctx, spec):

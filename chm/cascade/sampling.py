@@ -264,7 +264,7 @@ class ImageCentres:
     """
 
     def __init__(self, pool, contexts, stencil_spec, offset, scale, images=None, loss=None):
-        self.pool, self.contexts = pool, contexts
+        self.pool = pool
         self.radius, self.dilations = stencil_spec
         self.offset = np.asarray(offset, dtype=np.float32)
         self.scale = np.asarray(scale, dtype=np.float32)
@@ -273,6 +273,17 @@ class ImageCentres:
         if self._weighted and images is None:
             raise ValueError(f"the {loss.name!r} loss needs the images")
         self._sigma = [default_sigma(im) for im in images] if self._weighted else None
+        # Each context map of every image, mirror-padded for its stencil, in one (pixels,
+        # channels) array: a draw reads the stencils of all its centres in one gather per map.
+        self._ctx = []
+        for j, d in enumerate(self.dilations if contexts and len(contexts[0]) else []):
+            p = self.radius * d
+            padded = [np.pad(maps[j], [(p, p), (p, p)] + [(0, 0)] * (maps[j].ndim - 2), mode="symmetric")
+                      for maps in contexts]
+            widths = np.array([m.shape[1] for m in padded], dtype=np.int64)
+            first = np.r_[0, np.cumsum([m.shape[0] * m.shape[1] for m in padded])[:-1]].astype(np.int64)
+            store = np.concatenate([m.reshape(m.shape[0] * m.shape[1], -1) for m in padded])
+            self._ctx.append((store, first, widths, p, stencil_offsets(self.radius) * d))
         self._next = 0
 
     def draw(self, rng, n):
@@ -283,17 +294,15 @@ class ImageCentres:
         feats = self.pool.features(a, b)
         index, ys, xs = self.pool.centres(a, b)
         blocks, weights = [], None
-        if any(len(c) for c in self.contexts):
-            ctx = None
-            for i in np.unique(index):
-                sel = np.flatnonzero(index == i)
-                flat = neighbourhoods(ys[sel], xs[sel], self.pool.shapes[i][1]).ravel()
-                rows = np.concatenate([stencil_rows(c, flat, self.radius, d)
-                                       for c, d in zip(self.contexts[i], self.dilations)], axis=1)
-                if ctx is None:
-                    ctx = np.empty((n, 9, rows.shape[1]), np.float32)
-                ctx[sel] = rows.reshape(len(sel), 9, -1)
-            blocks.append(ctx)
+        if self._ctx:
+            dy, dx = np.divmod(np.arange(9), 3)
+            y9, x9 = (ys[:, None] + dy - 1).ravel(), (xs[:, None] + dx - 1).ravel()
+            i9 = np.repeat(index, 9)
+            for store, first, widths, p, offs in self._ctx:
+                w = widths[i9]
+                at = (first[i9] + (y9 + p) * w + x9 + p)[:, None] + offs[:, 0] * w[:, None] + offs[:, 1]
+                # (rows, offsets, channels) -> each channel's stencil in turn, as stencil_rows
+                blocks.append(store[at].transpose(0, 2, 1).reshape(n, 9, -1).astype(np.float32, copy=False))
         if self._weighted:
             weights = np.empty((n, len(self.loss.flat_stencils)))
             for i in np.unique(index):

@@ -62,24 +62,28 @@ def test_pool_rows_are_each_neighbourhoods_features():
 def test_draws_serve_the_pool_once_each_with_contexts_and_normalisation():
     rng = np.random.default_rng(3)
     feats = [rng.random((12, 10, 3)) for _ in range(2)]
-    ctx = [[rng.random((12, 10)).astype(np.float32)] for _ in range(2)]
+    feats = [feats[0], rng.random((7, 13, 3))]  # images of different sizes
+    ctx = [[rng.random(f.shape[:2]).astype(np.float32), rng.random(f.shape[:2] + (2,)).astype(np.float32)]
+           for f in feats]  # a plain map and a 2-channel one
     pool = _filled_pool(feats, 25, 4)
-    offset, scale = rng.random(3 + 9), 1 + rng.random(3 + 9)
-    sampler = ImageCentres(pool, ctx, (1, [2]), offset, scale)
+    offset, scale = rng.random(3 + 27), 1 + rng.random(3 + 27)
+    sampler = ImageCentres(pool, ctx, (1, [2, 1]), offset, scale)
     X1, nbr1, w = sampler.draw(None, 10)  # the rng is not used: the pool was drawn before
     X2, _, _ = sampler.draw(None, 15)
-    assert w is None and X1.shape == (90, 12) and nbr1.shape == (10, 9)
+    assert w is None and X1.shape == (90, 30) and nbr1.shape == (10, 9)
     np.testing.assert_array_equal(nbr1, np.arange(90).reshape(10, 9))
-    X = np.concatenate([X1, X2]).reshape(25, 9, 12)
+    X = np.concatenate([X1, X2]).reshape(25, 9, 30)
+    assert len(set(pool.centres(0, 25)[0])) == 2
     for k, (i, y, x) in enumerate(zip(*pool.centres(0, len(pool)))):
-        flat = neighbourhoods(np.array([y]), np.array([x]), 10).ravel()
-        raw = np.concatenate([feats[i].reshape(120, 3)[flat].astype(np.float16).astype(np.float32),
-                              stencil_rows(ctx[i][0], flat, 1, 2)], axis=1)
+        h, w, f = feats[i].shape
+        flat = neighbourhoods(np.array([y]), np.array([x]), w).ravel()
+        raw = np.concatenate([feats[i].reshape(h * w, f)[flat].astype(np.float16).astype(np.float32),
+                              stencil_rows(ctx[i][0], flat, 1, 2), stencil_rows(ctx[i][1], flat, 1, 1)], axis=1)
         np.testing.assert_allclose(X[k], ((raw - offset) / scale).astype(np.float32), rtol=1e-5, atol=1e-6)
     with pytest.raises(RuntimeError, match="25 spatial-loss centres"):
         sampler.draw(None, 1)
     # another classifier of the level starts at the pool's first centre
-    np.testing.assert_array_equal(ImageCentres(pool, ctx, (1, [2]), offset, scale).draw(None, 10)[0], X1)
+    np.testing.assert_array_equal(ImageCentres(pool, ctx, (1, [2, 1]), offset, scale).draw(None, 10)[0], X1)
 
 
 def test_contrast_weights_are_the_loss_weights_of_the_drawn_centres():
@@ -157,3 +161,16 @@ def test_a_spatial_fit_uses_every_centre_of_its_pools(monkeypatch, n_classes):
     assert len(pools) == 1 and len(draws) == 2  # level 0: stage 1 and the fusion classifier share it
     assert max(draws.values()) == len(pools[0])
 
+
+
+@pytest.mark.parametrize("shape,radius,dilation", [((5, 4, 2), 2, 3), ((30, 41), 3, 1), ((2, 1), 1, 2)])
+def test_context_stencil_rows_are_the_mirror_padded_stencils(shape, radius, dilation):
+    """The rows read through reflected indices are those of numpy's symmetric padding (deeper
+    than the map too), channel after channel."""
+    from chm.features import stencil
+
+    m = np.random.default_rng(10).random(shape)
+    flat = np.arange(shape[0] * shape[1])
+    planes = [m] if m.ndim == 2 else [m[:, :, c] for c in range(m.shape[2])]
+    ref = np.concatenate([stencil(p, radius, dilation=dilation).reshape(len(flat), -1) for p in planes], axis=1)
+    np.testing.assert_array_equal(stencil_rows(m, flat, radius, dilation), ref.astype(np.float32))
