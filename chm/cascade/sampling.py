@@ -230,11 +230,12 @@ class CentrePool:
         at = self.stream[start:stop]
         return self.index[at], self.ys[at], self.xs[at]
 
-    def features(self, start, stop):
-        """float32 rows (stop - start, 9, F) of the centres served ``start:stop``."""
+    def features(self, start, stop, out=None):
+        """float32 rows (stop - start, 9, F) of the centres served ``start:stop`` (into ``out``)."""
         at = self.stream[start:stop]
         ordered = np.argsort(at)  # read the file in order
-        out = np.empty((len(at),) + self._shape[1:], np.float32)
+        if out is None:
+            out = np.empty((len(at),) + self._shape[1:], np.float32)
         self._file.flush()
         mm = np.memmap(self._file, dtype=np.float16, mode="r", shape=self._shape)
         out[ordered] = mm[at[ordered]]
@@ -284,6 +285,7 @@ class ImageCentres:
             first = np.r_[0, np.cumsum([m.shape[0] * m.shape[1] for m in padded])[:-1]].astype(np.int64)
             store = np.concatenate([m.reshape(m.shape[0] * m.shape[1], -1) for m in padded])
             self._ctx.append((store, first, widths, p, stencil_offsets(self.radius) * d))
+        self._width = pool._shape[2] + sum(len(c[4]) * c[0].shape[1] for c in self._ctx)
         self._next = 0
 
     def draw(self, rng, n):
@@ -291,9 +293,12 @@ class ImageCentres:
         if b > len(self.pool):
             raise RuntimeError(f"the fit asked for more than the {len(self.pool)} spatial-loss centres drawn for it")
         self._next = b
-        feats = self.pool.features(a, b)
+        # one (n, 9, d) matrix: the bank's columns, then each map's stencils
+        X = np.empty((n, 9, self._width), np.float32)
+        col = self.pool._shape[2]
+        self.pool.features(a, b, out=X[:, :, :col])
         index, ys, xs = self.pool.centres(a, b)
-        blocks, weights = [], None
+        weights = None
         if self._ctx:
             dy, dx = np.divmod(np.arange(9), 3)
             y9, x9 = (ys[:, None] + dy - 1).ravel(), (xs[:, None] + dx - 1).ravel()
@@ -301,14 +306,16 @@ class ImageCentres:
             for store, first, widths, p, offs in self._ctx:
                 w = widths[i9]
                 at = (first[i9] + (y9 + p) * w + x9 + p)[:, None] + offs[:, 0] * w[:, None] + offs[:, 1]
+                k = len(offs) * store.shape[1]
                 # (rows, offsets, channels) -> each channel's stencil in turn, as stencil_rows
-                blocks.append(store[at].transpose(0, 2, 1).reshape(n, 9, -1).astype(np.float32, copy=False))
+                X[:, :, col:col + k] = store[at].transpose(0, 2, 1).reshape(n, 9, k)
+                col += k
         if self._weighted:
             weights = np.empty((n, len(self.loss.flat_stencils)))
             for i in np.unique(index):
                 sel = np.flatnonzero(index == i)
                 weights[sel] = self.loss.centre_weights(self.images[i], ys[sel], xs[sel], sigma=self._sigma[i])
-        X = np.concatenate([feats] + blocks, axis=2).reshape(9 * n, -1) if blocks else feats.reshape(9 * n, -1)
+        X = X.reshape(9 * n, self._width)
         X -= self.offset
         X /= self.scale
         return X, np.arange(9 * n, dtype=np.int64).reshape(n, 9), weights

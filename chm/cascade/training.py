@@ -146,11 +146,13 @@ def fit_cascade(spec, source, images, labels, seeds, caps, rng, par, loss=None, 
                 pooling_time = time.perf_counter() - pooling_time
                 fitted.timings["centres"] = fitted.timings.get("centres", 0.0) + pooling_time
             if pools[l] is not None:
-                level_images = [pyramid.downsample_n(spec.prepare(im, ch), l) for im, ch in zip(images, channels)]
-                spatial = ImageCentres(pools[l], [context_maps(m, s, l, spec.levels, im.shape)
-                                                  for m, im in zip(maps, level_images)],
-                                       spec.stencil(s, l), offset, scale, [spec.image_of(im) for im in level_images],
-                                       loss)
+                weight_images = None  # the level images, for a contrast-sensitive loss's weights only
+                if loss.contrast is not None:
+                    weight_images = [spec.image_of(pyramid.downsample_n(spec.prepare(im, ch), l))
+                               for im, ch in zip(images, channels)]
+                spatial = ImageCentres(pools[l], [context_maps(m, s, l, spec.levels, shape)
+                                                  for m, shape in zip(maps, pools[l].shapes)],
+                                       spec.stencil(s, l), offset, scale, weight_images, loss)
         key = "rms" if K == 2 else "ce"
         with bar(total=clf.epochs, desc=f"stage {s} level {l} SGD", enabled=progress) as pbar:
             clf.fit(X, y, spatial=spatial, spatial_loss=loss, soft_targets=soft,

@@ -258,6 +258,7 @@ class LDNN(Estimator):
                 sq, sp, sup_norm, sp_norm = _sgd.sgd_epoch(
                     self.W_, V, X, sup_rows, sup_t, Xn, nbr, cw, stencils, penalty, spatial_weight, decay, order,
                     gsel, nsel, M, float(self.learning_rate), float(self.momentum), int(self.batch_size))
+                del Xn, nbr, cw  # before the next epoch draws its own
             rms = float(np.sqrt(sq / len(sup_rows)))
             mean_sp = float(sp / n_sp) if n_sp else 0.0
             self.loss_curve_.append((rms, mean_sp))
