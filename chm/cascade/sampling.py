@@ -253,8 +253,9 @@ class ImageCentres:
     Parameters
     ----------
     pool : CentrePool
-    contexts : list of list of ndarray
-        Context maps of each image at its level size (may be empty lists).
+    contexts : iterable of list of ndarray
+        Context maps of each image at its level size (may be empty lists), read once (a
+        generator keeps one image's maps at a time).
     stencil_spec : (int, list of int)
         Context stencil radius and one dilation per context map.
     offset, scale : ndarray, shape (d,)
@@ -276,15 +277,24 @@ class ImageCentres:
         self._sigma = [default_sigma(im) for im in images] if self._weighted else None
         # Each context map of every image, mirror-padded for its stencil, in one (pixels,
         # channels) array: a draw reads the stencils of all its centres in one gather per map.
+        # Filled image by image, so that only one image's maps exist besides the arrays.
+        pads = [self.radius * d for d in self.dilations]
         self._ctx = []
-        for j, d in enumerate(self.dilations if contexts and len(contexts[0]) else []):
-            p = self.radius * d
-            padded = [np.pad(maps[j], [(p, p), (p, p)] + [(0, 0)] * (maps[j].ndim - 2), mode="symmetric")
-                      for maps in contexts]
-            widths = np.array([m.shape[1] for m in padded], dtype=np.int64)
-            first = np.r_[0, np.cumsum([m.shape[0] * m.shape[1] for m in padded])[:-1]].astype(np.int64)
-            store = np.concatenate([m.reshape(m.shape[0] * m.shape[1], -1) for m in padded])
-            self._ctx.append((store, first, widths, p, stencil_offsets(self.radius) * d))
+        for i, maps in enumerate(contexts):
+            if not len(maps):
+                break
+            if not self._ctx:
+                for j, (m, p) in enumerate(zip(maps, pads)):
+                    hw = np.array([(h + 2 * p, w + 2 * p) for h, w in pool.shapes], dtype=np.int64)
+                    sizes = hw[:, 0] * hw[:, 1]
+                    # float16, as the labelled rows' context columns (chm.cascade.sampling.assemble)
+                    store = np.empty((int(sizes.sum()), 1 if m.ndim == 2 else m.shape[2]), np.float16)
+                    self._ctx.append((store, np.r_[0, np.cumsum(sizes)[:-1]], hw[:, 1], p,
+                                      stencil_offsets(self.radius) * self.dilations[j]))
+            for (store, first, widths, p, _), m in zip(self._ctx, maps):
+                padded = np.pad(m, [(p, p), (p, p)] + [(0, 0)] * (m.ndim - 2), mode="symmetric")
+                n_px = padded.shape[0] * padded.shape[1]
+                store[first[i]:first[i] + n_px] = padded.reshape(n_px, -1)
         self._width = pool._shape[2] + sum(len(c[4]) * c[0].shape[1] for c in self._ctx)
         self._next = 0
 

@@ -150,8 +150,8 @@ def fit_cascade(spec, source, images, labels, seeds, caps, rng, par, loss=None, 
                 if loss.contrast is not None:
                     weight_images = [spec.image_of(pyramid.downsample_n(spec.prepare(im, ch), l))
                                for im, ch in zip(images, channels)]
-                spatial = ImageCentres(pools[l], [context_maps(m, s, l, spec.levels, shape)
-                                                  for m, shape in zip(maps, pools[l].shapes)],
+                spatial = ImageCentres(pools[l], (context_maps(m, s, l, spec.levels, shape)
+                                                  for m, shape in zip(maps, pools[l].shapes)),
                                        spec.stencil(s, l), offset, scale, weight_images, loss)
         key = "rms" if K == 2 else "ce"
         with bar(total=clf.epochs, desc=f"stage {s} level {l} SGD", enabled=progress) as pbar:

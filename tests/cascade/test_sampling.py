@@ -79,6 +79,7 @@ def test_draws_serve_the_pool_once_each_with_contexts_and_normalisation():
         flat = neighbourhoods(np.array([y]), np.array([x]), w).ravel()
         raw = np.concatenate([feats[i].reshape(h * w, f)[flat].astype(np.float16).astype(np.float32),
                               stencil_rows(ctx[i][0], flat, 1, 2), stencil_rows(ctx[i][1], flat, 1, 1)], axis=1)
+        raw = raw.astype(np.float16).astype(np.float32)  # float16 columns, as the labelled rows
         np.testing.assert_allclose(X[k], ((raw - offset) / scale).astype(np.float32), rtol=1e-5, atol=1e-6)
     with pytest.raises(RuntimeError, match="25 spatial-loss centres"):
         sampler.draw(None, 1)
