@@ -6,8 +6,9 @@ Fits ``CHM(semi_supervised=...)`` (default ``"tv"``, its recommended weight) on 
 training horses with 10 labelled pixels each, and on ``4 × 164`` images: each horse also mirrored
 left-right, upside down and both (other pixels, so other features; the labels follow the pixels).
 For each size it prints the fit time and the peak RSS of this process and its joblib workers
-(sampled every 0.2 s, :class:`benchmarks._measure.PeakRSS`; pages of the memory-mapped feature
-cache count while they are mapped) and the RSS at the start. Issue target: ≤ 2 GB on 164 images,
+(sampled every 0.2 s, :class:`benchmarks._measure.PeakRSS`; pages of the spatial-loss centres'
+temporary file count while a draw maps them) and the RSS at the start. Run each size in a fresh
+process for a clean start (``--copies 1``, then ``--copies 4``). Issue target: ≤ 2 GB on 164 images,
 growing sub-linearly with their number.
 """
 
