@@ -7,7 +7,6 @@ import pytest
 import chm
 from chm import CHM
 
-from chm.cascade.sampling import ImageCentres
 from chm.datasets import make_shapes
 from chm.metrics import pixel_error
 
@@ -141,36 +140,6 @@ def test_spatial_loss_fit_runs_and_differs(data, fitted, kw, majority_error):
         assert fitted.classifiers_[sl].loss_curve_[0][1] == 0
     assert tv.classifiers_[(1, 1)].loss_curve_[0][1] == 0
     assert tv._recipe().loss.name == kw.get("semi_supervised", "tv")
-
-
-def test_spatial_loss_sees_fresh_centres_every_epoch(data):
-    """The paper's loss sums over every pixel: each epoch draws new centres from all pixels."""
-    from chm.features import FilterBank
-
-    images, _, _ = data
-    bank = FilterBank(("haar",))
-    sampler = ImageCentres(_pool([bank(im) for im in images], 1000, 0), [[] for _ in images], (3, []),
-                           np.zeros(2), np.ones(2))
-    rng = np.random.default_rng(0)
-    seen = set()
-    for _ in range(20):
-        X, nbr, w = sampler.draw(rng, 50)
-        assert X.shape == (450, 2) and nbr.shape == (50, 9) and w is None
-        seen.update(map(tuple, np.round(X[nbr[:, 4]], 6)))
-    interior = sum((im.shape[0] - 2) * (im.shape[1] - 2) for im in images)
-    assert len(seen) > 0.5 * min(1000, interior)  # mostly new centres, not a fixed pool
-
-
-def _pool(feats, n, seed):
-    """A CentrePool of ``n`` centres over these (H, W, F) features, filled as the fit fills it."""
-    from chm.cascade.sampling import CentrePool, draw_centres, neighbourhood_features
-
-    shapes = [f.shape[:2] for f in feats]
-    pool = CentrePool(*draw_centres(shapes, n, np.random.default_rng(seed)), shapes, feats[0].shape[2])
-    for i in range(len(feats)):
-        at = pool.of_image(i)
-        pool.write(i, neighbourhood_features(feats[i], pool.ys[at], pool.xs[at]))
-    return pool
 
 
 def test_weight_decay_shrinks_full_resolution_weights(data, fitted):
@@ -410,34 +379,6 @@ def test_threshold_learned_from_sample_caps(data, fitted):
         np.testing.assert_array_equal(m, p > model.threshold_)
     for p, m in zip(proba, model.predict(images[:2], threshold=0.5)):
         np.testing.assert_array_equal(m, p > 0.5)
-
-
-def test_spatial_centres_rows_match_the_training_rows(data):
-    """A fresh centre's rows are built like the labelled rows: the same bank columns, context
-    stencils and normalisation, so the spatial loss sees what the classifier is trained on."""
-    from chm.cascade.contexts import context_maps
-    from chm.cascade.normalisation import robust_scaling
-    from chm.cascade.cache import FeatureSource
-    from chm.cascade.sampling import assemble, training_rows
-    from chm.features import FilterBank
-
-    images, masks, _ = data
-    bank = FilterBank(("haar", "intensity"))
-    dense = [m.astype(np.int8) for m in masks[:2]]
-    rows = [training_rows(im, lab, 1, [None, None], FeatureSource(bank), seed=0) for im, lab in zip(images[:2], dense)]
-    maps = [{(1, 0): np.random.default_rng(i).random(im.shape).astype(np.float32),
-             (1, 1): np.random.default_rng(9 + i).random(rows[i][1]["shape"]).astype(np.float32)}
-            for i, im in enumerate(images[:2])]
-    spec = (3, [1, 2])  # the fusion classifier (2, 0), "scaled" dilations
-    X, _, _ = assemble(rows, maps, 2, 0, 1, spec)
-    offset, scale = robust_scaling(X, bank)
-    ctx = [context_maps(m, 2, 0, 1, im.shape) for m, im in zip(maps, images[:2])]
-    sampler = ImageCentres(_pool([bank(im) for im in images[:2]], 30, 3), ctx, spec, offset, scale)
-    Xn, nbr, _ = sampler.draw(np.random.default_rng(3), 30)
-    # Every drawn row is one of the (dense) training rows of its image, normalised the same way.
-    Xs = ((X.astype(np.float64) - offset) / scale).astype(np.float32)
-    for row in Xn[nbr[:, 4]]:
-        assert np.min(np.abs(Xs - row).max(axis=1)) < 2e-2  # float16 training rows
 
 
 def test_an_image_without_labels_is_allowed_with_sample_caps(data):

@@ -175,3 +175,54 @@ def test_context_stencil_rows_are_the_mirror_padded_stencils(shape, radius, dila
     planes = [m] if m.ndim == 2 else [m[:, :, c] for c in range(m.shape[2])]
     ref = np.concatenate([stencil(p, radius, dilation=dilation).reshape(len(flat), -1) for p in planes], axis=1)
     np.testing.assert_array_equal(stencil_rows(m, flat, radius, dilation), ref.astype(np.float32))
+
+
+@pytest.fixture(scope="module")
+def shapes_data():
+    return make_shapes(6, shape=(24, 30), noise=0.35, rng=np.random.default_rng(0))
+
+
+def test_spatial_loss_sees_fresh_centres_every_epoch(shapes_data):
+    """The paper's loss sums over every pixel: each epoch draws new centres from all pixels."""
+    from chm.features import FilterBank
+
+    images, _ = shapes_data
+    bank = FilterBank(("haar",))
+    sampler = ImageCentres(_filled_pool([bank(im) for im in images], 1000, 0), [[] for _ in images], (3, []),
+                           np.zeros(2), np.ones(2))
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(20):
+        X, nbr, w = sampler.draw(rng, 50)
+        assert X.shape == (450, 2) and nbr.shape == (50, 9) and w is None
+        seen.update(map(tuple, np.round(X[nbr[:, 4]], 6)))
+    interior = sum((im.shape[0] - 2) * (im.shape[1] - 2) for im in images)
+    assert len(seen) > 0.5 * min(1000, interior)  # mostly new centres, not a fixed pool
+
+
+def test_spatial_centres_rows_match_the_training_rows(shapes_data):
+    """A fresh centre's rows are built like the labelled rows: the same bank columns, context
+    stencils and normalisation, so the spatial loss sees what the classifier is trained on."""
+    from chm.cascade.contexts import context_maps
+    from chm.cascade.normalisation import robust_scaling
+    from chm.cascade.cache import FeatureSource
+    from chm.cascade.sampling import assemble, training_rows
+    from chm.features import FilterBank
+
+    images, masks = shapes_data
+    bank = FilterBank(("haar", "intensity"))
+    dense = [m.astype(np.int8) for m in masks[:2]]
+    rows = [training_rows(im, lab, 1, [None, None], FeatureSource(bank), seed=0) for im, lab in zip(images[:2], dense)]
+    maps = [{(1, 0): np.random.default_rng(i).random(im.shape).astype(np.float32),
+             (1, 1): np.random.default_rng(9 + i).random(rows[i][1]["shape"]).astype(np.float32)}
+            for i, im in enumerate(images[:2])]
+    spec = (3, [1, 2])  # the fusion classifier (2, 0), "scaled" dilations
+    X, _, _ = assemble(rows, maps, 2, 0, 1, spec)
+    offset, scale = robust_scaling(X, bank)
+    ctx = [context_maps(m, 2, 0, 1, im.shape) for m, im in zip(maps, images[:2])]
+    sampler = ImageCentres(_filled_pool([bank(im) for im in images[:2]], 30, 3), ctx, spec, offset, scale)
+    Xn, nbr, _ = sampler.draw(np.random.default_rng(3), 30)
+    # Every drawn row is one of the (dense) training rows of its image, normalised the same way.
+    Xs = ((X.astype(np.float64) - offset) / scale).astype(np.float32)
+    for row in Xn[nbr[:, 4]]:
+        assert np.min(np.abs(Xs - row).max(axis=1)) < 2e-2  # float16 training rows
