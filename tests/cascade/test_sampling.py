@@ -226,3 +226,16 @@ def test_spatial_centres_rows_match_the_training_rows(shapes_data):
     Xs = ((X.astype(np.float64) - offset) / scale).astype(np.float32)
     for row in Xn[nbr[:, 4]]:
         assert np.min(np.abs(Xs - row).max(axis=1)) < 2e-2  # float16 training rows
+
+
+def test_a_spatial_fit_is_the_same_for_a_seed_and_any_n_jobs():
+    """The pool is drawn by the fit's generator and filled by image, whichever worker read it."""
+    images, masks = make_shapes(4, shape=(36, 40), rng=3)
+    labels = sample_sparse_labels(masks, 20, rng=4)
+    kw = dict(levels=1, stages=2, features=("edge",), epochs=3, semi_supervised="tv", alpha=0.01, progress=False)
+    a = CHM(**kw, random_state=5, n_jobs=1).fit(images, labels)
+    b = CHM(**kw, random_state=5, n_jobs=2).fit(images, labels)
+    c = CHM(**kw, random_state=6, n_jobs=1).fit(images, labels)
+    for key in a.classifiers_:
+        np.testing.assert_array_equal(a.classifiers_[key].W_, b.classifiers_[key].W_)
+    assert not np.array_equal(a.classifiers_[(2, 0)].W_, c.classifiers_[(2, 0)].W_)
