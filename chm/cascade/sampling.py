@@ -212,6 +212,11 @@ class CentrePool:
     def __len__(self):
         return self._shape[0]
 
+    @property
+    def n_features(self):
+        """Filter-bank columns of each stored row."""
+        return self._shape[2]
+
     def of_image(self, i):
         """The slice of image ``i``'s centres in :attr:`index`, :attr:`ys`, :attr:`xs`."""
         return slice(int(self.bounds[i]), int(self.bounds[i + 1]))
@@ -224,6 +229,7 @@ class CentrePool:
             raise ValueError(f"image {i} has {sl.stop - sl.start} centres of {self._shape[1:]} rows, got {rows.shape}")
         self._file.seek(2 * sl.start * self._shape[1] * self._shape[2])
         self._file.write(rows.tobytes())
+        self._file.flush()  # visible to the draws' maps
 
     def centres(self, start, stop):
         """(index, ys, xs) of the centres served ``start:stop``."""
@@ -236,7 +242,6 @@ class CentrePool:
         ordered = np.argsort(at)  # read the file in order
         if out is None:
             out = np.empty((len(at),) + self._shape[1:], np.float32)
-        self._file.flush()
         mm = np.memmap(self._file, dtype=np.float16, mode="r", shape=self._shape)
         out[ordered] = mm[at[ordered]]
         del mm  # unmapped: its pages leave this process's memory
@@ -295,7 +300,7 @@ class ImageCentres:
                 padded = np.pad(m, [(p, p), (p, p)] + [(0, 0)] * (m.ndim - 2), mode="symmetric")
                 n_px = padded.shape[0] * padded.shape[1]
                 store[first[i]:first[i] + n_px] = padded.reshape(n_px, -1)
-        self._width = pool._shape[2] + sum(len(c[4]) * c[0].shape[1] for c in self._ctx)
+        self._width = pool.n_features + sum(len(c[4]) * c[0].shape[1] for c in self._ctx)
         self._next = 0
 
     def draw(self, rng, n):
@@ -305,7 +310,7 @@ class ImageCentres:
         self._next = b
         # one (n, 9, d) matrix: the bank's columns, then each map's stencils
         X = np.empty((n, 9, self._width), np.float32)
-        col = self.pool._shape[2]
+        col = self.pool.n_features
         self.pool.features(a, b, out=X[:, :, :col])
         index, ys, xs = self.pool.centres(a, b)
         weights = None
